@@ -1,0 +1,21 @@
+//! x402 Access Pass for Envoy: sells time-boxed API access over x402 (USDC on Solana).
+//!
+//! The crate is split in two: a host-agnostic core (every module below except
+//! `filter`) that is plain Rust and tested natively with `cargo test`, and a thin
+//! proxy-wasm layer (`filter`) that only moves bytes between Envoy and the core.
+
+pub mod challenge;
+pub mod config;
+pub mod decision;
+pub mod facilitator;
+pub mod offer;
+pub mod payment;
+pub mod pricing;
+pub mod purchase;
+pub mod replay;
+pub mod response;
+pub mod solana;
+pub mod token;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;

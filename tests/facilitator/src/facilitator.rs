@@ -1,0 +1,672 @@
+//! The x402 `exact` SVM facilitator logic (SPEC §9, §13): `/supported`,
+//! `/verify` and `/settle`, without a blockchain. Pure functions over JSON
+//! values; the HTTP layer is in `app`.
+
+use crate::pda::associated_token_address;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ed25519_compact::{KeyPair, Seed};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use x402_access_pass::solana::{
+    decode_pubkey, encode_base58, Pubkey, Transaction, COMPUTE_BUDGET_PROGRAM_ID, MEMO_PROGRAM_ID,
+    TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, TRANSFER_CHECKED_TAG,
+};
+
+/// Reason strings of `@x402/svm` (exact scheme), plus a few of our own.
+pub mod reason {
+    pub const INVALID_PAYLOAD: &str = "invalid_payload";
+    pub const INVALID_X402_VERSION: &str = "invalid_x402_version";
+    pub const UNSUPPORTED_SCHEME: &str = "invalid_exact_svm_unsupported_scheme";
+    pub const NETWORK_MISMATCH: &str = "invalid_exact_svm_network_mismatch";
+    pub const MISSING_FEE_PAYER: &str = "invalid_exact_svm_payload_missing_fee_payer";
+    pub const FEE_PAYER_NOT_MANAGED: &str =
+        "invalid_exact_svm_fee_payer_not_managed_by_facilitator";
+    pub const INVALID_PAYLOAD_TRANSACTION: &str = "invalid_exact_svm_payload_transaction";
+    pub const COULD_NOT_BE_DECODED: &str =
+        "invalid_exact_svm_payload_transaction_could_not_be_decoded";
+    pub const SIGNATURE_INVALID: &str = "invalid_exact_svm_payload_signature_invalid";
+    pub const INSTRUCTIONS_LENGTH: &str =
+        "invalid_exact_svm_payload_transaction_instructions_length";
+    pub const COMPUTE_LIMIT: &str =
+        "invalid_exact_svm_payload_transaction_instructions_compute_limit_instruction";
+    pub const COMPUTE_PRICE: &str =
+        "invalid_exact_svm_payload_transaction_instructions_compute_price_instruction";
+    pub const COMPUTE_PRICE_TOO_HIGH: &str =
+        "invalid_exact_svm_payload_transaction_instructions_compute_price_instruction_too_high";
+    pub const NO_TRANSFER: &str = "invalid_exact_svm_payload_no_transfer_instruction";
+    pub const FEE_PAYER_TRANSFERRING: &str =
+        "invalid_exact_svm_payload_transaction_fee_payer_transferring_funds";
+    pub const MINT_MISMATCH: &str = "invalid_exact_svm_payload_mint_mismatch";
+    pub const RECIPIENT_MISMATCH: &str = "invalid_exact_svm_payload_recipient_mismatch";
+    pub const AMOUNT_MISMATCH: &str = "invalid_exact_svm_payload_amount_mismatch";
+    /// Not in `@x402/svm` (which reads decimals from the mint on chain).
+    pub const DECIMALS_MISMATCH: &str = "invalid_exact_svm_payload_decimals_mismatch";
+    pub const UNKNOWN_INSTRUCTION: &str = "invalid_exact_svm_payload_unknown_instruction";
+    pub const MEMO_COUNT: &str = "invalid_exact_svm_payload_memo_count";
+    pub const MEMO_MISMATCH: &str = "invalid_exact_svm_payload_memo_mismatch";
+    pub const DUPLICATE_SETTLEMENT: &str = "duplicate_settlement";
+    /// What the `settle_failure` fault answers.
+    pub const TRANSACTION_FAILED: &str = "transaction_failed";
+}
+
+/// Lighthouse (wallet guard) program, allowed after the transfer like a memo.
+const LIGHTHOUSE_PROGRAM: &str = "L2TExMFKdjpN9kozasaurPirfHy9P8sbXoAN1qA3S95";
+/// Highest compute-unit price accepted, in micro-lamports (as `@x402/svm`).
+const MAX_COMPUTE_UNIT_PRICE: u64 = 5_000_000;
+
+pub struct Config {
+    pub network: String,
+    pub asset: Pubkey,
+    pub decimals: u8,
+    keypair: KeyPair,
+    pub fee_payer: Pubkey,
+}
+
+impl Config {
+    pub fn new(
+        network: &str,
+        asset: &str,
+        fee_payer_seed: [u8; 32],
+        decimals: u8,
+    ) -> Result<Config, String> {
+        let asset = decode_pubkey(asset).ok_or("--asset is not a base58 32-byte address")?;
+        let keypair = KeyPair::try_from_seed(Seed::new(fee_payer_seed))
+            .map_err(|_| "--fee-payer-seed-hex must not be all zeros")?;
+        let fee_payer = *keypair.pk;
+        Ok(Config {
+            network: network.to_string(),
+            asset,
+            decimals,
+            keypair,
+            fee_payer,
+        })
+    }
+
+    pub fn fee_payer_b58(&self) -> String {
+        encode_base58(&self.fee_payer)
+    }
+}
+
+/// A payment that passed verification.
+#[derive(Debug, Clone)]
+pub struct Valid {
+    pub wire: Vec<u8>,
+    pub message_hash: [u8; 32],
+    pub payer: String,
+    pub amount: u64,
+    pub pay_to: String,
+}
+
+/// Why a payment is invalid, and its payer when known (x402 reports the
+/// payer only once the buyer's signature has been checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub reason: &'static str,
+    pub payer: String,
+}
+
+fn invalid(reason: &'static str) -> Invalid {
+    Invalid {
+        reason,
+        payer: String::new(),
+    }
+}
+
+fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
+    path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
+}
+
+/// Verifies a `/verify` or `/settle` body, check by check in the order of
+/// `@x402/svm`'s exact facilitator.
+pub fn verify(cfg: &Config, body: &Value) -> Result<Valid, Invalid> {
+    let payload = body.get("paymentPayload").filter(|v| v.is_object());
+    let reqs = body.get("paymentRequirements").filter(|v| v.is_object());
+    let (Some(payload), Some(reqs)) = (payload, reqs) else {
+        return Err(invalid(reason::INVALID_PAYLOAD));
+    };
+    let version_ok = |v: Option<&Value>| v.is_none_or(|v| v.as_u64() == Some(2));
+    if !version_ok(body.get("x402Version"))
+        || payload.get("x402Version").and_then(Value::as_u64) != Some(2)
+    {
+        return Err(invalid(reason::INVALID_X402_VERSION));
+    }
+    let accepted = payload.get("accepted").filter(|v| v.is_object());
+    let Some(accepted) = accepted else {
+        return Err(invalid(reason::INVALID_PAYLOAD));
+    };
+
+    // Scheme and network.
+    if str_at(reqs, &["scheme"]) != Some("exact") || str_at(accepted, &["scheme"]) != Some("exact")
+    {
+        return Err(invalid(reason::UNSUPPORTED_SCHEME));
+    }
+    let network = str_at(reqs, &["network"]);
+    if network != Some(cfg.network.as_str()) || str_at(accepted, &["network"]) != network {
+        return Err(invalid(reason::NETWORK_MISMATCH));
+    }
+
+    // Fee payer: named by the requirements, and ours.
+    let Some(fee_payer) = str_at(reqs, &["extra", "feePayer"]).and_then(decode_pubkey) else {
+        return Err(invalid(reason::MISSING_FEE_PAYER));
+    };
+    if fee_payer != cfg.fee_payer {
+        return Err(invalid(reason::FEE_PAYER_NOT_MANAGED));
+    }
+
+    // The transaction.
+    let Some(tx_b64) = str_at(payload, &["payload", "transaction"]) else {
+        return Err(invalid(reason::INVALID_PAYLOAD_TRANSACTION));
+    };
+    let Ok(wire) = B64.decode(tx_b64) else {
+        return Err(invalid(reason::COULD_NOT_BE_DECODED));
+    };
+    // Lookup tables make decoding fail too (as @x402/svm, which cannot
+    // resolve them offline either).
+    let Ok(tx) = Transaction::decode(&wire) else {
+        return Err(invalid(reason::COULD_NOT_BE_DECODED));
+    };
+    if tx.fee_payer() != Some(&cfg.fee_payer) {
+        return Err(invalid(reason::FEE_PAYER_NOT_MANAGED));
+    }
+    // Every signer but the fee payer (who signs at settlement) has signed.
+    if tx.signatures.len() < 2 || !(1..tx.signatures.len()).all(|i| tx.verify_signature(i)) {
+        return Err(invalid(reason::SIGNATURE_INVALID));
+    }
+
+    // Instruction layout: compute limit, compute price, transfer, then
+    // optional memo / guard instructions.
+    let ixs = &tx.instructions;
+    if !(3..=7).contains(&ixs.len()) {
+        return Err(invalid(reason::INSTRUCTIONS_LENGTH));
+    }
+    let limit_ok = ixs.first().is_some_and(|ix| {
+        tx.program_id(ix) == Some(&COMPUTE_BUDGET_PROGRAM_ID)
+            && ix.data.len() == 5
+            && ix.data.first() == Some(&2)
+    });
+    if !limit_ok {
+        return Err(invalid(reason::COMPUTE_LIMIT));
+    }
+    let price = ixs.get(1).and_then(|ix| {
+        let data = ix.data;
+        (tx.program_id(ix) == Some(&COMPUTE_BUDGET_PROGRAM_ID)
+            && data.len() == 9
+            && data.first() == Some(&3))
+        .then(|| {
+            data.get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes)
+        })
+        .flatten()
+    });
+    match price {
+        None => return Err(invalid(reason::COMPUTE_PRICE)),
+        Some(p) if p > MAX_COMPUTE_UNIT_PRICE => {
+            return Err(invalid(reason::COMPUTE_PRICE_TOO_HIGH))
+        }
+        Some(_) => {}
+    }
+    let third_is_transfer = ixs.get(2).is_some_and(|ix| {
+        let p = tx.program_id(ix);
+        (p == Some(&TOKEN_PROGRAM_ID) || p == Some(&TOKEN_2022_PROGRAM_ID))
+            && ix.data.len() == 10
+            && ix.data.first() == Some(&TRANSFER_CHECKED_TAG)
+            && ix.accounts.len() >= 4
+    });
+    // The first TransferChecked is the third instruction: the two before are
+    // compute-budget ones.
+    let transfer = tx.transfer_checked().into_iter().next();
+    let Some(transfer) = transfer.filter(|_| third_is_transfer) else {
+        return Err(invalid(reason::NO_TRANSFER));
+    };
+    let payer = encode_base58(transfer.authority);
+    let fail = |reason: &'static str| Invalid {
+        reason,
+        payer: payer.clone(),
+    };
+
+    // The authority must have signed (it is one of the verified signers).
+    let signers = usize::from(tx.num_required_signatures);
+    if !tx
+        .account_keys
+        .iter()
+        .take(signers)
+        .skip(1)
+        .any(|k| *k == transfer.authority)
+    {
+        return Err(fail(reason::SIGNATURE_INVALID));
+    }
+    // The fee payer's funds are never moved: it appears in no instruction.
+    if ixs.iter().any(|ix| {
+        ix.accounts
+            .iter()
+            .any(|&a| tx.account_key(a) == Some(&cfg.fee_payer))
+    }) {
+        return Err(fail(reason::FEE_PAYER_TRANSFERRING));
+    }
+
+    let req_asset = str_at(reqs, &["asset"]).and_then(decode_pubkey);
+    if req_asset != Some(*transfer.mint) || *transfer.mint != cfg.asset {
+        return Err(fail(reason::MINT_MISMATCH));
+    }
+    let pay_to_str = str_at(reqs, &["payTo"]).unwrap_or_default();
+    let Some(pay_to) = decode_pubkey(pay_to_str) else {
+        return Err(fail(reason::RECIPIENT_MISMATCH));
+    };
+    if *transfer.destination != associated_token_address(&pay_to, transfer.program, transfer.mint) {
+        return Err(fail(reason::RECIPIENT_MISMATCH));
+    }
+    let amount = str_at(reqs, &["amount"])
+        .or_else(|| str_at(reqs, &["maxAmountRequired"]))
+        .and_then(|a| a.parse::<u64>().ok());
+    if amount != Some(transfer.amount) {
+        return Err(fail(reason::AMOUNT_MISMATCH));
+    }
+    if transfer.decimals != cfg.decimals {
+        return Err(fail(reason::DECIMALS_MISMATCH));
+    }
+
+    // Optional instructions after the transfer: memos and wallet guards only.
+    let lighthouse = decode_pubkey(LIGHTHOUSE_PROGRAM);
+    let mut memos = Vec::new();
+    for ix in ixs.iter().skip(3) {
+        let program = tx.program_id(ix).copied();
+        if program == Some(MEMO_PROGRAM_ID) {
+            memos.push(ix.data);
+        } else if program.is_none() || program != lighthouse {
+            return Err(fail(reason::UNKNOWN_INSTRUCTION));
+        }
+    }
+    if let Some(expected) = str_at(reqs, &["extra", "memo"]) {
+        match memos.as_slice() {
+            [one] if *one == expected.as_bytes() => {}
+            [_] => return Err(fail(reason::MEMO_MISMATCH)),
+            _ => return Err(fail(reason::MEMO_COUNT)),
+        }
+    }
+
+    Ok(Valid {
+        message_hash: tx.message_hash(),
+        wire: wire.clone(),
+        payer,
+        amount: transfer.amount,
+        pay_to: pay_to_str.to_string(),
+    })
+}
+
+/// Co-signs a verified payment: signature slot 0 = fee payer over the message.
+/// Returns the signed wire transaction and the signature.
+pub fn co_sign(cfg: &Config, wire: &[u8]) -> Option<(Vec<u8>, [u8; 64])> {
+    let tx = Transaction::decode(wire).ok()?;
+    let sig = cfg.keypair.sk.sign(tx.message, None);
+    let prefix = wire
+        .len()
+        .checked_sub(tx.message.len() + 64 * tx.signatures.len())?;
+    let mut out = wire.to_vec();
+    out.get_mut(prefix..prefix + 64)?
+        .copy_from_slice(sig.as_ref());
+    Some((out, *sig))
+}
+
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    pub message_hash: [u8; 32],
+    pub transaction: String,
+    pub signed_transaction: String,
+    pub payer: String,
+    pub amount: u64,
+    pub pay_to: String,
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Counts {
+    pub supported: u64,
+    pub verify: u64,
+    pub settle: u64,
+    pub settle_success: u64,
+    pub rpc: u64,
+}
+
+#[derive(Default)]
+struct Store {
+    by_hash: HashMap<[u8; 32], usize>,
+    settlements: Vec<Settlement>,
+    counts: Counts,
+}
+
+/// The facilitator: configuration plus the settlement records.
+pub struct Facilitator {
+    pub cfg: Config,
+    store: Mutex<Store>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// v1 network name of a CAIP-2 id, for the `/supported` listing.
+fn v1_network(caip2: &str) -> Option<&'static str> {
+    match caip2 {
+        "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp" => Some("solana"),
+        "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1" => Some("solana-devnet"),
+        _ => None,
+    }
+}
+
+impl Facilitator {
+    pub fn new(cfg: Config) -> Facilitator {
+        Facilitator {
+            cfg,
+            store: Mutex::new(Store::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn count(&self, f: impl FnOnce(&mut Counts)) {
+        f(&mut self.lock().counts)
+    }
+
+    pub fn supported(&self) -> Value {
+        let fp = self.cfg.fee_payer_b58();
+        let mut kinds = vec![
+            json!({"x402Version": 2, "scheme": "exact", "network": self.cfg.network, "extra": {"feePayer": fp}}),
+        ];
+        if let Some(v1) = v1_network(&self.cfg.network) {
+            kinds.push(json!({"x402Version": 1, "scheme": "exact", "network": v1, "extra": {"feePayer": fp}}));
+        }
+        json!({"kinds": kinds, "extensions": [], "signers": {"solana:*": [fp]}})
+    }
+
+    pub fn verify(&self, body: &Value) -> Value {
+        match verify(&self.cfg, body) {
+            Ok(v) => json!({"isValid": true, "payer": v.payer}),
+            Err(e) => json!({"isValid": false, "invalidReason": e.reason, "payer": e.payer}),
+        }
+    }
+
+    fn settle_error(&self, reason: &str, payer: &str) -> Value {
+        json!({"success": false, "errorReason": reason, "transaction": "", "network": self.cfg.network, "payer": payer})
+    }
+
+    /// Re-verifies, refuses a payment already settled, co-signs and records.
+    /// `fail` (the `settle_failure` fault) answers `transaction_failed`
+    /// without recording. Atomic per message hash: the store lock is held
+    /// from the duplicate check to the record.
+    pub fn settle(&self, body: &Value, fail: bool) -> Value {
+        let valid = match verify(&self.cfg, body) {
+            Ok(v) => v,
+            Err(e) => return self.settle_error(e.reason, &e.payer),
+        };
+        let mut store = self.lock();
+        if store.by_hash.contains_key(&valid.message_hash) {
+            return self.settle_error(reason::DUPLICATE_SETTLEMENT, &valid.payer);
+        }
+        if fail {
+            return self.settle_error(reason::TRANSACTION_FAILED, &valid.payer);
+        }
+        let Some((signed, sig)) = co_sign(&self.cfg, &valid.wire) else {
+            return self.settle_error(reason::TRANSACTION_FAILED, &valid.payer);
+        };
+        let txid = encode_base58(&sig);
+        let index = store.settlements.len();
+        store.settlements.push(Settlement {
+            message_hash: valid.message_hash,
+            transaction: txid.clone(),
+            signed_transaction: B64.encode(&signed),
+            payer: valid.payer.clone(),
+            amount: valid.amount,
+            pay_to: valid.pay_to.clone(),
+        });
+        store.by_hash.insert(valid.message_hash, index);
+        store.counts.settle_success += 1;
+        json!({"success": true, "transaction": txid, "network": self.cfg.network, "payer": valid.payer})
+    }
+
+    pub fn state(&self) -> Value {
+        let store = self.lock();
+        let asset = encode_base58(&self.cfg.asset);
+        let settlements: Vec<Value> = store
+            .settlements
+            .iter()
+            .map(|s| {
+                json!({
+                    "messageHash": hex(&s.message_hash),
+                    "transaction": s.transaction,
+                    "payer": s.payer,
+                    "amount": s.amount.to_string(),
+                    "payTo": s.pay_to,
+                    "asset": asset,
+                    "network": self.cfg.network,
+                    "signedTransaction": s.signed_transaction,
+                })
+            })
+            .collect();
+        let c = store.counts;
+        json!({
+            "settlements": settlements,
+            "counts": {"supported": c.supported, "verify": c.verify, "settle": c.settle, "settleSuccess": c.settle_success, "rpc": c.rpc},
+        })
+    }
+
+    /// Forgets every settlement and counter.
+    pub fn reset_records(&self) {
+        *self.lock() = Store::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdata;
+
+    fn facilitator() -> Facilitator {
+        Facilitator::new(testdata::config())
+    }
+
+    fn verify_body() -> Value {
+        testdata::vectors()["facilitatorWire"][1]["req"].clone()
+    }
+
+    fn with_reqs(f: impl FnOnce(&mut Value)) -> Value {
+        let mut b = verify_body();
+        f(&mut b["paymentRequirements"]);
+        b
+    }
+
+    #[test]
+    fn supported_lists_the_fee_payer() {
+        let v = testdata::vectors();
+        assert_eq!(facilitator().supported(), v["facilitatorWire"][0]["resp"]);
+    }
+
+    #[test]
+    fn verify_accepts_the_official_payment() {
+        let v = testdata::vectors();
+        assert_eq!(
+            facilitator().verify(&verify_body()),
+            v["facilitatorWire"][1]["resp"]
+        );
+    }
+
+    #[test]
+    fn verify_matches_the_official_negative_answers() {
+        let v = testdata::vectors();
+        let neg = &v["negativeV2"];
+        let payer = v["keys"]["payer"].as_str().unwrap().to_string();
+        let fac = facilitator();
+        let cases: Vec<(&str, Value)> = vec![
+            ("amount", with_reqs(|r| r["amount"] = json!("2000"))),
+            ("payTo", with_reqs(|r| r["payTo"] = json!(payer))),
+            (
+                "mint",
+                with_reqs(|r| r["asset"] = json!(testdata::MAINNET_USDC)),
+            ),
+            (
+                "feePayerNotManaged",
+                with_reqs(|r| r["extra"]["feePayer"] = v["keys"]["merchant"].clone()),
+            ),
+            ("memo", with_reqs(|r| r["extra"]["memo"] = json!("other"))),
+            ("badSig", {
+                let mut b = verify_body();
+                let mut wire = testdata::payment_wire();
+                wire[1 + 64 + 5] ^= 0xff;
+                b["paymentPayload"]["payload"]["transaction"] = json!(B64.encode(&wire));
+                b
+            }),
+            ("garbage", {
+                let mut b = verify_body();
+                b["paymentPayload"]["payload"]["transaction"] = json!("AAAA");
+                b
+            }),
+            ("network", {
+                let mut b = verify_body();
+                b["paymentPayload"]["accepted"]["network"] =
+                    json!("solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp");
+                b
+            }),
+        ];
+        assert_eq!(cases.len(), neg.as_object().unwrap().len());
+        for (name, body) in cases {
+            assert_eq!(fac.verify(&body), neg[name], "case {name}");
+        }
+    }
+
+    #[test]
+    fn verify_other_failures() {
+        let fac = facilitator();
+        let r = |b: &Value| {
+            fac.verify(b)["invalidReason"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        };
+        assert_eq!(
+            r(&with_reqs(|r| r["scheme"] = json!("upto"))),
+            reason::UNSUPPORTED_SCHEME
+        );
+        assert_eq!(
+            r(&with_reqs(
+                |r| r["network"] = json!("solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp")
+            )),
+            reason::NETWORK_MISMATCH
+        );
+        assert_eq!(
+            r(&with_reqs(|r| {
+                r["extra"].as_object_mut().unwrap().remove("feePayer");
+            })),
+            reason::MISSING_FEE_PAYER
+        );
+        assert_eq!(
+            r(&with_reqs(|r| {
+                r["extra"].as_object_mut().unwrap().remove("memo");
+            })),
+            ""
+        );
+        assert_eq!(r(&json!({"x402Version": 2})), reason::INVALID_PAYLOAD);
+        let mut b = verify_body();
+        b["paymentPayload"]["x402Version"] = json!(1);
+        assert_eq!(r(&b), reason::INVALID_X402_VERSION);
+        // maxAmountRequired is the fallback for amount.
+        assert_eq!(
+            r(&with_reqs(|r| {
+                let a = r.as_object_mut().unwrap().remove("amount").unwrap();
+                r["maxAmountRequired"] = a;
+            })),
+            ""
+        );
+        // An asset other than the configured one, even if the tx pays it.
+        let mut cfg = testdata::config();
+        cfg.asset = decode_pubkey(testdata::MAINNET_USDC).unwrap();
+        assert_eq!(
+            verify(&cfg, &verify_body()).unwrap_err().reason,
+            reason::MINT_MISMATCH
+        );
+        let mut cfg = testdata::config();
+        cfg.decimals = 9;
+        assert_eq!(
+            verify(&cfg, &verify_body()).unwrap_err().reason,
+            reason::DECIMALS_MISMATCH
+        );
+        // A transaction with lookup tables does not decode.
+        let mut wire = testdata::payment_wire();
+        *wire.last_mut().unwrap() = 1;
+        wire.extend_from_slice(&[7u8; 32]);
+        wire.extend_from_slice(&[1, 0, 0]);
+        let mut b = verify_body();
+        b["paymentPayload"]["payload"]["transaction"] = json!(B64.encode(&wire));
+        assert_eq!(r(&b), reason::COULD_NOT_BE_DECODED);
+        // The fully signed transaction verifies too (fee payer slot ignored).
+        let mut b = verify_body();
+        b["paymentPayload"]["payload"]["transaction"] =
+            testdata::vectors()["fullySignedTxBroadcast"].clone();
+        assert_eq!(r(&b), "");
+    }
+
+    #[test]
+    fn settle_co_signs_like_the_official_facilitator() {
+        let v = testdata::vectors();
+        let fac = facilitator();
+        let body = v["facilitatorWire"][2]["req"].clone();
+        let answer = fac.settle(&body, false);
+        assert_eq!(answer, v["facilitatorWire"][2]["resp"]);
+        assert_eq!(
+            answer["transaction"],
+            v["settleResult"]["decoded"]["transaction"]
+        );
+        let state = fac.state();
+        assert_eq!(
+            state["settlements"][0]["signedTransaction"],
+            v["fullySignedTxBroadcast"]
+        );
+        assert_eq!(state["settlements"][0]["amount"], "1000");
+        assert_eq!(state["settlements"][0]["payTo"], v["keys"]["merchant"]);
+        assert_eq!(state["counts"]["settleSuccess"], 1);
+        // Settling again is refused, as the official facilitator does.
+        assert_eq!(fac.settle(&body, false), v["duplicateSettle"]);
+        assert_eq!(fac.state()["settlements"].as_array().unwrap().len(), 1);
+        fac.reset_records();
+        assert_eq!(fac.settle(&body, false), v["facilitatorWire"][2]["resp"]);
+    }
+
+    #[test]
+    fn settle_failure_and_invalid_do_not_record() {
+        let fac = facilitator();
+        let body = verify_body();
+        let a = fac.settle(&body, true);
+        assert_eq!(a["success"], false);
+        assert_eq!(a["errorReason"], reason::TRANSACTION_FAILED);
+        assert_eq!(a["transaction"], "");
+        let bad = with_reqs(|r| r["amount"] = json!("2000"));
+        let a = fac.settle(&bad, false);
+        assert_eq!(a["errorReason"], reason::AMOUNT_MISMATCH);
+        assert_eq!(a["payer"], testdata::vectors()["keys"]["payer"]);
+        assert!(fac.state()["settlements"].as_array().unwrap().is_empty());
+        assert_eq!(fac.settle(&body, false)["success"], true);
+    }
+
+    #[test]
+    fn concurrent_settles_settle_once() {
+        let fac = std::sync::Arc::new(facilitator());
+        let body = std::sync::Arc::new(verify_body());
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (fac, body) = (fac.clone(), body.clone());
+                std::thread::spawn(move || fac.settle(&body, false))
+            })
+            .collect();
+        let answers: Vec<Value> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(answers.iter().filter(|a| a["success"] == true).count(), 1);
+        assert_eq!(
+            answers
+                .iter()
+                .filter(|a| a["errorReason"] == reason::DUPLICATE_SETTLEMENT)
+                .count(),
+            7
+        );
+    }
+}
