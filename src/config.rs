@@ -1,0 +1,863 @@
+//! Plugin configuration (SPEC §2): parsed and validated once, in `on_configure`,
+//! then shared read-only by every request of the worker.
+//!
+//! Every field is read from a `serde_json::Value` by hand so that each problem
+//! is reported as ONE line naming the field, e.g.
+//! `tiers.90s: invalid tier id (expected a number then m, h, d or w)`.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::challenge;
+use crate::pricing::{self, PriceError};
+use crate::solana::{self, Pubkey};
+use crate::token::{KeyMaterial, KeyRing, KeySpec, VerifyPolicy};
+
+pub const MAINNET: &str = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp";
+pub const DEVNET: &str = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1";
+const MAINNET_USDC: &str = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";
+const DEVNET_USDC: &str = "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU";
+pub const DEFAULT_ISSUER: &str = "x402-access-pass";
+const DEFAULT_FACILITATOR_URL: &str = "https://x402.dexter.cash";
+const DEFAULT_FACILITATOR_CLUSTER: &str = "x402_facilitator";
+const MIN_SECRET_BYTES: usize = 32;
+
+/// A configuration problem: the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError { field: field.into(), problem: problem.into() }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid x402-access-pass configuration: {}: {}", self.field, self.problem)
+    }
+}
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+/// The token paid in.
+#[derive(Debug, Clone)]
+pub struct Asset {
+    pub address: String,
+    pub key: Pubkey,
+    pub decimals: u8,
+}
+
+/// A fixed-duration pass for sale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tier {
+    pub id: String,
+    pub seconds: u64,
+    /// The configured price string, as written (shown to buyers).
+    pub price: String,
+    pub atomic: u64,
+    pub label: String,
+}
+
+/// `ratePerHour`, which enables `?duration=<seconds>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rate {
+    pub price: String,
+    pub atomic: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathRule {
+    Prefix(String),
+    Exact(String),
+}
+
+impl PathRule {
+    fn matches(&self, path: &[u8]) -> bool {
+        match self {
+            PathRule::Prefix(prefix) => path.starts_with(prefix.as_bytes()),
+            PathRule::Exact(exact) => path == exact.as_bytes(),
+        }
+    }
+}
+
+/// Where the facilitator callouts go.
+#[derive(Debug, Clone)]
+pub struct Facilitator {
+    pub scheme: String,
+    pub authority: String,
+    /// Path prefix without a trailing slash (`""` for the root).
+    pub path_prefix: String,
+    pub cluster: String,
+    pub timeout_ms: u64,
+    pub headers: Vec<(String, String)>,
+}
+
+/// A pass claim that can be copied into a request header for the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    Tier,
+    Payer,
+    Expires,
+    IssuedAt,
+    Duration,
+    Network,
+    Issuer,
+    Subject,
+}
+
+impl Claim {
+    fn parse(name: &str) -> Option<Claim> {
+        Some(match name {
+            "tier" => Claim::Tier,
+            "payer" => Claim::Payer,
+            "exp" => Claim::Expires,
+            "iat" => Claim::IssuedAt,
+            "duration" => Claim::Duration,
+            "network" => Claim::Network,
+            "iss" => Claim::Issuer,
+            "sub" => Claim::Subject,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    Any,
+    List(Vec<String>),
+}
+
+/// The validated configuration.
+pub struct Config {
+    pub pay_to: String,
+    pub pay_to_key: Pubkey,
+    pub network: String,
+    pub asset: Asset,
+    /// Sorted by duration, shortest first: `tiers[0]` is the default pass.
+    pub tiers: Vec<Tier>,
+    pub rate_per_hour: Option<Rate>,
+    pub min_duration_seconds: u64,
+    pub max_duration_seconds: u64,
+    pub facilitator: Facilitator,
+    pub fee_payer: Option<String>,
+    pub keys: KeyRing,
+    pub verify_policy: VerifyPolicy,
+    pub issuer: String,
+    pub audience: Option<String>,
+    pub description: Option<String>,
+    pub protect: Vec<PathRule>,
+    pub bypass: Vec<PathRule>,
+    pub forward_authorization: bool,
+    pub claim_headers: Vec<(String, Claim)>,
+    pub allowed_origins: AllowedOrigins,
+    pub replay_window_seconds: u64,
+    /// `X-ACCESS-PASS-TIERS` value, built once (it is the same for every request).
+    pub access_pass_tiers_header: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawConfig {
+    pay_to: Option<Value>,
+    network: Option<Value>,
+    asset: Option<Value>,
+    tiers: Option<Value>,
+    rate_per_hour: Option<Value>,
+    min_duration_seconds: Option<Value>,
+    max_duration_seconds: Option<Value>,
+    facilitator_url: Option<Value>,
+    facilitator_cluster: Option<Value>,
+    facilitator_timeout_ms: Option<Value>,
+    facilitator_headers: Option<Value>,
+    fee_payer: Option<Value>,
+    secret: Option<Value>,
+    secret_env: Option<Value>,
+    keys: Option<Value>,
+    issuer: Option<Value>,
+    audience: Option<Value>,
+    leeway_seconds: Option<Value>,
+    description: Option<Value>,
+    protect: Option<Value>,
+    bypass: Option<Value>,
+    forward_authorization: Option<Value>,
+    claim_headers: Option<Value>,
+    cors: Option<Value>,
+    replay_window_seconds: Option<Value>,
+}
+
+impl Config {
+    /// Parses and validates the plugin configuration. `env` reads the VM's
+    /// environment (for `secretEnv`, `privateKeyEnv` and `${NAME}` header values).
+    pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+        let raw: RawConfig = serde_json::from_slice(json).map_err(|e| {
+            let message = e.to_string();
+            match message.strip_prefix("unknown field ") {
+                Some(rest) => {
+                    let name = rest.split(',').next().unwrap_or(rest).trim_matches('`');
+                    ConfigError::new(name, "unknown field")
+                }
+                None => ConfigError::new("(document)", format!("not a JSON object of settings: {message}")),
+            }
+        })?;
+
+        let pay_to = required_string(&raw.pay_to, "payTo")?;
+        let pay_to_key = solana::decode_pubkey(&pay_to)
+            .ok_or_else(|| ConfigError::new("payTo", "must be a base58 Solana address of 32 bytes"))?;
+        let network = optional_string(&raw.network, "network")?.unwrap_or_else(|| MAINNET.to_owned());
+        let asset = parse_asset(&raw.asset, &network)?;
+
+        let tiers = parse_tiers(&raw.tiers, asset.decimals)?;
+        let rate_per_hour = match optional_string(&raw.rate_per_hour, "ratePerHour")? {
+            Some(price) => {
+                let atomic = pricing::parse_price(&price, asset.decimals).map_err(|e| price_error("ratePerHour", &e))?;
+                Some(Rate { price, atomic })
+            }
+            None => None,
+        };
+        if tiers.is_empty() && rate_per_hour.is_none() {
+            return Err(ConfigError::new("tiers", "configure at least one tier or ratePerHour: there is nothing to sell"));
+        }
+        let min_duration_seconds = optional_u64(&raw.min_duration_seconds, "minDurationSeconds")?.unwrap_or(60);
+        let max_duration_seconds = optional_u64(&raw.max_duration_seconds, "maxDurationSeconds")?.unwrap_or(2_592_000);
+        if min_duration_seconds == 0 {
+            return Err(ConfigError::new("minDurationSeconds", "must be at least 1"));
+        }
+        if max_duration_seconds < min_duration_seconds {
+            return Err(ConfigError::new("maxDurationSeconds", "must not be below minDurationSeconds"));
+        }
+        if let (true, Some(rate)) = (tiers.is_empty(), &rate_per_hour) {
+            if pricing::duration_price(rate.atomic, 3_600, asset.decimals).is_none() {
+                return Err(ConfigError::new("ratePerHour", "one hour at this rate rounds to zero"));
+            }
+        }
+
+        let facilitator = parse_facilitator(&raw, env)?;
+        let fee_payer = match optional_string(&raw.fee_payer, "feePayer")? {
+            Some(fp) if solana::decode_pubkey(&fp).is_none() => {
+                return Err(ConfigError::new("feePayer", "must be a base58 Solana address of 32 bytes"))
+            }
+            other => other,
+        };
+
+        let keys = parse_keys(&raw, env)?;
+        let issuer = optional_string(&raw.issuer, "issuer")?.unwrap_or_else(|| DEFAULT_ISSUER.to_owned());
+        if issuer.is_empty() {
+            return Err(ConfigError::new("issuer", "must not be empty"));
+        }
+        let audience = optional_string(&raw.audience, "audience")?;
+        let leeway_seconds = optional_u64(&raw.leeway_seconds, "leewaySeconds")?.unwrap_or(0);
+        if leeway_seconds > 3_600 {
+            return Err(ConfigError::new("leewaySeconds", "must be at most 3600"));
+        }
+        let description = optional_string(&raw.description, "description")?;
+        let protect = parse_path_rules(&raw.protect, "protect")?;
+        let bypass = parse_path_rules(&raw.bypass, "bypass")?;
+        let forward_authorization = match &raw.forward_authorization {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(ConfigError::new("forwardAuthorization", "must be true or false")),
+        };
+        let claim_headers = parse_claim_headers(&raw.claim_headers)?;
+        let allowed_origins = parse_cors(&raw.cors)?;
+        let replay_window_seconds = optional_u64(&raw.replay_window_seconds, "replayWindowSeconds")?.unwrap_or(600);
+
+        // The longest pass this configuration sells: no valid pass lasts longer.
+        let longest_tier = tiers.iter().map(|t| t.seconds).max().unwrap_or(0);
+        let longest_custom = match (&rate_per_hour, tiers.is_empty()) {
+            (Some(_), true) => max_duration_seconds.max(3_600),
+            (Some(_), false) => max_duration_seconds,
+            (None, _) => 0,
+        };
+        let verify_policy = VerifyPolicy {
+            issuer: issuer.clone(),
+            audience: audience.clone(),
+            leeway_seconds,
+            max_duration_seconds: longest_tier.max(longest_custom),
+        };
+
+        let mut config = Config {
+            pay_to,
+            pay_to_key,
+            network,
+            asset,
+            tiers,
+            rate_per_hour,
+            min_duration_seconds,
+            max_duration_seconds,
+            facilitator,
+            fee_payer,
+            keys,
+            verify_policy,
+            issuer,
+            audience,
+            description,
+            protect,
+            bypass,
+            forward_authorization,
+            claim_headers,
+            allowed_origins,
+            replay_window_seconds,
+            access_pass_tiers_header: String::new(),
+        };
+        config.access_pass_tiers_header = challenge::access_pass_tiers_header(&config);
+        Ok(config)
+    }
+
+    /// Whether the filter applies to this `:path` (query ignored): protected and
+    /// not bypassed. Bypass wins.
+    pub fn applies_to(&self, path: &[u8]) -> bool {
+        let path = path.split(|&b| b == b'?').next().unwrap_or_default();
+        let protected = self.protect.is_empty() || self.protect.iter().any(|r| r.matches(path));
+        protected && !self.bypass.iter().any(|r| r.matches(path))
+    }
+
+    /// `Access-Control-Allow-Origin` for a request from `origin`, or `None` when
+    /// that origin is not allowed.
+    pub fn allow_origin(&self, origin: Option<&[u8]>) -> Option<String> {
+        match &self.allowed_origins {
+            AllowedOrigins::Any => Some("*".to_owned()),
+            AllowedOrigins::List(list) => {
+                let origin = std::str::from_utf8(origin?).ok()?;
+                list.iter().find(|o| o.as_str() == origin).cloned()
+            }
+        }
+    }
+}
+
+fn type_error(field: &str, expected: &str) -> ConfigError {
+    ConfigError::new(field, format!("must be {expected}"))
+}
+
+fn price_error(field: &str, e: &PriceError) -> ConfigError {
+    ConfigError::new(field, format!("price {e}"))
+}
+
+fn optional_string(v: &Option<Value>, field: &str) -> Result<Option<String>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(type_error(field, "a string")),
+    }
+}
+
+fn required_string(v: &Option<Value>, field: &str) -> Result<String> {
+    match optional_string(v, field)? {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err(ConfigError::new(field, "is required")),
+    }
+}
+
+fn optional_u64(v: &Option<Value>, field: &str) -> Result<Option<u64>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| type_error(field, "a non-negative integer")),
+        Some(_) => Err(type_error(field, "a non-negative integer")),
+    }
+}
+
+fn string_in(obj: &serde_json::Map<String, Value>, key: &str, field: &str) -> Result<Option<String>> {
+    optional_string(&obj.get(key).cloned(), &format!("{field}.{key}"))
+}
+
+fn parse_asset(v: &Option<Value>, network: &str) -> Result<Asset> {
+    let (address, decimals) = match v {
+        None | Some(Value::Null) => match network {
+            MAINNET => (MAINNET_USDC.to_owned(), 6),
+            DEVNET => (DEVNET_USDC.to_owned(), 6),
+            _ => {
+                return Err(ConfigError::new(
+                    "asset",
+                    format!("is required for network {network:?} (USDC is known only for Solana mainnet and devnet)"),
+                ))
+            }
+        },
+        Some(Value::Object(obj)) => {
+            for key in obj.keys() {
+                if key != "address" && key != "decimals" {
+                    return Err(ConfigError::new(format!("asset.{key}"), "unknown field"));
+                }
+            }
+            let address = string_in(obj, "address", "asset")?
+                .ok_or_else(|| ConfigError::new("asset.address", "is required"))?;
+            let decimals = obj
+                .get("decimals")
+                .and_then(Value::as_u64)
+                .and_then(|d| u8::try_from(d).ok())
+                .filter(|d| *d <= 18)
+                .ok_or_else(|| ConfigError::new("asset.decimals", "must be an integer from 0 to 18"))?;
+            (address, decimals)
+        }
+        Some(_) => return Err(type_error("asset", "an object {address, decimals}")),
+    };
+    let key = solana::decode_pubkey(&address)
+        .ok_or_else(|| ConfigError::new("asset.address", "must be a base58 Solana address of 32 bytes"))?;
+    Ok(Asset { address, key, decimals })
+}
+
+fn parse_tiers(v: &Option<Value>, decimals: u8) -> Result<Vec<Tier>> {
+    let obj = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(obj)) => obj,
+        Some(_) => return Err(type_error("tiers", "an object of tier id to USD price string, e.g. {\"1h\": \"0.50\"}")),
+    };
+    let mut tiers = Vec::with_capacity(obj.len());
+    for (id, price) in obj {
+        let field = format!("tiers.{id}");
+        let seconds = pricing::tier_seconds(id).ok_or_else(|| {
+            ConfigError::new(&field, "invalid tier id (expected a number then m, h, d or w, such as 5m, 1h, 7d)")
+        })?;
+        let price = match price {
+            Value::String(s) => s.clone(),
+            _ => return Err(type_error(&field, "a price string such as \"0.50\"")),
+        };
+        let atomic = pricing::parse_price(&price, decimals).map_err(|e| price_error(&field, &e))?;
+        if let Some(other) = tiers.iter().find(|t: &&Tier| t.seconds == seconds) {
+            return Err(ConfigError::new(&field, format!("lasts as long as tier {} (one price per duration)", other.id)));
+        }
+        tiers.push(Tier { id: id.clone(), seconds, price, atomic, label: pricing::label(seconds) });
+    }
+    tiers.sort_by_key(|t| t.seconds);
+    Ok(tiers)
+}
+
+fn parse_facilitator(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Facilitator> {
+    let url = optional_string(&raw.facilitator_url, "facilitatorUrl")?
+        .unwrap_or_else(|| DEFAULT_FACILITATOR_URL.to_owned());
+    let bad_url = || ConfigError::new("facilitatorUrl", "must be an http:// or https:// URL without query or user info");
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad_url)?;
+    if scheme != "http" && scheme != "https" {
+        return Err(bad_url());
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (rest.get(..i).unwrap_or_default(), rest.get(i..).unwrap_or_default()),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || authority.contains('@') || path.contains(['?', '#']) || url.contains(char::is_whitespace) {
+        return Err(bad_url());
+    }
+    let cluster = optional_string(&raw.facilitator_cluster, "facilitatorCluster")?
+        .unwrap_or_else(|| DEFAULT_FACILITATOR_CLUSTER.to_owned());
+    if cluster.is_empty() {
+        return Err(ConfigError::new("facilitatorCluster", "must not be empty"));
+    }
+    let timeout_ms = optional_u64(&raw.facilitator_timeout_ms, "facilitatorTimeoutMs")?.unwrap_or(10_000);
+    if !(1..=120_000).contains(&timeout_ms) {
+        return Err(ConfigError::new("facilitatorTimeoutMs", "must be between 1 and 120000"));
+    }
+    let mut headers = Vec::new();
+    match &raw.facilitator_headers {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(obj)) => {
+            for (name, value) in obj {
+                let field = format!("facilitatorHeaders.{name}");
+                let valid_name = !name.is_empty()
+                    && !name.starts_with(':')
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if !valid_name {
+                    return Err(ConfigError::new(&field, "is not a valid header name"));
+                }
+                let Value::String(value) = value else {
+                    return Err(type_error(&field, "a string"));
+                };
+                let value = expand_env(value, env).map_err(|name| {
+                    ConfigError::new(&field, format!("environment variable {name} is not set in the VM"))
+                })?;
+                headers.push((name.to_ascii_lowercase(), value));
+            }
+        }
+        Some(_) => return Err(type_error("facilitatorHeaders", "an object of header name to value")),
+    }
+    Ok(Facilitator {
+        scheme: scheme.to_owned(),
+        authority: authority.to_owned(),
+        path_prefix: path.trim_end_matches('/').to_owned(),
+        cluster,
+        timeout_ms,
+        headers,
+    })
+}
+
+/// Replaces every `${NAME}` with the VM environment's value; `Err(NAME)` when unset.
+fn expand_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(rest.get(..start).unwrap_or_default());
+        let after = rest.get(start + 2..).unwrap_or_default();
+        let Some(end) = after.find('}') else {
+            out.push_str(rest.get(start..).unwrap_or_default());
+            return Ok(out);
+        };
+        let name = after.get(..end).unwrap_or_default();
+        out.push_str(&env(name).ok_or_else(|| name.to_owned())?);
+        rest = after.get(end + 1..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn read_env(name: &str, field: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String> {
+    env(name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ConfigError::new(field, format!("environment variable {name} is not set in the VM (vm_config.environment_variables)")))
+}
+
+fn hs256_secret(secret: String, field: &str) -> Result<KeyMaterial> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(ConfigError::new(field, format!("HS256 secret must be at least {MIN_SECRET_BYTES} bytes")));
+    }
+    Ok(KeyMaterial::Hs256Secret(secret.into_bytes()))
+}
+
+fn parse_keys(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<KeyRing> {
+    let mut specs = Vec::new();
+    match &raw.keys {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for (i, item) in list.iter().enumerate() {
+                specs.push(parse_key(item, &format!("keys[{i}]"), env)?);
+            }
+        }
+        Some(_) => return Err(type_error("keys", "a list of {kid, alg, secret|secretEnv|privateKey|privateKeyEnv|publicKey}")),
+    }
+    let secret = optional_string(&raw.secret, "secret")?;
+    let secret_env = optional_string(&raw.secret_env, "secretEnv")?;
+    match (secret, secret_env) {
+        (Some(_), Some(_)) => return Err(ConfigError::new("secret", "give either secret or secretEnv, not both")),
+        (Some(secret), None) => specs.push(KeySpec { kid: None, material: hs256_secret(secret, "secret")? }),
+        (None, Some(name)) => {
+            let secret = read_env(&name, "secretEnv", env)?;
+            specs.push(KeySpec { kid: None, material: hs256_secret(secret, "secretEnv")? });
+        }
+        (None, None) => {}
+    }
+    if specs.is_empty() {
+        return Err(ConfigError::new("secret", "a signing key is required: set secret, secretEnv or keys"));
+    }
+    let ring = KeyRing::new(specs).map_err(|problem| match problem.split_once(": ") {
+        Some((field, problem)) if field.starts_with("keys") => ConfigError::new(field, problem),
+        _ => ConfigError::new("keys", problem),
+    })?;
+    if !ring.can_sign() {
+        return Err(ConfigError::new("keys", "no key can sign passes (a public key only verifies)"));
+    }
+    Ok(ring)
+}
+
+fn parse_key(item: &Value, field: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<KeySpec> {
+    let Value::Object(obj) = item else {
+        return Err(type_error(field, "an object"));
+    };
+    const KNOWN: [&str; 7] = ["kid", "alg", "secret", "secretEnv", "privateKey", "privateKeyEnv", "publicKey"];
+    if let Some(unknown) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(ConfigError::new(format!("{field}.{unknown}"), "unknown field"));
+    }
+    let kid = string_in(obj, "kid", field)?;
+    if kid.as_deref() == Some("") {
+        return Err(ConfigError::new(format!("{field}.kid"), "must not be empty"));
+    }
+    let alg = string_in(obj, "alg", field)?.unwrap_or_else(|| "HS256".to_owned());
+    let sources: Vec<&str> = ["secret", "secretEnv", "privateKey", "privateKeyEnv", "publicKey"]
+        .into_iter()
+        .filter(|k| obj.contains_key(*k))
+        .collect();
+    let [source] = sources.as_slice() else {
+        return Err(ConfigError::new(field, "needs exactly one of secret, secretEnv, privateKey, privateKeyEnv, publicKey"));
+    };
+    let source_field = format!("{field}.{source}");
+    let value = string_in(obj, source, field)?.unwrap_or_default();
+    let value = if source.ends_with("Env") { read_env(&value, &source_field, env)? } else { value };
+    let material = match (alg.as_str(), *source) {
+        ("HS256", "secret" | "secretEnv") => hs256_secret(value, &source_field)?,
+        ("EdDSA", "privateKey" | "privateKeyEnv") => KeyMaterial::EdDsaSeed(
+            decode_ed25519(&value, &PKCS8_PRIVATE_PREFIX)
+                .ok_or_else(|| ConfigError::new(&source_field, "must be a base64 32-byte Ed25519 seed or a PKCS#8 PEM private key"))?,
+        ),
+        ("EdDSA", "publicKey") => KeyMaterial::EdDsaPublic(
+            decode_ed25519(&value, &SPKI_PUBLIC_PREFIX)
+                .ok_or_else(|| ConfigError::new(&source_field, "must be a base64 32-byte Ed25519 public key or an SPKI PEM public key"))?,
+        ),
+        ("HS256" | "EdDSA", _) => {
+            return Err(ConfigError::new(&source_field, format!("does not fit alg {alg}")));
+        }
+        _ => return Err(ConfigError::new(format!("{field}.alg"), "must be HS256 or EdDSA")),
+    };
+    Ok(KeySpec { kid, material })
+}
+
+/// DER prefixes of the fixed-size Ed25519 PKCS#8 private key and SPKI public key.
+const PKCS8_PRIVATE_PREFIX: [u8; 16] = crate::token::ED25519_PKCS8_PREFIX;
+const SPKI_PUBLIC_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+
+/// 32 key bytes from base64 (standard or URL-safe, padded or not), or from a PEM
+/// block whose DER is `der_prefix` followed by the 32 bytes.
+fn decode_ed25519(text: &str, der_prefix: &[u8]) -> Option<[u8; 32]> {
+    let text = text.trim();
+    let (body, is_pem) = if text.starts_with("-----BEGIN") {
+        let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+        (body, true)
+    } else {
+        (text.to_owned(), false)
+    };
+    let bytes = decode_base64_any(&body)?;
+    let key = if is_pem { bytes.strip_prefix(der_prefix)? } else { bytes.as_slice() };
+    key.try_into().ok()
+}
+
+fn decode_base64_any(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
+}
+
+fn parse_path_rules(v: &Option<Value>, field: &str) -> Result<Vec<PathRule>> {
+    let list = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(type_error(field, "a list of {\"prefix\": \"/api/\"} or {\"path\": \"/exact\"}")),
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let item_field = format!("{field}[{i}]");
+            let rule = match item.as_object().map(|o| (o.len(), o.get("prefix"), o.get("path"))) {
+                Some((1, Some(Value::String(p)), None)) => PathRule::Prefix(p.clone()),
+                Some((1, None, Some(Value::String(p)))) => PathRule::Exact(p.clone()),
+                _ => return Err(type_error(&item_field, "{\"prefix\": \"/...\"} or {\"path\": \"/...\"}")),
+            };
+            match &rule {
+                PathRule::Prefix(p) | PathRule::Exact(p) if !p.starts_with('/') => {
+                    Err(ConfigError::new(&item_field, "must start with /"))
+                }
+                _ => Ok(rule),
+            }
+        })
+        .collect()
+}
+
+fn parse_claim_headers(v: &Option<Value>) -> Result<Vec<(String, Claim)>> {
+    let obj = match v {
+        None | Some(Value::Null) => {
+            return Ok(vec![
+                ("x-access-pass-tier".to_owned(), Claim::Tier),
+                ("x-access-pass-payer".to_owned(), Claim::Payer),
+                ("x-access-pass-expires".to_owned(), Claim::Expires),
+                ("x-access-pass-network".to_owned(), Claim::Network),
+            ])
+        }
+        Some(Value::Object(obj)) => obj,
+        Some(_) => return Err(type_error("claimHeaders", "an object of header name to claim")),
+    };
+    let mut headers = BTreeMap::new();
+    for (name, claim) in obj {
+        let field = format!("claimHeaders.{name}");
+        let lower = name.to_ascii_lowercase();
+        let valid = !lower.is_empty()
+            && lower.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !matches!(lower.as_str(), "authorization" | "host" | "content-length" | "transfer-encoding" | "connection");
+        if !valid {
+            return Err(ConfigError::new(&field, "is not a header the filter may set"));
+        }
+        let claim = claim
+            .as_str()
+            .and_then(Claim::parse)
+            .ok_or_else(|| ConfigError::new(&field, "must name a claim: tier, payer, exp, iat, duration, network, iss or sub"))?;
+        headers.insert(lower, claim);
+    }
+    Ok(headers.into_iter().collect())
+}
+
+fn parse_cors(v: &Option<Value>) -> Result<AllowedOrigins> {
+    let obj = match v {
+        None | Some(Value::Null) => return Ok(AllowedOrigins::Any),
+        Some(Value::Object(obj)) => obj,
+        Some(_) => return Err(type_error("cors", "an object {allowOrigins: [...]}")),
+    };
+    if let Some(unknown) = obj.keys().find(|k| k.as_str() != "allowOrigins") {
+        return Err(ConfigError::new(format!("cors.{unknown}"), "unknown field"));
+    }
+    let origins: Vec<String> = match obj.get("allowOrigins") {
+        None => return Ok(AllowedOrigins::Any),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|o| o.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(|| type_error("cors.allowOrigins", "a list of origin strings"))?,
+        Some(_) => return Err(type_error("cors.allowOrigins", "a list of origin strings")),
+    };
+    if origins.iter().any(|o| o == "*") {
+        return Ok(AllowedOrigins::Any);
+    }
+    if origins.is_empty() {
+        return Err(ConfigError::new("cors.allowOrigins", "must not be empty (use [\"*\"] to allow any origin)"));
+    }
+    Ok(AllowedOrigins::List(origins))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub const MERCHANT: &str = "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse";
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse(json: serde_json::Value) -> Result<Config> {
+        Config::parse(json.to_string().as_bytes(), &no_env)
+    }
+
+    fn error_of(json: serde_json::Value) -> ConfigError {
+        match parse(json) {
+            Ok(_) => panic!("configuration was accepted"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn minimal_configuration_gets_every_default() {
+        let c = parse(serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET})).unwrap();
+        assert_eq!(c.network, MAINNET);
+        assert_eq!(c.asset.address, MAINNET_USDC);
+        assert_eq!(c.asset.decimals, 6);
+        assert_eq!(c.min_duration_seconds, 60);
+        assert_eq!(c.max_duration_seconds, 2_592_000);
+        assert_eq!(c.facilitator.scheme, "https");
+        assert_eq!(c.facilitator.authority, "x402.dexter.cash");
+        assert_eq!(c.facilitator.path_prefix, "");
+        assert_eq!(c.facilitator.cluster, "x402_facilitator");
+        assert_eq!(c.facilitator.timeout_ms, 10_000);
+        assert_eq!(c.issuer, "x402-access-pass");
+        assert_eq!(c.verify_policy.leeway_seconds, 0);
+        assert_eq!(c.replay_window_seconds, 600);
+        assert!(!c.forward_authorization);
+        assert_eq!(c.allowed_origins, AllowedOrigins::Any);
+        assert_eq!(c.claim_headers.len(), 4);
+        assert!(c.applies_to(b"/anything?x=1"));
+    }
+
+    #[test]
+    fn tiers_are_sorted_by_duration_and_info_is_built_once() {
+        let c = parse(serde_json::json!({
+            "payTo": MERCHANT, "network": DEVNET, "secret": SECRET,
+            "tiers": {"1h": "0.50", "5m": "0.05"}, "ratePerHour": "0.50"
+        }))
+        .unwrap();
+        assert_eq!(c.asset.address, DEVNET_USDC);
+        let ids: Vec<_> = c.tiers.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["5m", "1h"]);
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.decode(&c.access_pass_tiers_header).unwrap(),
+            br#"{"tiers":[{"id":"5m","label":"5 minutes","seconds":300,"price":"0.05","priceAtomic":"50000"},{"id":"1h","label":"1 hour","seconds":3600,"price":"0.50","priceAtomic":"500000"}],"ratePerHour":"0.50","issuer":"x402-access-pass"}"#
+        );
+        // the longest pass sold: maxDurationSeconds, since custom durations are on.
+        assert_eq!(c.verify_policy.max_duration_seconds, 2_592_000);
+    }
+
+    #[test]
+    fn each_problem_names_its_field() {
+        let cases = [
+            (serde_json::json!({"tiers": {"1h": "0.50"}, "secret": SECRET}), "payTo"),
+            (serde_json::json!({"payTo": "abc", "tiers": {"1h": "0.50"}, "secret": SECRET}), "payTo"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"90s": "0.50"}, "secret": SECRET}), "tiers.90s"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "-1"}, "secret": SECRET}), "tiers.1h"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0"}, "secret": SECRET}), "tiers.1h"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": 0.5}, "secret": SECRET}), "tiers.1h"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.0000001"}, "secret": SECRET}), "tiers.1h"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}}), "secret"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": "short"}), "secret"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "colour": 1}), "colour"),
+            (serde_json::json!({"payTo": MERCHANT, "secret": SECRET}), "tiers"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "network": "solana:other"}), "asset"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secretEnv": "NOPE"}), "secretEnv"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "facilitatorUrl": "ftp://x"}), "facilitatorUrl"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "minDurationSeconds": 100, "maxDurationSeconds": 50}), "maxDurationSeconds"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "claimHeaders": {"x-a": "password"}}), "claimHeaders.x-a"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "protect": [{"prefix": "api"}]}), "protect[0]"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "keys": [{"kid": "a", "alg": "none", "secret": SECRET}]}), "keys[0].alg"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "keys": [{"kid": "a", "alg": "EdDSA", "publicKey": "AAAA"}]}), "keys[0].publicKey"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "facilitatorHeaders": {"x-api-key": "${MISSING}"}}), "facilitatorHeaders.x-api-key"),
+        ];
+        for (json, field) in cases {
+            let e = error_of(json.clone());
+            assert_eq!(e.field, field, "{json} gave {e}");
+            assert!(e.to_string().contains(field), "{e}");
+            assert!(!e.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn malformed_json_is_one_line() {
+        let e = Config::parse(b"{not json", &no_env).err().unwrap();
+        assert!(!e.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn secrets_and_header_values_come_from_the_vm_environment() {
+        let env = |name: &str| match name {
+            "PASS_SECRET" => Some(SECRET.to_owned()),
+            "API_KEY" => Some("k-123".to_owned()),
+            _ => None,
+        };
+        let json = serde_json::json!({
+            "payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secretEnv": "PASS_SECRET",
+            "facilitatorHeaders": {"X-Api-Key": "Bearer ${API_KEY}"},
+            "facilitatorUrl": "http://127.0.0.1:8080/x402/"
+        });
+        let c = Config::parse(json.to_string().as_bytes(), &env).unwrap();
+        assert_eq!(c.facilitator.headers, vec![("x-api-key".to_owned(), "Bearer k-123".to_owned())]);
+        assert_eq!(c.facilitator.authority, "127.0.0.1:8080");
+        assert_eq!(c.facilitator.path_prefix, "/x402");
+    }
+
+    #[test]
+    fn bypass_wins_over_protect() {
+        let c = parse(serde_json::json!({
+            "payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET,
+            "protect": [{"prefix": "/api/"}, {"path": "/report"}], "bypass": [{"prefix": "/api/public/"}]
+        }))
+        .unwrap();
+        assert!(c.applies_to(b"/api/data"));
+        assert!(c.applies_to(b"/api/data?tier=1h"));
+        assert!(c.applies_to(b"/report"));
+        assert!(!c.applies_to(b"/report/x"));
+        assert!(!c.applies_to(b"/api/public/x"));
+        assert!(!c.applies_to(b"/health"));
+    }
+
+    #[test]
+    fn cors_echoes_only_listed_origins() {
+        let c = parse(serde_json::json!({
+            "payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET,
+            "cors": {"allowOrigins": ["https://app.example"]}
+        }))
+        .unwrap();
+        assert_eq!(c.allow_origin(Some(b"https://app.example")), Some("https://app.example".to_owned()));
+        assert_eq!(c.allow_origin(Some(b"https://evil.example")), None);
+        assert_eq!(c.allow_origin(None), None);
+    }
+
+    #[test]
+    fn ed25519_keys_accept_base64_and_pem() {
+        let seed = [7u8; 32];
+        let b64 = base64::engine::general_purpose::STANDARD.encode(seed);
+        assert_eq!(decode_ed25519(&b64, &PKCS8_PRIVATE_PREFIX), Some(seed));
+        let der = [PKCS8_PRIVATE_PREFIX.as_slice(), &seed].concat();
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        );
+        assert_eq!(decode_ed25519(&pem, &PKCS8_PRIVATE_PREFIX), Some(seed));
+        assert_eq!(decode_ed25519("AAAA", &PKCS8_PRIVATE_PREFIX), None);
+    }
+}
