@@ -1,0 +1,170 @@
+//! The order of decisions for one request (SPEC §3), host-agnostic: the
+//! proxy-wasm layer supplies the headers, this decides what happens.
+
+use crate::config::{Claim, Config};
+use crate::token::{self, PassCache, PassClaims, Rejection};
+
+/// Request headers as raw bytes, read lazily: the hot path (a valid pass)
+/// reads only `:method` and `authorization`.
+pub trait RequestHeaders {
+    fn header(&self, name: &str) -> Option<Vec<u8>>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Not protected, or bypassed: continue untouched.
+    Untouched,
+    /// A CORS preflight: answer 204.
+    Preflight,
+    /// A valid pass: forward with these headers set (and `authorization`
+    /// removed unless configured otherwise).
+    Forward { claim_headers: Vec<(String, String)> },
+    /// A payment to process; `rejected` says why a token that came with it failed.
+    Purchase { payment: Vec<u8>, rejected: Option<Rejection> },
+    /// Neither a valid pass nor a payment: the 402 challenge.
+    Challenge { rejected: Option<Rejection> },
+}
+
+pub fn decide(
+    config: &Config,
+    cache: &mut PassCache,
+    now: u64,
+    path: &[u8],
+    headers: &dyn RequestHeaders,
+) -> Decision {
+    if !config.applies_to(path) {
+        return Decision::Untouched;
+    }
+    if headers.header(":method").as_deref() == Some(b"OPTIONS")
+        && headers.header("access-control-request-method").is_some()
+    {
+        return Decision::Preflight;
+    }
+    let mut rejected = None;
+    if let Some(authorization) = headers.header("authorization") {
+        match token::bearer_token(&authorization) {
+            Some(bearer) => match token::verify_cached(cache, &config.keys, &config.verify_policy, bearer, now) {
+                // The token wins even when a payment is also present: nobody pays twice.
+                Ok(claims) => return Decision::Forward { claim_headers: claim_headers(config, claims) },
+                Err(rejection) => rejected = Some(rejection),
+            },
+            None => rejected = Some(Rejection::NotBearer),
+        }
+    }
+    match headers.header("payment-signature") {
+        Some(payment) => Decision::Purchase { payment, rejected },
+        None => Decision::Challenge { rejected },
+    }
+}
+
+/// The `claimHeaders` values for a pass; the client's own copies are replaced.
+pub fn claim_headers(config: &Config, claims: &PassClaims) -> Vec<(String, String)> {
+    config
+        .claim_headers
+        .iter()
+        .map(|(name, claim)| {
+            let value = match claim {
+                Claim::Tier => claims.tier.clone(),
+                Claim::Payer => claims.payer.clone(),
+                Claim::Expires => claims.exp.to_string(),
+                Claim::IssuedAt => claims.iat.to_string(),
+                Claim::Duration => claims.duration.to_string(),
+                Claim::Network => claims.network.clone(),
+                Claim::Issuer => claims.iss.clone(),
+                Claim::Subject => claims.sub.clone(),
+            };
+            (name.clone(), value)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    struct Headers(HashMap<&'static str, Vec<u8>>);
+    impl RequestHeaders for Headers {
+        fn header(&self, name: &str) -> Option<Vec<u8>> {
+            self.0.get(name).cloned()
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &[u8])]) -> Headers {
+        Headers(pairs.iter().map(|(k, v)| (*k, v.to_vec())).collect())
+    }
+
+    fn config() -> Config {
+        let json = serde_json::json!({
+            "payTo": "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse", "secret": SECRET,
+            "tiers": {"1h": "0.50"}, "protect": [{"prefix": "/api/"}], "bypass": [{"prefix": "/api/public/"}],
+        });
+        Config::parse(json.to_string().as_bytes(), &|_| None).unwrap()
+    }
+
+    fn valid_token(c: &Config, now: u64) -> String {
+        let claims = PassClaims {
+            sub: token::SUBJECT.into(),
+            tier: "1h".into(),
+            duration: 3_600,
+            iat: now,
+            exp: now + 3_600,
+            payer: "Buyer".into(),
+            network: c.network.clone(),
+            iss: c.issuer.clone(),
+            aud: None,
+        };
+        token::sign(&c.keys, &claims).unwrap()
+    }
+
+    fn run(c: &Config, path: &str, h: &Headers) -> Decision {
+        decide(c, &mut PassCache::new(16), 1_000, path.as_bytes(), h)
+    }
+
+    #[test]
+    fn unprotected_and_bypassed_paths_are_untouched() {
+        let c = config();
+        assert_eq!(run(&c, "/health", &headers(&[])), Decision::Untouched);
+        assert_eq!(run(&c, "/api/public/x", &headers(&[])), Decision::Untouched);
+    }
+
+    #[test]
+    fn a_preflight_is_never_a_challenge() {
+        let c = config();
+        let h = headers(&[(":method", b"OPTIONS"), ("access-control-request-method", b"GET")]);
+        assert_eq!(run(&c, "/api/data", &h), Decision::Preflight);
+        // a plain OPTIONS is an ordinary request
+        let h = headers(&[(":method", b"OPTIONS")]);
+        assert_eq!(run(&c, "/api/data", &h), Decision::Challenge { rejected: None });
+    }
+
+    #[test]
+    fn a_valid_pass_wins_even_over_a_payment() {
+        let c = config();
+        let auth = format!("Bearer {}", valid_token(&c, 1_000));
+        let h = headers(&[(":method", b"GET"), ("authorization", auth.as_bytes()), ("payment-signature", b"x")]);
+        let Decision::Forward { claim_headers } = run(&c, "/api/data", &h) else { panic!("not forwarded") };
+        assert_eq!(
+            claim_headers,
+            vec![
+                ("x-access-pass-tier".to_owned(), "1h".to_owned()),
+                ("x-access-pass-payer".to_owned(), "Buyer".to_owned()),
+                ("x-access-pass-expires".to_owned(), "4600".to_owned()),
+                ("x-access-pass-network".to_owned(), c.network.clone()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_token_falls_through_to_payment_or_challenge() {
+        let c = config();
+        let h = headers(&[(":method", b"GET"), ("authorization", b"Bearer a.b.c"), ("payment-signature", b"x")]);
+        assert!(matches!(run(&c, "/api/data", &h), Decision::Purchase { rejected: Some(_), .. }));
+        let h = headers(&[(":method", b"GET"), ("authorization", b"Basic Zm9vOmJhcg==")]);
+        assert_eq!(run(&c, "/api/data", &h), Decision::Challenge { rejected: Some(Rejection::NotBearer) });
+        let h = headers(&[(":method", b"GET"), ("authorization", b"Bearer \xff\xfe")]);
+        assert!(matches!(run(&c, "/api/data", &h), Decision::Challenge { rejected: Some(_) }));
+    }
+}

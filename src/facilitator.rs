@@ -1,0 +1,225 @@
+//! The facilitator's wire format (SPEC §9): what the filter sends to `/verify`
+//! and `/settle`, and how it reads `/supported`, `/verify` and `/settle` answers.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::challenge::PaymentRequirements;
+
+/// What a callout came back with, as the proxy-wasm layer saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalloutResult<'a> {
+    Response { status: u32, body: &'a [u8] },
+    /// No answer within `facilitatorTimeoutMs`.
+    TimedOut,
+    /// Reset, refused or no response headers at all.
+    Failed,
+}
+
+/// A facilitator that did not answer usably.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    Timeout,
+    Status(u32),
+    BadResponse,
+}
+
+impl Unavailable {
+    pub fn reason(self) -> String {
+        match self {
+            Unavailable::Timeout => "facilitator_timeout".to_owned(),
+            Unavailable::Status(status) => format!("facilitator_error_{status}"),
+            Unavailable::BadResponse => "facilitator_bad_response".to_owned(),
+        }
+    }
+}
+
+/// The 2xx body of a callout, or why there is none.
+fn body_of(result: CalloutResult<'_>) -> Result<&[u8], Unavailable> {
+    match result {
+        CalloutResult::Response { status, body } if (200..300).contains(&status) => Ok(body),
+        CalloutResult::Response { status, .. } => Err(Unavailable::Status(status)),
+        CalloutResult::TimedOut => Err(Unavailable::Timeout),
+        // Envoy answers a refused or reset upstream with a 503 of its own.
+        CalloutResult::Failed => Err(Unavailable::Status(503)),
+    }
+}
+
+/// Body of `/verify` and `/settle`: the buyer's payload as decoded, and the
+/// server's own requirements for the pass it pays (never the client's echo).
+pub fn request_body(payment_payload: &Value, requirements: &PaymentRequirements) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body<'a> {
+        x402_version: u8,
+        payment_payload: &'a Value,
+        payment_requirements: &'a PaymentRequirements,
+    }
+    serde_json::to_vec(&Body { x402_version: 2, payment_payload, payment_requirements: requirements }).unwrap_or_default()
+}
+
+/// A reason string from the facilitator, bounded and reduced to a safe
+/// alphabet before it is echoed to a client or used as a metric name.
+pub fn sanitize_reason(reason: &str) -> String {
+    let cleaned: String = reason
+        .chars()
+        .take(96)
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c.to_ascii_lowercase() } else { '_' })
+        .collect();
+    if cleaned.is_empty() {
+        "unknown".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+/// `GET /supported`: the fee payer of the `exact` v2 kind for `network`.
+pub fn fee_payer_from_supported(result: CalloutResult<'_>, network: &str) -> Result<String, Unavailable> {
+    #[derive(Deserialize)]
+    struct Supported {
+        kinds: Vec<Kind>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Kind {
+        x402_version: Option<u64>,
+        scheme: Option<String>,
+        network: Option<String>,
+        extra: Option<Extra>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Extra {
+        fee_payer: Option<String>,
+    }
+    let body = body_of(result)?;
+    let supported: Supported = serde_json::from_slice(body).map_err(|_| Unavailable::BadResponse)?;
+    supported
+        .kinds
+        .into_iter()
+        .find(|k| k.x402_version == Some(2) && k.scheme.as_deref() == Some("exact") && k.network.as_deref() == Some(network))
+        .and_then(|k| k.extra?.fee_payer)
+        .filter(|fp| crate::solana::decode_pubkey(fp).is_some())
+        .ok_or(Unavailable::BadResponse)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    Valid,
+    Invalid { reason: String },
+    Unavailable(Unavailable),
+}
+
+pub fn read_verify(result: CalloutResult<'_>) -> Verification {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct VerifyResponse {
+        is_valid: bool,
+        invalid_reason: Option<String>,
+    }
+    let body = match body_of(result) {
+        Ok(body) => body,
+        Err(e) => return Verification::Unavailable(e),
+    };
+    match serde_json::from_slice::<VerifyResponse>(body) {
+        Ok(VerifyResponse { is_valid: true, .. }) => Verification::Valid,
+        Ok(VerifyResponse { is_valid: false, invalid_reason }) => Verification::Invalid {
+            reason: sanitize_reason(invalid_reason.as_deref().unwrap_or("invalid_payment")),
+        },
+        Err(_) => Verification::Unavailable(Unavailable::BadResponse),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    Settled { transaction: String, network: String, payer: Option<String> },
+    Failed { reason: String },
+    /// The money may have moved: the outcome must be recovered later.
+    Unknown(Unavailable),
+}
+
+pub fn read_settle(result: CalloutResult<'_>) -> Settlement {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct SettleResponse {
+        success: bool,
+        transaction: Option<String>,
+        network: Option<String>,
+        error_reason: Option<String>,
+        payer: Option<String>,
+    }
+    let body = match body_of(result) {
+        Ok(body) => body,
+        Err(e) => return Settlement::Unknown(e),
+    };
+    match serde_json::from_slice::<SettleResponse>(body) {
+        Ok(SettleResponse { success: true, transaction, network, payer, .. }) => Settlement::Settled {
+            transaction: transaction.unwrap_or_default(),
+            network: network.unwrap_or_default(),
+            payer,
+        },
+        Ok(SettleResponse { success: false, error_reason, .. }) => Settlement::Failed {
+            reason: sanitize_reason(error_reason.as_deref().unwrap_or("settlement_failed")),
+        },
+        Err(_) => Settlement::Unknown(Unavailable::BadResponse),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEVNET: &str = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1";
+
+    fn ok(body: &str) -> CalloutResult<'_> {
+        CalloutResult::Response { status: 200, body: body.as_bytes() }
+    }
+
+    #[test]
+    fn supported_gives_the_fee_payer_of_the_exact_v2_kind_for_the_network() {
+        let body = r#"{"kinds":[{"x402Version":1,"scheme":"exact","network":"solana-devnet","extra":{"feePayer":"GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse"}},
+            {"x402Version":2,"scheme":"exact","network":"solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1","extra":{"feePayer":"9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu"}}],"extensions":[],"signers":{}}"#;
+        assert_eq!(fee_payer_from_supported(ok(body), DEVNET).unwrap(), "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu");
+        assert_eq!(fee_payer_from_supported(ok(body), "solana:other"), Err(Unavailable::BadResponse));
+        assert_eq!(fee_payer_from_supported(ok("nope"), DEVNET), Err(Unavailable::BadResponse));
+        assert_eq!(fee_payer_from_supported(CalloutResult::TimedOut, DEVNET), Err(Unavailable::Timeout));
+    }
+
+    #[test]
+    fn verify_answers_map_to_outcomes() {
+        assert_eq!(read_verify(ok(r#"{"isValid":true,"payer":"x"}"#)), Verification::Valid);
+        assert_eq!(
+            read_verify(ok(r#"{"isValid":false,"invalidReason":"invalid_exact_svm_payload_amount_mismatch"}"#)),
+            Verification::Invalid { reason: "invalid_exact_svm_payload_amount_mismatch".into() }
+        );
+        assert_eq!(read_verify(ok("not json{")), Verification::Unavailable(Unavailable::BadResponse));
+        assert_eq!(read_verify(ok(r#"{"isValid":"yes"}"#)), Verification::Unavailable(Unavailable::BadResponse));
+        assert_eq!(
+            read_verify(CalloutResult::Response { status: 500, body: b"" }),
+            Verification::Unavailable(Unavailable::Status(500))
+        );
+        assert_eq!(Unavailable::Status(500).reason(), "facilitator_error_500");
+        assert_eq!(read_verify(CalloutResult::Failed), Verification::Unavailable(Unavailable::Status(503)));
+    }
+
+    #[test]
+    fn settle_answers_map_to_outcomes() {
+        assert_eq!(
+            read_settle(ok(r#"{"success":true,"transaction":"5mYP","network":"n","payer":"p"}"#)),
+            Settlement::Settled { transaction: "5mYP".into(), network: "n".into(), payer: Some("p".into()) }
+        );
+        assert_eq!(
+            read_settle(ok(r#"{"success":false,"errorReason":"duplicate_settlement","transaction":""}"#)),
+            Settlement::Failed { reason: "duplicate_settlement".into() }
+        );
+        assert_eq!(read_settle(ok("{")), Settlement::Unknown(Unavailable::BadResponse));
+        assert_eq!(read_settle(CalloutResult::TimedOut), Settlement::Unknown(Unavailable::Timeout));
+    }
+
+    #[test]
+    fn reasons_from_the_facilitator_are_tamed() {
+        assert_eq!(sanitize_reason("bad <script>\n"), "bad__script__");
+        assert_eq!(sanitize_reason(""), "unknown");
+        assert_eq!(sanitize_reason(&"x".repeat(500)).len(), 96);
+    }
+}

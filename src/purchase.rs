@@ -1,0 +1,185 @@
+//! What a purchase answers (SPEC §6.4–§6.6): the pass claims for a checked
+//! payment, the 200 receipt that a replay re-serves byte for byte, and the
+//! failure answers.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::payment::CheckedPayment;
+use crate::response::Response;
+use crate::token::{PassClaims, SUBJECT};
+
+/// Seconds a client should wait before retrying after a facilitator problem.
+const RETRY_AFTER_SECONDS: &str = "2";
+
+/// The claims of the pass a checked payment buys, issued now.
+pub fn claims(config: &Config, checked: &CheckedPayment, now: u64) -> PassClaims {
+    PassClaims {
+        sub: SUBJECT.to_owned(),
+        tier: checked.offer.tier.clone(),
+        duration: checked.offer.seconds,
+        iat: now,
+        exp: now.saturating_add(checked.offer.seconds),
+        payer: checked.payer.clone(),
+        network: config.network.clone(),
+        iss: config.issuer.clone(),
+        aud: config.audience.clone(),
+    }
+}
+
+/// A signed pass, kept with the purchase until its settlement is known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedPass {
+    pub token: String,
+    pub claims: PassClaims,
+}
+
+/// The 200 answer to a settled purchase, kept so that the same payment sent
+/// again within the replay window gets exactly the same answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub token: String,
+    pub payment_response: String,
+    pub body: String,
+}
+
+impl Receipt {
+    /// `transaction` is the settled transaction id (empty when a recovered
+    /// settlement did not say it).
+    pub fn new(pass: &IssuedPass, transaction: &str, network: &str) -> Receipt {
+        let payment_response = serde_json::json!({
+            "success": true, "transaction": transaction, "network": network, "payer": pass.claims.payer,
+        });
+        let body = serde_json::json!({
+            "accessPass": {
+                "token": pass.token,
+                "tier": pass.claims.tier,
+                "duration": crate::pricing::label(pass.claims.duration),
+                "durationSeconds": pass.claims.duration,
+                "expiresAt": iso8601(pass.claims.exp),
+                "usage": "Include on subsequent requests as: Authorization: Bearer <token>",
+            },
+            "transaction": transaction,
+            "payer": pass.claims.payer,
+        });
+        Receipt {
+            token: pass.token.clone(),
+            payment_response: BASE64.encode(payment_response.to_string()),
+            body: body.to_string(),
+        }
+    }
+
+    pub fn response(&self) -> Response {
+        Response {
+            status: 200,
+            headers: vec![
+                ("access-pass", self.token.clone()),
+                ("payment-response", self.payment_response.clone()),
+                ("content-type", "application/json".to_owned()),
+                ("cache-control", "no-store".to_owned()),
+            ],
+            body: self.body.clone().into_bytes(),
+        }
+    }
+}
+
+/// 409: the same payment is being processed by another request right now.
+pub fn in_progress() -> Response {
+    Response::json(409, &serde_json::json!({"error": "Payment in progress", "reason": "payment_in_progress"}))
+        .with_header("retry-after", "1")
+}
+
+/// 502: `/verify` could not be asked; nothing was charged.
+pub fn facilitator_unavailable(reason: &str) -> Response {
+    Response::json(502, &serde_json::json!({"error": "Facilitator unavailable", "reason": reason}))
+        .with_header("retry-after", RETRY_AFTER_SECONDS)
+}
+
+/// 503: `/settle` did not answer; the money may have moved, so the same
+/// payment must be sent again to recover its pass.
+pub fn settlement_unknown() -> Response {
+    Response::json(
+        503,
+        &serde_json::json!({
+            "error": "Settlement outcome unknown",
+            "reason": "settlement_unknown",
+            "message": "Send the same PAYMENT-SIGNATURE again: it will be settled at most once.",
+        }),
+    )
+    .with_header("retry-after", RETRY_AFTER_SECONDS)
+}
+
+/// 503: the facilitator's fee payer is not known yet, so no valid challenge
+/// can be issued (a 402 without `extra.feePayer` would be unpayable).
+pub fn fee_payer_unknown() -> Response {
+    Response::json(503, &serde_json::json!({"error": "Facilitator unavailable", "reason": "fee_payer_unknown"}))
+        .with_header("retry-after", RETRY_AFTER_SECONDS)
+}
+
+/// `2026-11-25T18:37:56.000Z` for a Unix time in seconds.
+pub fn iso8601(unix_seconds: u64) -> String {
+    let days = unix_seconds / 86_400;
+    let secs = unix_seconds % 86_400;
+    // Civil-from-days (Howard Hinnant), for days since 1970-01-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000Z",
+        secs / 3_600,
+        secs % 3_600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_iso8601_utc_with_milliseconds() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(1_767_229_200), "2026-01-01T01:00:00.000Z");
+        assert_eq!(iso8601(1_795_631_876), "2026-11-25T18:37:56.000Z");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn the_receipt_carries_the_pass_in_header_and_body() {
+        let pass = IssuedPass {
+            token: "a.b.c".into(),
+            claims: PassClaims {
+                sub: SUBJECT.into(),
+                tier: "1h".into(),
+                duration: 3_600,
+                iat: 1_767_225_600,
+                exp: 1_767_229_200,
+                payer: "Buyer".into(),
+                network: "solana:n".into(),
+                iss: "x402-access-pass".into(),
+                aud: None,
+            },
+        };
+        let r = Receipt::new(&pass, "5mYP", "solana:n").response();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("access-pass"), Some("a.b.c"));
+        let pr: serde_json::Value =
+            serde_json::from_slice(&BASE64.decode(r.header("payment-response").unwrap()).unwrap()).unwrap();
+        assert_eq!(pr, serde_json::json!({"success": true, "transaction": "5mYP", "network": "solana:n", "payer": "Buyer"}));
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["accessPass"]["tier"], "1h");
+        assert_eq!(body["accessPass"]["duration"], "1 hour");
+        assert_eq!(body["accessPass"]["durationSeconds"], 3_600);
+        assert_eq!(body["accessPass"]["expiresAt"], "2026-01-01T01:00:00.000Z");
+        assert_eq!(body["transaction"], "5mYP");
+        assert_eq!(body["payer"], "Buyer");
+    }
+}

@@ -1,0 +1,254 @@
+//! Replay and concurrency (SPEC §6.5) as pure state: one purchase per payment,
+//! keyed by the SHA-256 of its transaction message.
+//!
+//! Envoy's shared data (visible to every worker) can only compare-and-swap a
+//! key that already exists: creating a key is unconditional, so two workers
+//! could both "create" the same purchase. Purchases therefore live in a fixed
+//! set of buckets created at start-up; every change to a bucket is a
+//! read-modify-CAS of the whole bucket, which serialises concurrent requests
+//! for the same payment. Shared data has no expiry, so every write also sweeps
+//! its bucket, and the root context sweeps all buckets slowly in the background.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::purchase::{IssuedPass, Receipt};
+
+/// How many buckets purchases are spread over.
+pub const BUCKETS: usize = 64;
+/// A spent payment is remembered this long after its replay window, so that it
+/// is refused as `duplicate_payment` rather than reaching the facilitator. A
+/// Solana transaction cannot land once its blockhash expired (about 2 minutes).
+pub const SPENT_RETENTION_SECONDS: u64 = 3_600;
+/// An unknown settlement is kept this long for its buyer to come back.
+pub const UNKNOWN_RETENTION_SECONDS: u64 = 86_400;
+
+/// Shared-data key of bucket `index`.
+pub fn bucket_key(index: usize) -> String {
+    format!("x402_access_pass.purchases.{index}")
+}
+
+/// The bucket a purchase lives in, and its key inside the bucket.
+pub fn locate(message_hash: &[u8; 32]) -> (usize, String) {
+    let index = usize::from(message_hash.first().copied().unwrap_or(0)) % BUCKETS;
+    let mut hex = String::with_capacity(64);
+    for b in message_hash {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    (index, hex)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Entry {
+    /// A callout for this payment is in flight since `since`. `pass` is set
+    /// once the pass is signed, just before `/settle`.
+    Pending { since: u64, pass: Option<IssuedPass> },
+    /// `/settle` did not answer: the money may have moved.
+    Unknown { since: u64, pass: IssuedPass },
+    /// Settled at `at`; the same payment re-serves `receipt` within the window.
+    Settled { at: u64, receipt: Receipt },
+    /// Settled, and its replay window is over.
+    Spent { at: u64 },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub replay_window_seconds: u64,
+    /// A `Pending` older than this was abandoned (its worker died mid-callout):
+    /// twice the callout timeout plus a margin.
+    pub stale_after_seconds: u64,
+}
+
+/// What to do with a payment that passed the local checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First time seen: it is now `Pending` for this request; verify it.
+    Fresh,
+    /// Another request is processing it: 409.
+    InProgress,
+    /// Already settled: the same 200 again.
+    Replay(Receipt),
+    /// Settled and past its window: 402 `duplicate_payment`.
+    Duplicate,
+    /// Its settlement is unknown: settle again and issue this pass if it landed.
+    Recover(IssuedPass),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Bucket {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl Bucket {
+    /// Empty or unreadable bytes are an empty bucket: losing a bucket can only
+    /// make a replay reach the facilitator, which refuses a second settlement.
+    pub fn decode(bytes: Option<&[u8]>) -> Bucket {
+        bytes.filter(|b| !b.is_empty()).and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    pub fn set(&mut self, key: &str, entry: Entry) {
+        self.entries.insert(key.to_owned(), entry);
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.entries.remove(key);
+    }
+
+    /// Decides what a request carrying this payment does, and records it.
+    pub fn claim(&mut self, key: &str, now: u64, policy: Policy) -> Claim {
+        let stale = |since: u64| now.saturating_sub(since) >= policy.stale_after_seconds;
+        let (claim, next) = match self.entries.get(key) {
+            None => (Claim::Fresh, Some(Entry::Pending { since: now, pass: None })),
+            Some(Entry::Pending { since, .. }) if !stale(*since) => (Claim::InProgress, None),
+            // Abandoned before the pass was signed: no settlement was attempted.
+            Some(Entry::Pending { pass: None, .. }) => (Claim::Fresh, Some(Entry::Pending { since: now, pass: None })),
+            Some(Entry::Pending { pass: Some(pass), .. }) | Some(Entry::Unknown { pass, .. }) => {
+                (Claim::Recover(pass.clone()), Some(Entry::Pending { since: now, pass: Some(pass.clone()) }))
+            }
+            Some(Entry::Settled { at, receipt }) if now.saturating_sub(*at) <= policy.replay_window_seconds => {
+                (Claim::Replay(receipt.clone()), None)
+            }
+            Some(Entry::Settled { at, .. }) => (Claim::Duplicate, Some(Entry::Spent { at: *at })),
+            Some(Entry::Spent { .. }) => (Claim::Duplicate, None),
+        };
+        if let Some(entry) = next {
+            self.set(key, entry);
+        }
+        claim
+    }
+
+    /// Drops what is no longer needed; returns whether anything changed.
+    pub fn sweep(&mut self, now: u64, policy: Policy) -> bool {
+        let before = self.entries.clone();
+        self.entries.retain(|_, entry| match entry {
+            Entry::Pending { since, pass: None } => now.saturating_sub(*since) < policy.stale_after_seconds,
+            Entry::Pending { since, pass: Some(_) } | Entry::Unknown { since, .. } => {
+                now.saturating_sub(*since) < UNKNOWN_RETENTION_SECONDS
+            }
+            Entry::Settled { .. } => true,
+            Entry::Spent { at } => {
+                now.saturating_sub(*at) < policy.replay_window_seconds.saturating_add(SPENT_RETENTION_SECONDS)
+            }
+        });
+        for entry in self.entries.values_mut() {
+            if let Entry::Settled { at, .. } = entry {
+                if now.saturating_sub(*at) > policy.replay_window_seconds {
+                    *entry = Entry::Spent { at: *at };
+                }
+            }
+        }
+        before != self.entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::PassClaims;
+
+    const POLICY: Policy = Policy { replay_window_seconds: 600, stale_after_seconds: 25 };
+
+    fn pass() -> IssuedPass {
+        IssuedPass {
+            token: "t".into(),
+            claims: PassClaims {
+                sub: "x402-access-pass".into(),
+                tier: "1h".into(),
+                duration: 3_600,
+                iat: 0,
+                exp: 3_600,
+                payer: "p".into(),
+                network: "n".into(),
+                iss: "i".into(),
+                aud: None,
+            },
+        }
+    }
+
+    fn receipt() -> Receipt {
+        Receipt { token: "t".into(), payment_response: "pr".into(), body: "{}".into() }
+    }
+
+    #[test]
+    fn a_new_payment_is_fresh_then_in_progress() {
+        let mut b = Bucket::default();
+        assert_eq!(b.claim("k", 100, POLICY), Claim::Fresh);
+        assert_eq!(b.claim("k", 101, POLICY), Claim::InProgress);
+        assert_eq!(b.claim("other", 101, POLICY), Claim::Fresh);
+    }
+
+    #[test]
+    fn a_settled_payment_replays_within_the_window_then_is_a_duplicate() {
+        let mut b = Bucket::default();
+        b.set("k", Entry::Settled { at: 100, receipt: receipt() });
+        assert_eq!(b.claim("k", 700, POLICY), Claim::Replay(receipt()));
+        assert_eq!(b.claim("k", 701, POLICY), Claim::Duplicate);
+        assert_eq!(b.get("k"), Some(&Entry::Spent { at: 100 }));
+        assert_eq!(b.claim("k", 702, POLICY), Claim::Duplicate);
+    }
+
+    #[test]
+    fn an_unknown_settlement_is_recovered_with_the_same_pass() {
+        let mut b = Bucket::default();
+        b.set("k", Entry::Unknown { since: 100, pass: pass() });
+        assert_eq!(b.claim("k", 105, POLICY), Claim::Recover(pass()));
+        // while the recovery is in flight, others wait
+        assert_eq!(b.claim("k", 106, POLICY), Claim::InProgress);
+    }
+
+    #[test]
+    fn an_abandoned_pending_is_taken_over() {
+        let mut b = Bucket::default();
+        b.set("k", Entry::Pending { since: 100, pass: None });
+        assert_eq!(b.claim("k", 124, POLICY), Claim::InProgress);
+        assert_eq!(b.claim("k", 125, POLICY), Claim::Fresh);
+        b.set("k", Entry::Pending { since: 100, pass: Some(pass()) });
+        assert_eq!(b.claim("k", 125, POLICY), Claim::Recover(pass()));
+    }
+
+    #[test]
+    fn sweeping_keeps_memory_bounded() {
+        let mut b = Bucket::default();
+        b.set("settled", Entry::Settled { at: 100, receipt: receipt() });
+        b.set("stale", Entry::Pending { since: 100, pass: None });
+        b.set("unknown", Entry::Unknown { since: 100, pass: pass() });
+        assert!(b.sweep(800, POLICY));
+        assert_eq!(b.get("settled"), Some(&Entry::Spent { at: 100 }));
+        assert_eq!(b.get("stale"), None);
+        assert!(b.get("unknown").is_some());
+        assert!(!b.sweep(800, POLICY));
+        b.sweep(100 + 600 + SPENT_RETENTION_SECONDS + UNKNOWN_RETENTION_SECONDS, POLICY);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn buckets_round_trip_and_garbage_is_empty() {
+        let mut b = Bucket::default();
+        b.set("k", Entry::Unknown { since: 1, pass: pass() });
+        assert_eq!(Bucket::decode(Some(&b.encode())), b);
+        assert!(Bucket::decode(Some(b"garbage")).is_empty());
+        assert!(Bucket::decode(None).is_empty());
+        let (index, key) = locate(&[0xff; 32]);
+        assert_eq!(index, 0xff % BUCKETS);
+        assert_eq!(key, "ff".repeat(32));
+    }
+}

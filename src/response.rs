@@ -1,0 +1,76 @@
+//! A response the filter answers itself, as plain data; the proxy-wasm layer
+//! hands it to `send_http_response` unchanged.
+
+use crate::config::Config;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u32,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Headers a browser needs to read the filter's answers (SPEC §3).
+pub const EXPOSE_HEADERS: &str = "PAYMENT-REQUIRED, X-ACCESS-PASS-TIERS, ACCESS-PASS, PAYMENT-RESPONSE";
+pub const ALLOW_HEADERS: &str = "Authorization, PAYMENT-SIGNATURE, Content-Type";
+pub const ALLOW_METHODS: &str = "GET, POST, HEAD, OPTIONS";
+const PREFLIGHT_MAX_AGE: &str = "600";
+
+impl Response {
+    pub fn json(status: u32, body: &serde_json::Value) -> Response {
+        Response {
+            status,
+            headers: vec![("content-type", "application/json".to_owned()), ("cache-control", "no-store".to_owned())],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Adds the CORS headers every response of a protected request carries.
+    pub fn with_cors(mut self, config: &Config, origin: Option<&[u8]>) -> Response {
+        self.headers.extend(cors_headers(config, origin));
+        self
+    }
+
+    /// `HEAD` gets the headers and no body.
+    pub fn without_body(mut self) -> Response {
+        self.body.clear();
+        self
+    }
+}
+
+/// `Access-Control-Allow-Origin` (when the origin is allowed), `Vary: Origin`
+/// when the answer depends on it, and `Access-Control-Expose-Headers`.
+pub fn cors_headers(config: &Config, origin: Option<&[u8]>) -> Vec<(&'static str, String)> {
+    let mut headers = Vec::with_capacity(3);
+    if let Some(allowed) = config.allow_origin(origin) {
+        if allowed != "*" {
+            headers.push(("vary", "Origin".to_owned()));
+        }
+        headers.push(("access-control-allow-origin", allowed));
+    }
+    headers.push(("access-control-expose-headers", EXPOSE_HEADERS.to_owned()));
+    headers
+}
+
+/// The answer to a CORS preflight: 204, never a 402.
+pub fn preflight(config: &Config, origin: Option<&[u8]>) -> Response {
+    Response {
+        status: 204,
+        headers: vec![
+            ("access-control-allow-methods", ALLOW_METHODS.to_owned()),
+            ("access-control-allow-headers", ALLOW_HEADERS.to_owned()),
+            ("access-control-max-age", PREFLIGHT_MAX_AGE.to_owned()),
+        ],
+        body: Vec::new(),
+    }
+    .with_cors(config, origin)
+}
