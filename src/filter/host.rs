@@ -1,0 +1,131 @@
+//! Checked wrappers over the proxy-wasm host calls. The SDK's trait helpers
+//! `unwrap` host results; a failed host call must not trap the VM (a trapped
+//! VM takes every later request of its worker down), so the filter calls the
+//! `hostcalls` functions directly and treats failure as absence.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType, Status};
+
+use crate::config::Facilitator;
+use crate::facilitator::CalloutResult;
+use crate::response::Response;
+
+pub fn now_millis() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub fn now_seconds() -> u64 {
+    now_millis() / 1_000
+}
+
+pub fn request_header(name: &str) -> Option<Vec<u8>> {
+    hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok().flatten()
+}
+
+pub fn set_request_header(name: &str, value: &str) {
+    let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value.as_bytes()));
+}
+
+pub fn remove_request_header(name: &str) {
+    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+}
+
+pub fn set_response_header(name: &str, value: &str) {
+    let _ = hostcalls::set_map_value_bytes(MapType::HttpResponseHeaders, name, Some(value.as_bytes()));
+}
+
+pub fn send(response: &Response) {
+    let headers: Vec<(&str, &str)> = response.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let body = (!response.body.is_empty()).then_some(response.body.as_slice());
+    if let Err(status) = hostcalls::send_http_response(response.status, headers, body) {
+        log::warn!("x402-access-pass: could not send a local response: {status:?}");
+    }
+}
+
+pub fn plugin_configuration() -> Option<Vec<u8>> {
+    hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten()
+}
+
+/// Starts a callout to the facilitator; `None` when Envoy refused to start it
+/// (unknown cluster, bad headers).
+pub fn dispatch(facilitator: &Facilitator, method: &str, endpoint: &str, body: Option<&[u8]>) -> Option<u32> {
+    let path = format!("{}{endpoint}", facilitator.path_prefix);
+    let mut headers: Vec<(&str, &str)> = vec![
+        (":method", method),
+        (":path", &path),
+        (":authority", &facilitator.authority),
+        (":scheme", &facilitator.scheme),
+        ("accept", "application/json"),
+        ("user-agent", "x402-access-pass"),
+    ];
+    if body.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    headers.extend(facilitator.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let timeout = Duration::from_millis(facilitator.timeout_ms);
+    match hostcalls::dispatch_http_call(&facilitator.cluster, headers, body, vec![], timeout) {
+        Ok(token) => Some(token),
+        Err(status) => {
+            log::warn!(
+                "x402-access-pass: could not call the facilitator on cluster {:?}: {status:?} (is the cluster defined?)",
+                facilitator.cluster
+            );
+            None
+        }
+    }
+}
+
+/// Largest callout body read; a facilitator answer is a few hundred bytes.
+const MAX_CALLOUT_BODY: usize = 64 * 1024;
+
+/// A callout answer as delivered to `on_http_call_response`.
+pub struct Delivered {
+    status: Option<u32>,
+    body: Vec<u8>,
+    timed_out: bool,
+}
+
+impl Delivered {
+    /// Reads the answer of the callout started at `started_ms`. Envoy reports
+    /// its own timeout as a local 504 (or no headers); telling it from a 504 of
+    /// the facilitator needs the elapsed time.
+    pub fn read(num_headers: usize, body_size: usize, started_ms: u64, timeout_ms: u64) -> Delivered {
+        let elapsed = now_millis().saturating_sub(started_ms);
+        let near_timeout = elapsed.saturating_mul(100) >= timeout_ms.saturating_mul(95);
+        if num_headers == 0 {
+            return Delivered { status: None, body: Vec::new(), timed_out: near_timeout };
+        }
+        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok());
+        let body = if body_size == 0 || body_size > MAX_CALLOUT_BODY {
+            Vec::new()
+        } else {
+            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default()
+        };
+        let timed_out = near_timeout && matches!(status, None | Some(504));
+        Delivered { status, body, timed_out }
+    }
+
+    pub fn result(&self) -> CalloutResult<'_> {
+        match self.status {
+            _ if self.timed_out => CalloutResult::TimedOut,
+            Some(status) => CalloutResult::Response { status, body: &self.body },
+            None => CalloutResult::Failed,
+        }
+    }
+}
+
+pub fn shared_data(key: &str) -> Option<(Option<Vec<u8>>, Option<u32>)> {
+    hostcalls::get_shared_data(key).ok()
+}
+
+pub fn set_shared_data(key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Status> {
+    hostcalls::set_shared_data(key, Some(value), cas)
+}

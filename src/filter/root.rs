@@ -1,0 +1,175 @@
+//! The root context of one worker: parses the configuration once, keeps the
+//! facilitator's fee payer fresh (`GET /supported`), and sweeps the purchase
+//! store in the background.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::ContextType;
+
+use crate::config::Config;
+use crate::facilitator::{self, CalloutResult};
+use crate::replay::{Policy, BUCKETS};
+use crate::token::PassCache;
+
+use super::host;
+use super::metrics::Metrics;
+use super::request::Request;
+use super::store;
+
+const TICK: Duration = Duration::from_secs(1);
+/// `/supported` is fetched again this often once known (SPEC §9.1).
+const SUPPORTED_REFRESH_MS: u64 = 10 * 60 * 1_000;
+const SUPPORTED_BACKOFF_FIRST_MS: u64 = 1_000;
+const SUPPORTED_BACKOFF_MAX_MS: u64 = 30_000;
+/// Verified passes kept per worker; each entry is a few hundred bytes.
+const PASS_CACHE_CAPACITY: usize = 16_384;
+
+/// What every request of this worker shares, read-only but for the cache and
+/// the fee payer.
+pub struct Worker {
+    pub config: Config,
+    pub fee_payer: RefCell<Option<String>>,
+    /// When `/supported` last failed: requests then answer 503 at once rather
+    /// than each asking a facilitator that is down.
+    pub fee_payer_failed_at_ms: Cell<u64>,
+    pub cache: RefCell<PassCache>,
+    pub metrics: Metrics,
+}
+
+impl Worker {
+    pub fn replay_policy(&self) -> Policy {
+        Policy {
+            replay_window_seconds: self.config.replay_window_seconds,
+            // a purchase makes at most two callouts, each bounded by the timeout
+            stale_after_seconds: 2 * self.config.facilitator.timeout_ms.div_ceil(1_000) + 5,
+        }
+    }
+
+    /// Learns the fee payer from a `/supported` answer; `false` if it had none.
+    pub fn learn_fee_payer(&self, result: CalloutResult<'_>) -> bool {
+        match facilitator::fee_payer_from_supported(result, &self.config.network) {
+            Ok(fee_payer) => {
+                let mut known = self.fee_payer.borrow_mut();
+                if known.as_deref() != Some(fee_payer.as_str()) {
+                    log::info!("x402-access-pass: facilitator fee payer for {} is {fee_payer}", self.config.network);
+                }
+                *known = Some(fee_payer);
+                true
+            }
+            Err(problem) => {
+                self.fee_payer_failed_at_ms.set(host::now_millis());
+                log::warn!(
+                    "x402-access-pass: GET /supported gave no fee payer for {}: {}",
+                    self.config.network,
+                    problem.reason()
+                );
+                false
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Root {
+    worker: Option<Rc<Worker>>,
+    supported_in_flight: Option<(u32, u64)>,
+    supported_next_ms: u64,
+    supported_backoff_ms: u64,
+    sweep_cursor: usize,
+}
+
+impl Root {
+    fn fetch_supported(&mut self) {
+        let Some(worker) = &self.worker else { return };
+        if worker.config.fee_payer.is_some() || self.supported_in_flight.is_some() {
+            return;
+        }
+        let now = host::now_millis();
+        if now < self.supported_next_ms {
+            return;
+        }
+        match host::dispatch(&worker.config.facilitator, "GET", "/supported", None) {
+            Some(token) => self.supported_in_flight = Some((token, now)),
+            None => self.schedule_retry(now),
+        }
+    }
+
+    fn schedule_retry(&mut self, now: u64) {
+        self.supported_backoff_ms =
+            (self.supported_backoff_ms * 2).clamp(SUPPORTED_BACKOFF_FIRST_MS, SUPPORTED_BACKOFF_MAX_MS);
+        self.supported_next_ms = now + self.supported_backoff_ms;
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+        let Some((expected, started)) = self.supported_in_flight else { return };
+        if token != expected {
+            return;
+        }
+        self.supported_in_flight = None;
+        let Some(worker) = self.worker.clone() else { return };
+        let answer = host::Delivered::read(num_headers, body_size, started, worker.config.facilitator.timeout_ms);
+        let now = host::now_millis();
+        if worker.learn_fee_payer(answer.result()) {
+            self.supported_backoff_ms = 0;
+            self.supported_next_ms = now + SUPPORTED_REFRESH_MS;
+        } else {
+            self.schedule_retry(now);
+        }
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let Some(bytes) = host::plugin_configuration() else {
+            log::error!("invalid x402-access-pass configuration: (document): no plugin configuration was given");
+            return false;
+        };
+        let config = match Config::parse(&bytes, &|name| std::env::var(name).ok()) {
+            Ok(config) => config,
+            Err(problem) => {
+                log::error!("{problem}");
+                return false;
+            }
+        };
+        store::create_buckets();
+        let fee_payer = config.fee_payer.clone();
+        self.worker = Some(Rc::new(Worker {
+            config,
+            fee_payer: RefCell::new(fee_payer),
+            fee_payer_failed_at_ms: Cell::new(0),
+            cache: RefCell::new(PassCache::new(PASS_CACHE_CAPACITY)),
+            metrics: Metrics::define(),
+        }));
+        self.supported_in_flight = None;
+        self.supported_next_ms = 0;
+        self.supported_backoff_ms = 0;
+        if hostcalls::set_tick_period(TICK).is_err() {
+            log::warn!("x402-access-pass: no timer: the fee payer is fetched by requests only");
+        }
+        self.fetch_supported();
+        true
+    }
+
+    fn on_tick(&mut self) {
+        self.fetch_supported();
+        if let Some(worker) = &self.worker {
+            // One bucket a tick: the whole store is swept every BUCKETS seconds.
+            store::sweep(self.sweep_cursor, host::now_seconds(), worker.replay_policy());
+            self.sweep_cursor = (self.sweep_cursor + 1) % BUCKETS;
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Request::new(self.worker.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
