@@ -49,25 +49,49 @@ impl Receipt {
     /// `transaction` is the settled transaction id (empty when a recovered
     /// settlement did not say it).
     pub fn new(pass: &IssuedPass, transaction: &str, network: &str) -> Receipt {
-        let payment_response = serde_json::json!({
-            "success": true, "transaction": transaction, "network": network, "payer": pass.claims.payer,
-        });
-        let body = serde_json::json!({
-            "accessPass": {
-                "token": pass.token,
-                "tier": pass.claims.tier,
-                "duration": crate::pricing::label(pass.claims.duration),
-                "durationSeconds": pass.claims.duration,
-                "expiresAt": iso8601(pass.claims.exp),
-                "usage": "Include on subsequent requests as: Authorization: Bearer <token>",
+        // Structs rather than `json!`, to keep the field order of the reference.
+        #[derive(Serialize)]
+        struct PaymentResponse<'a> {
+            success: bool,
+            transaction: &'a str,
+            network: &'a str,
+            payer: &'a str,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct AccessPass<'a> {
+            token: &'a str,
+            tier: &'a str,
+            duration: String,
+            duration_seconds: u64,
+            expires_at: String,
+            usage: &'static str,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Body<'a> {
+            access_pass: AccessPass<'a>,
+            transaction: &'a str,
+            payer: &'a str,
+        }
+        let claims = &pass.claims;
+        let payment_response = PaymentResponse { success: true, transaction, network, payer: &claims.payer };
+        let body = Body {
+            access_pass: AccessPass {
+                token: &pass.token,
+                tier: &claims.tier,
+                duration: crate::pricing::label(claims.duration),
+                duration_seconds: claims.duration,
+                expires_at: iso8601(claims.exp),
+                usage: "Include on subsequent requests as: Authorization: Bearer <token>",
             },
-            "transaction": transaction,
-            "payer": pass.claims.payer,
-        });
+            transaction,
+            payer: &claims.payer,
+        };
         Receipt {
             token: pass.token.clone(),
-            payment_response: BASE64.encode(payment_response.to_string()),
-            body: body.to_string(),
+            payment_response: BASE64.encode(serde_json::to_vec(&payment_response).unwrap_or_default()),
+            body: serde_json::to_string(&body).unwrap_or_default(),
         }
     }
 
@@ -171,9 +195,9 @@ mod tests {
         let r = Receipt::new(&pass, "5mYP", "solana:n").response();
         assert_eq!(r.status, 200);
         assert_eq!(r.header("access-pass"), Some("a.b.c"));
-        let pr: serde_json::Value =
-            serde_json::from_slice(&BASE64.decode(r.header("payment-response").unwrap()).unwrap()).unwrap();
-        assert_eq!(pr, serde_json::json!({"success": true, "transaction": "5mYP", "network": "solana:n", "payer": "Buyer"}));
+        let pr = BASE64.decode(r.header("payment-response").unwrap()).unwrap();
+        assert_eq!(pr, br#"{"success":true,"transaction":"5mYP","network":"solana:n","payer":"Buyer"}"#);
+        assert!(String::from_utf8(r.body.clone()).unwrap().starts_with(r#"{"accessPass":{"token":"a.b.c","tier":"1h","#));
         let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(body["accessPass"]["tier"], "1h");
         assert_eq!(body["accessPass"]["duration"], "1 hour");

@@ -61,12 +61,14 @@ pub struct Request {
     path: Vec<u8>,
     /// A protected request that went upstream: its response gets CORS headers.
     forwarded: bool,
+    /// The filter answers this request itself: nothing of it may go upstream.
+    answering: bool,
     waiting: Waiting,
 }
 
 impl Request {
     pub fn new(worker: Option<Rc<Worker>>) -> Request {
-        Request { worker, path: Vec::new(), forwarded: false, waiting: Waiting::Nothing }
+        Request { worker, path: Vec::new(), forwarded: false, answering: false, waiting: Waiting::Nothing }
     }
 
     /// Sends a local answer with the CORS headers of a protected request.
@@ -361,10 +363,14 @@ impl HttpContext for Request {
             return Action::Pause;
         };
         let Some(path) = host::request_header(":path") else { return Action::Continue };
+        self.answering = true;
         let decision = {
             let mut cache = worker.cache.borrow_mut();
             decision::decide(&worker.config, &mut cache, host::now_seconds(), &path, &EnvoyHeaders)
         };
+        if matches!(decision, Decision::Untouched | Decision::Forward { .. }) {
+            self.answering = false;
+        }
         match decision {
             Decision::Untouched => Action::Continue,
             Decision::Forward { claim_headers } => {
@@ -394,6 +400,24 @@ impl HttpContext for Request {
                 self.path = path;
                 self.with_fee_payer(&worker, Then::Challenge)
             }
+        }
+    }
+
+    // While a purchase waits for the facilitator, a body (or trailers) must not
+    // resume the request: Envoy would send the paused headers upstream.
+    fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
+        if self.answering {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.answering {
+            Action::Pause
+        } else {
+            Action::Continue
         }
     }
 
