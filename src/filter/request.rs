@@ -148,7 +148,10 @@ impl Request {
         let config = &worker.config;
         let checked = match payment::decode_header(header).and_then(|p| payment::check(config, &self.path, p)) {
             Ok(checked) => checked,
-            Err(refusal) => return self.refuse(worker, &challenge, "Payment verification failed", refusal.reason()),
+            Err(refusal) => {
+                log_outcome("refused", None, &format!("reason={}", refusal.reason()));
+                return self.refuse(worker, &challenge, "Payment verification failed", refusal.reason());
+            }
         };
         let requirements = challenge::requirements(config, &checked.offer, fee_payer);
         let body = facilitator::request_body(&checked.payment.payload, &requirements);
@@ -173,16 +176,19 @@ impl Request {
                 }
             },
             Claim::InProgress => {
+                log_outcome("in progress elsewhere", Some(&purchase.checked), "status=409");
                 worker.metrics.inc_reason("purchases_failed", "payment_in_progress");
                 self.respond(worker, purchase::in_progress());
                 Action::Pause
             }
             Claim::Replay(receipt) => {
+                log_outcome("replayed", Some(&purchase.checked), "the same pass was served again");
                 worker.metrics.inc(worker.metrics.replays_served);
                 self.respond(worker, receipt.response());
                 Action::Pause
             }
             Claim::Duplicate => {
+                log_outcome("refused", Some(&purchase.checked), "reason=duplicate_payment");
                 self.refuse(worker, &purchase.challenge, "Payment verification failed", "duplicate_payment")
             }
             Claim::Recover(pass) => self.settle(worker, purchase, pass, true),
@@ -237,15 +243,11 @@ impl Request {
             }
             Verification::Invalid { reason } => {
                 self.forget(worker, &purchase);
-                log::info!(
-                    "x402-access-pass: purchase refused payer={} tier={} amount={} reason={reason}",
-                    purchase.checked.payer,
-                    purchase.checked.offer.tier,
-                    purchase.checked.offer.atomic
-                );
+                log_outcome("refused by the facilitator", Some(&purchase.checked), &format!("reason={reason}"));
                 self.refuse(worker, &purchase.challenge, "Payment verification failed", &reason);
             }
             Verification::Unavailable(problem) => {
+                log_outcome("not verified", Some(&purchase.checked), &format!("reason={}", problem.reason()));
                 self.forget(worker, &purchase);
                 self.facilitator_unavailable(worker, problem);
             }
@@ -269,12 +271,7 @@ impl Request {
             Settlement::Failed { reason } if recovering && reason == "duplicate_settlement" => String::new(),
             Settlement::Failed { reason } => {
                 self.forget(worker, &purchase);
-                log::info!(
-                    "x402-access-pass: settlement failed payer={} tier={} amount={} reason={reason}",
-                    pass.claims.payer,
-                    pass.claims.tier,
-                    purchase.checked.offer.atomic
-                );
+                log_outcome("settlement failed", Some(&purchase.checked), &format!("reason={reason}"));
                 self.refuse(worker, &purchase.challenge, "Payment settlement failed", &reason);
                 return;
             }
@@ -283,12 +280,10 @@ impl Request {
                 worker.metrics.inc(worker.metrics.settlements_unknown);
                 let unknown = Entry::Unknown { since: host::now_seconds(), pass: pass.clone() };
                 self.record(worker, &purchase, unknown);
-                log::warn!(
-                    "x402-access-pass: settlement unknown payer={} tier={} amount={} ({}); the buyer may retry the same payment",
-                    pass.claims.payer,
-                    pass.claims.tier,
-                    purchase.checked.offer.atomic,
-                    problem.reason()
+                log_outcome(
+                    "settlement unknown",
+                    Some(&purchase.checked),
+                    &format!("reason={}; the same payment sent again settles or recovers it", problem.reason()),
                 );
                 self.respond(worker, purchase::settlement_unknown());
                 return;
@@ -298,15 +293,25 @@ impl Request {
         self.record(worker, &purchase, Entry::Settled { at: host::now_seconds(), receipt: receipt.clone() });
         worker.metrics.inc(worker.metrics.purchases_succeeded);
         worker.metrics.add(worker.metrics.settled_atomic, purchase.checked.offer.atomic);
-        log::info!(
-            "x402-access-pass: pass sold payer={} tier={} seconds={} amount={} transaction={}",
-            pass.claims.payer,
-            pass.claims.tier,
-            pass.claims.duration,
-            purchase.checked.offer.atomic,
-            if transaction.is_empty() { "(recovered)" } else { transaction.as_str() }
-        );
+        let detail = match transaction.as_str() {
+            "" => "transaction=(recovered: settled earlier)".to_owned(),
+            tx => format!("transaction={tx}"),
+        };
+        log_outcome("settled", Some(&purchase.checked), &detail);
         self.respond(worker, receipt.response());
+    }
+}
+
+/// The one log line of a purchase outcome (SPEC §10): never a secret, never a whole token.
+fn log_outcome(outcome: &str, checked: Option<&CheckedPayment>, detail: &str) {
+    match checked {
+        Some(c) => log::info!(
+            "x402-access-pass: purchase {outcome} payer={} tier={} amount={} {detail}",
+            c.payer,
+            c.offer.tier,
+            c.offer.atomic
+        ),
+        None => log::info!("x402-access-pass: purchase {outcome} {detail}"),
     }
 }
 
