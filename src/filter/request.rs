@@ -6,6 +6,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use crate::challenge::{self, Challenge};
+use crate::config::AllowedOrigins;
 use crate::decision::{self, Decision, RequestHeaders};
 use crate::facilitator::{self, Settlement, Unavailable, Verification};
 use crate::offer;
@@ -63,31 +64,26 @@ pub struct Request {
     forwarded: bool,
     /// The filter answers this request itself: nothing of it may go upstream.
     answering: bool,
+    /// `Origin`, read in the request phase (Envoy refuses request-header reads
+    /// once the request went upstream) and only when origins are a list.
+    origin: Option<Vec<u8>>,
     waiting: Waiting,
 }
 
 impl Request {
     pub fn new(worker: Option<Rc<Worker>>) -> Request {
-        Request { worker, path: Vec::new(), forwarded: false, answering: false, waiting: Waiting::Nothing }
+        Request { worker, path: Vec::new(), forwarded: false, answering: false, origin: None, waiting: Waiting::Nothing }
     }
 
     /// Sends a local answer with the CORS headers of a protected request.
     fn respond(&self, worker: &Worker, answer: Response) {
-        let origin = self.origin(worker);
-        let mut answer = answer.with_cors(&worker.config, origin.as_deref());
+        let mut answer = answer.with_cors(&worker.config, self.origin.as_deref());
         if host::request_header(":method").as_deref() == Some(b"HEAD") {
             answer = answer.without_body();
         }
         host::send(&answer);
     }
 
-    /// The `Origin` header, read only when the allowed origins are a list.
-    fn origin(&self, worker: &Worker) -> Option<Vec<u8>> {
-        match worker.config.allowed_origins {
-            crate::config::AllowedOrigins::Any => None,
-            crate::config::AllowedOrigins::List(_) => host::request_header("origin"),
-        }
-    }
 
     /// The challenge for this request: priced at its first candidate.
     fn challenge(&self, worker: &Worker, fee_payer: &str) -> Option<Challenge> {
@@ -369,6 +365,9 @@ impl HttpContext for Request {
         };
         let Some(path) = host::request_header(":path") else { return Action::Continue };
         self.answering = true;
+        if let AllowedOrigins::List(_) = worker.config.allowed_origins {
+            self.origin = host::request_header("origin");
+        }
         let decision = {
             let mut cache = worker.cache.borrow_mut();
             decision::decide(&worker.config, &mut cache, host::now_seconds(), &path, &EnvoyHeaders)
@@ -391,8 +390,18 @@ impl HttpContext for Request {
             }
             Decision::Preflight => {
                 worker.metrics.inc(worker.metrics.preflights_answered);
-                let origin = self.origin(&worker);
-                host::send(&response::preflight(&worker.config, origin.as_deref()));
+                host::send(&response::preflight(&worker.config, self.origin.as_deref()));
+                Action::Pause
+            }
+            Decision::Purchase { rejected, .. } if !worker.config.keys.can_sign() => {
+                count_rejection(&worker, rejected);
+                log_outcome("refused", None, "reason=sales_disabled (this filter holds verify-only keys)");
+                worker.metrics.inc_reason("purchases_failed", "sales_disabled");
+                let answer = Response::json(
+                    503,
+                    &serde_json::json!({"error": "Passes are not sold here", "reason": "sales_disabled"}),
+                );
+                self.respond(&worker, answer);
                 Action::Pause
             }
             Decision::Purchase { payment, rejected } => {
@@ -409,7 +418,8 @@ impl HttpContext for Request {
     }
 
     // While a purchase waits for the facilitator, a body (or trailers) must not
-    // resume the request: Envoy would send the paused headers upstream.
+    // resume the request. Envoy already stops all iteration when headers pause;
+    // this keeps that true on hosts that stop only the headers.
     fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
         if self.answering {
             Action::Pause
@@ -429,8 +439,7 @@ impl HttpContext for Request {
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         if self.forwarded {
             if let Some(worker) = &self.worker {
-                let origin = self.origin(worker);
-                for (name, value) in response::cors_headers(&worker.config, origin.as_deref()) {
+                for (name, value) in response::cors_headers(&worker.config, self.origin.as_deref()) {
                     host::set_response_header(name, &value);
                 }
             }
