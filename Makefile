@@ -77,6 +77,7 @@ test:
 	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) integration
+	@for target in $(EXTRA_TESTS); do $(MAKE) $$target; done
 
 run: build venv
 	$(VENV)/bin/python tools/demo.py
@@ -84,3 +85,7 @@ run: build venv
 clean:
 	cargo clean
 	rm -rf $(VENV) $(OUT) .run
+
+# Further suites (deployment, real buyers, ...) live in mk/*.mk; each adds itself to EXTRA_TESTS.
+EXTRA_TESTS :=
+-include mk/*.mk
