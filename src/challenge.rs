@@ -69,6 +69,8 @@ fn tier_infos(tiers: &[Tier]) -> Vec<TierInfo<'_>> {
         .collect()
 }
 
+/// `AccessPassInfo` of the `X-ACCESS-PASS-TIERS` header (with `issuer`), and
+/// the `accessPass` of the challenge body (with `usage`).
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct AccessPassInfo<'a> {
@@ -76,27 +78,27 @@ struct AccessPassInfo<'a> {
     tiers: Vec<TierInfo<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rate_per_hour: Option<&'a str>,
-    issuer: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issuer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<&'static str>,
+}
+
+impl<'a> AccessPassInfo<'a> {
+    fn of(config: &'a Config) -> AccessPassInfo<'a> {
+        AccessPassInfo {
+            tiers: tier_infos(&config.tiers),
+            rate_per_hour: config.rate_per_hour.as_ref().map(|r| r.price.as_str()),
+            issuer: None,
+            usage: None,
+        }
+    }
 }
 
 /// `X-ACCESS-PASS-TIERS`: the same for every request, so built once per configuration.
 pub fn access_pass_tiers_header(config: &Config) -> String {
-    let info = AccessPassInfo {
-        tiers: tier_infos(&config.tiers),
-        rate_per_hour: config.rate_per_hour.as_ref().map(|r| r.price.as_str()),
-        issuer: &config.issuer,
-    };
+    let info = AccessPassInfo { issuer: Some(&config.issuer), ..AccessPassInfo::of(config) };
     BASE64.encode(serde_json::to_vec(&info).unwrap_or_default())
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct BodyAccessPass<'a> {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tiers: Vec<TierInfo<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rate_per_hour: Option<&'a str>,
-    usage: &'static str,
 }
 
 #[derive(Serialize)]
@@ -106,7 +108,7 @@ struct ChallengeBody<'a> {
     accepts: [&'a PaymentRequirements; 1],
     resource: &'a Resource,
     #[serde(rename = "accessPass")]
-    access_pass: BodyAccessPass<'a>,
+    access_pass: AccessPassInfo<'a>,
 }
 
 /// The server's requirements for a pass: the price of `offer`, paid to the seller.
@@ -185,11 +187,7 @@ impl Challenge {
                 message: "Purchase an access pass to unlock unlimited API access for a time window.",
                 accepts: [&self.requirements],
                 resource: &self.resource,
-                access_pass: BodyAccessPass {
-                    tiers: tier_infos(&config.tiers),
-                    rate_per_hour: config.rate_per_hour.as_ref().map(|r| r.price.as_str()),
-                    usage: USAGE,
-                },
+                access_pass: AccessPassInfo { usage: Some(USAGE), ..AccessPassInfo::of(config) },
             };
             serde_json::to_vec(&body).unwrap_or_default()
         };
