@@ -25,8 +25,9 @@ const TICK: Duration = Duration::from_secs(1);
 const SUPPORTED_REFRESH_MS: u64 = 10 * 60 * 1_000;
 const SUPPORTED_BACKOFF_FIRST_MS: u64 = 1_000;
 const SUPPORTED_BACKOFF_MAX_MS: u64 = 30_000;
-/// Verified passes kept per worker; each entry is a few hundred bytes.
-const PASS_CACHE_CAPACITY: usize = 16_384;
+/// Verified passes kept per worker. An entry is the token (~450 bytes) and its
+/// claims (~300 bytes): about 6 MB per worker when full, whatever is presented.
+const PASS_CACHE_CAPACITY: usize = 8_192;
 
 /// What every request of this worker shares, read-only but for the cache and
 /// the fee payer.
