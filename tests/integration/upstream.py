@@ -20,7 +20,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.verbose:
             super().log_message(fmt, *args)
 
-    def _answer(self) -> None:
+    def record_request(self) -> list[list[str]]:
+        """Reads the body and logs the request; returns its headers as [name, value] pairs."""
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(min(length, 1 << 20)) if length else b""
         headers = [[k.lower(), v] for k, v in self.headers.items()]
@@ -28,11 +29,15 @@ class _Handler(BaseHTTPRequestHandler):
                   "body": body.decode("utf-8", "replace")}
         with self.server.lock:
             self.server.requests.append(record)
+        return headers
+
+    def payload(self, headers: list[list[str]]) -> dict:
         if self.path == "/health":
-            payload = {"status": "ok"}
-        else:
-            payload = {"upstream": "demo", "method": self.command, "path": self.path, "headers": headers}
-        data = json.dumps(payload).encode()
+            return {"status": "ok"}
+        return {"upstream": "demo", "method": self.command, "path": self.path, "headers": headers}
+
+    def _answer(self) -> None:
+        data = json.dumps(self.payload(self.record_request())).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

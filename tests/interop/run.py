@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Interop suite: the published @dexterai/x402 buyer client, React hook and Express middleware
+against the real Envoy + the x402-access-pass filter.
+
+Starts, on loopback with ephemeral ports, the project's test facilitator (with its Solana RPC
+stand-in), the demo upstream (plus /api/metrics for the dashboard), Envoy with the filter
+(`tests/integration/harness.py`), and a static server for the built dashboard
+(`examples/dashboard/dist`, a different origin than the API); then runs `node --test` on
+`tests/interop/*.test.mjs` with the URLs in environment variables, and tears everything down.
+
+    .venv/bin/python tests/interop/run.py                   # every test file
+    .venv/bin/python tests/interop/run.py client.test.mjs   # some of them
+    .venv/bin/python tests/interop/run.py --serve           # only the topology, until Ctrl-C
+
+`make interop` builds what this needs first (filter, facilitator, .venv, npm ci, the dashboard,
+Chromium). Output (logs, screenshots): tests/interop/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+OUT = pathlib.Path(os.environ.get("X402_INTEROP_OUT", HERE / "out"))
+DASHBOARD_DIST = pathlib.Path(os.environ.get("X402_DASHBOARD_DIST", REPO / "examples/dashboard/dist"))
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+sys.path.insert(0, str(HERE))
+
+from harness import (ASSET, FEE_PAYER, MERCHANT, NETWORK, SECRET, Envoy, Facilitator,  # noqa: E402
+                     default_plugin_config)
+from data_upstream import DataUpstream  # noqa: E402
+
+TAP_COUNTS = {"tests", "suites", "pass", "fail", "cancelled", "skipped", "todo"}
+NODE_TEST_TIMEOUT_S = int(os.environ.get("X402_INTEROP_TIMEOUT", "420"))
+
+
+class _StaticHandler(SimpleHTTPRequestHandler):
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript",
+                      ".mjs": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, fmt: str, *args) -> None:
+        log = getattr(self.server, "log", None)
+        if log:
+            log.write(("%s %s\n" % (self.log_date_time_string(), fmt % args)).encode())
+            log.flush()
+
+
+class StaticSite:
+    """The built dashboard on its own origin (http://127.0.0.1:<port>)."""
+
+    def __init__(self, root: pathlib.Path, log_path: pathlib.Path):
+        handler = functools.partial(_StaticHandler, directory=str(root))
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.server.log = open(log_path, "ab")
+        self.port = self.server.server_address[1]
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                       name="dashboard-static", daemon=True)
+
+    def start(self) -> "StaticSite":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+        self.server.log.close()
+
+
+def tap_summary(path: pathlib.Path) -> dict[str, int]:
+    """The closing counts of node's TAP reporter (`# pass 9`, `# fail 0`, `# todo 1`...)."""
+    counts: dict[str, int] = {}
+    if path.exists():
+        for line in path.read_text(errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "#" and parts[1] in TAP_COUNTS and parts[2].isdigit():
+                counts[parts[1]] = int(parts[2])
+    return counts
+
+
+def prepare_out() -> None:
+    if OUT.exists():
+        shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="*", help="test files under tests/interop (default: *.test.mjs)")
+    parser.add_argument("--serve", action="store_true", help="start the topology and wait for Ctrl-C")
+    args = parser.parse_args()
+
+    node_modules = HERE / "node_modules" / "@dexterai" / "x402"
+    if not args.serve and not node_modules.exists():
+        print("tests/interop/node_modules is missing: run `npm ci` in tests/interop (make interop does)",
+              file=sys.stderr)
+        return 2
+    files = args.files or sorted(p.name for p in HERE.glob("*.test.mjs"))
+    if not (DASHBOARD_DIST / "index.html").exists():
+        print(f"{DASHBOARD_DIST}/index.html is missing: build examples/dashboard (make interop does)",
+              file=sys.stderr)
+        return 2
+
+    prepare_out()
+    stopping = threading.Event()
+
+    def on_signal(signum, _frame):
+        stopping.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    parts: list = []
+    summary: dict[str, int] = {}
+    started = time.monotonic()
+    try:
+        facilitator = Facilitator(OUT, "facilitator").start()
+        parts.append(facilitator)
+        upstream = DataUpstream().start()
+        parts.append(upstream)
+        site = StaticSite(DASHBOARD_DIST, OUT / "dashboard-static.log").start()
+        parts.append(site)
+        # The harness's plugin config (tiers 5m/1h/24h at 0.05/0.50/2.00, ratePerHour 0.50, devnet,
+        # CORS for any origin), and the same with only the dashboard's origin allowed.
+        config = default_plugin_config(facilitator.addr)
+        envoy = Envoy("interop", config, facilitator.port, upstream.port, OUT).start()
+        parts.append(envoy)
+        origin_config = default_plugin_config(facilitator.addr, cors={"allowOrigins": [site.origin]})
+        origin_envoy = Envoy("origin-only", origin_config, facilitator.port, upstream.port, OUT).start()
+        parts.append(origin_envoy)
+        env = {
+            "X402_API": f"http://127.0.0.1:{envoy.port}",
+            "X402_ENVOY_ADMIN": f"http://{envoy.admin[0]}:{envoy.admin[1]}",
+            "X402_API_ORIGIN_ONLY": f"http://127.0.0.1:{origin_envoy.port}",
+            "X402_FACILITATOR_URL": f"http://{facilitator.addr}",
+            "X402_CONTROL_URL": f"http://{facilitator.control}",
+            "X402_RPC_URL": f"http://{facilitator.rpc}",
+            "X402_DASHBOARD_URL": site.origin,
+            "X402_SECRET": SECRET,
+            "X402_NETWORK": NETWORK,
+            "X402_ASSET": ASSET,
+            "X402_PAY_TO": MERCHANT,
+            "X402_FEE_PAYER": FEE_PAYER,
+            "X402_PLUGIN_CONFIG": json.dumps(config),
+            "X402_INTEROP_OUT": str(OUT),
+            "X402_INTEROP_RUN": os.urandom(6).hex(),
+        }
+        (OUT / "topology.json").write_text(json.dumps(env, indent=2) + "\n")
+        print(f"topology up in {time.monotonic() - started:.1f}s: API {env['X402_API']}, "
+              f"dashboard {site.origin}, facilitator {facilitator.addr}, RPC {facilitator.rpc}", flush=True)
+
+        if args.serve:
+            print(f"\nDashboard: {site.origin}/?api={env['X402_API']}&rpc={env['X402_RPC_URL']}\n"
+                  f"Paywall:   {env['X402_API']}/api/data\nCtrl-C stops everything.", flush=True)
+            while not stopping.is_set():
+                for part in (facilitator, envoy, origin_envoy):
+                    if not part.proc.alive():
+                        print(f"{part.name} exited; see {OUT}", file=sys.stderr)
+                        return 1
+                time.sleep(0.5)
+            return 0
+
+        tap = OUT / "results.tap"
+        cmd = ["node", "--test", "--test-concurrency=1", "--test-timeout=150000",
+               "--test-reporter=spec", "--test-reporter-destination=stdout",
+               "--test-reporter=tap", f"--test-reporter-destination={tap}", *files]
+        print("$ " + " ".join(cmd), flush=True)
+        # Its own process group, so a timeout also ends the browsers it started.
+        proc = subprocess.Popen(cmd, cwd=HERE, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            code = proc.wait(timeout=NODE_TEST_TIMEOUT_S)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
+            if isinstance(exc, subprocess.TimeoutExpired):
+                print(f"node --test did not finish within {NODE_TEST_TIMEOUT_S}s", file=sys.stderr)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            code = 1
+        summary = tap_summary(tap)
+        if code == 0 and (not summary or summary.get("pass", 0) == 0):
+            print("interop: no test ran", file=sys.stderr)
+            code = 1
+        if code != 0:
+            for part in (facilitator, envoy, origin_envoy):
+                if part.proc and not part.proc.alive():
+                    print(f"{part.name} had exited: see {part.proc.log_path}", file=sys.stderr)
+            print(f"logs: {OUT}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        return 0 if args.serve else 130
+    finally:
+        for part in reversed(parts):
+            try:
+                part.stop()
+            except Exception as exc:  # noqa: BLE001 - keep stopping the others
+                print(f"error stopping {part}: {exc}", file=sys.stderr)
+        print(f"interop: {time.monotonic() - started:.1f}s, output in {OUT.relative_to(REPO) if OUT.is_relative_to(REPO) else OUT}",
+              flush=True)
+        if summary:
+            # todo tests (known bugs, see their reason) count as skipped here
+            print(f"interop: {summary.get('pass', 0)} passed, "
+                  f"{summary.get('fail', 0) + summary.get('cancelled', 0)} failed, "
+                  f"{summary.get('skipped', 0) + summary.get('todo', 0)} skipped", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
