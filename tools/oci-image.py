@@ -62,8 +62,10 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def descriptor(media_type: str, data: bytes, annotations: dict | None = None) -> dict:
+def descriptor(media_type: str, data: bytes, annotations: dict | None = None, platform: dict | None = None) -> dict:
     desc = {"mediaType": media_type, "digest": sha256(data), "size": len(data)}
+    if platform:
+        desc["platform"] = platform
     if annotations:
         desc["annotations"] = annotations
     return desc
@@ -106,12 +108,15 @@ def rfc3339(epoch: int) -> str:
 def build_layout(wasm: bytes, tag: str, epoch: int = 0) -> tuple[dict[str, bytes], dict]:
     """The files of the OCI layout ({path: bytes}) and a summary of the digests."""
     layer_tar = make_tar([(PLUGIN_FILE, wasm)], epoch)
+    # What `docker build` writes for FROM scratch on the usual builder; Istio's agent ignores it
+    # (it reads the last layer), and registry clients that pick an image from an index by
+    # platform find the default one.
+    platform = {"architecture": "amd64", "os": "linux"}
     layer = gzip_bytes(layer_tar)
     created = rfc3339(epoch)
     config = compact({
         "created": created,
-        "architecture": "amd64",
-        "os": "linux",
+        **platform,
         "config": {},
         "rootfs": {"type": "layers", "diff_ids": [sha256(layer_tar)]},
         "history": [{"created": created, "created_by": f"COPY x402_access_pass.wasm ./{PLUGIN_FILE}"}],
@@ -133,8 +138,8 @@ def build_layout(wasm: bytes, tag: str, epoch: int = 0) -> tuple[dict[str, bytes
         "mediaType": MEDIA_INDEX,
         "manifests": [descriptor(MEDIA_MANIFEST, manifest, {
             "org.opencontainers.image.ref.name": tag,
-            "io.containerd.image.name": f"{IMAGE_NAME}:{tag}",
-        })],
+            "io.containerd.image.name": f"localhost/{IMAGE_NAME}:{tag}",
+        }, platform)],
     })
     files: dict[str, bytes] = {
         "oci-layout": compact({"imageLayoutVersion": "1.0.0"}),

