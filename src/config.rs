@@ -24,6 +24,10 @@ pub const DEFAULT_ISSUER: &str = "x402-access-pass";
 const DEFAULT_FACILITATOR_URL: &str = "https://x402.dexter.cash";
 const DEFAULT_FACILITATOR_CLUSTER: &str = "x402_facilitator";
 const MIN_SECRET_BYTES: usize = 32;
+/// The longest pass a configuration may sell: ten years. Beyond it, prices and
+/// expiry times stop fitting their integers (found by fuzzing), and no seller
+/// means it.
+pub const MAX_PASS_SECONDS: u64 = 10 * 365 * 86_400;
 
 /// A configuration problem: the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,6 +236,9 @@ impl Config {
         if max_duration_seconds < min_duration_seconds {
             return Err(ConfigError::new("maxDurationSeconds", "must not be below minDurationSeconds"));
         }
+        if max_duration_seconds > MAX_PASS_SECONDS {
+            return Err(ConfigError::new("maxDurationSeconds", format!("must be at most {MAX_PASS_SECONDS} (ten years)")));
+        }
         if let (true, Some(rate)) = (tiers.is_empty(), &rate_per_hour) {
             if pricing::duration_price(rate.atomic, 3_600, asset.decimals).is_none() {
                 return Err(ConfigError::new("ratePerHour", "one hour at this rate rounds to zero"));
@@ -413,6 +420,9 @@ fn parse_tiers(v: &Option<Value>, decimals: u8) -> Result<Vec<Tier>> {
         let seconds = pricing::tier_seconds(id).ok_or_else(|| {
             ConfigError::new(&field, "invalid tier id (expected a number then m, h, d or w, such as 5m, 1h, 7d)")
         })?;
+        if seconds > MAX_PASS_SECONDS {
+            return Err(ConfigError::new(&field, "lasts more than ten years"));
+        }
         let price = match price {
             Value::String(s) => s.clone(),
             _ => return Err(type_error(&field, "a price string such as \"0.50\"")),
@@ -781,6 +791,8 @@ mod tests {
             (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secretEnv": "NOPE"}), "secretEnv"),
             (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "facilitatorUrl": "ftp://x"}), "facilitatorUrl"),
             (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "minDurationSeconds": 100, "maxDurationSeconds": 50}), "maxDurationSeconds"),
+            (serde_json::json!({"payTo": MERCHANT, "ratePerHour": "0.50", "secret": SECRET, "maxDurationSeconds": 18_446_744_073_709_551_615u64}), "maxDurationSeconds"),
+            (serde_json::json!({"payTo": MERCHANT, "tiers": {"30500568904943w": "0.50"}, "secret": SECRET}), "tiers.30500568904943w"),
             (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "claimHeaders": {"x-a": "password"}}), "claimHeaders.x-a"),
             (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "protect": [{"prefix": "api"}]}), "protect[0]"),
             (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "keys": [{"kid": "a", "alg": "none", "secret": SECRET}]}), "keys[0].alg"),

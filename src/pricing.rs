@@ -82,10 +82,12 @@ pub fn tier_seconds(id: &str) -> Option<u64> {
 pub fn duration_price(rate_atomic: u64, seconds: u64, decimals: u8) -> Option<u64> {
     let exponent = if decimals > 4 { decimals - 4 } else { decimals.saturating_sub(2) };
     let unit = 10u128.checked_pow(u32::from(exponent))?;
-    let numerator = u128::from(rate_atomic) * u128::from(seconds);
-    let denominator = u128::from(HOUR) * unit;
-    let units = (numerator * 2 + denominator) / (denominator * 2);
-    let atomic = u64::try_from(units * unit).ok()?;
+    // Checked throughout: a price that does not fit is not for sale (never a
+    // wrapped, tiny one).
+    let twice_numerator = u128::from(rate_atomic).checked_mul(u128::from(seconds))?.checked_mul(2)?;
+    let denominator = u128::from(HOUR).checked_mul(unit)?;
+    let units = twice_numerator.checked_add(denominator)? / denominator.checked_mul(2)?;
+    let atomic = u64::try_from(units.checked_mul(unit)?).ok()?;
     (atomic > 0).then_some(atomic)
 }
 
@@ -220,6 +222,10 @@ mod tests {
         assert_eq!(duration_price(10_000, 18, 6), Some(100));
         // below half a unit rounds to zero: not for sale.
         assert_eq!(duration_price(10_000, 17, 6), None);
+        // a price that does not fit in u64 is not for sale (found by fuzzing: the
+        // unchecked u128 arithmetic wrapped to a tiny price).
+        assert_eq!(duration_price(10_000_000_000_000_000_000, 17_014_118_346_046_923_174, 18), None);
+        assert_eq!(duration_price(u64::MAX, u64::MAX, 6), None);
         // two decimals: whole cents.
         assert_eq!(duration_price(50, 5_400, 2), Some(75));
     }
