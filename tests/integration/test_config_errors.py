@@ -30,6 +30,9 @@ CASES = {
     "unknown-network-without-asset": ({"network": "solana:unknownnet"}, ["network", "asset"]),
     "secretEnv-unset": ({"secret": None, "secretEnv": "X402_NOT_SET_ANYWHERE"}, ["secretEnv", "X402_NOT_SET_ANYWHERE"]),
     "timeout-not-a-number": ({"facilitatorTimeoutMs": "soon"}, ["facilitatorTimeoutMs"]),
+    # Found by fuzzing: passes this long overflowed their price and expiry.
+    "durations-over-ten-years": ({"maxDurationSeconds": 2 ** 64 - 1}, ["maxDurationSeconds"]),
+    "tier-over-ten-years": ({"tiers": {"30500568904943w": "0.05"}}, ["30500568904943w"]),
 }
 
 
