@@ -1,0 +1,61 @@
+# Benchmarks: line rate against the alternatives, and the core's micro-benchmarks (bench/run.py).
+# Not part of `make test`: timings need a quiet machine.
+#
+#   make bench         the full run, ~10 minutes once built: waits up to BENCH_QUIET_WAIT seconds for a
+#                      quiet machine, then Envoy without filter / with a minimal wasm filter / with
+#                      jwt_authn / with this filter, and the Express reference, each driven by wrk
+#                      (10 s x 3 interleaved rounds); 1,000,000 distinct passes for memory; cargo bench;
+#                      the hot path under callgrind; the wasm's size. Writes bench/results.md and .json.
+#   make bench-quick   the same in short (3 s x 2 rounds, 60,000 passes; under 2 minutes once built):
+#                      target/bench/quick/results.md and .json. bench/results.* are left alone.
+#   make bench-micro   only the native micro-benchmarks (cargo bench --bench micro).
+#
+# BENCH_ARGS='--rows floor,ours_hs256 --duration 5' make bench   passes options to bench/run.py (--help).
+# Everything else it writes goes to target/bench/.
+
+BENCH_QUIET_WAIT   ?= 300
+BENCH_ARGS         ?=
+BENCH_FLOOR_DIR    := bench/floor-filter
+BENCH_TARGET       := target/bench
+# The test suite's Node packages (the pinned @dexterai/x402 2.0.0 and express), for the Express row.
+BENCH_NODE_STAMP   := tests/interop/node_modules/.x402-ci
+
+.PHONY: bench bench-quick bench-micro bench-build bench-build-quick bench-node wrk
+
+# Debian's wrk, installed when absent (root, or passwordless sudo).
+wrk:
+	@if command -v wrk >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	else echo "wrk is missing and installing it needs root: apt-get install -y wrk" >&2; exit 1; fi; \
+	echo "installing Debian's wrk"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$SUDO apt-get install -y -q wrk >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q wrk >/dev/null; }; \
+	command -v wrk >/dev/null
+
+# npm ci in tests/interop (its lockfile) when node is there; without it the Express row is skipped.
+bench-node:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) $(BENCH_NODE_STAMP); \
+	else echo "npm is missing: the Express row will be skipped"; fi
+
+# The floor filter (its own workspace and lockfile), the micro-benchmarks, all built before any timing.
+bench-build-quick: wasm-target
+	cargo build --locked --release --target wasm32-wasip1 --manifest-path $(BENCH_FLOOR_DIR)/Cargo.toml \
+		--target-dir $(BENCH_TARGET)/floor-filter
+	cargo bench --bench micro --no-run
+
+# ... plus an unstripped build of the filter (for the size breakdown) and the callgrind example.
+bench-build: bench-build-quick
+	CARGO_PROFILE_RELEASE_STRIP=false cargo build -p x402-access-pass --lib --release --target wasm32-wasip1 \
+		--target-dir $(BENCH_TARGET)/wasm-symbols
+	CARGO_PROFILE_RELEASE_STRIP=false cargo build -q --release --example hot_path
+
+bench: wasm venv wrk bench-node bench-build
+	$(VENV)/bin/python bench/run.py --quiet-wait $(BENCH_QUIET_WAIT) $(BENCH_ARGS)
+
+bench-quick: wasm venv wrk bench-node bench-build-quick
+	$(VENV)/bin/python bench/run.py --quick $(BENCH_ARGS)
+
+bench-micro:
+	cargo bench --bench micro
