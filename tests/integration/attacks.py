@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Sequence
 
 from harness import Envoy, Facilitator, Headers
+from upstream import BackgroundServer
 from helpers import PRICES, decode_jwt
 
 # The default test configuration (harness.default_plugin_config): tiers and ratePerHour.
@@ -287,20 +288,8 @@ class _FastServer(ThreadingHTTPServer):
         self.saw_authorization = 0
 
 
-class FastUpstream:
+class FastUpstream(BackgroundServer):
     """A 200-JSON upstream on 127.0.0.1:<ephemeral> that keeps counts, not requests."""
 
     def __init__(self) -> None:
-        self.server = _FastServer()
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                       name="fast-upstream", daemon=True)
-
-    def start(self) -> "FastUpstream":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(_FastServer(), "fast-upstream")

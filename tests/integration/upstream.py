@@ -59,17 +59,16 @@ class _Server(ThreadingHTTPServer):
         self.verbose = verbose
 
 
-class DemoUpstream:
-    """The demo upstream on 127.0.0.1:<ephemeral>, served by a background thread."""
+class BackgroundServer:
+    """An HTTP server on 127.0.0.1:<ephemeral> served by a daemon thread, stopped within 5 s."""
 
-    def __init__(self, port: int = 0, verbose: bool = False):
-        self.server = _Server(("127.0.0.1", port), verbose)
-        self.server.timeout = 1
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                       name="demo-upstream", daemon=True)
+    def __init__(self, server: ThreadingHTTPServer, name: str):
+        self.server = server
+        self.port = server.server_address[1]
+        self.thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                                       name=name, daemon=True)
 
-    def start(self) -> "DemoUpstream":
+    def start(self):
         self.thread.start()
         return self
 
@@ -77,6 +76,15 @@ class DemoUpstream:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+class DemoUpstream(BackgroundServer):
+    """The demo upstream, keeping every request it got."""
+
+    def __init__(self, port: int = 0, verbose: bool = False):
+        server = _Server(("127.0.0.1", port), verbose)
+        server.timeout = 1
+        super().__init__(server, "demo-upstream")
 
     @property
     def requests(self) -> list[dict]:

@@ -41,6 +41,7 @@ sys.path.insert(0, str(HERE))
 from harness import (ASSET, FEE_PAYER, MERCHANT, NETWORK, SECRET, Envoy, Facilitator,  # noqa: E402
                      default_plugin_config)
 from data_upstream import DataUpstream  # noqa: E402
+from upstream import BackgroundServer  # noqa: E402
 
 TAP_COUNTS = {"tests", "suites", "pass", "fail", "cancelled", "skipped", "todo"}
 NODE_TEST_TIMEOUT_S = int(os.environ.get("X402_INTEROP_TIMEOUT", "420"))
@@ -61,27 +62,19 @@ class _StaticHandler(SimpleHTTPRequestHandler):
             log.flush()
 
 
-class StaticSite:
+class StaticSite(BackgroundServer):
     """The built dashboard on its own origin (http://127.0.0.1:<port>)."""
 
     def __init__(self, root: pathlib.Path, log_path: pathlib.Path):
         handler = functools.partial(_StaticHandler, directory=str(root))
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self.server.log = open(log_path, "ab")
-        self.port = self.server.server_address[1]
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        server.log = open(log_path, "ab")
+        super().__init__(server, "dashboard-static")
         self.origin = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                       name="dashboard-static", daemon=True)
-
-    def start(self) -> "StaticSite":
-        self.thread.start()
-        return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        super().stop()
         self.server.log.close()
 
 
