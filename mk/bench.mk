@@ -6,7 +6,7 @@
 #                      jwt_authn / with this filter, and the Express reference, each driven by wrk
 #                      (10 s x 3 interleaved rounds); 1,000,000 distinct passes for memory; cargo bench;
 #                      the hot path under callgrind; the wasm's size. Writes bench/results.md and .json.
-#   make bench-quick   the same in short (3 s x 2 rounds, 60,000 passes; under 2 minutes once built):
+#   make bench-quick   the same in short (2 s x 2 rounds, 60,000 passes; under 2 minutes once built):
 #                      target/bench/quick/results.md and .json. bench/results.* are left alone.
 #   make bench-micro   only the native micro-benchmarks (cargo bench --bench micro).
 #
