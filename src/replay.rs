@@ -138,7 +138,7 @@ impl Bucket {
 
     /// Drops what is no longer needed; returns whether anything changed.
     pub fn sweep(&mut self, now: u64, policy: Policy) -> bool {
-        let before = self.entries.clone();
+        let before = self.entries.len();
         self.entries.retain(|_, entry| match entry {
             Entry::Pending { since, pass: None } => now.saturating_sub(*since) < policy.stale_after_seconds,
             Entry::Pending { since, pass: Some(_) } | Entry::Unknown { since, .. } => {
@@ -149,14 +149,16 @@ impl Bucket {
                 now.saturating_sub(*at) < policy.replay_window_seconds.saturating_add(SPENT_RETENTION_SECONDS)
             }
         });
+        let mut changed = before != self.entries.len();
         for entry in self.entries.values_mut() {
             if let Entry::Settled { at, .. } = entry {
                 if now.saturating_sub(*at) > policy.replay_window_seconds {
                     *entry = Entry::Spent { at: *at };
+                    changed = true;
                 }
             }
         }
-        before != self.entries
+        changed
     }
 }
 
