@@ -8,6 +8,7 @@ pub mod challenge;
 pub mod config;
 pub mod decision;
 pub mod facilitator;
+pub mod jwt_crypto;
 pub mod offer;
 pub mod payment;
 pub mod pricing;

@@ -5,8 +5,9 @@
 //!   header of the signing key).
 //! * [`sign`] mints a pass byte-compatible with the Express reference (Node `jsonwebtoken`).
 //! * [`verify`] checks a presented pass against every rule of §7. It never panics,
-//!   bounds every input, and checks the signature (jsonwebtoken's crypto: constant-time
-//!   HMAC comparison, Ed25519 via ed25519-dalek) before it parses the claims.
+//!   bounds every input, and checks the signature (jsonwebtoken with the backend of
+//!   [`crate::jwt_crypto`]: constant-time HMAC comparison, Ed25519 via ed25519-compact)
+//!   before it parses the claims.
 //! * [`PassCache`] / [`verify_cached`]: a bounded per-worker cache of verified passes,
 //!   so a repeat token costs one SHA-256 instead of a signature check and JSON parsing,
 //!   and still expires on time.
@@ -109,6 +110,8 @@ impl KeyRing {
     /// Validates the keys and precomputes everything signing and verifying need.
     /// Errors name the key and the problem, e.g. `keys[1]: HS256 secret must be at least 32 bytes`.
     pub fn new(keys: Vec<KeySpec>) -> Result<KeyRing, String> {
+        // Every sign/verify goes through a ring, so installing the backend here covers them all.
+        crate::jwt_crypto::install();
         if keys.is_empty() {
             return Err("keys: at least one key is required".to_string());
         }
@@ -159,7 +162,7 @@ impl KeyRing {
                     der.fill(0);
                     RingKey {
                         alg: Algorithm::EdDSA,
-                        // The rust_crypto backend takes the raw 32-byte public key here.
+                        // The backend (crate::jwt_crypto) takes the raw 32-byte public key here.
                         decoding: DecodingKey::from_ed_der(&pair.pk[..]),
                         signing: Some(Signer {
                             encoding,

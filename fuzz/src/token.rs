@@ -117,6 +117,8 @@ pub fn signed(kind: u8, header: &[u8], claims: &[u8]) -> Vec<u8> {
         }
         _ => (EncodingKey::from_secret(FOREIGN_SECRET.as_bytes()), Algorithm::HS256),
     };
+    // The filter's backend: it is installed by the first key ring, which may come after this.
+    x402_access_pass::jwt_crypto::install();
     let signature = jsonwebtoken::crypto::sign(token.as_bytes(), &key, alg).expect("the harness keys sign");
     token.push('.');
     token.push_str(&signature);
