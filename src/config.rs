@@ -6,6 +6,7 @@
 //! `tiers.90s: invalid tier id (expected a number then m, h, d or w)`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -166,8 +167,9 @@ pub struct Config {
     pub access_pass_tiers_header: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+/// The top-level settings, each still a raw JSON value: every field is validated by hand
+/// below so that each problem names its field.
+#[derive(Default)]
 struct RawConfig {
     pay_to: Option<Value>,
     network: Option<Value>,
@@ -196,20 +198,80 @@ struct RawConfig {
     replay_window_seconds: Option<Value>,
 }
 
+impl RawConfig {
+    /// Reads the document's members into their slots. Walked by hand rather than with a
+    /// derived `Deserialize`: the derive of a 25-field struct costs ~15 KB of wasm, and every
+    /// error it gave (unknown field, duplicate field, not an object) is said here as well.
+    fn from_json(json: &[u8]) -> Result<RawConfig> {
+        let members: Members = serde_json::from_slice(json)
+            .map_err(|e| ConfigError::new("(document)", format!("not a JSON object of settings: {e}")))?;
+        let mut raw = RawConfig::default();
+        for (name, value) in members.0 {
+            let slot = match name.as_str() {
+                "payTo" => &mut raw.pay_to,
+                "network" => &mut raw.network,
+                "asset" => &mut raw.asset,
+                "tiers" => &mut raw.tiers,
+                "ratePerHour" => &mut raw.rate_per_hour,
+                "minDurationSeconds" => &mut raw.min_duration_seconds,
+                "maxDurationSeconds" => &mut raw.max_duration_seconds,
+                "facilitatorUrl" => &mut raw.facilitator_url,
+                "facilitatorCluster" => &mut raw.facilitator_cluster,
+                "facilitatorTimeoutMs" => &mut raw.facilitator_timeout_ms,
+                "facilitatorHeaders" => &mut raw.facilitator_headers,
+                "feePayer" => &mut raw.fee_payer,
+                "secret" => &mut raw.secret,
+                "secretEnv" => &mut raw.secret_env,
+                "keys" => &mut raw.keys,
+                "issuer" => &mut raw.issuer,
+                "audience" => &mut raw.audience,
+                "leewaySeconds" => &mut raw.leeway_seconds,
+                "description" => &mut raw.description,
+                "protect" => &mut raw.protect,
+                "bypass" => &mut raw.bypass,
+                "forwardAuthorization" => &mut raw.forward_authorization,
+                "claimHeaders" => &mut raw.claim_headers,
+                "cors" => &mut raw.cors,
+                "replayWindowSeconds" => &mut raw.replay_window_seconds,
+                _ => return Err(ConfigError::new(&name, "unknown field")),
+            };
+            if slot.replace(value).is_some() {
+                return Err(ConfigError::new(&name, "duplicate field"));
+            }
+        }
+        Ok(raw)
+    }
+}
+
+/// The members of a JSON object in document order, duplicates kept (a `Map` would silently
+/// keep the last).
+struct Members(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, Value>()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
 impl Config {
     /// Parses and validates the plugin configuration. `env` reads the VM's
     /// environment (for `secretEnv`, `privateKeyEnv` and `${NAME}` header values).
     pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
-        let raw: RawConfig = serde_json::from_slice(json).map_err(|e| {
-            let message = e.to_string();
-            match message.strip_prefix("unknown field ") {
-                Some(rest) => {
-                    let name = rest.split(',').next().unwrap_or(rest).trim_matches('`');
-                    ConfigError::new(name, "unknown field")
-                }
-                None => ConfigError::new("(document)", format!("not a JSON object of settings: {message}")),
-            }
-        })?;
+        let raw = RawConfig::from_json(json)?;
 
         let pay_to = required_string(&raw.pay_to, "payTo")?;
         let pay_to_key = solana::decode_pubkey(&pay_to)
@@ -753,6 +815,20 @@ mod tests {
         assert_eq!(c.allowed_origins, AllowedOrigins::Any);
         assert_eq!(c.claim_headers.len(), 4);
         assert!(c.applies_to(b"/anything?x=1"));
+    }
+
+    #[test]
+    fn the_document_is_an_object_of_known_members_each_given_once() {
+        let e = error_of(serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "tier": {}}));
+        assert_eq!((e.field.as_str(), e.problem.as_str()), ("tier", "unknown field"));
+        let duplicated = format!(r#"{{"payTo":"{MERCHANT}","tiers":{{"1h":"0.50"}},"secret":"{SECRET}","secret":"{SECRET}"}}"#);
+        let e = Config::parse(duplicated.as_bytes(), &no_env).err().unwrap();
+        assert_eq!((e.field.as_str(), e.problem.as_str()), ("secret", "duplicate field"));
+        for document in [&b"[1]"[..], b"\"payTo\"", b"{\"payTo\":", b"", b"{} x"] {
+            let e = Config::parse(document, &no_env).err().unwrap();
+            assert_eq!(e.field, "(document)", "{}", String::from_utf8_lossy(document));
+            assert!(e.problem.starts_with("not a JSON object of settings: "), "{}", e.problem);
+        }
     }
 
     #[test]
