@@ -9,8 +9,6 @@
 //! for the same payment. Shared data has no expiry, so every write also sweeps
 //! its bucket, and the root context sweeps all buckets slowly in the background.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::purchase::{IssuedPass, Receipt};
@@ -40,7 +38,7 @@ pub fn locate(message_hash: &[u8; 32]) -> (usize, String) {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Entry {
     /// A callout for this payment is in flight since `since`. `pass` is set
     /// once the pass is signed, just before `/settle`.
@@ -76,17 +74,26 @@ pub enum Claim {
     Recover(IssuedPass),
 }
 
+/// The purchases of one bucket, sorted by key: a few dozen at most under sustained sales, so a
+/// sorted vector (binary search, one small move per insert) rather than a tree, whose code
+/// would be linked into the wasm a second time for this alone. Encoded as a JSON array of
+/// `[key, entry]` pairs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Bucket {
-    entries: BTreeMap<String, Entry>,
+    entries: Vec<(String, Entry)>,
 }
 
 impl Bucket {
     /// Empty or unreadable bytes are an empty bucket: losing a bucket can only
     /// make a replay reach the facilitator, which refuses a second settlement.
     pub fn decode(bytes: Option<&[u8]>) -> Bucket {
-        bytes.filter(|b| !b.is_empty()).and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default()
+        bytes
+            .filter(|b| !b.is_empty())
+            .and_then(|b| serde_json::from_slice::<Bucket>(b).ok())
+            // Lookups need the keys sorted and unique, as this filter writes them.
+            .filter(|bucket| bucket.entries.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0)))
+            .unwrap_or_default()
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -101,22 +108,36 @@ impl Bucket {
         self.entries.is_empty()
     }
 
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    }
+
     pub fn get(&self, key: &str) -> Option<&Entry> {
-        self.entries.get(key)
+        let index = self.position(key).ok()?;
+        self.entries.get(index).map(|(_, entry)| entry)
     }
 
     pub fn set(&mut self, key: &str, entry: Entry) {
-        self.entries.insert(key.to_owned(), entry);
+        match self.position(key) {
+            Ok(index) => {
+                if let Some(slot) = self.entries.get_mut(index) {
+                    slot.1 = entry;
+                }
+            }
+            Err(index) => self.entries.insert(index, (key.to_owned(), entry)),
+        }
     }
 
     pub fn remove(&mut self, key: &str) {
-        self.entries.remove(key);
+        if let Ok(index) = self.position(key) {
+            self.entries.remove(index);
+        }
     }
 
     /// Decides what a request carrying this payment does, and records it.
     pub fn claim(&mut self, key: &str, now: u64, policy: Policy) -> Claim {
         let stale = |since: u64| now.saturating_sub(since) >= policy.stale_after_seconds;
-        let (claim, next) = match self.entries.get(key) {
+        let (claim, next) = match self.get(key) {
             None => (Claim::Fresh, Some(Entry::Pending { since: now, pass: None })),
             Some(Entry::Pending { since, .. }) if !stale(*since) => (Claim::InProgress, None),
             // Abandoned before the pass was signed: no settlement was attempted.
@@ -139,7 +160,7 @@ impl Bucket {
     /// Drops what is no longer needed; returns whether anything changed.
     pub fn sweep(&mut self, now: u64, policy: Policy) -> bool {
         let before = self.entries.len();
-        self.entries.retain(|_, entry| match entry {
+        self.entries.retain(|(_, entry)| match entry {
             Entry::Pending { since, pass: None } => now.saturating_sub(*since) < policy.stale_after_seconds,
             Entry::Pending { since, pass: Some(_) } | Entry::Unknown { since, .. } => {
                 now.saturating_sub(*since) < UNKNOWN_RETENTION_SECONDS
@@ -150,7 +171,7 @@ impl Bucket {
             }
         });
         let mut changed = before != self.entries.len();
-        for entry in self.entries.values_mut() {
+        for (_, entry) in &mut self.entries {
             if let Entry::Settled { at, .. } = entry {
                 if now.saturating_sub(*at) > policy.replay_window_seconds {
                     *entry = Entry::Spent { at: *at };
@@ -248,6 +269,14 @@ mod tests {
         b.set("k", Entry::Unknown { since: 1, pass: pass() });
         assert_eq!(Bucket::decode(Some(&b.encode())), b);
         assert!(Bucket::decode(Some(b"garbage")).is_empty());
+        // Keys out of order or repeated were not written by this filter: unreadable too.
+        let spent = |at| serde_json::to_value(Entry::Spent { at }).unwrap();
+        for keys in [["b", "a"], ["a", "a"]] {
+            let bytes = serde_json::json!([[keys[0], spent(1)], [keys[1], spent(2)]]).to_string();
+            assert!(Bucket::decode(Some(bytes.as_bytes())).is_empty());
+        }
+        let sorted = serde_json::json!([["a", spent(1)], ["b", spent(2)]]).to_string();
+        assert_eq!(Bucket::decode(Some(sorted.as_bytes())).get("b"), Some(&Entry::Spent { at: 2 }));
         assert!(Bucket::decode(None).is_empty());
         let (index, key) = locate(&[0xff; 32]);
         assert_eq!(index, 0xff % BUCKETS);
