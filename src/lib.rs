@@ -5,6 +5,7 @@
 //! proxy-wasm layer (`filter`) that only moves bytes between Envoy and the core.
 
 pub mod challenge;
+pub mod challenge_cache;
 pub mod config;
 pub mod decision;
 pub mod facilitator;

@@ -40,8 +40,15 @@ pub fn set_response_header(name: &str, value: &str) {
 }
 
 pub fn send(response: &Response) {
-    let headers: Vec<(&str, &str)> = response.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    let body = (!response.body.is_empty()).then_some(response.body.as_slice());
+    send_with(response, &[], false);
+}
+
+/// Sends `response` with `extra` headers after its own; `head` drops the body (a `HEAD`
+/// request). Takes the response by reference: remembered challenges are sent as they are.
+pub fn send_with(response: &Response, extra: &[(&'static str, String)], head: bool) {
+    let headers: Vec<(&str, &str)> =
+        response.headers.iter().chain(extra).map(|(n, v)| (*n, v.as_str())).collect();
+    let body = (!head && !response.body.is_empty()).then_some(response.body.as_slice());
     if let Err(status) = hostcalls::send_http_response(response.status, headers, body) {
         log::warn!("x402-access-pass: could not send a local response: {status:?}");
     }

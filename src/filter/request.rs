@@ -1,5 +1,6 @@
 //! The HTTP context of one request: asks the core what to do and does it.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
@@ -23,12 +24,20 @@ use super::store;
 /// After a failed `/supported`, requests wait this long before asking again.
 const FEE_PAYER_RETRY_MS: u64 = 1_000;
 
-/// Request headers straight from Envoy, as bytes.
-struct EnvoyHeaders;
+/// Request headers straight from Envoy, as bytes. Remembers whether `:method` was `HEAD`, so
+/// that answering the request does not read it again.
+#[derive(Default)]
+struct EnvoyHeaders {
+    head: Cell<bool>,
+}
 
 impl RequestHeaders for EnvoyHeaders {
     fn header(&self, name: &str) -> Option<Vec<u8>> {
-        host::request_header(name)
+        let value = host::request_header(name);
+        if name == ":method" {
+            self.head.set(value.as_deref() == Some(b"HEAD"));
+        }
+        value
     }
 }
 
@@ -67,33 +76,47 @@ pub struct Request {
     /// `Origin`, read in the request phase (Envoy refuses request-header reads
     /// once the request went upstream) and only when origins are a list.
     origin: Option<Vec<u8>>,
+    /// A `HEAD` request: the filter's answers carry no body.
+    head: bool,
     waiting: Waiting,
 }
 
 impl Request {
     pub fn new(worker: Option<Rc<Worker>>) -> Request {
-        Request { worker, path: Vec::new(), forwarded: false, answering: false, origin: None, waiting: Waiting::Nothing }
+        Request {
+            worker,
+            path: Vec::new(),
+            forwarded: false,
+            answering: false,
+            origin: None,
+            head: false,
+            waiting: Waiting::Nothing,
+        }
     }
 
     /// Sends a local answer with the CORS headers of a protected request.
     fn respond(&self, worker: &Worker, answer: Response) {
-        let mut answer = answer.with_cors(&worker.config, self.origin.as_deref());
-        if host::request_header(":method").as_deref() == Some(b"HEAD") {
-            answer = answer.without_body();
-        }
-        host::send(&answer);
+        self.respond_with(worker, &answer);
     }
 
+    fn respond_with(&self, worker: &Worker, answer: &Response) {
+        let cors = response::cors_headers(&worker.config, self.origin.as_deref());
+        host::send_with(answer, &cors, self.head);
+    }
 
-    /// The challenge for this request: priced at its first candidate.
-    fn challenge(&self, worker: &Worker, fee_payer: &str) -> Option<Challenge> {
-        let offer = offer::candidates(&worker.config, &self.path).into_iter().next()?;
-        let url = challenge::resource_url(
+    /// `resource.url` of this request's challenge.
+    fn resource_url(&self) -> String {
+        challenge::resource_url(
             host::request_header("x-forwarded-proto").as_deref(),
             host::request_header(":scheme").as_deref(),
             &host::request_header(":authority").unwrap_or_default(),
             &self.path,
-        );
+        )
+    }
+
+    /// The challenge for this request: priced at its first candidate.
+    fn challenge(&self, worker: &Worker, fee_payer: &str, url: String) -> Option<Challenge> {
+        let offer = offer::candidates(&worker.config, &self.path).into_iter().next()?;
         Some(Challenge::new(&worker.config, &offer, url, fee_payer))
     }
 
@@ -123,18 +146,29 @@ impl Request {
     }
 
     fn run(&mut self, worker: &Rc<Worker>, fee_payer: &str, then: Then) -> Action {
-        let Some(challenge) = self.challenge(worker, fee_payer) else {
-            return self.fee_payer_unknown(worker);
-        };
+        let url = self.resource_url();
         match then {
             Then::Challenge => {
                 let html = host::request_header("accept")
                     .is_some_and(|accept| accept.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")));
-                worker.metrics.inc(worker.metrics.challenges_issued);
-                self.respond(worker, challenge.response(&worker.config, html));
-                Action::Pause
+                let mut challenges = worker.challenges.borrow_mut();
+                let build = || Some(self.challenge(worker, fee_payer, url.clone())?.response(&worker.config, html));
+                match challenges.get_or_build(&url, fee_payer, html, build) {
+                    Some(answer) => {
+                        worker.metrics.inc(worker.metrics.challenges_issued);
+                        self.respond_with(worker, answer);
+                        Action::Pause
+                    }
+                    None => {
+                        drop(challenges);
+                        self.fee_payer_unknown(worker)
+                    }
+                }
             }
-            Then::Purchase(header) => self.purchase(worker, fee_payer, challenge, &header),
+            Then::Purchase(header) => match self.challenge(worker, fee_payer, url) {
+                Some(challenge) => self.purchase(worker, fee_payer, challenge, &header),
+                None => self.fee_payer_unknown(worker),
+            },
         }
     }
 
@@ -368,10 +402,12 @@ impl HttpContext for Request {
         if let AllowedOrigins::List(_) = worker.config.allowed_origins {
             self.origin = host::request_header("origin");
         }
+        let headers = EnvoyHeaders::default();
         let decision = {
             let mut cache = worker.cache.borrow_mut();
-            decision::decide(&worker.config, &mut cache, host::now_seconds(), &path, &EnvoyHeaders)
+            decision::decide(&worker.config, &mut cache, host::now_seconds(), &path, &headers)
         };
+        self.head = headers.head.get();
         if matches!(decision, Decision::Untouched | Decision::Forward { .. }) {
             self.answering = false;
         }

@@ -10,6 +10,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
+use crate::challenge_cache::{self, ChallengeCache};
 use crate::config::Config;
 use crate::facilitator::{self, CalloutResult};
 use crate::replay::{Policy, BUCKETS};
@@ -38,6 +39,8 @@ pub struct Worker {
     /// than each asking a facilitator that is down.
     pub fee_payer_failed_at_ms: Cell<u64>,
     pub cache: RefCell<PassCache>,
+    /// Finished 402s of recent URLs (src/challenge_cache.rs).
+    pub challenges: RefCell<ChallengeCache>,
     pub metrics: Metrics,
 }
 
@@ -145,6 +148,7 @@ impl RootContext for Root {
             fee_payer: RefCell::new(fee_payer),
             fee_payer_failed_at_ms: Cell::new(0),
             cache: RefCell::new(PassCache::new(PASS_CACHE_CAPACITY)),
+            challenges: RefCell::new(ChallengeCache::new(challenge_cache::DEFAULT_SLOTS)),
             metrics: Metrics::define(),
         }));
         self.supported_in_flight = None;

@@ -66,6 +66,26 @@ def test_head_gets_the_challenge_headers_and_no_body(envoy):
     assert EXPOSE <= expose_set(head)
 
 
+def test_a_remembered_challenge_is_the_same_and_never_another_requests(envoy):
+    """Each worker remembers finished challenges by URL, flavour and fee payer
+    (src/challenge_cache.rs): repeats are byte-identical, and a request differing in any
+    of those gets its own."""
+    first = envoy.get("/api/data?tier=1h", {"Host": "memo.test"})
+    for _ in range(6):  # over both workers
+        again = envoy.get("/api/data?tier=1h", {"Host": "memo.test"})
+        assert (again.status, again.body) == (first.status, first.body), again
+        assert again.headers["payment-required"] == first.headers["payment-required"]
+    # A HEAD in between drops the body of its own answer only.
+    assert envoy.request("HEAD", "/api/data?tier=1h", {"Host": "memo.test"}).body == b""
+    assert envoy.get("/api/data?tier=1h", {"Host": "memo.test"}).body == first.body
+    other_tier, _ = assert_challenge(envoy.get("/api/data?tier=24h", {"Host": "memo.test"}))
+    assert other_tier["accepts"][0]["amount"] != decode_std_b64_json(first.headers["payment-required"])[0]["accepts"][0]["amount"]
+    other_host, _ = assert_challenge(envoy.get("/api/data?tier=1h", {"Host": "other.test"}))
+    assert other_host["resource"]["url"] == "http://other.test/api/data?tier=1h"
+    html = envoy.get("/api/data?tier=1h", {"Host": "memo.test", "Accept": "text/html"})
+    assert html.headers["content-type"].startswith("text/html") and html.body != first.body
+
+
 def test_a_browser_gets_an_html_paywall_with_the_same_headers(envoy):
     json_resp = envoy.get("/api/data")
     html = envoy.get("/api/data", {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})

@@ -1,0 +1,116 @@
+//! A small per-worker memo of finished 402 challenges.
+//!
+//! A challenge is a pure function of the configuration, the resource URL (which holds the
+//! path, so the offer), the fee payer and whether the client wants HTML. Dashboards and
+//! pollers without a pass ask for the same few URLs over and over; serialising the same
+//! ~2.4 KB of JSON and base64 for each of them was most of the filter's own work on the
+//! challenge path. The memo is direct-mapped and fixed-size: a URL that misses evicts
+//! whatever was in its slot, so memory stays bounded whatever URLs clients invent, and a
+//! configuration change builds a new worker, and so a new memo.
+
+use crate::response::Response;
+
+/// Slots of a worker's memo: a few hundred KB at most (an entry is ~5 KB).
+pub const DEFAULT_SLOTS: usize = 64;
+
+struct Entry {
+    url: String,
+    fee_payer: String,
+    html: bool,
+    response: Response,
+}
+
+pub struct ChallengeCache {
+    slots: Vec<Option<Entry>>,
+}
+
+impl ChallengeCache {
+    pub fn new(slots: usize) -> ChallengeCache {
+        ChallengeCache { slots: (0..slots.max(1)).map(|_| None).collect() }
+    }
+
+    /// The challenge for this URL, fee payer and flavour, built by `build` when it is not
+    /// remembered. `build` returning `None` (nothing to offer) is not remembered.
+    pub fn get_or_build(
+        &mut self,
+        url: &str,
+        fee_payer: &str,
+        html: bool,
+        build: impl FnOnce() -> Option<Response>,
+    ) -> Option<&Response> {
+        let index = slot_of(url, html, self.slots.len());
+        let slot = self.slots.get_mut(index)?;
+        let hit = slot.as_ref().is_some_and(|e| e.html == html && e.url == url && e.fee_payer == fee_payer);
+        if !hit {
+            *slot = Some(Entry { url: url.to_owned(), fee_payer: fee_payer.to_owned(), html, response: build()? });
+        }
+        slot.as_ref().map(|e| &e.response)
+    }
+}
+
+/// FNV-1a of the URL and the flavour: cheap, and clients cannot make it slower than a miss.
+fn slot_of(url: &str, html: bool, slots: usize) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in url.as_bytes().iter().chain([u8::from(html)].iter()) {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // `slots` is at least 1 (see `new`).
+    (hash % slots as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn response(tag: &str) -> Response {
+        Response { status: 402, headers: vec![("x-tag", tag.to_owned())], body: tag.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn the_same_request_is_built_once() {
+        let mut cache = ChallengeCache::new(8);
+        let builds = Cell::new(0);
+        for _ in 0..3 {
+            let r = cache.get_or_build("http://h/api", "FP", false, || {
+                builds.set(builds.get() + 1);
+                Some(response("a"))
+            });
+            assert_eq!(r, Some(&response("a")));
+        }
+        assert_eq!(builds.get(), 1);
+    }
+
+    #[test]
+    fn url_flavour_and_fee_payer_each_make_a_different_challenge() {
+        let mut cache = ChallengeCache::new(1);
+        let got = |cache: &mut ChallengeCache, url: &str, fp: &str, html: bool, tag: &str| {
+            cache.get_or_build(url, fp, html, || Some(response(tag))).cloned()
+        };
+        assert_eq!(got(&mut cache, "http://h/a", "FP", false, "1"), Some(response("1")));
+        // One slot: each differing request replaces it, never answers with the other one.
+        assert_eq!(got(&mut cache, "http://h/b", "FP", false, "2"), Some(response("2")));
+        assert_eq!(got(&mut cache, "http://h/b", "FP", true, "3"), Some(response("3")));
+        assert_eq!(got(&mut cache, "http://h/b", "FP2", true, "4"), Some(response("4")));
+        assert_eq!(got(&mut cache, "http://h/b", "FP2", true, "not built"), Some(response("4")));
+    }
+
+    #[test]
+    fn nothing_to_offer_is_not_remembered() {
+        let mut cache = ChallengeCache::new(4);
+        assert_eq!(cache.get_or_build("http://h/a", "FP", false, || None), None);
+        assert_eq!(cache.get_or_build("http://h/a", "FP", false, || Some(response("x"))), Some(&response("x")));
+    }
+
+    #[test]
+    fn memory_is_bounded_by_the_slot_count() {
+        let mut cache = ChallengeCache::new(4);
+        for i in 0..1_000 {
+            let url = format!("http://h/a?{i}");
+            assert!(cache.get_or_build(&url, "FP", false, || Some(response(&url))).is_some());
+        }
+        assert_eq!(cache.slots.len(), 4);
+        assert!(cache.slots.iter().flatten().count() <= 4);
+    }
+}
