@@ -22,12 +22,12 @@ SECTION_NAMES = {0: "custom", 1: "type", 2: "import", 3: "function", 4: "table",
 
 # Crates grouped by why they are in the module.
 GROUPS = [
-    ("RSA / ECDSA / big integers (jsonwebtoken rust_crypto provider table)",
+    ("RSA / ECDSA / big integers (jsonwebtoken's rust_crypto provider: none since src/jwt_crypto.rs)",
      {"rsa", "num_bigint_dig", "num_bigint", "num_integer", "num_traits", "num_iter", "p256", "p384", "p521",
       "ecdsa", "elliptic_curve", "crypto_bigint", "primeorder", "pkcs1", "pkcs8", "spki", "der", "sec1",
       "rfc6979", "ff", "group", "hmac_drbg", "signature", "base16ct", "crypto_common", "rand_core", "rand",
       "rand_chacha", "getrandom", "zeroize", "subtle", "sha1", "const_oid", "smallvec", "spin", "libm"}),
-    ("Ed25519 (verify: ed25519-dalek via jsonwebtoken; payments: ed25519-compact)",
+    ("Ed25519 (ed25519-compact: EdDSA passes, Solana signatures)",
      {"ed25519_dalek", "curve25519_dalek", "ed25519", "ed25519_compact"}),
     ("SHA-2 / HMAC", {"sha2", "hmac", "digest", "block_buffer", "generic_array", "cpufeatures"}),
     ("jsonwebtoken (own code)", {"jsonwebtoken"}),

@@ -124,11 +124,12 @@ impl Request {
     /// runs it when the answer comes (bounded by the callout timeout).
     fn with_fee_payer(&mut self, worker: &Rc<Worker>, then: Then) -> Action {
         let known = worker.fee_payer.borrow().clone();
+        // The clock is read only when the fee payer is unknown: not on every challenge.
         let recently_failed =
-            host::now_millis().saturating_sub(worker.fee_payer_failed_at_ms.get()) < FEE_PAYER_RETRY_MS;
+            || host::now_millis().saturating_sub(worker.fee_payer_failed_at_ms.get()) < FEE_PAYER_RETRY_MS;
         match known {
             Some(fee_payer) => self.run(worker, &fee_payer, then),
-            None if recently_failed => self.fee_payer_unknown(worker),
+            None if recently_failed() => self.fee_payer_unknown(worker),
             None => match host::dispatch(&worker.config.facilitator, "GET", "/supported", None) {
                 Some(token) => {
                     self.waiting = Waiting::FeePayer { token, started: host::now_millis(), then };
