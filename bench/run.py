@@ -1087,7 +1087,7 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
           "the challenge, the same 402 replayed), with none of the filter's own work in between. Host calls per "
           "request: floor 1; x402-access-pass with a valid pass 12 (`:path`, clock, `:method`, `authorization`, "
           "4 claim headers set, `authorization` removed, 1 counter, 2 CORS response headers); challenge 11 "
-          "(8 header reads, clock, 1 counter, the local reply); bypassed path 2 (`:path`, clock).")
+          "(8 header reads, clock, 1 counter, the local reply); bypassed path 1 (`:path`).")
         w("")
 
     verdicts = res["verdicts"]

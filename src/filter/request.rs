@@ -399,6 +399,10 @@ impl HttpContext for Request {
             return Action::Pause;
         };
         let Some(path) = host::request_header(":path") else { return Action::Continue };
+        // Unprotected and bypassed paths cost one host call: no clock, no other header.
+        if !worker.config.applies_to(&path) {
+            return Action::Continue;
+        }
         self.answering = true;
         if let AllowedOrigins::List(_) = worker.config.allowed_origins {
             self.origin = host::request_header("origin");
