@@ -389,12 +389,12 @@ impl Config {
 
     /// `Access-Control-Allow-Origin` for a request from `origin`, or `None` when
     /// that origin is not allowed.
-    pub fn allow_origin(&self, origin: Option<&[u8]>) -> Option<String> {
+    pub fn allow_origin(&self, origin: Option<&[u8]>) -> Option<&str> {
         match &self.allowed_origins {
-            AllowedOrigins::Any => Some("*".to_owned()),
+            AllowedOrigins::Any => Some("*"),
             AllowedOrigins::List(list) => {
                 let origin = std::str::from_utf8(origin?).ok()?;
-                list.iter().find(|o| o.as_str() == origin).cloned()
+                list.iter().map(String::as_str).find(|o| *o == origin)
             }
         }
     }
@@ -929,7 +929,7 @@ mod tests {
             "cors": {"allowOrigins": ["https://app.example"]}
         }))
         .unwrap();
-        assert_eq!(c.allow_origin(Some(b"https://app.example")), Some("https://app.example".to_owned()));
+        assert_eq!(c.allow_origin(Some(b"https://app.example")), Some("https://app.example"));
         assert_eq!(c.allow_origin(Some(b"https://evil.example")), None);
         assert_eq!(c.allow_origin(None), None);
     }

@@ -11,27 +11,27 @@ pub trait RequestHeaders {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub enum Decision<'a> {
     /// Not protected, or bypassed: continue untouched.
     Untouched,
     /// A CORS preflight: answer 204.
     Preflight,
     /// A valid pass: forward with these headers set (and `authorization`
     /// removed unless configured otherwise).
-    Forward { claim_headers: Vec<(String, String)> },
+    Forward { claim_headers: Vec<(&'a str, String)> },
     /// A payment to process; `rejected` says why a token that came with it failed.
     Purchase { payment: Vec<u8>, rejected: Option<Rejection> },
     /// Neither a valid pass nor a payment: the 402 challenge.
     Challenge { rejected: Option<Rejection> },
 }
 
-pub fn decide(
-    config: &Config,
+pub fn decide<'a>(
+    config: &'a Config,
     cache: &mut PassCache,
     now: u64,
     path: &[u8],
     headers: &dyn RequestHeaders,
-) -> Decision {
+) -> Decision<'a> {
     if !config.applies_to(path) {
         return Decision::Untouched;
     }
@@ -57,8 +57,9 @@ pub fn decide(
     }
 }
 
-/// The `claimHeaders` values for a pass; the client's own copies are replaced.
-pub fn claim_headers(config: &Config, claims: &PassClaims) -> Vec<(String, String)> {
+/// The `claimHeaders` values for a pass; the client's own copies are replaced. Names are
+/// borrowed from the configuration.
+pub fn claim_headers<'a>(config: &'a Config, claims: &PassClaims) -> Vec<(&'a str, String)> {
     config
         .claim_headers
         .iter()
@@ -73,7 +74,7 @@ pub fn claim_headers(config: &Config, claims: &PassClaims) -> Vec<(String, Strin
                 Claim::Issuer => claims.iss.clone(),
                 Claim::Subject => claims.sub.clone(),
             };
-            (name.clone(), value)
+            (name.as_str(), value)
         })
         .collect()
 }
@@ -119,7 +120,7 @@ mod tests {
         token::sign(&c.keys, &claims).unwrap()
     }
 
-    fn run(c: &Config, path: &str, h: &Headers) -> Decision {
+    fn run<'a>(c: &'a Config, path: &str, h: &Headers) -> Decision<'a> {
         decide(c, &mut PassCache::new(16), 1_000, path.as_bytes(), h)
     }
 
@@ -149,10 +150,10 @@ mod tests {
         assert_eq!(
             claim_headers,
             vec![
-                ("x-access-pass-tier".to_owned(), "1h".to_owned()),
-                ("x-access-pass-payer".to_owned(), "Buyer".to_owned()),
-                ("x-access-pass-expires".to_owned(), "4600".to_owned()),
-                ("x-access-pass-network".to_owned(), c.network.clone()),
+                ("x-access-pass-tier", "1h".to_owned()),
+                ("x-access-pass-payer", "Buyer".to_owned()),
+                ("x-access-pass-expires", "4600".to_owned()),
+                ("x-access-pass-network", c.network.clone()),
             ]
         );
     }

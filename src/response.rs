@@ -36,7 +36,7 @@ impl Response {
 
     /// Adds the CORS headers every response of a protected request carries.
     pub fn with_cors(mut self, config: &Config, origin: Option<&[u8]>) -> Response {
-        self.headers.extend(cors_headers(config, origin));
+        self.headers.extend(cors_headers(config, origin).into_iter().map(|(n, v)| (n, v.to_owned())));
         self
     }
 
@@ -49,15 +49,16 @@ impl Response {
 
 /// `Access-Control-Allow-Origin` (when the origin is allowed), `Vary: Origin`
 /// when the answer depends on it, and `Access-Control-Expose-Headers`.
-pub fn cors_headers(config: &Config, origin: Option<&[u8]>) -> Vec<(&'static str, String)> {
+/// Borrowed from the configuration: every forwarded response gets them, so no copies.
+pub fn cors_headers<'a>(config: &'a Config, origin: Option<&[u8]>) -> Vec<(&'static str, &'a str)> {
     let mut headers = Vec::with_capacity(3);
     if let Some(allowed) = config.allow_origin(origin) {
         if allowed != "*" {
-            headers.push(("vary", "Origin".to_owned()));
+            headers.push(("vary", "Origin"));
         }
         headers.push(("access-control-allow-origin", allowed));
     }
-    headers.push(("access-control-expose-headers", EXPOSE_HEADERS.to_owned()));
+    headers.push(("access-control-expose-headers", EXPOSE_HEADERS));
     headers
 }
 

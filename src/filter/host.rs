@@ -45,9 +45,9 @@ pub fn send(response: &Response) {
 
 /// Sends `response` with `extra` headers after its own; `head` drops the body (a `HEAD`
 /// request). Takes the response by reference: remembered challenges are sent as they are.
-pub fn send_with(response: &Response, extra: &[(&'static str, String)], head: bool) {
+pub fn send_with(response: &Response, extra: &[(&str, &str)], head: bool) {
     let headers: Vec<(&str, &str)> =
-        response.headers.iter().chain(extra).map(|(n, v)| (*n, v.as_str())).collect();
+        response.headers.iter().map(|(n, v)| (*n, v.as_str())).chain(extra.iter().copied()).collect();
     let body = (!head && !response.body.is_empty()).then_some(response.body.as_slice());
     if let Err(status) = hostcalls::send_http_response(response.status, headers, body) {
         log::warn!("x402-access-pass: could not send a local response: {status:?}");

@@ -481,7 +481,7 @@ impl HttpContext for Request {
         if self.forwarded {
             if let Some(worker) = &self.worker {
                 for (name, value) in response::cors_headers(&worker.config, self.origin.as_deref()) {
-                    host::set_response_header(name, &value);
+                    host::set_response_header(name, value);
                 }
             }
         }
