@@ -7,8 +7,9 @@
     GET    /__x402_upstream/health     {"status": "ok"}: for health checks, which must not show in
                                        the log while tests count what reached the upstream
 
-Used by the integration tests (in-process, so tests read its request log directly), by `make run`,
-and as the docker compose upstream (envoy/docker/upstream.Dockerfile):
+Used by the integration tests (in-process: DemoUpstream, whose log tests read directly; or, in
+external mode, RemoteUpstream, which reads the log of one running elsewhere over HTTP), by
+`make run`, and as the docker compose upstream (envoy/docker/upstream.Dockerfile):
 
     python upstream.py [--host 127.0.0.1] [--port 18080]
 """
@@ -16,8 +17,10 @@ and as the docker compose upstream (envoy/docker/upstream.Dockerfile):
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 API_PREFIX = "/__x402_upstream/"
@@ -134,6 +137,48 @@ class DemoUpstream(BackgroundServer):
     def clear(self) -> None:
         with self.server.lock:
             self.server.requests.clear()
+
+
+class RemoteUpstream:
+    """A demo upstream running elsewhere (external mode: X402_UPSTREAM_URL), read through its
+    request log endpoint; the same `requests` / `count()` / `clear()` as DemoUpstream."""
+
+    def __init__(self, url: str, timeout: float = 10.0):
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"not a plain http://host:port URL: {url!r}")
+        self.url = url
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.timeout = timeout
+
+    def _log(self, method: str) -> list[dict]:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.request(method, LOG_PATH)
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        if resp.status != 200:
+            raise RuntimeError(f"{method} {self.url}{LOG_PATH} -> {resp.status} {data[:200]!r}")
+        return json.loads(data)
+
+    def start(self) -> "RemoteUpstream":
+        self._log("GET")  # reachable, and the right program
+        return self
+
+    def stop(self) -> None:
+        pass  # left running
+
+    @property
+    def requests(self) -> list[dict]:
+        return self._log("GET")
+
+    def count(self) -> int:
+        return len(self._log("GET"))
+
+    def clear(self) -> None:
+        self._log("DELETE")
 
 
 def main() -> None:
