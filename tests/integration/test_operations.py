@@ -28,7 +28,7 @@ def _parallel(n, fn):
 
 
 def test_non_utf8_header_values_get_a_402_and_both_workers_keep_serving(envoy, buyer):
-    host = f"127.0.0.1:{envoy.port}".encode()
+    host = f"{envoy.host}:{envoy.port}".encode()
     raws = [
         b"GET /api/data HTTP/1.1\r\nHost: " + host + b"\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n",
         b"POST /api/data HTTP/1.1\r\nHost: " + host + b"\r\nPAYMENT-SIGNATURE: \xff\r\nContent-Length: 0\r\n"

@@ -37,7 +37,7 @@ import pytest
 
 from attacks import (STALE_AFTER_SECONDS, Counters, FastUpstream, Ledger, bad_log_lines, envoy_heap, filter_counter,
                      rss_kib, wasm_vm_stats)
-from harness import OUT, SECRET, Envoy, default_plugin_config
+from harness import EXTERNAL, EXTERNAL_SKIP, OUT, SECRET, Envoy, default_plugin_config
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools"))
 from soak import LoadGenerator, fill_pass_caches  # noqa: E402
@@ -103,6 +103,8 @@ class FaultInjector(threading.Thread):
 def soak_envoy(facilitator):
     """Envoy (2 workers) with the default test configuration and a short replay window, in front of
     an upstream that answers at once (the demo upstream's 40 ms Nagle stall would cap the load)."""
+    if EXTERNAL:
+        pytest.skip(EXTERNAL_SKIP)  # and it reads the Envoy's log and /proc/<pid>
     upstream = FastUpstream().start()
     envoy = Envoy("soak", default_plugin_config(facilitator.addr, replayWindowSeconds=REPLAY_WINDOW),
                   facilitator.port, upstream.port, OUT / "soak")

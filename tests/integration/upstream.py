@@ -1,15 +1,31 @@
-"""Demo upstream: answers every path with 200 JSON echoing the method, path and request headers.
+"""Demo upstream: answers every path with 200 JSON echoing the method, path and request headers
+(`/health`: {"status": "ok"}), and keeps a log of the requests it answered. Its own API, under
+/__x402_upstream/, is never logged:
 
-Used by the integration tests (in-process, so tests read its request log) and by `make run`
-(as a script: `python upstream.py --port 18080`).
+    GET    /__x402_upstream/requests   the request log, as JSON
+    DELETE /__x402_upstream/requests   clears it
+    GET    /__x402_upstream/health     {"status": "ok"}: for health checks, which must not show in
+                                       the log while tests count what reached the upstream
+
+Used by the integration tests (in-process: DemoUpstream, whose log tests read directly; or, in
+external mode, RemoteUpstream, which reads the log of one running elsewhere over HTTP), by
+`make run`, and as the docker compose upstream (envoy/docker/upstream.Dockerfile):
+
+    python upstream.py [--host 127.0.0.1] [--port 18080]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+API_PREFIX = "/__x402_upstream/"
+LOG_PATH = API_PREFIX + "requests"
+HEALTH_PATH = API_PREFIX + "health"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -36,14 +52,36 @@ class _Handler(BaseHTTPRequestHandler):
             return {"status": "ok"}
         return {"upstream": "demo", "method": self.command, "path": self.path, "headers": headers}
 
-    def _answer(self) -> None:
-        data = json.dumps(self.payload(self.record_request())).encode()
-        self.send_response(200)
+    def _own_api(self, path: str) -> None:
+        """/__x402_upstream/*: the request log and a health check, never logged themselves."""
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(min(length, 1 << 20))
+        if path == HEALTH_PATH and self.command in ("GET", "HEAD"):
+            self._send(200, b'{"status":"ok"}')
+        elif path == LOG_PATH and self.command in ("GET", "DELETE"):
+            with self.server.lock:
+                if self.command == "DELETE":
+                    self.server.requests.clear()
+                data = json.dumps(self.server.requests).encode()
+            self._send(200, data)
+        else:
+            self._send(404, b'{"error":"not found"}')
+
+    def _send(self, status: int, data: bytes) -> None:
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def _answer(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path.startswith(API_PREFIX):
+            self._own_api(path)
+            return
+        self._send(200, json.dumps(self.payload(self.record_request())).encode())
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _answer
 
@@ -60,7 +98,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class BackgroundServer:
-    """An HTTP server on 127.0.0.1:<ephemeral> served by a daemon thread, stopped within 5 s."""
+    """An HTTP server (on 127.0.0.1:<ephemeral> unless told otherwise) served by a daemon thread,
+    stopped within 5 s."""
 
     def __init__(self, server: ThreadingHTTPServer, name: str):
         self.server = server
@@ -81,8 +120,8 @@ class BackgroundServer:
 class DemoUpstream(BackgroundServer):
     """The demo upstream, keeping every request it got."""
 
-    def __init__(self, port: int = 0, verbose: bool = False):
-        server = _Server(("127.0.0.1", port), verbose)
+    def __init__(self, port: int = 0, verbose: bool = False, host: str = "127.0.0.1"):
+        server = _Server((host, port), verbose)
         server.timeout = 1
         super().__init__(server, "demo-upstream")
 
@@ -95,13 +134,60 @@ class DemoUpstream(BackgroundServer):
         with self.server.lock:
             return len(self.server.requests)
 
+    def clear(self) -> None:
+        with self.server.lock:
+            self.server.requests.clear()
+
+
+class RemoteUpstream:
+    """A demo upstream running elsewhere (external mode: X402_UPSTREAM_URL), read through its
+    request log endpoint; the same `requests` / `count()` / `clear()` as DemoUpstream."""
+
+    def __init__(self, url: str, timeout: float = 10.0):
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"not a plain http://host:port URL: {url!r}")
+        self.url = url
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.timeout = timeout
+
+    def _log(self, method: str) -> list[dict]:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.request(method, LOG_PATH)
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        if resp.status != 200:
+            raise RuntimeError(f"{method} {self.url}{LOG_PATH} -> {resp.status} {data[:200]!r}")
+        return json.loads(data)
+
+    def start(self) -> "RemoteUpstream":
+        self._log("GET")  # reachable, and the right program
+        return self
+
+    def stop(self) -> None:
+        pass  # left running
+
+    @property
+    def requests(self) -> list[dict]:
+        return self._log("GET")
+
+    def count(self) -> int:
+        return len(self._log("GET"))
+
+    def clear(self) -> None:
+        self._log("DELETE")
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, default=18080)
     args = parser.parse_args()
-    up = DemoUpstream(args.port, verbose=True)
-    print(f"demo upstream on 127.0.0.1:{up.port}", flush=True)
+    up = DemoUpstream(args.port, verbose=True, host=args.host)
+    print(f"demo upstream on {args.host}:{up.port}", flush=True)
     try:
         up.server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
