@@ -39,12 +39,6 @@ impl Response {
         self.headers.extend(cors_headers(config, origin).into_iter().map(|(n, v)| (n, v.to_owned())));
         self
     }
-
-    /// `HEAD` gets the headers and no body.
-    pub fn without_body(mut self) -> Response {
-        self.body.clear();
-        self
-    }
 }
 
 /// `Access-Control-Allow-Origin` (when the origin is allowed), `Vary: Origin`

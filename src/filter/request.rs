@@ -94,12 +94,9 @@ impl Request {
         }
     }
 
-    /// Sends a local answer with the CORS headers of a protected request.
-    fn respond(&self, worker: &Worker, answer: Response) {
-        self.respond_with(worker, &answer);
-    }
-
-    fn respond_with(&self, worker: &Worker, answer: &Response) {
+    /// Sends a local answer with the CORS headers of a protected request (without its body to
+    /// a `HEAD`). By reference: remembered challenges are sent as they are.
+    fn respond(&self, worker: &Worker, answer: &Response) {
         let cors = response::cors_headers(&worker.config, self.origin.as_deref());
         host::send_with(answer, &cors, self.head);
     }
@@ -142,7 +139,7 @@ impl Request {
 
     fn fee_payer_unknown(&self, worker: &Worker) -> Action {
         worker.metrics.inc(worker.metrics.fee_payer_unavailable);
-        self.respond(worker, purchase::fee_payer_unknown());
+        self.respond(worker, &purchase::fee_payer_unknown());
         Action::Pause
     }
 
@@ -157,7 +154,7 @@ impl Request {
                 match challenges.get_or_build(&url, fee_payer, html, build) {
                     Some(answer) => {
                         worker.metrics.inc(worker.metrics.challenges_issued);
-                        self.respond_with(worker, answer);
+                        self.respond(worker, answer);
                         Action::Pause
                     }
                     None => {
@@ -191,7 +188,7 @@ impl Request {
         let policy = worker.replay_policy();
         let Some(claim) = store::update(bucket, now, policy, |b| b.claim(&key, now, policy)) else {
             worker.metrics.inc_reason("purchases_failed", "store_unavailable");
-            self.respond(worker, purchase::settlement_unknown());
+            self.respond(worker, &purchase::settlement_unknown());
             return Action::Pause;
         };
         let purchase = Box::new(Purchase { checked, challenge, body, bucket, key });
@@ -209,13 +206,13 @@ impl Request {
             Claim::InProgress => {
                 log_outcome("in progress elsewhere", Some(&purchase.checked), "status=409");
                 worker.metrics.inc_reason("purchases_failed", "payment_in_progress");
-                self.respond(worker, purchase::in_progress());
+                self.respond(worker, &purchase::in_progress());
                 Action::Pause
             }
             Claim::Replay(receipt) => {
                 log_outcome("replayed", Some(&purchase.checked), "the same pass was served again");
                 worker.metrics.inc(worker.metrics.replays_served);
-                self.respond(worker, receipt.response());
+                self.respond(worker, &receipt.response());
                 Action::Pause
             }
             Claim::Duplicate => {
@@ -228,14 +225,14 @@ impl Request {
 
     fn refuse(&self, worker: &Worker, challenge: &Challenge, error: &str, reason: &str) -> Action {
         worker.metrics.inc_reason("purchases_failed", reason);
-        self.respond(worker, challenge.refusal(&worker.config, error, reason));
+        self.respond(worker, &challenge.refusal(&worker.config, error, reason));
         Action::Pause
     }
 
     fn facilitator_unavailable(&self, worker: &Worker, problem: Unavailable) -> Action {
         count_unavailable(worker, problem);
         worker.metrics.inc_reason("purchases_failed", &problem.reason());
-        self.respond(worker, purchase::facilitator_unavailable(&problem.reason()));
+        self.respond(worker, &purchase::facilitator_unavailable(&problem.reason()));
         Action::Pause
     }
 
@@ -267,7 +264,7 @@ impl Request {
                 let pending = Entry::Pending { since: host::now_seconds(), pass: Some(pass.clone()) };
                 if !self.record(worker, &purchase, pending) {
                     self.forget(worker, &purchase);
-                    self.respond(worker, purchase::settlement_unknown());
+                    self.respond(worker, &purchase::settlement_unknown());
                     return;
                 }
                 self.settle(worker, purchase, pass, false);
@@ -316,7 +313,7 @@ impl Request {
                     Some(&purchase.checked),
                     &format!("reason={}; the same payment sent again settles or recovers it", problem.reason()),
                 );
-                self.respond(worker, purchase::settlement_unknown());
+                self.respond(worker, &purchase::settlement_unknown());
                 return;
             }
         };
@@ -329,7 +326,7 @@ impl Request {
             tx => format!("transaction={tx}"),
         };
         log_outcome("settled", Some(&purchase.checked), &detail);
-        self.respond(worker, receipt.response());
+        self.respond(worker, &receipt.response());
     }
 }
 
@@ -442,7 +439,7 @@ impl HttpContext for Request {
                     503,
                     &serde_json::json!({"error": "Passes are not sold here", "reason": "sales_disabled"}),
                 );
-                self.respond(&worker, answer);
+                self.respond(&worker, &answer);
                 Action::Pause
             }
             Decision::Purchase { payment, rejected } => {
