@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Sequence
 
-from harness import Envoy, Facilitator, Headers
+from harness import Envoy, Facilitator, Headers, parse_raw_response
 from upstream import BackgroundServer
 from helpers import PRICES, decode_jwt
 
@@ -184,14 +184,7 @@ def raw_exchange(envoy: Envoy, method: bytes, target: bytes, headers: Sequence[t
                 break  # do not wait for Envoy's delayed close
     raw = b"".join(chunks)
     assert raw.startswith(b"HTTP/1.1 "), raw[:200]
-    head, _, payload = raw.partition(b"\r\n\r\n")
-    lines_ = head.split(b"\r\n")
-    status = int(lines_[0].split(b" ")[1])
-    items = []
-    for line in lines_[1:]:
-        k, _, v = line.partition(b":")
-        items.append((k.decode("latin-1").strip(), v.decode("latin-1").strip()))
-    return status, Headers(items), payload
+    return parse_raw_response(raw)
 
 
 def _complete(raw: bytes) -> bool:

@@ -100,22 +100,23 @@ def envoy(facilitator, upstream):
     factory.stop_all()
 
 
-@pytest.fixture(scope="module")
-def module_envoys(request, facilitator, upstream):
+def _envoy_factory(facilitator, upstream, name: str):
+    """Envoys with special configurations, stopped at the end of the fixture's scope."""
     if EXTERNAL:
         pytest.skip(EXTERNAL_SKIP)
-    factory = EnvoyFactory(facilitator, upstream, OUT / _safe(request.module.__name__))
+    factory = EnvoyFactory(facilitator, upstream, OUT / _safe(name))
     yield factory
     factory.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_envoys(request, facilitator, upstream):
+    yield from _envoy_factory(facilitator, upstream, request.module.__name__)
 
 
 @pytest.fixture
 def envoys(request, facilitator, upstream):
-    if EXTERNAL:
-        pytest.skip(EXTERNAL_SKIP)
-    factory = EnvoyFactory(facilitator, upstream, OUT / _safe(request.node.nodeid))
-    yield factory
-    factory.stop_all()
+    yield from _envoy_factory(facilitator, upstream, request.node.nodeid)
 
 
 @pytest.fixture
