@@ -969,24 +969,19 @@ def cost_breakdown(res: dict) -> dict | None:
                                   c("jwt_authn_cache"), c("ours_bypass"))
     if none_ is not None:
         steps.append(("Envoy alone (HTTP/1.1, `direct_response`)", none_))
-    if none_ is not None and floor is not None:
-        steps.append(("a wasm filter at all (floor − no filter)", floor - none_))
-    if floor is not None and hc is not None:
-        steps.append(("11 more host calls (valid-pass host calls − floor)", hc - floor))
-    if hc is not None and ours is not None:
-        steps.append(("the filter's own work, valid cached pass (filter − its host calls)", ours - hc))
-    if ours is not None and ed is not None:
-        steps.append(("EdDSA instead of HS256, cached (EdDSA − HS256)", ed - ours))
-    if floor is not None and chc is not None:
-        steps.append(("challenge host calls and the 2.4 KB local 402 (its diagnostic − floor)", chc - floor))
-    if chc is not None and ch is not None:
-        steps.append(("building the challenge (challenge − its diagnostic)", ch - chc))
-    if floor is not None and bypass is not None:
-        steps.append(("bypassed path (bypass − floor)", bypass - floor))
-    if jwt is not None and ours is not None:
-        steps.append(("jwt_authn (default) − the filter, valid pass", jwt - ours))
-    if jwtc is not None and floor is not None:
-        steps.append(("jwt_authn with its cache − the wasm floor", jwtc - floor))
+    # (step, row, the row it is measured against): each shown when both rows ran.
+    differences = [
+        ("a wasm filter at all (floor − no filter)", floor, none_),
+        ("11 more host calls (valid-pass host calls − floor)", hc, floor),
+        ("the filter's own work, valid cached pass (filter − its host calls)", ours, hc),
+        ("EdDSA instead of HS256, cached (EdDSA − HS256)", ed, ours),
+        ("challenge host calls and the 2.4 KB local 402 (its diagnostic − floor)", chc, floor),
+        ("building the challenge (challenge − its diagnostic)", ch, chc),
+        ("bypassed path (bypass − floor)", bypass, floor),
+        ("jwt_authn (default) − the filter, valid pass", jwt, ours),
+        ("jwt_authn with its cache − the wasm floor", jwtc, floor),
+    ]
+    steps += [(name, row - base) for name, row, base in differences if row is not None and base is not None]
     if not steps:
         return None
     if floor is not None and ours is not None:
