@@ -22,7 +22,9 @@ use x402_access_pass::payment;
 use x402_access_pass::solana;
 use x402_access_pass::token::{self, PassCache, PassClaims};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/x402-svm-exact.json");
+/// The golden vectors, compiled in (tests/vectors/README.md).
+const VECTORS: &str = include_str!("../tests/vectors/x402-svm-exact.json");
+const VECTORS_NAME: &str = "tests/vectors/x402-svm-exact.json";
 const NOW: u64 = 1_800_000_000;
 const PAY_TO: &str = "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse";
 const FEE_PAYER: &str = "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu";
@@ -132,20 +134,17 @@ fn main() {
     let hs_pass = pass(&hs);
     let ed_pass = pass(&ed);
 
-    let vectors: serde_json::Value = std::fs::read_to_string(VECTORS)
-        .map_err(|e| e.to_string())
-        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
-        .unwrap_or_else(|e| fail(VECTORS, e));
+    let vectors: serde_json::Value = serde_json::from_str(VECTORS).unwrap_or_else(|e| fail(VECTORS_NAME, e));
     let header = vectors
         .pointer("/paymentSignatureHeader/PAYMENT-SIGNATURE")
         .and_then(serde_json::Value::as_str)
-        .unwrap_or_else(|| fail(VECTORS, "no paymentSignatureHeader.PAYMENT-SIGNATURE"))
+        .unwrap_or_else(|| fail(VECTORS_NAME, "no paymentSignatureHeader.PAYMENT-SIGNATURE"))
         .to_owned();
     let tx = vectors
         .pointer("/decodedPaymentPayload/payload/transaction")
         .and_then(serde_json::Value::as_str)
         .map(|b64| BASE64.decode(b64))
-        .unwrap_or_else(|| fail(VECTORS, "no decodedPaymentPayload.payload.transaction"))
+        .unwrap_or_else(|| fail(VECTORS_NAME, "no decodedPaymentPayload.payload.transaction"))
         .unwrap_or_else(|e| fail("transaction base64", e));
 
     // Sanity: every input is valid, so the benchmarks time the success paths.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the derived fuzz seeds into fuzz/corpus/<target>/seed-* (git-ignored).
 
-Derived from the golden vectors (`../shared/vectors/x402-svm-exact.json` beside the repository:
+Derived from the golden vectors (`tests/vectors/x402-svm-exact.json`:
 the official client's PAYMENT-SIGNATURE and its Solana transaction) and from the integration
 suite (its default plugin configuration); tokens are signed here with the fuzz key ring's HS256
 secrets (fuzz/src/lib.rs). Small hand-written text seeds are committed in fuzz/seeds/<target>/;
@@ -93,7 +93,7 @@ def transaction_seeds(write: Writer, wire: bytes, tag: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=pathlib.Path,
-                        default=REPO.parent / "shared/vectors/x402-svm-exact.json")
+                        default=REPO / "tests/vectors/x402-svm-exact.json")
     args = parser.parse_args()
     write = Writer()
 

@@ -399,12 +399,7 @@ mod tests {
     use base64::Engine;
 
     fn vectors() -> serde_json::Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/vectors/x402-svm-exact.json"
-        );
-        let text = std::fs::read_to_string(path).expect("vector file beside the repo");
-        serde_json::from_str(&text).unwrap()
+        serde_json::from_str(include_str!("../tests/vectors/x402-svm-exact.json")).unwrap()
     }
 
     fn payment_tx() -> Vec<u8> {

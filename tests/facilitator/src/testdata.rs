@@ -1,4 +1,4 @@
-//! The golden vectors of `shared/vectors/` (beside the repository), for tests.
+//! The golden vectors of `tests/vectors/` (captured from the official x402 packages), for tests.
 
 use crate::facilitator::Config;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -9,12 +9,7 @@ pub const DEVNET_USDC: &str = "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU";
 pub const MAINNET_USDC: &str = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";
 
 pub fn vectors() -> serde_json::Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/vectors/x402-svm-exact.json"
-    );
-    let text = std::fs::read_to_string(path).expect("shared/vectors beside the repository");
-    serde_json::from_str(&text).expect("vector JSON")
+    serde_json::from_str(include_str!("../../vectors/x402-svm-exact.json")).expect("vector JSON")
 }
 
 /// The unsigned-by-fee-payer payment transaction of the vectors.
