@@ -22,6 +22,10 @@ use super::request::Request;
 use super::store;
 
 const TICK: Duration = Duration::from_secs(1);
+/// The first `/supported` waits for the first tick rather than leaving from `on_configure`:
+/// `envoy --mode validate` runs `on_configure` with no clusters and no event loop, so a callout
+/// there only warns that a cluster which is defined is not; timers never fire there.
+const FIRST_TICK: Duration = Duration::from_millis(1);
 /// `/supported` is fetched again this often once known (SPEC §9.1).
 const SUPPORTED_REFRESH_MS: u64 = 10 * 60 * 1_000;
 const SUPPORTED_BACKOFF_FIRST_MS: u64 = 1_000;
@@ -84,6 +88,8 @@ pub struct Root {
     supported_next_ms: u64,
     supported_backoff_ms: u64,
     sweep_cursor: usize,
+    /// `false` until the first tick has set the steady period.
+    steady_ticks: bool,
 }
 
 impl Root {
@@ -154,14 +160,20 @@ impl RootContext for Root {
         self.supported_in_flight = None;
         self.supported_next_ms = 0;
         self.supported_backoff_ms = 0;
-        if hostcalls::set_tick_period(TICK).is_err() {
+        self.steady_ticks = false;
+        if hostcalls::set_tick_period(FIRST_TICK).is_err() {
             log::warn!("x402-access-pass: no timer: the fee payer is fetched by requests only");
         }
-        self.fetch_supported();
         true
     }
 
     fn on_tick(&mut self) {
+        if !self.steady_ticks {
+            self.steady_ticks = true;
+            if hostcalls::set_tick_period(TICK).is_err() {
+                log::warn!("x402-access-pass: could not set the tick period to {TICK:?}");
+            }
+        }
         self.fetch_supported();
         if let Some(worker) = &self.worker {
             // One bucket a tick: the whole store is swept every BUCKETS seconds.
