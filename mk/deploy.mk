@@ -20,7 +20,9 @@ DEPLOY_NODE_STAMP   := $(DEPLOY_DIR)/node_modules/.x402-ci
 DEPLOY_PYTEST_ARGS  ?=
 OCI_TARBALL         := target/oci/x402-access-pass.tar
 COMPOSE_FILE        := envoy/docker-compose.yaml
-COMPOSE             := docker compose -f $(COMPOSE_FILE) --profile test
+# The wallet the compose Envoy sells for: the tests' devnet merchant (tests/integration/harness.py).
+COMPOSE_PAY_TO      := GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse
+COMPOSE             := X402_PAY_TO=$(COMPOSE_PAY_TO) docker compose -f $(COMPOSE_FILE) --profile test
 
 .PHONY: oci deploy-deps deploy-test integration-docker
 

@@ -273,8 +273,8 @@ mod tests {
 
     fn config() -> Config {
         let json = serde_json::json!({
-            "payTo": "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse",
-            "secret": "0123456789abcdef0123456789abcdef",
+            "payTo": "GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv",
+            "secret": "unit-test-secret-0123456789abcdef0123",
             "tiers": {"1h": "0.50", "5m": "0.05"}, "ratePerHour": "0.50",
         });
         Config::parse(json.to_string().as_bytes(), &|_| None).unwrap()
@@ -302,7 +302,7 @@ mod tests {
             concat!(
                 r#"{"x402Version":2,"resource":{"url":"https://api.example.com/api/data?tier=1h","description":"Access pass: 1 hour","mimeType":"application/json"},"#,
                 r#""accepts":[{"scheme":"exact","network":"solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp","amount":"500000","maxAmountRequired":"500000","#,
-                r#""asset":"EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v","payTo":"GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse","maxTimeoutSeconds":60,"#,
+                r#""asset":"EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v","payTo":"GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv","maxTimeoutSeconds":60,"#,
                 r#""extra":{"feePayer":"FeePayer1111111111111111111111111111111111","decimals":6}}],"error":"Payment required"}"#
             )
         );

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::challenge;
+use crate::known_keys;
 use crate::pricing::{self, PriceError};
 use crate::solana::{self, Pubkey};
 use crate::token::{KeyMaterial, KeyRing, KeySpec, VerifyPolicy};
@@ -274,9 +275,23 @@ impl Config {
         let raw = RawConfig::from_json(json)?;
 
         let pay_to = required_string(&raw.pay_to, "payTo")?;
+        if pay_to == known_keys::PAY_TO_PLACEHOLDER {
+            return Err(ConfigError::new(
+                "payTo",
+                "is the reference configuration's placeholder: set it to your own wallet address (it receives the payments)",
+            ));
+        }
         let pay_to_key = solana::decode_pubkey(&pay_to)
             .ok_or_else(|| ConfigError::new("payTo", "must be a base58 Solana address of 32 bytes"))?;
         let network = optional_string(&raw.network, "network")?.unwrap_or_else(|| MAINNET.to_owned());
+        // Test keys are fine on devnet (the demo and the tests use them) and never on a mainnet.
+        let mainnet = known_keys::is_mainnet(&network).then_some(network.as_str());
+        if let (Some(network), true) = (mainnet, known_keys::is_test_address(&pay_to_key)) {
+            return Err(ConfigError::new(
+                "payTo",
+                format!("is a well-known test key whose private key is public: on {network} anyone could take the payments; use your own wallet"),
+            ));
+        }
         let asset = parse_asset(&raw.asset, &network)?;
 
         let tiers = parse_tiers(&raw.tiers, asset.decimals)?;
@@ -315,7 +330,7 @@ impl Config {
             other => other,
         };
 
-        let keys = parse_keys(&raw, env)?;
+        let keys = parse_keys(&raw, env, mainnet)?;
         let issuer = optional_string(&raw.issuer, "issuer")?.unwrap_or_else(|| DEFAULT_ISSUER.to_owned());
         if issuer.is_empty() {
             return Err(ConfigError::new("issuer", "must not be empty"));
@@ -588,27 +603,42 @@ fn hs256_secret(secret: String, field: &str) -> Result<KeyMaterial> {
     Ok(KeyMaterial::Hs256Secret(secret.into_bytes()))
 }
 
-fn parse_keys(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<KeyRing> {
+/// `mainnet`: the network, when it is one where a published test key must be refused.
+fn parse_keys(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>, mainnet: Option<&str>) -> Result<KeyRing> {
+    let refuse_published = |spec: &KeySpec, field: &str| match mainnet {
+        Some(network) if known_keys::is_published_key(&spec.material) => Err(ConfigError::new(
+            field,
+            format!("is a well-known test key, published in this project's tests and docs: on {network} anyone could mint passes; use your own"),
+        )),
+        _ => Ok(()),
+    };
     let mut specs = Vec::new();
     match &raw.keys {
         None | Some(Value::Null) => {}
         Some(Value::Array(list)) => {
             for (i, item) in list.iter().enumerate() {
-                specs.push(parse_key(item, &format!("keys[{i}]"), env)?);
+                let field = format!("keys[{i}]");
+                let spec = parse_key(item, &field, env)?;
+                refuse_published(&spec, &field)?;
+                specs.push(spec);
             }
         }
         Some(_) => return Err(type_error("keys", "a list of {kid, alg, secret|secretEnv|privateKey|privateKeyEnv|publicKey}")),
     }
     let secret = optional_string(&raw.secret, "secret")?;
     let secret_env = optional_string(&raw.secret_env, "secretEnv")?;
-    match (secret, secret_env) {
+    let top_level = match (secret, secret_env) {
         (Some(_), Some(_)) => return Err(ConfigError::new("secret", "give either secret or secretEnv, not both")),
-        (Some(secret), None) => specs.push(KeySpec { kid: None, material: hs256_secret(secret, "secret")? }),
+        (Some(secret), None) => Some((KeySpec { kid: None, material: hs256_secret(secret, "secret")? }, "secret")),
         (None, Some(name)) => {
             let secret = read_env(&name, "secretEnv", env)?;
-            specs.push(KeySpec { kid: None, material: hs256_secret(secret, "secretEnv")? });
+            Some((KeySpec { kid: None, material: hs256_secret(secret, "secretEnv")? }, "secretEnv"))
         }
-        (None, None) => {}
+        (None, None) => None,
+    };
+    if let Some((spec, field)) = top_level {
+        refuse_published(&spec, field)?;
+        specs.push(spec);
     }
     if specs.is_empty() {
         return Err(ConfigError::new("secret", "a signing key is required: set secret, secretEnv or keys"));
@@ -777,8 +807,9 @@ fn parse_cors(v: &Option<Value>) -> Result<AllowedOrigins> {
 mod tests {
     use super::*;
 
-    pub const MERCHANT: &str = "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse";
-    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    /// A seller of the tests' own (not one of known_keys' published test keys).
+    pub const MERCHANT: &str = "GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv";
+    const SECRET: &str = "unit-test-secret-0123456789abcdef0123";
 
     fn no_env(_: &str) -> Option<String> {
         None
@@ -932,6 +963,41 @@ mod tests {
         assert_eq!(c.allow_origin(Some(b"https://app.example")), Some("https://app.example"));
         assert_eq!(c.allow_origin(Some(b"https://evil.example")), None);
         assert_eq!(c.allow_origin(None), None);
+    }
+
+    #[test]
+    fn the_reference_placeholder_says_what_to_set() {
+        let e = error_of(serde_json::json!({"payTo": known_keys::PAY_TO_PLACEHOLDER, "tiers": {"1h": "0.50"}, "secret": SECRET}));
+        assert_eq!(e.field, "payTo");
+        assert!(e.to_string().contains("set it to your own wallet address"), "{e}");
+    }
+
+    /// The demo merchant (seed 0x03) and the demo secret: public, so refused where money is real.
+    const TEST_MERCHANT: &str = "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse";
+    const DEMO_SECRET: &str = "demo-secret-do-not-use-in-production-0123";
+
+    #[test]
+    fn published_test_keys_are_refused_on_mainnet_and_allowed_on_devnet() {
+        let seed_07 = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let cases = [
+            (serde_json::json!({"payTo": TEST_MERCHANT, "secret": SECRET}), "payTo"),
+            (serde_json::json!({"payTo": MERCHANT, "secret": DEMO_SECRET}), "secret"),
+            (serde_json::json!({"payTo": MERCHANT, "secretEnv": "DEMO"}), "secretEnv"),
+            (serde_json::json!({"payTo": MERCHANT, "keys": [{"kid": "a", "secret": SECRET}, {"kid": "b", "secret": DEMO_SECRET}]}), "keys[1]"),
+            (serde_json::json!({"payTo": MERCHANT, "keys": [{"kid": "e", "alg": "EdDSA", "privateKey": seed_07}]}), "keys[0]"),
+        ];
+        let env = |name: &str| (name == "DEMO").then(|| DEMO_SECRET.to_owned());
+        for (mut json, field) in cases {
+            json["tiers"] = serde_json::json!({"1h": "0.50"});
+            let Err(e) = Config::parse(json.to_string().as_bytes(), &env) else {
+                panic!("{json} was accepted on mainnet");
+            };
+            assert_eq!(e.field, field, "{json}");
+            assert!(e.to_string().contains("well-known test key"), "{e}");
+            assert!(e.to_string().contains(MAINNET), "{e}");
+            json["network"] = serde_json::json!(DEVNET);
+            assert!(Config::parse(json.to_string().as_bytes(), &env).is_ok(), "{json} on devnet");
+        }
     }
 
     #[test]

@@ -84,7 +84,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    const SECRET: &str = "unit-test-secret-0123456789abcdef0123";
 
     struct Headers(HashMap<&'static str, Vec<u8>>);
     impl RequestHeaders for Headers {
@@ -99,7 +99,7 @@ mod tests {
 
     fn config() -> Config {
         let json = serde_json::json!({
-            "payTo": "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse", "secret": SECRET,
+            "payTo": "GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv", "secret": SECRET,
             "tiers": {"1h": "0.50"}, "protect": [{"prefix": "/api/"}], "bypass": [{"prefix": "/api/public/"}],
         });
         Config::parse(json.to_string().as_bytes(), &|_| None).unwrap()

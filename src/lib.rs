@@ -10,6 +10,7 @@ pub mod config;
 pub mod decision;
 pub mod facilitator;
 pub mod jwt_crypto;
+pub mod known_keys;
 pub mod offer;
 pub mod payment;
 pub mod pricing;

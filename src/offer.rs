@@ -86,8 +86,8 @@ mod tests {
 
     fn config(extra: serde_json::Value) -> Config {
         let mut json = serde_json::json!({
-            "payTo": "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse",
-            "secret": "0123456789abcdef0123456789abcdef",
+            "payTo": "GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv",
+            "secret": "unit-test-secret-0123456789abcdef0123",
         });
         if let (Some(obj), Some(extra)) = (json.as_object_mut(), extra.as_object()) {
             obj.extend(extra.clone());

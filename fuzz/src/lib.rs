@@ -89,8 +89,8 @@ mod tests {
         let seconds = 17_014_118_346_046_923_174;
         let rate = 10_000_000_000_000_000_000; // "10" with 18 decimals
         assert_eq!(x402_access_pass::pricing::duration_price(rate, seconds, 18), None);
-        let json = r#"{"payTo":"GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse","ratePerHour":"10","maxDurationSeconds":18446744073709551615,
-            "asset":{"address":"4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU","decimals":18},"secret":"0123456789abcdef0123456789abcdef"}"#;
+        let json = r#"{"payTo":"GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv","ratePerHour":"10","maxDurationSeconds":18446744073709551615,
+            "asset":{"address":"4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU","decimals":18},"secret":"fuzz-config-secret-0123456789abcdef0123"}"#;
         let refused = x402_access_pass::config::Config::parse(json.as_bytes(), &|_| None).err().unwrap();
         assert_eq!(refused.field, "maxDurationSeconds");
     }
@@ -100,7 +100,7 @@ mod tests {
     /// at configuration time.
     #[test]
     fn fixed_passes_longer_than_ten_years_are_not_for_sale() {
-        let json = r#"{"payTo":"GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse","tiers":{"30500568904943w":"0.000001"},"secret":"0123456789abcdef0123456789abcdef"}"#;
+        let json = r#"{"payTo":"GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv","tiers":{"30500568904943w":"0.000001"},"secret":"fuzz-config-secret-0123456789abcdef0123"}"#;
         let refused = x402_access_pass::config::Config::parse(json.as_bytes(), &|_| None).err().unwrap();
         assert_eq!(refused.field, "tiers.30500568904943w");
     }

@@ -19,16 +19,16 @@ use x402_access_pass::pricing;
 use crate::fixed_config;
 
 const CONFIGS: [&str; 3] = [
-    r#"{"payTo": "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse",
+    r#"{"payTo": "GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv",
         "network": "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1",
         "tiers": {"5m": "0.05", "1h": "0.50", "24h": "2.00"}, "ratePerHour": "0.50",
         "secretEnv": "PASS_SECRET", "protect": [{"prefix": "/api/"}], "bypass": [{"prefix": "/api/public/"}]}"#,
-    r#"{"payTo": "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse",
+    r#"{"payTo": "GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv",
         "network": "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1",
         "asset": {"address": "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU", "decimals": 2},
         "ratePerHour": "0.01", "minDurationSeconds": 2, "maxDurationSeconds": 86400,
         "secretEnv": "PASS_SECRET"}"#,
-    r#"{"payTo": "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse",
+    r#"{"payTo": "GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv",
         "tiers": {"1w": "0.000001", "1m": "18446744073709.551615"},
         "ratePerHour": "18446744073709.551615",
         "minDurationSeconds": 1, "maxDurationSeconds": 315360000,

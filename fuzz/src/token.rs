@@ -31,7 +31,8 @@ const FOREIGN_SECRET: &str = "not-a-key-of-the-ring-0123456789abcdef";
 
 pub fn config_json() -> String {
     format!(
-        r#"{{"payTo": "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse",
+        r#"{{"payTo": "GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv",
+  "network": "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1",
   "tiers": {{"5m": "0.05", "1h": "0.50", "24h": "2.00"}}, "ratePerHour": "0.50",
   "keys": [{{"kid": "ed1", "alg": "EdDSA", "privateKeyEnv": "PASS_KEY"}},
            {{"kid": "hs1", "alg": "HS256", "secret": "{SECRET_A}"}}],

@@ -112,10 +112,21 @@ def healthcheck_argv(topology: Topology, service: str, services: dict | None = N
     return argv
 
 
+def compose_envoy_yaml() -> str:
+    """envoy/docker/envoy.yaml as the compose Envoy runs it: its entrypoint writes X402_PAY_TO
+    (the Makefile's COMPOSE_PAY_TO: the tests' devnet merchant) over the placeholder payTo."""
+    (script,) = compose_services()["envoy"]["command"]
+    assert f'sed "s|{harness.PAY_TO_PLACEHOLDER}|$$X402_PAY_TO|" /etc/envoy/envoy.yaml > /tmp/envoy.yaml' in script, script
+    text = COMPOSE_ENVOY_CONFIG.read_text()
+    assert text.count(harness.PAY_TO_PLACEHOLDER) == 1
+    return text.replace(harness.PAY_TO_PLACEHOLDER, harness.MERCHANT)
+
+
 def loopback_config(facilitator_port: int, upstream_port: int, wasm: pathlib.Path = WASM) -> dict:
-    """envoy/docker/envoy.yaml with loopback addresses and ephemeral ports, nothing else changed."""
+    """envoy/docker/envoy.yaml as the compose Envoy runs it, with loopback addresses and ephemeral
+    ports, nothing else changed."""
     import yaml
-    cfg = yaml.safe_load(COMPOSE_ENVOY_CONFIG.read_text())
+    cfg = yaml.safe_load(compose_envoy_yaml())
     cfg["admin"]["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": 0}
     (listener,) = cfg["static_resources"]["listeners"]
     listener["address"]["socket_address"] = {"address": "127.0.0.1", "port_value": 0}

@@ -29,6 +29,7 @@ import urllib.parse
 import pytest
 import yaml
 
+from compose_live import compose_envoy_yaml, compose_services
 from deploylib import OUT, REPO, WASM, envoy_validate, harness
 
 COMPOSE = REPO / "envoy/docker-compose.yaml"
@@ -296,8 +297,20 @@ def compose_envoy_plugin(cfg: dict) -> tuple[dict, dict]:
     return wasm, json.loads(wasm["configuration"]["value"])
 
 
+def test_compose_envoy_sells_for_the_wallet_it_is_given():
+    """docker/envoy.yaml names no wallet: compose needs X402_PAY_TO, which the Makefile sets to
+    the tests' merchant, and the file as shipped is refused by the filter (test_reference_configs)."""
+    _, plugin = compose_envoy_plugin(yaml.safe_load((DOCKER_DIR / "envoy.yaml").read_text()))
+    assert plugin["payTo"] == harness.PAY_TO_PLACEHOLDER
+    env = compose_services()["envoy"]["environment"]
+    assert env["X402_PAY_TO"].startswith("${X402_PAY_TO:?"), env
+    makefile = (REPO / "mk/deploy.mk").read_text()
+    assert f"COMPOSE_PAY_TO      := {harness.MERCHANT}" in makefile
+    assert "X402_PAY_TO=$(COMPOSE_PAY_TO) docker compose" in makefile
+
+
 def test_compose_envoy_runs_the_suites_default_plugin_config():
-    cfg = yaml.safe_load((DOCKER_DIR / "envoy.yaml").read_text())
+    cfg = yaml.safe_load(compose_envoy_yaml())
     wasm, plugin = compose_envoy_plugin(cfg)
     assert plugin == harness.default_plugin_config("facilitator:8080")
     template = (REPO / "tests/integration/envoy.template.yaml").read_text()
@@ -340,13 +353,14 @@ def test_compose_envoy_is_the_suites_envoy_apart_from_addresses(compose):
     """What the session tests read (listener and cluster names, the HCM stat prefix in /stats,
     the plugin and VM names of the wasmcustom.x402_access_pass.* and wasm.* stats, the VM
     environment, two workers) is the same in the compose Envoy as in the suite's own."""
-    compose_cfg = yaml.safe_load((DOCKER_DIR / "envoy.yaml").read_text())
+    compose_cfg = yaml.safe_load(compose_envoy_yaml())
     suite_cfg = yaml.safe_load(harness.render_loopback_config(
         harness.default_plugin_config("facilitator:8080"), pathlib.Path("/etc/envoy/x402_access_pass.wasm"),
         facilitator_port=8080, upstream_port=18080, listener_port=10000, admin_port=9901))
     assert _without_addresses(compose_cfg) == _without_addresses(suite_cfg)
-    command = compose["services"]["envoy"]["command"]
-    concurrency = int(command[command.index("--concurrency") + 1])
+    (script,) = compose["services"]["envoy"]["command"]
+    argv = script.split()
+    concurrency = int(argv[argv.index("--concurrency") + 1])
     assert concurrency == inspect.signature(harness.Envoy).parameters["concurrency"].default == 2
 
 
@@ -382,7 +396,7 @@ def test_runner_environment_names_the_compose_services(compose):
 
 
 def test_compose_envoy_config_passes_envoy_validate():
-    text = (DOCKER_DIR / "envoy.yaml").read_text()
+    text = compose_envoy_yaml()
     assert text.count("/etc/envoy/x402_access_pass.wasm") == 1
     out = OUT / "compose"
     out.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,16 @@ def wasmplugin() -> dict:
 
 
 @pytest.fixture(scope="module")
+def seller_wasmplugin(wasmplugin) -> dict:
+    """The WasmPlugin as a seller deploys it: payTo set to their wallet (the shipped one is a
+    placeholder the filter refuses: test_reference_configs.py)."""
+    wp = copy.deepcopy(wasmplugin)
+    assert wp["spec"]["pluginConfig"]["payTo"] == harness.PAY_TO_PLACEHOLDER
+    wp["spec"]["pluginConfig"]["payTo"] = harness.SELLER_WALLET
+    return wp
+
+
+@pytest.fixture(scope="module")
 def service_entry() -> dict:
     (se,) = docs_of("ServiceEntry")
     return se
@@ -237,12 +247,12 @@ def render_like_istio(wasmplugin: dict, wasm_path, upstream_port: int = 8080, wi
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def test_plugin_config_passes_envoy_validate_with_the_secret_in_the_env(wasmplugin):
+def test_plugin_config_passes_envoy_validate_with_the_secret_in_the_env(seller_wasmplugin):
     out = OUT / "istio"
     out.mkdir(parents=True, exist_ok=True)
     path = out / "envoy-from-wasmplugin.yaml"
-    path.write_text(render_like_istio(wasmplugin, WASM))
-    name = wasmplugin["spec"]["pluginConfig"]["secretEnv"]
+    path.write_text(render_like_istio(seller_wasmplugin, WASM))
+    name = seller_wasmplugin["spec"]["pluginConfig"]["secretEnv"]
     ok = envoy_validate(path, {name: SECRET_VALUE})
     (out / "validate-with-secret.log").write_text(ok.stdout + ok.stderr)
     assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
@@ -255,10 +265,10 @@ def test_plugin_config_passes_envoy_validate_with_the_secret_in_the_env(wasmplug
     assert "invalid x402-access-pass configuration: secretEnv" in log, log[-3000:]
 
 
-def test_a_plaintext_short_secret_is_refused_by_the_filter(wasmplugin):
+def test_a_plaintext_short_secret_is_refused_by_the_filter(seller_wasmplugin):
     """The same render with a secret in pluginConfig that is too short: on_configure refuses it,
     so a fail-closed plugin never serves with it."""
-    bad = copy.deepcopy(wasmplugin)
+    bad = copy.deepcopy(seller_wasmplugin)
     cfg = bad["spec"]["pluginConfig"]
     cfg.pop("secretEnv")
     cfg["secret"] = "too-short"
@@ -270,7 +280,7 @@ def test_a_plaintext_short_secret_is_refused_by_the_filter(wasmplugin):
     assert "invalid x402-access-pass configuration: secret" in proc.stdout + proc.stderr
 
 
-def test_without_the_facilitator_cluster_challenges_are_503_fee_payer_unknown(wasmplugin, monkeypatch):
+def test_without_the_facilitator_cluster_challenges_are_503_fee_payer_unknown(seller_wasmplugin, monkeypatch):
     """The ServiceEntry missing: the sidecar has no outbound|443||x402.dexter.cash cluster. A real
     Envoy runs the plugin: every request that needs the facilitator's fee payer answers 503
     fee_payer_unknown (never a 402 without a fee payer, never the API for free), while a valid
@@ -279,19 +289,19 @@ def test_without_the_facilitator_cluster_challenges_are_503_fee_payer_unknown(wa
     from helpers import hs256, pass_claims
     from upstream import DemoUpstream
 
-    name = wasmplugin["spec"]["pluginConfig"]["secretEnv"]
+    name = seller_wasmplugin["spec"]["pluginConfig"]["secretEnv"]
     monkeypatch.setenv(name, SECRET_VALUE)
     up = DemoUpstream().start()
     envoy = None
     try:
-        config = yaml.safe_load(render_like_istio(wasmplugin, WASM, up.port, with_facilitator=False))
+        config = yaml.safe_load(render_like_istio(seller_wasmplugin, WASM, up.port, with_facilitator=False))
         config["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}}
         envoy = _ConfigEnvoy("no-service-entry", config, OUT / "istio").start(timeout=30)
         resp = envoy.get("/api/data")
         assert resp.status == 503, resp
         assert resp.json()["reason"] == "fee_payer_unknown" and resp.headers.get("retry-after"), resp
         assert "is the cluster defined?" in envoy.log_text()
-        network = wasmplugin["spec"]["pluginConfig"]["network"]
+        network = seller_wasmplugin["spec"]["pluginConfig"]["network"]
         token = hs256(pass_claims(harness.MERCHANT, network=network), SECRET_VALUE)
         ok = envoy.get("/api/data", {"Authorization": f"Bearer {token}"})
         assert ok.status == 200 and ok.json()["upstream"] == "demo", ok

@@ -57,6 +57,10 @@ MERCHANT = "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse"  # seed 0x03
 FEE_PAYER_SEED_HEX = "02" * 32
 FEE_PAYER = "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu"  # seed 0x02
 SECRET = "integration-test-secret-0123456789abcdef"
+# The payTo of every shipped reference configuration until a seller sets theirs (src/known_keys.rs).
+PAY_TO_PLACEHOLDER = "CHANGE-ME-to-your-wallet-address"
+# A seller's own wallet (no published seed), for the reference configs on mainnet.
+SELLER_WALLET = "Hf3CV2ixopxUGj53wd5M5QBt4yW7P4REk5yf6XqrgvQK"
 ENV_SECRET = "integration-test-secret-from-env-0123456789"  # X402_TEST_SECRET in the VM env
 
 

@@ -10,15 +10,22 @@ import re
 
 import pytest
 
-from harness import ENV_SECRET, EnvoyExited, default_plugin_config
+from harness import ENV_SECRET, PAY_TO_PLACEHOLDER, SECRET, SELLER_WALLET, EnvoyExited, default_plugin_config
 from helpers import assert_purchase_ok, buy, decode_jwt, hs256
 
+MAINNET = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"
 PLUGIN_LOG = re.compile(r"\[(error|critical|warning)\].*wasm log[^:]*: (.*)$")
 
 CASES = {
     "missing-payTo": ({"payTo": None}, ["payTo"]),
     "payTo-not-32-bytes": ({"payTo": "3mJr7AoUXx2Wqd"}, ["payTo"]),
     "payTo-not-base58": ({"payTo": "0OIl0OIl0OIl0OIl0OIl0OIl0OIl0OIl0OIl0OIl0OI"}, ["payTo"]),
+    # The reference configurations' placeholder, and the tests' published keys where money is real.
+    "payTo-placeholder": ({"payTo": PAY_TO_PLACEHOLDER}, ["payTo: is the reference configuration's placeholder"]),
+    "test-merchant-on-mainnet": ({"network": MAINNET, "secret": "a-seller-s-own-secret-0123456789abcdef"},
+                                 ["payTo: is a well-known test key"]),
+    "test-secret-on-mainnet": ({"network": MAINNET, "payTo": SELLER_WALLET, "secret": SECRET},
+                               ["secret: is a well-known test key"]),
     "short-secret": ({"secret": "too-short"}, ["secret"]),
     "no-key": ({"secret": None}, ["secret", "keys"]),
     "unknown-field": ({"colour": "blue"}, ["colour"]),
