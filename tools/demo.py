@@ -78,7 +78,8 @@ def load_config(path: pathlib.Path) -> dict:
         raise DemoError(f"{path}: not a JSON object of settings", EXIT_CONFIG)
     network = config.get("network")
     if network != DEVNET:
-        said = f"network is {network!r}" if network is not None else "network is not set (the filter's default is mainnet)"
+        said = (f"network is {network!r}" if network is not None
+                else "network is not set (the filter's default is mainnet)")
         raise DemoError(f"{path}: {said}: the demo runs only on Solana devnet ({DEVNET}), with public test keys "
                         "and an offline facilitator; set \"network\" to it", EXIT_CONFIG)
     return config
@@ -248,8 +249,10 @@ def banner(config: dict, config_path: pathlib.Path, base: str, admin: str, upstr
         walk_name = f"tier {walk_tier} ({label(walk_seconds)})"
     else:
         default = "1 hour at ratePerHour"
-        walk_price, walk_query, walk_name = duration_price(rate_atomic, 3_600, decimals), "", "the default pass (1 hour)"
-    lines.append(f"  a request without ?tier={' or ?duration=' if rate else ''} buys the default pass: {default}")
+        walk_price, walk_query = duration_price(rate_atomic, 3_600, decimals), ""
+        walk_name = "the default pass (1 hour)"
+    asks = " or ".join((["?tier="] if tiers else []) + (["?duration="] if rate else []))
+    lines.append(f"  a request without {asks} buys the default pass: {default}")
 
     lines += [
         "",

@@ -46,6 +46,7 @@ OWN_PROCESSES = {
     "test_demo.py::test_the_default_plugin_json_loads_and_its_walk_through_works",
     "test_demo.py::test_a_sellers_config_with_a_rate_sells_as_printed",
     "test_demo.py::test_a_sellers_config_without_a_rate_or_bypass_sells_as_printed",
+    "test_demo.py::test_a_rate_only_config_sells_its_default_hour_as_printed",
     "test_demo.py::test_a_broken_config_is_one_line_and_a_non_zero_exit",
     "test_demo.py::test_a_config_that_is_not_json_is_one_line",
 }

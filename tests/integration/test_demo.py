@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -185,7 +184,7 @@ def walk_through(demo: Demo, config: dict, expect_tier: str, expect_free: str | 
     run_dir = os.path.relpath(demo.out / "run", REPO)  # as typed from the repository root, where the demo runs
     assert f"  logs         {run_dir}/\n" in banner and f"tee {run_dir}/purchase.txt\n" in banner, banner
 
-    tiers = sorted(config["tiers"].items(), key=lambda kv: xp_seconds(kv[0]))
+    tiers = sorted((config.get("tiers") or {}).items(), key=lambda kv: xp_seconds(kv[0]))
     assert [(t, p) for t, _, p in banner_tiers(banner)] == tiers, banner
 
     cmds = commands(banner)
@@ -205,7 +204,8 @@ def walk_through(demo: Demo, config: dict, expect_tier: str, expect_free: str | 
 
     # 2. the purchase, of the tier the banner says
     cmd, _, text = one(outputs, lambda c: "PAYMENT-SIGNATURE: $SIG" in c, "posts the payment")
-    assert f"tier={expect_tier}" in cmd
+    # (without tiers the default pass: one hour at ratePerHour, tier "custom", no query)
+    assert f"tier={expect_tier}" in cmd if tiers else "?" not in cmd, cmd
     status, headers, body = http_of(text)
     assert status == 200 and headers.get("access-pass"), text
     assert json.loads(body)["accessPass"]["tier"] == expect_tier
@@ -285,6 +285,13 @@ def test_a_sellers_config_without_a_rate_or_bypass_sells_as_printed(demos):
                            tiers={"10m": "0.10", "2h": "1.00", "1d": "5.00"}, protect=[{"path": "/reports/today"}])
     shown = walk_through(demos(config), config, expect_tier="2h", expect_free="/health")
     assert "/reports/today" in shown["banner"]
+
+
+def test_a_rate_only_config_sells_its_default_hour_as_printed(demos):
+    config = seller_config(tiers=None, ratePerHour="0.25", bypass=None, protect=None)
+    shown = walk_through(demos(config), config, expect_tier="custom", expect_free=None)
+    assert "Buy the default pass (1 hour) for 0.25 USD" in shown["banner"] and "every path" in shown["banner"]
+    assert "without ?duration= buys the default pass: 1 hour at ratePerHour" in shown["banner"]
 
 
 @pytest.mark.parametrize("config,needle", [
