@@ -1,14 +1,18 @@
 # Benchmarks: line rate against the alternatives, and the core's micro-benchmarks (bench/run.py).
 # Not part of `make test`: timings need a quiet machine.
 #
-#   make bench         the full run, ~10 minutes once built: waits up to BENCH_QUIET_WAIT seconds for a
-#                      quiet machine, then Envoy without filter / with a minimal wasm filter / with
-#                      jwt_authn / with this filter, and the Express reference, each driven by wrk
-#                      (10 s x 3 interleaved rounds); 1,000,000 distinct passes for memory; cargo bench;
-#                      the hot path under callgrind; the wasm's size. Writes bench/results.md and .json.
-#   make bench-quick   the same in short (2 s x 2 rounds, 60,000 passes; under 2 minutes once built):
-#                      target/bench/quick/results.md and .json. bench/results.* are left alone.
-#   make bench-micro   only the native micro-benchmarks (cargo bench --bench micro).
+#   make bench         the full run (~10 minutes once built), written to bench/results.md and .json:
+#                      waits up to BENCH_QUIET_WAIT seconds for a quiet machine, then Envoy without
+#                      filter / with a minimal wasm filter / with jwt_authn / with this filter, and the
+#                      Express reference, each driven by wrk (10 s x 3 interleaved rounds); 1,000,000
+#                      distinct passes for memory; cargo bench; the hot path under callgrind; the wasm's size.
+#   make bench-quick   the same in short (under 2 minutes once built), to target/bench/quick/results.*:
+#                      2 s x 2 rounds, 60,000 passes. bench/results.* are left alone.
+#   make bench-micro   only the native micro-benchmarks (cargo bench --bench micro)
+#   make bench-build   everything `make bench` runs, built before any timing
+#   make bench-build-quick  the same for `make bench-quick` (no unstripped wasm, no callgrind example)
+#   make bench-node    the Express row's Node packages (npm ci in tests/interop), when npm is there
+#   make wrk           Debian's wrk, installed when absent (needs root or sudo)
 #
 # BENCH_ARGS='--rows floor,ours_hs256 --duration 5' make bench   passes options to bench/run.py (--help).
 # Everything else it writes goes to target/bench/.

@@ -1,13 +1,14 @@
 # Deployment: the OCI image for Istio, the Istio manifests, delivery through ECDS, and the
 # docker compose topology (docs/istio.md, tests/deploy/).
 #
-#   make oci                 target/oci/x402-access-pass.tar: the plugin as a one-layer OCI image
-#                            layout (Wasm image spec "compat" variant), built without a container
-#                            engine, byte-reproducible (tools/oci-image.py)
-#   make deploy-test         offline checks of envoy/istio (Istio CRD schemas), envoy/docker-compose.yaml
-#                            (Compose spec schema) and the Dockerfiles, the OCI image, ECDS delivery
-#                            to the real Envoy, and the integration suite in external mode against the
-#                            compose topology run on loopback (tests/deploy, pytest); part of `make test`
+#   make oci                 the plugin as an OCI image for Istio: target/oci/x402-access-pass.tar
+#                            (a one-layer image layout, Wasm image spec "compat" variant), built
+#                            without a container engine, byte-reproducible (tools/oci-image.py)
+#   make deploy-test         the deployment checks of tests/deploy (pytest) [make test]
+#                            envoy/istio (Istio CRD schemas), envoy/docker-compose.yaml (Compose spec
+#                            schema) and the Dockerfiles, the OCI image, ECDS delivery to the real Envoy, and the
+#                            integration suite in external mode against the compose topology on loopback
+#   make deploy-deps         the deployment tests' Python (into .venv) and Node packages
 #   make integration-docker  the integration suite in external mode against the compose services
 #                            (needs a Docker engine with the compose plugin, docker compose v2)
 #

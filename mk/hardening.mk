@@ -5,9 +5,13 @@
 #   make fuzz          each fuzz target for FUZZ_SECONDS (default 60)
 #   make fuzz-smoke    each fuzz target for FUZZ_SMOKE_SECONDS (default 10)       [make test]
 #   make fuzz-test     the fuzz crate's unit tests (replays seeds and regressions)   [make test]
-#   make soak          mixed load against Envoy with 2 workers for SOAK_SECONDS (default 600),
-#                      after filling the filter's pass caches (report: tests/integration/out/soak/)
+#   make soak          mixed load against Envoy for SOAK_SECONDS (default 600)
+#                      (2 workers), after filling the filter's pass caches (report: tests/integration/out/soak/)
 #   make soak-smoke    the same for SOAK_SMOKE_SECONDS (default 30)                [make test]
+#   make cargo-fuzz    cargo-fuzz, installed once (pinned) into .tools/
+#   make fuzz-seeds    the derived seeds, into fuzz/corpus/<target>/
+#   make fuzz-build    every fuzz target, built (AddressSanitizer, debug assertions)
+#   make hardening-clean  remove .tools, and fuzz/'s target, corpus, artifacts and logs
 #
 # cargo-fuzz needs nightly rustc flags (-Zsanitizer, sancov passes): it runs on the stable
 # toolchain with RUSTC_BOOTSTRAP=1. It is installed once, pinned, into .tools/ (self-ignored).

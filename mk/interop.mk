@@ -5,6 +5,8 @@
 #   make interop-serve      the same topology, left running for the dashboard demo (Ctrl-C stops it)
 #   make dashboard          examples/dashboard/dist (React + Vite)
 #   make chromium           Debian's chromium, when `chromium` is not on the PATH (needs root or sudo)
+#   make node-deps          npm ci in tests/interop and examples/dashboard (again only when a lockfile changed)
+#   make interop-clean      remove their node_modules, tests/interop/out and the dashboard build
 #
 # INTEROP_FILES='client.test.mjs' make interop   runs some of the test files.
 

@@ -1,7 +1,7 @@
 # Regression checks of issue 5's measurements that need no quiet machine:
-#   hot-path-check   instructions of one hot-path request under callgrind (bench/callgrind-limit)
-#   wasm-size-check  the release module against WASM_SIZE_LIMIT bytes: every Envoy worker compiles
-#                    and keeps it (586,914 bytes on 2026-11-24; bench/results.md)
+#   make hot-path-check   instructions of one hot-path request under callgrind (bench/callgrind-limit) [make test]
+#   make wasm-size-check  the release module against WASM_SIZE_LIMIT bytes [make test]
+#                         (every Envoy worker compiles and keeps it; 586,914 bytes on 2026-11-24, bench/results.md)
 WASM_SIZE_LIMIT ?= 600000
 
 .PHONY: hot-path-check wasm-size-check

@@ -312,11 +312,17 @@ class Process:
 
 class Facilitator:
     """The project's test facilitator (tests/facilitator): /supported, /verify, /settle, the
-    Solana RPC stand-in, and a control API to inject faults and read what it settled."""
+    Solana RPC stand-in, and a control API to inject faults and read what it settled.
 
-    def __init__(self, out_dir: pathlib.Path, name: str = "facilitator"):
+    `ata_owners`: the wallets whose token accounts its RPC stand-in knows (the payTo of every
+    configuration it serves); `network`, `asset` and `decimals`: what it settles."""
+
+    def __init__(self, out_dir: pathlib.Path, name: str = "facilitator", *, network: str = NETWORK,
+                 asset: str = ASSET, decimals: int = 6, ata_owners: Iterable[str] = (MERCHANT,)):
         self.out_dir = out_dir
         self.name = name
+        self.network, self.asset, self.decimals = network, asset, decimals
+        self.ata_owners = list(ata_owners)
         self.proc: Process | None = None
         self.addr = self.control = self.rpc = ""
         self.attached = False
@@ -347,8 +353,9 @@ class Facilitator:
         ready.unlink(missing_ok=True)
         self.proc = Process(self.name, [
             FACILITATOR_BIN, "--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0",
-            "--rpc-listen", "127.0.0.1:0", "--network", NETWORK, "--asset", ASSET,
-            "--fee-payer-seed-hex", FEE_PAYER_SEED_HEX, "--ata-owner", MERCHANT, "--ready-file", ready,
+            "--rpc-listen", "127.0.0.1:0", "--network", self.network, "--asset", self.asset,
+            "--decimals", str(self.decimals), "--fee-payer-seed-hex", FEE_PAYER_SEED_HEX,
+            *(arg for owner in self.ata_owners for arg in ("--ata-owner", owner)), "--ready-file", ready,
         ], self.out_dir / f"{self.name}.log", env={"RUST_BACKTRACE": "1"})
 
         def read_ready():
