@@ -1,10 +1,11 @@
 # The repository stands alone: a user's clone has nothing beside it, so nothing the project builds
 # or tests may read a file outside it (the golden vectors live in tests/vectors/).
 #
-#   make standalone-check   fails if a tracked file other than Markdown names the team's reference
-#                           folder beside the repository; then runs the unit tests and the Python
-#                           golden-vector checks in a clone of HEAD made in an empty temporary
-#                           directory (nothing beside it)                                 [make test]
+#   make standalone-check   nothing read from outside the repository; unit tests in a bare clone [make test]
+#
+# It fails if a tracked file other than Markdown names the team's reference folder beside the
+# repository, then runs the unit tests and the Python golden-vector checks in a clone of HEAD
+# made in an empty temporary directory (nothing beside it).
 #
 # It tests what is committed: uncommitted changes are not in the clone (it says so).
 
