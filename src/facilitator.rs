@@ -34,6 +34,13 @@ impl Unavailable {
     }
 }
 
+/// Whether a callout answer was Envoy's own timeout. Envoy reports it as a local 504, or with no
+/// headers at all; only the time it took tells it from a 504 of the facilitator.
+pub fn timed_out(status: Option<u32>, elapsed_ms: u64, timeout_ms: u64) -> bool {
+    let near_timeout = elapsed_ms.saturating_mul(100) >= timeout_ms.saturating_mul(95);
+    near_timeout && matches!(status, None | Some(504))
+}
+
 /// The 2xx body of a callout, or why there is none.
 fn body_of(result: CalloutResult<'_>) -> Result<&[u8], Unavailable> {
     match result {
@@ -214,6 +221,16 @@ mod tests {
         );
         assert_eq!(read_settle(ok("{")), Settlement::Unknown(Unavailable::BadResponse));
         assert_eq!(read_settle(CalloutResult::TimedOut), Settlement::Unknown(Unavailable::Timeout));
+    }
+
+    #[test]
+    fn only_a_504_or_no_answer_near_the_deadline_is_a_timeout() {
+        assert!(timed_out(None, 1_950, 2_000));
+        assert!(timed_out(Some(504), 2_000, 2_000));
+        assert!(!timed_out(Some(504), 100, 2_000), "the facilitator's own 504");
+        assert!(!timed_out(None, 100, 2_000), "a reset: failed, not timed out");
+        assert!(!timed_out(Some(200), 2_100, 2_000));
+        assert!(timed_out(None, u64::MAX, u64::MAX));
     }
 
     #[test]

@@ -3,13 +3,17 @@
 //! The crate is split in two: a host-agnostic core (every module below except
 //! `filter`) that is plain Rust and tested natively with `cargo test`, and a thin
 //! proxy-wasm layer (`filter`) that only moves bytes between Envoy and the core.
+//! The purchase flow, where money moves, is the core's `checkout` step machine over
+//! the `ledger` interface; the layer executes its steps.
 
 pub mod challenge;
 pub mod challenge_cache;
+pub mod checkout;
 pub mod config;
 pub mod decision;
 pub mod facilitator;
 pub mod jwt_crypto;
+pub mod ledger;
 pub mod known_keys;
 pub mod offer;
 pub mod payment;

@@ -9,7 +9,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType, Status};
 
 use crate::config::Facilitator;
-use crate::facilitator::CalloutResult;
+use crate::facilitator::{self, CalloutResult};
 use crate::response::Response;
 
 pub fn now_millis() -> u64 {
@@ -98,14 +98,12 @@ pub struct Delivered {
 }
 
 impl Delivered {
-    /// Reads the answer of the callout started at `started_ms`. Envoy reports
-    /// its own timeout as a local 504 (or no headers); telling it from a 504 of
-    /// the facilitator needs the elapsed time.
+    /// Reads the answer of the callout started at `started_ms` (`facilitator::timed_out` tells
+    /// Envoy's own timeout from the facilitator's answer).
     pub fn read(num_headers: usize, body_size: usize, started_ms: u64, timeout_ms: u64) -> Delivered {
         let elapsed = now_millis().saturating_sub(started_ms);
-        let near_timeout = elapsed.saturating_mul(100) >= timeout_ms.saturating_mul(95);
         if num_headers == 0 {
-            return Delivered { status: None, body: Vec::new(), timed_out: near_timeout };
+            return Delivered { status: None, body: Vec::new(), timed_out: facilitator::timed_out(None, elapsed, timeout_ms) };
         }
         let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
             .ok()
@@ -116,8 +114,7 @@ impl Delivered {
         } else {
             hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default()
         };
-        let timed_out = near_timeout && matches!(status, None | Some(504));
-        Delivered { status, body, timed_out }
+        Delivered { status, body, timed_out: facilitator::timed_out(status, elapsed, timeout_ms) }
     }
 
     pub fn result(&self) -> CalloutResult<'_> {

@@ -7,15 +7,15 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use crate::challenge::{self, Challenge};
+use crate::checkout::{self, Checkout, Count, Finish, Step};
 use crate::config::AllowedOrigins;
 use crate::decision::{self, Decision, RequestHeaders};
-use crate::facilitator::{self, Settlement, Unavailable, Verification};
+use crate::facilitator::CalloutResult;
+use crate::ledger::Ledger;
 use crate::offer;
-use crate::payment::{self, CheckedPayment};
-use crate::purchase::{self, IssuedPass, Receipt};
-use crate::replay::{self, Claim, Entry};
+use crate::purchase;
 use crate::response::{self, Response};
-use crate::token::{self, Rejection};
+use crate::token::Rejection;
 
 use super::host;
 use super::root::Worker;
@@ -23,6 +23,8 @@ use super::store;
 
 /// After a failed `/supported`, requests wait this long before asking again.
 const FEE_PAYER_RETRY_MS: u64 = 1_000;
+/// More steps than any purchase takes (claim, verify, pending, settle, record).
+const MAX_STEPS: usize = 16;
 
 /// Request headers straight from Envoy, as bytes. Remembers whether `:method` was `HEAD`, so
 /// that answering the request does not read it again.
@@ -41,16 +43,6 @@ impl RequestHeaders for EnvoyHeaders {
     }
 }
 
-/// A payment being bought, between callouts.
-struct Purchase {
-    checked: CheckedPayment,
-    challenge: Challenge,
-    /// The `/verify` and `/settle` body (the same for both).
-    body: Vec<u8>,
-    bucket: usize,
-    key: String,
-}
-
 /// What the request does once the fee payer is known.
 enum Then {
     Challenge,
@@ -61,8 +53,8 @@ enum Then {
 enum Waiting {
     Nothing,
     FeePayer { token: u32, started: u64, then: Then },
-    Verify { token: u32, started: u64, purchase: Box<Purchase> },
-    Settle { token: u32, started: u64, purchase: Box<Purchase>, pass: IssuedPass, recovering: bool },
+    /// A purchase waiting for `/verify` or `/settle`.
+    Checkout { token: u32, started: u64, checkout: Box<Checkout> },
 }
 
 pub struct Request {
@@ -170,183 +162,64 @@ impl Request {
         }
     }
 
-    /// SPEC §6: decode, bind and check locally, claim the payment, then verify
-    /// (or, for a payment whose settlement is unknown, settle again).
+    /// A purchase (docs/behaviour.md §6): the core's checkout decides, this only executes.
     fn purchase(&mut self, worker: &Rc<Worker>, fee_payer: &str, challenge: Challenge, header: &[u8]) -> Action {
+        match Checkout::begin(&worker.config, &self.path, header, challenge, fee_payer) {
+            Ok((checkout, step)) => self.execute(worker, Box::new(checkout), step),
+            Err(finish) => self.finish(worker, finish),
+        }
+    }
+
+    /// Runs the checkout's steps until it waits for a callout or finishes. The local ledger
+    /// answers at once; each step moves the flow on, so the bound is never reached.
+    fn execute(&mut self, worker: &Rc<Worker>, mut checkout: Box<Checkout>, mut step: Step) -> Action {
         let config = &worker.config;
-        let checked = match payment::decode_header(header).and_then(|p| payment::check(config, &self.path, p)) {
-            Ok(checked) => checked,
-            Err(refusal) => {
-                log_outcome("refused", None, &format!("reason={}", refusal.reason()));
-                return self.refuse(worker, &challenge, "Payment verification failed", refusal.reason());
-            }
-        };
-        let requirements = challenge::requirements(config, &checked.offer, fee_payer);
-        let body = facilitator::request_body(&checked.payment.payload, &requirements);
-        let (bucket, key) = replay::locate(&checked.message_hash);
-        let now = host::now_seconds();
-        let policy = worker.replay_policy();
-        let Some(claim) = store::update(bucket, now, policy, |b| b.claim(&key, now, policy)) else {
-            worker.metrics.inc_reason("purchases_failed", "store_unavailable");
-            self.respond(worker, &purchase::settlement_unknown());
-            return Action::Pause;
-        };
-        let purchase = Box::new(Purchase { checked, challenge, body, bucket, key });
-        match claim {
-            Claim::Fresh => match host::dispatch(&config.facilitator, "POST", "/verify", Some(&purchase.body)) {
-                Some(token) => {
-                    self.waiting = Waiting::Verify { token, started: host::now_millis(), purchase };
-                    Action::Pause
+        for _ in 0..MAX_STEPS {
+            step = match step {
+                Step::Ledger(op) => {
+                    let ledger = store::local_ledger(worker.replay_policy());
+                    checkout.on_ledger(config, ledger.run(&op, host::now_seconds()))
                 }
-                None => {
-                    self.forget(worker, &purchase);
-                    self.facilitator_unavailable(worker, Unavailable::Status(503))
-                }
-            },
-            Claim::InProgress => {
-                log_outcome("in progress elsewhere", Some(&purchase.checked), "status=409");
-                worker.metrics.inc_reason("purchases_failed", "payment_in_progress");
-                self.respond(worker, &purchase::in_progress());
-                Action::Pause
-            }
-            Claim::Replay(receipt) => {
-                log_outcome("replayed", Some(&purchase.checked), "the same pass was served again");
-                worker.metrics.inc(worker.metrics.replays_served);
-                self.respond(worker, &receipt.response());
-                Action::Pause
-            }
-            Claim::Duplicate => {
-                log_outcome("refused", Some(&purchase.checked), "reason=duplicate_payment");
-                self.refuse(worker, &purchase.challenge, "Payment verification failed", "duplicate_payment")
-            }
-            Claim::Recover(pass) => self.settle(worker, purchase, pass, true),
-        }
-    }
-
-    fn refuse(&self, worker: &Worker, challenge: &Challenge, error: &str, reason: &str) -> Action {
-        worker.metrics.inc_reason("purchases_failed", reason);
-        self.respond(worker, &challenge.refusal(&worker.config, error, reason));
-        Action::Pause
-    }
-
-    fn facilitator_unavailable(&self, worker: &Worker, problem: Unavailable) -> Action {
-        count_unavailable(worker, problem);
-        worker.metrics.inc_reason("purchases_failed", &problem.reason());
-        self.respond(worker, &purchase::facilitator_unavailable(&problem.reason()));
-        Action::Pause
-    }
-
-    /// Drops the purchase's entry: nothing was charged, the payment may be retried.
-    fn forget(&self, worker: &Worker, purchase: &Purchase) {
-        let now = host::now_seconds();
-        store::update(purchase.bucket, now, worker.replay_policy(), |b| b.remove(&purchase.key));
-    }
-
-    fn record(&self, worker: &Worker, purchase: &Purchase, entry: Entry) -> bool {
-        let now = host::now_seconds();
-        store::update(purchase.bucket, now, worker.replay_policy(), |b| b.set(&purchase.key, entry.clone())).is_some()
-    }
-
-    fn verified(&mut self, worker: &Rc<Worker>, purchase: Box<Purchase>, verification: Verification) {
-        match verification {
-            Verification::Valid => {
-                // Sign now, before any money moves: nothing can fail after settling.
-                let claims = purchase::claims(&worker.config, &purchase.checked, host::now_seconds());
-                let pass = match token::sign(&worker.config.keys, &claims) {
-                    Ok(token) => IssuedPass { token, claims },
-                    Err(problem) => {
-                        log::error!("x402-access-pass: could not sign a pass: {problem}");
-                        self.forget(worker, &purchase);
-                        self.facilitator_unavailable(worker, Unavailable::BadResponse);
-                        return;
+                Step::Callout(endpoint) => {
+                    match host::dispatch(&config.facilitator, "POST", endpoint.path(), Some(checkout.body())) {
+                        Some(token) => {
+                            self.waiting = Waiting::Checkout { token, started: host::now_millis(), checkout };
+                            return Action::Pause;
+                        }
+                        None => checkout.on_callout(config, CalloutResult::Failed, host::now_seconds()),
                     }
-                };
-                let pending = Entry::Pending { since: host::now_seconds(), pass: Some(pass.clone()) };
-                if !self.record(worker, &purchase, pending) {
-                    self.forget(worker, &purchase);
-                    self.respond(worker, &purchase::settlement_unknown());
-                    return;
                 }
-                self.settle(worker, purchase, pass, false);
-            }
-            Verification::Invalid { reason } => {
-                self.forget(worker, &purchase);
-                log_outcome("refused by the facilitator", Some(&purchase.checked), &format!("reason={reason}"));
-                self.refuse(worker, &purchase.challenge, "Payment verification failed", &reason);
-            }
-            Verification::Unavailable(problem) => {
-                log_outcome("not verified", Some(&purchase.checked), &format!("reason={}", problem.reason()));
-                self.forget(worker, &purchase);
-                self.facilitator_unavailable(worker, problem);
-            }
+                Step::Finish(finish) => return self.finish(worker, finish),
+            };
         }
-    }
-
-    fn settle(&mut self, worker: &Rc<Worker>, purchase: Box<Purchase>, pass: IssuedPass, recovering: bool) -> Action {
-        match host::dispatch(&worker.config.facilitator, "POST", "/settle", Some(&purchase.body)) {
-            Some(token) => {
-                self.waiting = Waiting::Settle { token, started: host::now_millis(), purchase, pass, recovering };
-            }
-            None => self.settled(worker, purchase, pass, recovering, Settlement::Unknown(Unavailable::Status(503))),
-        }
+        log::error!("x402-access-pass: a purchase did not finish in {MAX_STEPS} steps");
+        self.respond(worker, &crate::purchase::settlement_unknown());
         Action::Pause
     }
 
-    fn settled(&mut self, worker: &Rc<Worker>, purchase: Box<Purchase>, pass: IssuedPass, recovering: bool, settlement: Settlement) {
-        let transaction = match settlement {
-            Settlement::Settled { transaction, .. } => transaction,
-            // We left it unknown ourselves, and it landed meanwhile.
-            Settlement::Failed { reason } if recovering && reason == "duplicate_settlement" => String::new(),
-            Settlement::Failed { reason } => {
-                self.forget(worker, &purchase);
-                log_outcome("settlement failed", Some(&purchase.checked), &format!("reason={reason}"));
-                self.refuse(worker, &purchase.challenge, "Payment settlement failed", &reason);
-                return;
-            }
-            Settlement::Unknown(problem) => {
-                count_unavailable(worker, problem);
-                worker.metrics.inc(worker.metrics.settlements_unknown);
-                let unknown = Entry::Unknown { since: host::now_seconds(), pass: pass.clone() };
-                self.record(worker, &purchase, unknown);
-                log_outcome(
-                    "settlement unknown",
-                    Some(&purchase.checked),
-                    &format!("reason={}; the same payment sent again settles or recovers it", problem.reason()),
-                );
-                self.respond(worker, &purchase::settlement_unknown());
-                return;
-            }
-        };
-        let receipt = Receipt::new(&pass, &transaction, &worker.config.network);
-        self.record(worker, &purchase, Entry::Settled { at: host::now_seconds(), receipt: receipt.clone() });
-        worker.metrics.inc(worker.metrics.purchases_succeeded);
-        worker.metrics.add(worker.metrics.settled_atomic, purchase.checked.offer.atomic);
-        let detail = match transaction.as_str() {
-            "" => "transaction=(recovered: settled earlier)".to_owned(),
-            tx => format!("transaction={tx}"),
-        };
-        log_outcome("settled", Some(&purchase.checked), &detail);
-        self.respond(worker, &receipt.response());
+    /// Counts, logs and answers what the checkout finished with.
+    fn finish(&self, worker: &Worker, finish: Finish) -> Action {
+        for count in &finish.counts {
+            count_checkout(worker, count);
+        }
+        if let Some(line) = &finish.log {
+            log::info!("{line}");
+        }
+        self.respond(worker, &finish.response);
+        Action::Pause
     }
 }
 
-/// The one log line of a purchase outcome (SPEC §10): never a secret, never a whole token.
-fn log_outcome(outcome: &str, checked: Option<&CheckedPayment>, detail: &str) {
-    match checked {
-        Some(c) => log::info!(
-            "x402-access-pass: purchase {outcome} payer={} tier={} amount={} {detail}",
-            c.payer,
-            c.offer.tier,
-            c.offer.atomic
-        ),
-        None => log::info!("x402-access-pass: purchase {outcome} {detail}"),
-    }
-}
-
-fn count_unavailable(worker: &Worker, problem: Unavailable) {
-    match problem {
-        Unavailable::Timeout => worker.metrics.inc(worker.metrics.facilitator_timeouts),
-        _ => worker.metrics.inc(worker.metrics.facilitator_errors),
+fn count_checkout(worker: &Worker, count: &Count) {
+    let m = &worker.metrics;
+    match count {
+        Count::PurchasesSucceeded => m.inc(m.purchases_succeeded),
+        Count::SettledAtomic(atomic) => m.add(m.settled_atomic, *atomic),
+        Count::ReplaysServed => m.inc(m.replays_served),
+        Count::SettlementsUnknown => m.inc(m.settlements_unknown),
+        Count::FacilitatorTimeouts => m.inc(m.facilitator_timeouts),
+        Count::FacilitatorErrors => m.inc(m.facilitator_errors),
+        Count::PurchasesFailed(reason) => m.inc_reason("purchases_failed", reason),
     }
 }
 
@@ -372,13 +245,10 @@ impl Context for Request {
                     self.fee_payer_unknown(&worker);
                 }
             }
-            Waiting::Verify { token: expected, started, purchase } if expected == token => {
+            Waiting::Checkout { token: expected, started, mut checkout } if expected == token => {
                 let answer = host::Delivered::read(num_headers, body_size, started, timeout);
-                self.verified(&worker, purchase, facilitator::read_verify(answer.result()));
-            }
-            Waiting::Settle { token: expected, started, purchase, pass, recovering } if expected == token => {
-                let answer = host::Delivered::read(num_headers, body_size, started, timeout);
-                self.settled(&worker, purchase, pass, recovering, facilitator::read_settle(answer.result()));
+                let step = checkout.on_callout(&worker.config, answer.result(), host::now_seconds());
+                self.execute(&worker, checkout, step);
             }
             other => self.waiting = other,
         }
@@ -431,19 +301,11 @@ impl HttpContext for Request {
                 host::send(&response::preflight(&worker.config, self.origin.as_deref()));
                 Action::Pause
             }
-            Decision::Purchase { rejected, .. } if !worker.config.keys.can_sign() => {
-                count_rejection(&worker, rejected);
-                log_outcome("refused", None, "reason=sales_disabled (this filter holds verify-only keys)");
-                worker.metrics.inc_reason("purchases_failed", "sales_disabled");
-                let answer = Response::json(
-                    503,
-                    &serde_json::json!({"error": "Passes are not sold here", "reason": "sales_disabled"}),
-                );
-                self.respond(&worker, &answer);
-                Action::Pause
-            }
             Decision::Purchase { payment, rejected } => {
                 count_rejection(&worker, rejected);
+                if let Some(refusal) = checkout::refuse_without_signing_key(&worker.config) {
+                    return self.finish(&worker, refusal);
+                }
                 self.path = path;
                 self.with_fee_payer(&worker, Then::Purchase(payment))
             }

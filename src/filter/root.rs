@@ -147,7 +147,7 @@ impl RootContext for Root {
                 return false;
             }
         };
-        store::create_buckets();
+        crate::ledger::create_buckets(&store::EnvoySharedData);
         let fee_payer = config.fee_payer.clone();
         self.worker = Some(Rc::new(Worker {
             config,
@@ -177,7 +177,7 @@ impl RootContext for Root {
         self.fetch_supported();
         if let Some(worker) = &self.worker {
             // One bucket a tick: the whole store is swept every BUCKETS seconds.
-            store::sweep(self.sweep_cursor, host::now_seconds(), worker.replay_policy());
+            store::local_ledger(worker.replay_policy()).sweep(self.sweep_cursor, host::now_seconds());
             self.sweep_cursor = (self.sweep_cursor + 1) % BUCKETS;
         }
     }

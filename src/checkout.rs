@@ -1,0 +1,334 @@
+//! The purchase flow (docs/behaviour.md §6) as a pure step machine: the one place where money
+//! moves, tested natively.
+//!
+//! It takes the payment header, the clock and each answer (the ledger's, the facilitator's) and
+//! returns the next [`Step`]: a ledger operation, a facilitator callout, or the finished answer
+//! with its counters and log line. The proxy-wasm layer only executes steps and feeds answers
+//! back; it decides nothing. A ledger that answers later (by callout) is driven the same way.
+//!
+//! The order that keeps money safe: claim the payment in the ledger (one request per payment),
+//! `/verify`, sign the pass, record it as pending, `/settle`, record the outcome. A pass is signed
+//! before any money moves, so nothing can fail after settling; a settle outcome that is not known
+//! keeps its pass, so the same payment sent again settles or recovers it, never charged twice.
+
+use crate::challenge::{self, Challenge};
+use crate::config::Config;
+use crate::facilitator::{self, CalloutResult, Settlement, Unavailable, Verification};
+use crate::ledger::{LedgerAnswer, LedgerOp, PurchaseKey};
+use crate::payment::{self, CheckedPayment};
+use crate::purchase::{self, IssuedPass, Receipt};
+use crate::replay::{Claim, Entry};
+use crate::response::Response;
+use crate::token;
+
+/// The facilitator endpoint a callout goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Verify,
+    Settle,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Verify => "/verify",
+            Endpoint::Settle => "/settle",
+        }
+    }
+}
+
+/// A counter the answer moves (docs/behaviour.md §10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Count {
+    PurchasesSucceeded,
+    /// Atomic units settled.
+    SettledAtomic(u64),
+    ReplaysServed,
+    SettlementsUnknown,
+    FacilitatorTimeouts,
+    FacilitatorErrors,
+    /// `purchases_failed.<reason>`.
+    PurchasesFailed(String),
+}
+
+/// The end of a purchase: what to answer, what to count, what to log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    pub response: Response,
+    pub counts: Vec<Count>,
+    /// The one log line of a purchase outcome (docs/behaviour.md §10), when there is one.
+    pub log: Option<String>,
+}
+
+/// What the proxy-wasm layer does next for this purchase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Run this on the ledger and hand the answer to [`Checkout::on_ledger`].
+    Ledger(LedgerOp),
+    /// Call this endpoint with [`Checkout::body`] and hand the result to [`Checkout::on_callout`]
+    /// (`CalloutResult::Failed` when the callout could not even be started).
+    Callout(Endpoint),
+    /// Answer the request; the purchase is over.
+    Finish(Finish),
+}
+
+enum State {
+    Claiming,
+    Verifying,
+    /// The pass is signed; waiting for the ledger to hold it as pending.
+    SavingPending(IssuedPass),
+    Settling { pass: IssuedPass, recovering: bool },
+    /// Waiting for the ledger to record the outcome, then answering.
+    Closing(Box<Finish>),
+    Done,
+}
+
+/// One purchase, between steps.
+pub struct Checkout {
+    checked: CheckedPayment,
+    challenge: Challenge,
+    /// The `/verify` and `/settle` body (the same for both).
+    body: Vec<u8>,
+    at: PurchaseKey,
+    state: State,
+}
+
+/// 503 `sales_disabled` when this filter cannot sign passes (a ring of public keys only is a
+/// verify-only sidecar: it checks passes sold elsewhere).
+pub fn refuse_without_signing_key(config: &Config) -> Option<Finish> {
+    if config.keys.can_sign() {
+        return None;
+    }
+    Some(Finish {
+        response: Response::json(503, &serde_json::json!({"error": "Passes are not sold here", "reason": "sales_disabled"})),
+        counts: vec![Count::PurchasesFailed("sales_disabled".to_owned())],
+        log: Some(outcome_line("refused", None, "reason=sales_disabled (this filter holds verify-only keys)")),
+    })
+}
+
+impl Checkout {
+    /// Decodes, binds and checks the payment locally (docs/behaviour.md §6.1–§6.3), then asks to
+    /// claim it in the ledger. A payment refused here never reaches the facilitator.
+    pub fn begin(
+        config: &Config,
+        path: &[u8],
+        header: &[u8],
+        challenge: Challenge,
+        fee_payer: &str,
+    ) -> Result<(Checkout, Step), Finish> {
+        let checked = match payment::decode_header(header).and_then(|p| payment::check(config, path, p)) {
+            Ok(checked) => checked,
+            Err(refusal) => {
+                let log = outcome_line("refused", None, &format!("reason={}", refusal.reason()));
+                return Err(refuse(config, &challenge, "Payment verification failed", refusal.reason(), log));
+            }
+        };
+        let requirements = challenge::requirements(config, &checked.offer, fee_payer);
+        let body = facilitator::request_body(&checked.payment.payload, &requirements);
+        let at = PurchaseKey::of(&checked.message_hash);
+        let step = Step::Ledger(LedgerOp::Claim(at.clone()));
+        Ok((Checkout { checked, challenge, body, at, state: State::Claiming }, step))
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    pub fn checked(&self) -> &CheckedPayment {
+        &self.checked
+    }
+
+    /// The ledger answered the last [`Step::Ledger`].
+    pub fn on_ledger(&mut self, config: &Config, answer: LedgerAnswer) -> Step {
+        match (std::mem::replace(&mut self.state, State::Done), answer) {
+            (State::Claiming, LedgerAnswer::Claimed(claim)) => self.claimed(config, claim),
+            (State::Claiming, _) => self.finish(Finish {
+                response: purchase::settlement_unknown(),
+                counts: vec![Count::PurchasesFailed("store_unavailable".to_owned())],
+                log: None,
+            }),
+            (State::SavingPending(pass), LedgerAnswer::Done) => self.settle(pass, false),
+            // Not recorded: nothing was charged; drop what may be there and say so.
+            (State::SavingPending(_), _) => {
+                self.close(Finish { response: purchase::settlement_unknown(), counts: Vec::new(), log: None }, None)
+            }
+            // Recording the outcome is best effort: the answer stands either way.
+            (State::Closing(finish), _) => self.finish(*finish),
+            (state, _) => self.out_of_order(state),
+        }
+    }
+
+    /// The facilitator answered the last [`Step::Callout`] (or it could not be made).
+    pub fn on_callout(&mut self, config: &Config, result: CalloutResult<'_>, now: u64) -> Step {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Verifying => self.verified(config, facilitator::read_verify(result), now),
+            State::Settling { pass, recovering } => self.settled(config, pass, recovering, facilitator::read_settle(result), now),
+            state => self.out_of_order(state),
+        }
+    }
+
+    fn claimed(&mut self, config: &Config, claim: Claim) -> Step {
+        match claim {
+            Claim::Fresh => {
+                self.state = State::Verifying;
+                Step::Callout(Endpoint::Verify)
+            }
+            Claim::InProgress => self.finish(Finish {
+                response: purchase::in_progress(),
+                counts: vec![Count::PurchasesFailed("payment_in_progress".to_owned())],
+                log: Some(self.outcome("in progress elsewhere", "status=409")),
+            }),
+            Claim::Replay(receipt) => self.finish(Finish {
+                response: receipt.response(),
+                counts: vec![Count::ReplaysServed],
+                log: Some(self.outcome("replayed", "the same pass was served again")),
+            }),
+            Claim::Duplicate => {
+                let log = self.outcome("refused", "reason=duplicate_payment");
+                let finish = refuse(config, &self.challenge, "Payment verification failed", "duplicate_payment", log);
+                self.finish(finish)
+            }
+            Claim::Recover(pass) => self.settle(pass, true),
+        }
+    }
+
+    fn verified(&mut self, config: &Config, verification: Verification, now: u64) -> Step {
+        match verification {
+            Verification::Valid => {
+                // Sign now, before any money moves: nothing can fail after settling.
+                let claims = purchase::claims(config, &self.checked, now);
+                match token::sign(&config.keys, &claims) {
+                    Ok(token) => {
+                        let pass = IssuedPass { token, claims };
+                        self.state = State::SavingPending(pass.clone());
+                        Step::Ledger(LedgerOp::Put(self.at.clone(), Box::new(Entry::Pending { since: now, pass: Some(pass) })))
+                    }
+                    Err(problem) => {
+                        log::error!("x402-access-pass: could not sign a pass: {problem}");
+                        self.close(unavailable(Unavailable::BadResponse, None), None)
+                    }
+                }
+            }
+            Verification::Invalid { reason } => {
+                let log = self.outcome("refused by the facilitator", &format!("reason={reason}"));
+                let finish = refuse(config, &self.challenge, "Payment verification failed", &reason, log);
+                self.close(finish, None)
+            }
+            Verification::Unavailable(problem) => {
+                let log = self.outcome("not verified", &format!("reason={}", problem.reason()));
+                self.close(unavailable(problem, Some(log)), None)
+            }
+        }
+    }
+
+    fn settle(&mut self, pass: IssuedPass, recovering: bool) -> Step {
+        self.state = State::Settling { pass, recovering };
+        Step::Callout(Endpoint::Settle)
+    }
+
+    fn settled(&mut self, config: &Config, pass: IssuedPass, recovering: bool, settlement: Settlement, now: u64) -> Step {
+        let transaction = match settlement {
+            Settlement::Settled { transaction, .. } => transaction,
+            // This filter left it unknown itself, and it landed meanwhile.
+            Settlement::Failed { reason } if recovering && reason == "duplicate_settlement" => String::new(),
+            Settlement::Failed { reason } => {
+                let log = self.outcome("settlement failed", &format!("reason={reason}"));
+                let finish = refuse(config, &self.challenge, "Payment settlement failed", &reason, log);
+                return self.close(finish, None);
+            }
+            Settlement::Unknown(problem) => {
+                let detail = format!("reason={}; the same payment sent again settles or recovers it", problem.reason());
+                let finish = Finish {
+                    response: purchase::settlement_unknown(),
+                    counts: vec![unavailable_count(problem), Count::SettlementsUnknown],
+                    log: Some(self.outcome("settlement unknown", &detail)),
+                };
+                return self.close(finish, Some(Entry::Unknown { since: now, pass }));
+            }
+        };
+        let receipt = Receipt::new(&pass, &transaction, &config.network);
+        let detail = match transaction.as_str() {
+            "" => "transaction=(recovered: settled earlier)".to_owned(),
+            tx => format!("transaction={tx}"),
+        };
+        let finish = Finish {
+            response: receipt.response(),
+            counts: vec![Count::PurchasesSucceeded, Count::SettledAtomic(self.checked.offer.atomic)],
+            log: Some(self.outcome("settled", &detail)),
+        };
+        self.close(finish, Some(Entry::Settled { at: now, receipt }))
+    }
+
+    /// Records `entry` (or forgets the purchase when `None`: nothing was charged), then answers.
+    fn close(&mut self, finish: Finish, entry: Option<Entry>) -> Step {
+        self.state = State::Closing(Box::new(finish));
+        let at = self.at.clone();
+        Step::Ledger(match entry {
+            Some(entry) => LedgerOp::Put(at, Box::new(entry)),
+            None => LedgerOp::Forget(at),
+        })
+    }
+
+    fn finish(&mut self, finish: Finish) -> Step {
+        self.state = State::Done;
+        Step::Finish(finish)
+    }
+
+    /// An answer the flow did not ask for (a host bug): answer 503 and keep whatever the ledger
+    /// holds, so the same payment sent again settles or recovers.
+    fn out_of_order(&mut self, state: State) -> Step {
+        let name = match state {
+            State::Claiming => "claiming",
+            State::Verifying => "verifying",
+            State::SavingPending(_) => "saving the pending pass",
+            State::Settling { .. } => "settling",
+            State::Closing(_) => "recording the outcome",
+            State::Done => "done",
+        };
+        log::error!("x402-access-pass: purchase step out of order while {name}");
+        self.finish(Finish { response: purchase::settlement_unknown(), counts: Vec::new(), log: None })
+    }
+
+    fn outcome(&self, outcome: &str, detail: &str) -> String {
+        outcome_line(outcome, Some(&self.checked), detail)
+    }
+}
+
+/// 402 with the challenge headers and `{"error", "reason"}`.
+fn refuse(config: &Config, challenge: &Challenge, error: &str, reason: &str, log: String) -> Finish {
+    Finish {
+        response: challenge.refusal(config, error, reason),
+        counts: vec![Count::PurchasesFailed(reason.to_owned())],
+        log: Some(log),
+    }
+}
+
+/// 502: the facilitator could not be asked; nothing was charged.
+fn unavailable(problem: Unavailable, log: Option<String>) -> Finish {
+    Finish {
+        response: purchase::facilitator_unavailable(&problem.reason()),
+        counts: vec![unavailable_count(problem), Count::PurchasesFailed(problem.reason())],
+        log,
+    }
+}
+
+fn unavailable_count(problem: Unavailable) -> Count {
+    match problem {
+        Unavailable::Timeout => Count::FacilitatorTimeouts,
+        _ => Count::FacilitatorErrors,
+    }
+}
+
+/// The one log line of a purchase outcome: never a secret, never a whole token.
+fn outcome_line(outcome: &str, checked: Option<&CheckedPayment>, detail: &str) -> String {
+    match checked {
+        Some(c) => format!(
+            "x402-access-pass: purchase {outcome} payer={} tier={} amount={} {detail}",
+            c.payer, c.offer.tier, c.offer.atomic
+        ),
+        None => format!("x402-access-pass: purchase {outcome} {detail}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

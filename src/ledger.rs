@@ -1,0 +1,242 @@
+//! The ledger: where purchases are remembered between requests (docs/behaviour.md §6.5).
+//!
+//! The purchase flow (`checkout`) never touches storage itself: it asks for a [`LedgerOp`] and is
+//! handed a [`LedgerAnswer`], so a ledger that answers later (over a callout) fits the same flow
+//! as one that answers at once. [`LocalLedger`] is the one-process ledger over Envoy's shared
+//! data, reached through the small [`SharedStore`] interface; the compare-and-swap loop that makes
+//! it safe across workers lives here, where it is tested natively.
+
+use crate::replay::{bucket_key, Bucket, Claim, Entry, Policy, BUCKETS};
+
+/// Where one purchase lives: its bucket and its key inside the bucket (`replay::locate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurchaseKey {
+    pub bucket: usize,
+    pub key: String,
+}
+
+impl PurchaseKey {
+    pub fn of(message_hash: &[u8; 32]) -> PurchaseKey {
+        let (bucket, key) = crate::replay::locate(message_hash);
+        PurchaseKey { bucket, key }
+    }
+}
+
+/// What the purchase flow asks of the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerOp {
+    /// Decide what this payment does now, and record it (`Bucket::claim`).
+    Claim(PurchaseKey),
+    /// Record the purchase's new state.
+    Put(PurchaseKey, Box<Entry>),
+    /// Drop the purchase: nothing was charged, the payment may be retried.
+    Forget(PurchaseKey),
+}
+
+/// The ledger's answer to one [`LedgerOp`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerAnswer {
+    Claimed(Claim),
+    Done,
+    /// The ledger could not be read or written.
+    Unavailable,
+}
+
+/// A ledger that answers at once. (A ledger that answers by callout is driven the same way by
+/// the proxy-wasm layer: the flow only ever sees ops and answers.)
+pub trait Ledger {
+    fn run(&self, op: &LedgerOp, now: u64) -> LedgerAnswer;
+}
+
+/// The result of a conditional shared-data write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    Done,
+    /// Someone else wrote the key since it was read: read again.
+    CasMismatch,
+    Failed,
+}
+
+/// Envoy's shared data, as the ledger needs it: one process, every worker. Only an existing key
+/// can be compared-and-swapped; creating a key is unconditional.
+pub trait SharedStore {
+    /// The value and its compare-and-swap token; `None` when the store cannot be read.
+    fn read(&self, key: &str) -> Option<(Option<Vec<u8>>, Option<u32>)>;
+    fn write(&self, key: &str, value: &[u8], cas: Option<u32>) -> Write;
+}
+
+/// Compare-and-swap attempts before giving up on a busy bucket.
+pub const MAX_ATTEMPTS: usize = 32;
+
+/// The one-process ledger: purchases in `BUCKETS` pre-created shared-data keys (`replay`).
+pub struct LocalLedger<'a, S: SharedStore> {
+    pub store: &'a S,
+    pub policy: Policy,
+}
+
+/// Creates the buckets of the local ledger that do not exist yet. Creation is the one write that
+/// cannot be a compare-and-swap; it happens at start-up, before requests.
+pub fn create_buckets(store: &impl SharedStore) {
+    for index in 0..BUCKETS {
+        let key = bucket_key(index);
+        if let Some((None, None)) = store.read(&key) {
+            let _ = store.write(&key, b"", None);
+        }
+    }
+}
+
+impl<S: SharedStore> LocalLedger<'_, S> {
+    /// Applies `change` to bucket `index` atomically (read, change, sweep, compare-and-swap,
+    /// again on a conflict). `None` when the store is unusable or stayed busy.
+    pub fn update<R>(&self, index: usize, now: u64, mut change: impl FnMut(&mut Bucket) -> R) -> Option<R> {
+        let key = bucket_key(index);
+        for _ in 0..MAX_ATTEMPTS {
+            let (bytes, cas) = self.store.read(&key)?;
+            let mut bucket = Bucket::decode(bytes.as_deref());
+            let result = change(&mut bucket);
+            bucket.sweep(now, self.policy);
+            match self.store.write(&key, &bucket.encode(), cas) {
+                Write::Done => return Some(result),
+                Write::CasMismatch => continue,
+                Write::Failed => {
+                    log::error!("x402-access-pass: shared data write failed for purchase bucket {index}");
+                    return None;
+                }
+            }
+        }
+        log::error!("x402-access-pass: purchase store bucket {index} stayed busy");
+        None
+    }
+
+    /// Background sweep of one bucket; writes only when something expired.
+    pub fn sweep(&self, index: usize, now: u64) {
+        let key = bucket_key(index);
+        let Some((bytes, cas)) = self.store.read(&key) else { return };
+        let mut bucket = Bucket::decode(bytes.as_deref());
+        if cas.is_some() && bucket.sweep(now, self.policy) {
+            // A conflict means another worker wrote (and swept) it: nothing to redo.
+            let _ = self.store.write(&key, &bucket.encode(), cas);
+        }
+    }
+}
+
+impl<S: SharedStore> Ledger for LocalLedger<'_, S> {
+    fn run(&self, op: &LedgerOp, now: u64) -> LedgerAnswer {
+        let policy = self.policy;
+        let answer = match op {
+            LedgerOp::Claim(at) => self.update(at.bucket, now, |b| b.claim(&at.key, now, policy)).map(LedgerAnswer::Claimed),
+            LedgerOp::Put(at, entry) => {
+                self.update(at.bucket, now, |b| b.set(&at.key, Entry::clone(entry))).map(|()| LedgerAnswer::Done)
+            }
+            LedgerOp::Forget(at) => self.update(at.bucket, now, |b| b.remove(&at.key)).map(|()| LedgerAnswer::Done),
+        };
+        answer.unwrap_or(LedgerAnswer::Unavailable)
+    }
+}
+
+/// An in-memory [`SharedStore`] with Envoy's semantics (a CAS token per write, a mismatch when
+/// the token is stale), for native tests. `conflicts` makes the next writes lose a race, as if
+/// another worker had written first.
+#[cfg(test)]
+pub mod memory {
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+
+    use super::{SharedStore, Write};
+
+    #[derive(Default)]
+    pub struct MemoryStore {
+        data: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+        pub conflicts: Cell<usize>,
+        pub broken: Cell<bool>,
+        pub writes: Cell<usize>,
+    }
+
+    impl SharedStore for MemoryStore {
+        fn read(&self, key: &str) -> Option<(Option<Vec<u8>>, Option<u32>)> {
+            if self.broken.get() {
+                return None;
+            }
+            Some(match self.data.borrow().get(key) {
+                Some((value, cas)) => (Some(value.clone()), Some(*cas)),
+                None => (None, None),
+            })
+        }
+
+        fn write(&self, key: &str, value: &[u8], cas: Option<u32>) -> Write {
+            if self.broken.get() {
+                return Write::Failed;
+            }
+            let mut data = self.data.borrow_mut();
+            let current = data.get(key).map(|(_, c)| *c);
+            if self.conflicts.get() > 0 {
+                self.conflicts.set(self.conflicts.get() - 1);
+                // Another worker wrote meanwhile: the token moves on.
+                if let Some((_, c)) = data.get_mut(key) {
+                    *c += 1;
+                }
+                return Write::CasMismatch;
+            }
+            if cas.is_some() && cas != current {
+                return Write::CasMismatch;
+            }
+            let next = current.map_or(1, |c| c + 1);
+            data.insert(key.to_owned(), (value.to_vec(), next));
+            self.writes.set(self.writes.get() + 1);
+            Write::Done
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory::MemoryStore;
+    use super::*;
+
+    const POLICY: Policy = Policy { replay_window_seconds: 600, stale_after_seconds: 25 };
+
+    fn at(key: &str) -> PurchaseKey {
+        PurchaseKey { bucket: 3, key: key.to_owned() }
+    }
+
+    #[test]
+    fn a_lost_compare_and_swap_is_retried_and_the_claim_holds() {
+        let store = MemoryStore::default();
+        let ledger = LocalLedger { store: &store, policy: POLICY };
+        create_buckets(&store);
+        store.conflicts.set(3);
+        assert_eq!(ledger.run(&LedgerOp::Claim(at("k")), 100), LedgerAnswer::Claimed(Claim::Fresh));
+        assert_eq!(ledger.run(&LedgerOp::Claim(at("k")), 101), LedgerAnswer::Claimed(Claim::InProgress));
+        assert_eq!(ledger.run(&LedgerOp::Forget(at("k")), 102), LedgerAnswer::Done);
+        assert_eq!(ledger.run(&LedgerOp::Claim(at("k")), 103), LedgerAnswer::Claimed(Claim::Fresh));
+    }
+
+    #[test]
+    fn a_bucket_that_stays_busy_or_a_broken_store_is_unavailable() {
+        let store = MemoryStore::default();
+        let ledger = LocalLedger { store: &store, policy: POLICY };
+        create_buckets(&store);
+        store.conflicts.set(MAX_ATTEMPTS);
+        assert_eq!(ledger.run(&LedgerOp::Claim(at("k")), 100), LedgerAnswer::Unavailable);
+        store.conflicts.set(0);
+        store.broken.set(true);
+        assert_eq!(ledger.run(&LedgerOp::Put(at("k"), Box::new(Entry::Spent { at: 1 })), 100), LedgerAnswer::Unavailable);
+    }
+
+    #[test]
+    fn buckets_are_created_once_and_swept_only_when_something_expired() {
+        let store = MemoryStore::default();
+        let ledger = LocalLedger { store: &store, policy: POLICY };
+        create_buckets(&store);
+        assert_eq!(store.writes.get(), BUCKETS);
+        create_buckets(&store);
+        assert_eq!(store.writes.get(), BUCKETS);
+        assert_eq!(ledger.run(&LedgerOp::Claim(at("k")), 100), LedgerAnswer::Claimed(Claim::Fresh));
+        let writes = store.writes.get();
+        ledger.sweep(3, 110);
+        assert_eq!(store.writes.get(), writes, "nothing expired: no write");
+        ledger.sweep(3, 100 + POLICY.stale_after_seconds);
+        assert_eq!(store.writes.get(), writes + 1);
+        assert_eq!(ledger.run(&LedgerOp::Claim(at("k")), 200), LedgerAnswer::Claimed(Claim::Fresh));
+    }
+}
