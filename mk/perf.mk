@@ -1,8 +1,10 @@
 # Regression checks of issue 5's measurements that need no quiet machine:
 #   make hot-path-check   instructions of one hot-path request under callgrind (bench/callgrind-limit) [make test]
 #   make wasm-size-check  the release module against WASM_SIZE_LIMIT bytes [make test]
-#                         (every Envoy worker compiles and keeps it; 586,914 bytes on 2026-11-24, bench/results.md)
-WASM_SIZE_LIMIT ?= 600000
+#                         (every Envoy worker compiles and keeps it). 586,914 bytes on 2026-11-24 under
+#                         issue 5's 600 KB; round 2 budgets 640 KB for what it adds to the module (the
+#                         checkout step machine, the published-key guard, Sign-In-With-X: issue 12).
+WASM_SIZE_LIMIT ?= 640000
 
 .PHONY: hot-path-check wasm-size-check
 hot-path-check:
