@@ -19,7 +19,12 @@ use crate::payment::{self, CheckedPayment};
 use crate::purchase::{self, IssuedPass, Receipt};
 use crate::replay::{Claim, Entry};
 use crate::response::Response;
+use crate::settle_outcome::{self, Failure};
 use crate::token;
+
+/// The first wait before `/settle` is asked again; it doubles up to `MAX_BACKOFF_MS`.
+const FIRST_BACKOFF_MS: u64 = 200;
+const MAX_BACKOFF_MS: u64 = 2_000;
 
 /// The facilitator endpoint a callout goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +50,10 @@ pub enum Count {
     SettledAtomic(u64),
     ReplaysServed,
     SettlementsUnknown,
+    /// `/settle` asked again inside the request, this many times.
+    SettleRetries(u64),
+    /// A settlement found after a retry or a recovery, its pass signed anew.
+    SettlementsRecovered,
     FacilitatorTimeouts,
     FacilitatorErrors,
     /// `purchases_failed.<reason>`.
@@ -68,6 +77,8 @@ pub enum Step {
     /// Call this endpoint with [`Checkout::body`] and hand the result to [`Checkout::on_callout`]
     /// (`CalloutResult::Failed` when the callout could not even be started).
     Callout(Endpoint),
+    /// Wait this many milliseconds, then call [`Checkout::on_wake`].
+    Wait(u64),
     /// Answer the request; the purchase is over.
     Finish(Finish),
 }
@@ -77,10 +88,27 @@ enum State {
     Verifying,
     /// The pass is signed; waiting for the ledger to hold it as pending.
     SavingPending(IssuedPass),
-    Settling { pass: IssuedPass, recovering: bool },
+    Settling(Settling),
+    /// Between two `/settle` attempts.
+    Sleeping(Settling),
     /// Waiting for the ledger to record the outcome, then answering.
     Closing(Box<Finish>),
     Done,
+}
+
+/// A settlement being worked out (docs/behaviour.md §17).
+#[derive(Clone)]
+struct Settling {
+    pass: IssuedPass,
+    /// The payment was left unknown or pending by an earlier request: a /settle was tried.
+    recovering: bool,
+    /// When the first `/settle` of this request left.
+    first_ms: u64,
+    attempts: u64,
+    /// The last unrecognized refusal: the same one twice is a refusal.
+    unrecognized: Option<String>,
+    /// Facilitator errors and timeouts met so far (counted when the purchase ends).
+    problems: Vec<Count>,
 }
 
 /// One purchase, between steps.
@@ -139,15 +167,15 @@ impl Checkout {
     }
 
     /// The ledger answered the last [`Step::Ledger`].
-    pub fn on_ledger(&mut self, config: &Config, answer: LedgerAnswer) -> Step {
+    pub fn on_ledger(&mut self, config: &Config, answer: LedgerAnswer, now_ms: u64) -> Step {
         match (std::mem::replace(&mut self.state, State::Done), answer) {
-            (State::Claiming, LedgerAnswer::Claimed(claim)) => self.claimed(config, claim),
+            (State::Claiming, LedgerAnswer::Claimed(claim)) => self.claimed(config, claim, now_ms),
             (State::Claiming, _) => self.finish(Finish {
                 response: purchase::settlement_unknown(),
                 counts: vec![Count::PurchasesFailed("store_unavailable".to_owned())],
                 log: None,
             }),
-            (State::SavingPending(pass), LedgerAnswer::Done) => self.settle(pass, false),
+            (State::SavingPending(pass), LedgerAnswer::Done) => self.settle(pass, false, now_ms),
             // Not recorded: nothing was charged; drop what may be there and say so.
             (State::SavingPending(_), _) => {
                 self.close(Finish { response: purchase::settlement_unknown(), counts: Vec::new(), log: None }, None)
@@ -159,15 +187,29 @@ impl Checkout {
     }
 
     /// The facilitator answered the last [`Step::Callout`] (or it could not be made).
-    pub fn on_callout(&mut self, config: &Config, result: CalloutResult<'_>, now: u64) -> Step {
+    pub fn on_callout(&mut self, config: &Config, result: CalloutResult<'_>, now_ms: u64) -> Step {
         match std::mem::replace(&mut self.state, State::Done) {
-            State::Verifying => self.verified(config, facilitator::read_verify(result), now),
-            State::Settling { pass, recovering } => self.settled(config, pass, recovering, facilitator::read_settle(result), now),
+            State::Verifying => self.verified(config, facilitator::read_verify(result), now_ms / 1_000),
+            State::Settling(settling) => {
+                let settlement = facilitator::read_settle(result, &config.network, &self.checked.payer);
+                self.settled(config, settling, settlement, now_ms)
+            }
             state => self.out_of_order(state),
         }
     }
 
-    fn claimed(&mut self, config: &Config, claim: Claim) -> Step {
+    /// The last [`Step::Wait`] is over: ask `/settle` again.
+    pub fn on_wake(&mut self, _config: &Config, _now_ms: u64) -> Step {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Sleeping(settling) => {
+                self.state = State::Settling(settling);
+                Step::Callout(Endpoint::Settle)
+            }
+            state => self.out_of_order(state),
+        }
+    }
+
+    fn claimed(&mut self, config: &Config, claim: Claim, now_ms: u64) -> Step {
         match claim {
             Claim::Fresh => {
                 self.state = State::Verifying;
@@ -188,7 +230,7 @@ impl Checkout {
                 let finish = refuse(config, &self.challenge, "Payment verification failed", "duplicate_payment", log);
                 self.finish(finish)
             }
-            Claim::Recover(pass) => self.settle(pass, true),
+            Claim::Recover(pass) => self.settle(pass, true, now_ms),
         }
     }
 
@@ -221,42 +263,98 @@ impl Checkout {
         }
     }
 
-    fn settle(&mut self, pass: IssuedPass, recovering: bool) -> Step {
-        self.state = State::Settling { pass, recovering };
+    fn settle(&mut self, pass: IssuedPass, recovering: bool, now_ms: u64) -> Step {
+        let settling = Settling { pass, recovering, first_ms: now_ms, attempts: 1, unrecognized: None, problems: Vec::new() };
+        self.state = State::Settling(settling);
         Step::Callout(Endpoint::Settle)
     }
 
-    fn settled(&mut self, config: &Config, pass: IssuedPass, recovering: bool, settlement: Settlement, now: u64) -> Step {
-        let transaction = match settlement {
-            Settlement::Settled { transaction, .. } => transaction,
-            // This filter left it unknown itself, and it landed meanwhile.
-            Settlement::Failed { reason } if recovering && reason == "duplicate_settlement" => String::new(),
-            Settlement::Failed { reason } => {
-                let log = self.outcome("settlement failed", &format!("reason={reason}"));
-                let finish = refuse(config, &self.challenge, "Payment settlement failed", &reason, log);
-                return self.close(finish, None);
-            }
+    /// docs/behaviour.md §17: settled, refused, or unknown, and what each means for the buyer.
+    fn settled(&mut self, config: &Config, mut settling: Settling, settlement: Settlement, now_ms: u64) -> Step {
+        // "Already processed" is proof of a settlement only for a payment this filter already
+        // tried to settle: a payment seen for the first time could be an old one sent again.
+        let tried_before = settling.recovering || settling.attempts > 1;
+        let why = match settlement {
+            Settlement::Settled { transaction } => return self.landed(config, settling, &transaction, now_ms),
+            Settlement::Failed { reason } => match settle_outcome::classify(&reason) {
+                Failure::AlreadySettled if tried_before => return self.landed(config, settling, "", now_ms),
+                Failure::AlreadySettled | Failure::Refused => return self.refused(config, settling, &reason),
+                Failure::Unrecognized if settling.unrecognized.as_deref() == Some(reason.as_str()) => {
+                    return self.refused(config, settling, &reason)
+                }
+                Failure::Unrecognized => {
+                    settling.unrecognized = Some(reason.clone());
+                    reason
+                }
+                Failure::MayHaveLanded => reason,
+            },
             Settlement::Unknown(problem) => {
-                let detail = format!("reason={}; the same payment sent again settles or recovers it", problem.reason());
-                let finish = Finish {
-                    response: purchase::settlement_unknown(),
-                    counts: vec![unavailable_count(problem), Count::SettlementsUnknown],
-                    log: Some(self.outcome("settlement unknown", &detail)),
-                };
-                return self.close(finish, Some(Entry::Unknown { since: now, pass }));
+                settling.problems.push(unavailable_count(problem));
+                problem.reason()
             }
         };
-        let receipt = Receipt::new(&pass, &transaction, &config.network);
-        let detail = match transaction.as_str() {
+        let backoff = FIRST_BACKOFF_MS.saturating_mul(1 << settling.attempts.saturating_sub(1).min(8)).min(MAX_BACKOFF_MS);
+        let elapsed = now_ms.saturating_sub(settling.first_ms);
+        if elapsed.saturating_add(backoff) < config.settle_deadline_ms {
+            settling.attempts += 1;
+            self.state = State::Sleeping(settling);
+            return Step::Wait(backoff);
+        }
+        let detail = format!(
+            "reason={why} after {} attempt(s) in {elapsed} ms; the same payment sent again settles or recovers it",
+            settling.attempts
+        );
+        let mut counts = std::mem::take(&mut settling.problems);
+        counts.push(Count::SettlementsUnknown);
+        push_retries(&mut counts, &settling);
+        let finish = Finish {
+            response: purchase::settlement_unknown(),
+            counts,
+            log: Some(self.outcome("settlement unknown", &detail)),
+        };
+        self.close(finish, Some(Entry::Unknown { since: now_ms / 1_000, pass: settling.pass }))
+    }
+
+    /// Refused before broadcast: 402, and the record dropped (the buyer was not charged).
+    fn refused(&mut self, config: &Config, settling: Settling, reason: &str) -> Step {
+        let log = self.outcome("settlement failed", &format!("reason={reason}"));
+        let mut finish = refuse(config, &self.challenge, "Payment settlement failed", reason, log);
+        finish.counts.extend(settling.problems.iter().cloned());
+        push_retries(&mut finish.counts, &settling);
+        self.close(finish, None)
+    }
+
+    /// The money moved: the pass, lasting what was paid for from now on (docs/behaviour.md §17.4).
+    fn landed(&mut self, config: &Config, settling: Settling, transaction: &str, now_ms: u64) -> Step {
+        let now = now_ms / 1_000;
+        let recovered = settling.recovering || settling.attempts > 1;
+        let pass = if recovered { self.sign_anew(config, &settling.pass, now) } else { settling.pass.clone() };
+        let receipt = Receipt::new(&pass, transaction, &config.network);
+        let mut detail = match transaction {
             "" => "transaction=(recovered: settled earlier)".to_owned(),
             tx => format!("transaction={tx}"),
         };
-        let finish = Finish {
-            response: receipt.response(),
-            counts: vec![Count::PurchasesSucceeded, Count::SettledAtomic(self.checked.offer.atomic)],
-            log: Some(self.outcome("settled", &detail)),
-        };
+        let mut counts = settling.problems.clone();
+        counts.extend([Count::PurchasesSucceeded, Count::SettledAtomic(self.checked.offer.atomic)]);
+        if recovered {
+            counts.push(Count::SettlementsRecovered);
+            detail.push_str(&format!(" recovered after {} attempt(s) here", settling.attempts));
+        }
+        push_retries(&mut counts, &settling);
+        let finish = Finish { response: receipt.response(), counts, log: Some(self.outcome("settled", &detail)) };
         self.close(finish, Some(Entry::Settled { at: now, receipt }))
+    }
+
+    /// The same pass (tier, payer) issued now: a recovered pass is never shortened or expired.
+    fn sign_anew(&self, config: &Config, pass: &IssuedPass, now: u64) -> IssuedPass {
+        let claims = purchase::claims(config, &self.checked, now);
+        match token::sign(&config.keys, &claims) {
+            Ok(token) => IssuedPass { token, claims },
+            Err(problem) => {
+                log::error!("x402-access-pass: could not sign a recovered pass anew, handing out the first: {problem}");
+                pass.clone()
+            }
+        }
     }
 
     /// Records `entry` (or forgets the purchase when `None`: nothing was charged), then answers.
@@ -281,7 +379,8 @@ impl Checkout {
             State::Claiming => "claiming",
             State::Verifying => "verifying",
             State::SavingPending(_) => "saving the pending pass",
-            State::Settling { .. } => "settling",
+            State::Settling(_) => "settling",
+            State::Sleeping(_) => "waiting to settle again",
             State::Closing(_) => "recording the outcome",
             State::Done => "done",
         };
@@ -309,6 +408,12 @@ fn unavailable(problem: Unavailable, log: Option<String>) -> Finish {
         response: purchase::facilitator_unavailable(&problem.reason()),
         counts: vec![unavailable_count(problem), Count::PurchasesFailed(problem.reason())],
         log,
+    }
+}
+
+fn push_retries(counts: &mut Vec<Count>, settling: &Settling) {
+    if settling.attempts > 1 {
+        counts.push(Count::SettleRetries(settling.attempts - 1));
     }
 }
 

@@ -164,6 +164,9 @@ pub struct Config {
     pub claim_headers: Vec<(String, Claim)>,
     pub allowed_origins: AllowedOrigins,
     pub replay_window_seconds: u64,
+    /// How long a purchase works out an unknown settlement inside the buyer's request,
+    /// counted from the first `/settle` (docs/behaviour.md §17.1).
+    pub settle_deadline_ms: u64,
     /// `X-ACCESS-PASS-TIERS` value, built once (it is the same for every request).
     pub access_pass_tiers_header: String,
 }
@@ -197,6 +200,7 @@ struct RawConfig {
     claim_headers: Option<Value>,
     cors: Option<Value>,
     replay_window_seconds: Option<Value>,
+    settle_deadline_ms: Option<Value>,
 }
 
 impl RawConfig {
@@ -234,6 +238,7 @@ impl RawConfig {
                 "claimHeaders" => &mut raw.claim_headers,
                 "cors" => &mut raw.cors,
                 "replayWindowSeconds" => &mut raw.replay_window_seconds,
+                "settleDeadlineMs" => &mut raw.settle_deadline_ms,
                 _ => return Err(ConfigError::new(&name, "unknown field")),
             };
             if slot.replace(value).is_some() {
@@ -351,6 +356,10 @@ impl Config {
         let claim_headers = parse_claim_headers(&raw.claim_headers)?;
         let allowed_origins = parse_cors(&raw.cors)?;
         let replay_window_seconds = optional_u64(&raw.replay_window_seconds, "replayWindowSeconds")?.unwrap_or(600);
+        let settle_deadline_ms = optional_u64(&raw.settle_deadline_ms, "settleDeadlineMs")?.unwrap_or(20_000);
+        if settle_deadline_ms > 300_000 {
+            return Err(ConfigError::new("settleDeadlineMs", "must be at most 300000 (five minutes)"));
+        }
 
         // The longest pass this configuration sells: no valid pass lasts longer.
         let longest_tier = tiers.iter().map(|t| t.seconds).max().unwrap_or(0);
@@ -388,6 +397,7 @@ impl Config {
             claim_headers,
             allowed_origins,
             replay_window_seconds,
+            settle_deadline_ms,
             access_pass_tiers_header: String::new(),
         };
         config.access_pass_tiers_header = challenge::access_pass_tiers_header(&config);
@@ -842,6 +852,7 @@ mod tests {
         assert_eq!(c.issuer, "x402-access-pass");
         assert_eq!(c.verify_policy.leeway_seconds, 0);
         assert_eq!(c.replay_window_seconds, 600);
+        assert_eq!(c.settle_deadline_ms, 20_000);
         assert!(!c.forward_authorization);
         assert_eq!(c.allowed_origins, AllowedOrigins::Any);
         assert_eq!(c.claim_headers.len(), 4);

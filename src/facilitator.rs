@@ -139,13 +139,20 @@ pub fn read_verify(result: CalloutResult<'_>) -> Verification {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settlement {
-    Settled { transaction: String, network: String, payer: Option<String> },
+    /// Settled: `transaction` is a well-formed transaction id (docs/behaviour.md §17.3).
+    Settled { transaction: String },
+    /// `success:false`, with its sanitized `errorReason` (`settle_outcome` says what it means).
     Failed { reason: String },
-    /// The money may have moved: the outcome must be recovered later.
+    /// No definite answer: the money may have moved, and the outcome must be worked out.
     Unknown(Unavailable),
 }
 
-pub fn read_settle(result: CalloutResult<'_>) -> Settlement {
+/// Reads a `/settle` answer for a payment of `payer` on `network`. A definite answer is only
+/// believed when it is well formed: on success a transaction id that is a Solana signature, and
+/// `network` and `payer`, when present, those of the payment; anything else is unknown. A
+/// non-2xx answer whose body is a readable `success:false` is that refusal, as the reference
+/// server reads it (@x402/core 2.27.0 `SettleError`).
+pub fn read_settle(result: CalloutResult<'_>, network: &str, payer: &str) -> Settlement {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct SettleResponse {
@@ -155,20 +162,29 @@ pub fn read_settle(result: CalloutResult<'_>) -> Settlement {
         error_reason: Option<String>,
         payer: Option<String>,
     }
-    let body = match body_of(result) {
-        Ok(body) => body,
-        Err(e) => return Settlement::Unknown(e),
+    let (status, body) = match result {
+        CalloutResult::Response { status, body } => (status, body),
+        other => return Settlement::Unknown(body_of(other).err().unwrap_or(Unavailable::BadResponse)),
     };
-    match serde_json::from_slice::<SettleResponse>(body) {
-        Ok(SettleResponse { success: true, transaction, network, payer, .. }) => Settlement::Settled {
-            transaction: transaction.unwrap_or_default(),
-            network: network.unwrap_or_default(),
-            payer,
-        },
-        Ok(SettleResponse { success: false, error_reason, .. }) => Settlement::Failed {
+    let ok = (200..300).contains(&status);
+    let unavailable = if ok { Unavailable::BadResponse } else { Unavailable::Status(status) };
+    let Ok(answer) = serde_json::from_slice::<SettleResponse>(body) else {
+        return Settlement::Unknown(unavailable);
+    };
+    let same = |claimed: &Option<String>, ours: &str| claimed.as_deref().is_none_or(|c| c == ours);
+    if !same(&answer.network, network) || !same(&answer.payer, payer) {
+        return Settlement::Unknown(Unavailable::BadResponse);
+    }
+    match answer {
+        SettleResponse { success: true, transaction: Some(transaction), .. }
+            if ok && crate::solana::is_signature(&transaction) =>
+        {
+            Settlement::Settled { transaction }
+        }
+        SettleResponse { success: false, error_reason, .. } => Settlement::Failed {
             reason: sanitize_reason(error_reason.as_deref().unwrap_or("settlement_failed")),
         },
-        Err(_) => Settlement::Unknown(Unavailable::BadResponse),
+        _ => Settlement::Unknown(unavailable),
     }
 }
 
@@ -209,18 +225,57 @@ mod tests {
         assert_eq!(read_verify(CalloutResult::Failed), Verification::Unavailable(Unavailable::Status(503)));
     }
 
+    const PAYER: &str = "AKnL4NNf3DGWZJS6cPknBuEGnVsV4A4m5tgebLHaRSZ9";
+
+    fn settle(body: &str) -> Settlement {
+        read_settle(ok(body), DEVNET, PAYER)
+    }
+
     #[test]
-    fn settle_answers_map_to_outcomes() {
+    fn a_settled_answer_is_believed_only_when_well_formed() {
+        // A transaction id: base58 of a 64-byte signature.
+        let tx = crate::solana::encode_base58(&[7; 64]);
+        let tx = tx.as_str();
+        assert!(crate::solana::is_signature(tx) && !crate::solana::is_signature(&tx[1..]));
+        let answer = format!(r#"{{"success":true,"transaction":"{tx}","network":"{DEVNET}","payer":"{PAYER}"}}"#);
+        assert_eq!(settle(&answer), Settlement::Settled { transaction: tx.into() });
+        assert_eq!(settle(&format!(r#"{{"success":true,"transaction":"{tx}"}}"#)), Settlement::Settled { transaction: tx.into() });
+        let malformed = [
+            r#"{"success":true,"transaction":"5mYP"}"#.to_owned(),
+            r#"{"success":true}"#.to_owned(),
+            format!(r#"{{"success":true,"transaction":"{tx}\nx402-access-pass: purchase settled"}}"#),
+            format!(r#"{{"success":true,"transaction":"{tx}","network":"solana:other"}}"#),
+            format!(r#"{{"success":true,"transaction":"{tx}","payer":"{DEVNET}"}}"#),
+            "{".to_owned(),
+        ];
+        for body in malformed {
+            assert_eq!(settle(&body), Settlement::Unknown(Unavailable::BadResponse), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_read_whatever_the_status_and_anything_else_is_unknown() {
         assert_eq!(
-            read_settle(ok(r#"{"success":true,"transaction":"5mYP","network":"n","payer":"p"}"#)),
-            Settlement::Settled { transaction: "5mYP".into(), network: "n".into(), payer: Some("p".into()) }
-        );
-        assert_eq!(
-            read_settle(ok(r#"{"success":false,"errorReason":"duplicate_settlement","transaction":""}"#)),
+            settle(r#"{"success":false,"errorReason":"duplicate_settlement","transaction":""}"#),
             Settlement::Failed { reason: "duplicate_settlement".into() }
         );
-        assert_eq!(read_settle(ok("{")), Settlement::Unknown(Unavailable::BadResponse));
-        assert_eq!(read_settle(CalloutResult::TimedOut), Settlement::Unknown(Unavailable::Timeout));
+        let refused = br#"{"success":false,"errorReason":"insufficient_funds","transaction":""}"#;
+        assert_eq!(
+            read_settle(CalloutResult::Response { status: 400, body: refused }, DEVNET, PAYER),
+            Settlement::Failed { reason: "insufficient_funds".into() }
+        );
+        assert_eq!(
+            read_settle(CalloutResult::Response { status: 500, body: b"oops" }, DEVNET, PAYER),
+            Settlement::Unknown(Unavailable::Status(500))
+        );
+        let tx = crate::solana::encode_base58(&[7; 64]);
+        let success_but_502 = format!(r#"{{"success":true,"transaction":"{tx}"}}"#);
+        assert_eq!(
+            read_settle(CalloutResult::Response { status: 502, body: success_but_502.as_bytes() }, DEVNET, PAYER),
+            Settlement::Unknown(Unavailable::Status(502))
+        );
+        assert_eq!(read_settle(CalloutResult::TimedOut, DEVNET, PAYER), Settlement::Unknown(Unavailable::Timeout));
+        assert_eq!(read_settle(CalloutResult::Failed, DEVNET, PAYER), Settlement::Unknown(Unavailable::Status(503)));
     }
 
     #[test]

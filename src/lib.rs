@@ -21,6 +21,7 @@ pub mod pricing;
 pub mod purchase;
 pub mod replay;
 pub mod response;
+pub mod settle_outcome;
 pub mod solana;
 pub mod token;
 

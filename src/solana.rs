@@ -381,6 +381,16 @@ pub fn decode_pubkey(base58: &str) -> Option<Pubkey> {
     }
 }
 
+/// Whether `base58` is a transaction id: the base58 of a 64-byte signature.
+pub fn is_signature(base58: &str) -> bool {
+    // Longest base58 of 64 bytes is 88 characters; refuse more before decoding.
+    if base58.is_empty() || base58.len() > 88 {
+        return false;
+    }
+    let mut out = [0u8; 64];
+    matches!(bs58::decode(base58).onto(&mut out[..]), Ok(64))
+}
+
 /// Base58 (Bitcoin alphabet) of `bytes`: addresses and transaction ids.
 pub fn encode_base58(bytes: &[u8]) -> String {
     bs58::encode(bytes).into_string()

@@ -11,8 +11,10 @@ use crate::replay::Policy;
 
 const VECTORS: &str = include_str!("../../tests/vectors/x402-svm-exact.json");
 const NOW: u64 = 1_800_000_000;
+/// A transaction id: base58 of a 64-byte signature (0x07 * 64).
+const TX: &str = "99eUso3aSbE9tqGSTXzo3TLfKb9RkMTURrHKQ1K7Zh3BbeqPevr5E1iCbpTjqHuTFLtfxTTD5ekfVuZFzQyEQf8";
 const POLICY: Policy = Policy { replay_window_seconds: 600, stale_after_seconds: 9 };
-const SETTLED: &str = r#"{"success":true,"transaction":"5mYPtx","network":"solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1","payer":"p"}"#;
+const SETTLED: &str = r#"{"success":true,"transaction":"99eUso3aSbE9tqGSTXzo3TLfKb9RkMTURrHKQ1K7Zh3BbeqPevr5E1iCbpTjqHuTFLtfxTTD5ekfVuZFzQyEQf8","network":"solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"}"#;
 const VALID: &str = r#"{"isValid":true,"payer":"p"}"#;
 
 fn vectors() -> serde_json::Value {
@@ -47,6 +49,8 @@ fn challenge(config: &Config) -> Challenge {
 enum Reply {
     Ok(&'static str),
     Status(u32),
+    /// A non-2xx status with a body.
+    StatusBody(u32, &'static str),
     TimedOut,
     /// Reset, refused, or the callout could not be started.
     Failed,
@@ -57,6 +61,7 @@ impl Reply {
         match self {
             Reply::Ok(body) => CalloutResult::Response { status: 200, body: body.as_bytes() },
             Reply::Status(status) => CalloutResult::Response { status, body: b"" },
+            Reply::StatusBody(status, body) => CalloutResult::Response { status, body: body.as_bytes() },
             Reply::TimedOut => CalloutResult::TimedOut,
             Reply::Failed => CalloutResult::Failed,
         }
@@ -83,32 +88,58 @@ impl Ledger for FlakyLedger<'_> {
 struct Run {
     finish: Finish,
     calls: Vec<Endpoint>,
+    /// The waits between callouts, in milliseconds.
+    waits: Vec<u64>,
 }
 
+/// Drives one purchase at `now` (seconds); each callout takes `CALLOUT_MS` of the clock.
 fn drive(ledger: &dyn Ledger, config: &Config, header: &[u8], now: u64, replies: &[(Endpoint, Reply)]) -> Run {
+    drive_with(ledger, config, header, now, replies, None)
+}
+
+/// As `drive`, answering every `/settle` past the scripted ones with `then`.
+fn drive_with(
+    ledger: &dyn Ledger,
+    config: &Config,
+    header: &[u8],
+    now: u64,
+    replies: &[(Endpoint, Reply)],
+    then: Option<Reply>,
+) -> Run {
     let mut calls = Vec::new();
+    let mut waits = Vec::new();
+    let mut clock_ms = now * 1_000;
     let (mut checkout, mut step) = match Checkout::begin(config, b"/weather", header, challenge(config), &fee_payer()) {
         Ok(started) => started,
-        Err(finish) => return Run { finish, calls },
+        Err(finish) => return Run { finish, calls, waits },
     };
     let mut replies = replies.iter();
-    for _ in 0..32 {
+    for _ in 0..200 {
         step = match step {
-            Step::Ledger(op) => checkout.on_ledger(config, ledger.run(&op, now)),
+            Step::Ledger(op) => checkout.on_ledger(config, ledger.run(&op, clock_ms / 1_000), clock_ms),
             Step::Callout(endpoint) => {
-                let Some((expected, reply)) = replies.next() else { panic!("unscripted callout to {endpoint:?}") };
-                assert_eq!(endpoint, *expected, "callouts so far: {calls:?}");
-                assert_eq!(checkout.body(), checkout.body());
+                let (expected, reply) = match (replies.next(), then) {
+                    (Some((expected, reply)), _) => (*expected, *reply),
+                    (None, Some(reply)) => (Endpoint::Settle, reply),
+                    (None, None) => panic!("unscripted callout to {endpoint:?}"),
+                };
+                assert_eq!(endpoint, expected, "callouts so far: {calls:?}");
                 calls.push(endpoint);
-                checkout.on_callout(config, reply.result(), now)
+                clock_ms += CALLOUT_MS;
+                checkout.on_callout(config, reply.result(), clock_ms)
+            }
+            Step::Wait(ms) => {
+                waits.push(ms);
+                clock_ms += ms;
+                checkout.on_wake(config, clock_ms)
             }
             Step::Finish(finish) => {
                 assert!(replies.next().is_none(), "scripted callouts left over after {calls:?}");
-                return Run { finish, calls };
+                return Run { finish, calls, waits };
             }
         };
     }
-    panic!("the purchase did not finish in 32 steps");
+    panic!("the purchase did not finish in 200 steps");
 }
 
 struct Seller {
@@ -118,7 +149,18 @@ struct Seller {
 
 impl Seller {
     fn new() -> Seller {
-        let seller = Seller { config: config(), store: MemoryStore::default() };
+        Seller::with_config(config())
+    }
+
+    /// `settleDeadlineMs`: 0 never asks `/settle` twice in one request.
+    fn with_deadline(ms: u64) -> Seller {
+        let mut config = config();
+        config.settle_deadline_ms = ms;
+        Seller::with_config(config)
+    }
+
+    fn with_config(config: Config) -> Seller {
+        let seller = Seller { config, store: MemoryStore::default() };
         crate::ledger::create_buckets(&seller.store);
         seller
     }
@@ -149,6 +191,8 @@ fn failed(reason: &str) -> Count {
     Count::PurchasesFailed(reason.to_owned())
 }
 
+const CALLOUT_MS: u64 = 50;
+
 const VERIFY_OK: (Endpoint, Reply) = (Endpoint::Verify, Reply::Ok(VALID));
 const SETTLE_OK: (Endpoint, Reply) = (Endpoint::Settle, Reply::Ok(SETTLED));
 
@@ -164,7 +208,7 @@ fn a_fresh_payment_is_verified_signed_settled_and_recorded() {
     assert_eq!((claims.tier.as_str(), claims.iat, claims.exp), ("5m", NOW, NOW + 300));
     assert_eq!(run.finish.counts, [Count::PurchasesSucceeded, Count::SettledAtomic(1000)]);
     let log = run.finish.log.unwrap();
-    assert!(log.starts_with("x402-access-pass: purchase settled payer=") && log.ends_with("transaction=5mYPtx"), "{log}");
+    assert!(log.starts_with("x402-access-pass: purchase settled payer=") && log.ends_with(&format!("transaction={TX}")), "{log}");
     assert!(matches!(seller.entry(NOW), Some(Entry::Settled { at: NOW, .. })));
 }
 
@@ -184,7 +228,7 @@ fn the_same_payment_again_is_the_same_answer_and_no_callout() {
 #[test]
 fn while_the_payment_is_in_flight_elsewhere_the_answer_is_409() {
     let seller = Seller::new();
-    seller.buy(NOW, &[(Endpoint::Verify, Reply::TimedOut)]); // forgets: fresh again
+    seller.buy(NOW, &[(Endpoint::Verify, Reply::TimedOut)]); // a verify problem forgets: fresh again
     let hash = seller.entry(NOW);
     assert_eq!(hash, None);
     // Another request claims it and is still verifying.
@@ -259,28 +303,33 @@ fn a_refused_settlement_is_402_and_forgotten() {
 #[test]
 fn an_unknown_settlement_keeps_its_pass_and_the_same_payment_recovers_it() {
     for lost in [Reply::TimedOut, Reply::Status(502), Reply::Failed, Reply::Ok("{\"success\":tr")] {
-        let seller = Seller::new();
+        let seller = Seller::with_deadline(0);
         let run = seller.buy(NOW, &[VERIFY_OK, (Endpoint::Settle, lost)]);
         assert_eq!((run.finish.response.status, reason(&run.finish.response).as_str()), (503, "settlement_unknown"));
         assert!(run.finish.response.header("retry-after").is_some());
         assert_eq!(run.finish.counts.get(1), Some(&Count::SettlementsUnknown));
         let Some(Entry::Unknown { pass, .. }) = seller.entry(NOW) else { panic!("kept as unknown") };
-        // The same payment again: settled again (the facilitator settles it at most once), never verified anew.
-        let again = seller.buy(NOW + 5, &[SETTLE_OK]);
+        // The same payment 63 s later: settled again (a facilitator settles it at most once), never
+        // verified anew, and its pass lasts its full five minutes from now (docs/behaviour.md §17.4).
+        let again = seller.buy(NOW + 63, &[SETTLE_OK]);
         assert_eq!(again.finish.response.status, 200);
-        assert_eq!(again.finish.response.header("access-pass"), Some(pass.token.as_str()));
-        assert!(matches!(seller.entry(NOW + 5), Some(Entry::Settled { .. })));
+        let token = again.finish.response.header("access-pass").unwrap();
+        assert_ne!(token, pass.token);
+        let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW + 63).unwrap();
+        assert_eq!((claims.iat, claims.exp, claims.tier.as_str(), claims.payer.as_str()), (NOW + 63, NOW + 363, "5m", pass.claims.payer.as_str()));
+        assert!(again.finish.counts.contains(&Count::SettlementsRecovered));
+        assert!(matches!(seller.entry(NOW + 63), Some(Entry::Settled { .. })));
     }
 }
 
 #[test]
 fn duplicate_settlement_means_landed_only_for_a_payment_this_filter_left_unknown() {
     let duplicate = Reply::Ok(r#"{"success":false,"errorReason":"duplicate_settlement","transaction":""}"#);
-    let seller = Seller::new();
+    let seller = Seller::with_deadline(0);
     seller.buy(NOW, &[VERIFY_OK, (Endpoint::Settle, Reply::TimedOut)]);
     let recovered = seller.buy(NOW + 1, &[(Endpoint::Settle, duplicate)]);
     assert_eq!(recovered.finish.response.status, 200);
-    assert!(recovered.finish.log.unwrap().ends_with("transaction=(recovered: settled earlier)"));
+    assert!(recovered.finish.log.unwrap().contains("transaction=(recovered: settled earlier)"));
 
     let fresh = Seller::new();
     let run = fresh.buy(NOW, &[VERIFY_OK, (Endpoint::Settle, duplicate)]);
@@ -336,4 +385,124 @@ fn a_filter_with_verify_only_keys_sells_nothing() {
     let finish = refuse_without_signing_key(&sidecar).unwrap();
     assert_eq!((finish.response.status, reason(&finish.response).as_str()), (503, "sales_disabled"));
     assert_eq!(finish.counts, [failed("sales_disabled")]);
+}
+
+fn settle(reply: Reply) -> (Endpoint, Reply) {
+    (Endpoint::Settle, reply)
+}
+
+const PENDING: Reply = Reply::Ok(r#"{"success":false,"errorReason":"settlement_pending","transaction":"","network":"solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"}"#);
+
+#[test]
+fn a_lost_settle_answer_is_asked_again_inside_the_request_and_the_buyer_leaves_with_the_pass() {
+    for lost in [Reply::TimedOut, Reply::Status(502), Reply::Failed, Reply::Ok("{\"success\":tr"), PENDING] {
+        let seller = Seller::new();
+        let run = seller.buy(NOW, &[VERIFY_OK, settle(lost), SETTLE_OK]);
+        assert_eq!(run.calls, [Endpoint::Verify, Endpoint::Settle, Endpoint::Settle]);
+        assert_eq!(run.waits, [200]);
+        assert_eq!(run.finish.response.status, 200, "{:?}", run.finish.log);
+        assert!(run.finish.counts.contains(&Count::SettleRetries(1)));
+        assert!(run.finish.counts.contains(&Count::SettlementsRecovered));
+        assert!(run.finish.counts.contains(&Count::SettledAtomic(1000)));
+        assert!(matches!(seller.entry(NOW + 1), Some(Entry::Settled { .. })));
+    }
+}
+
+#[test]
+fn settlement_pending_waits_longer_each_time_until_it_settles() {
+    let seller = Seller::new();
+    let run = seller.buy(NOW, &[VERIFY_OK, settle(PENDING), settle(PENDING), settle(PENDING), SETTLE_OK]);
+    assert_eq!(run.waits, [200, 400, 800]);
+    assert_eq!(run.finish.response.status, 200);
+    // Its pass counts from when it is handed out, not from the first attempt.
+    let token = run.finish.response.header("access-pass").unwrap();
+    let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW + 2).unwrap();
+    assert_eq!(claims.exp - claims.iat, 300);
+    assert_eq!(claims.iat, (NOW * 1_000 + 5 * CALLOUT_MS + 1_400) / 1_000);
+}
+
+#[test]
+fn past_the_deadline_the_answer_is_503_and_the_pass_is_kept_for_the_same_payment() {
+    let seller = Seller::new();
+    let run = drive_with(&seller.ledger(), &seller.config, &header(), NOW, &[VERIFY_OK], Some(Reply::TimedOut));
+    assert_eq!((run.finish.response.status, reason(&run.finish.response).as_str()), (503, "settlement_unknown"));
+    // Waits double to 2 s; no wait is started that would end past the 20 s deadline.
+    assert_eq!(run.waits[..5], [200, 400, 800, 1_600, 2_000]);
+    let settles = run.calls.iter().filter(|c| **c == Endpoint::Settle).count() as u64;
+    let spent: u64 = run.waits.iter().sum::<u64>() + settles * CALLOUT_MS;
+    assert!(spent < 20_000 + 2 * CALLOUT_MS && spent + 2_000 >= 20_000 - CALLOUT_MS, "{spent} ms over {settles} attempts");
+    assert!(run.finish.counts.contains(&Count::SettleRetries(settles - 1)));
+    assert!(run.finish.counts.contains(&Count::SettlementsUnknown));
+    let log = run.finish.log.unwrap();
+    assert!(log.contains(&format!("after {settles} attempt(s)")), "{log}");
+    assert!(matches!(seller.entry(NOW + 30), Some(Entry::Unknown { .. })));
+}
+
+#[test]
+fn already_processed_after_an_unknown_attempt_means_it_landed() {
+    for already in [
+        r#"{"success":false,"errorReason":"duplicate_settlement","transaction":""}"#,
+        r#"{"success":false,"errorReason":"settle_exact_svm_transaction_already_processed","transaction":""}"#,
+    ] {
+        let seller = Seller::new();
+        let confirmation =
+            Reply::Ok(r#"{"success":false,"errorReason":"settle_exact_svm_transaction_confirmation_timed_out","transaction":""}"#);
+        let run = seller.buy(NOW, &[VERIFY_OK, settle(confirmation), settle(Reply::Ok(already))]);
+        assert_eq!(run.finish.response.status, 200, "{already}");
+        assert!(run.finish.counts.contains(&Count::SettlementsRecovered));
+    }
+}
+
+#[test]
+fn an_unrecognized_refusal_is_asked_once_more_and_the_same_twice_is_a_refusal() {
+    let odd = Reply::Ok(r#"{"success":false,"errorReason":"Facilitator: the moon is full","transaction":""}"#);
+    let seller = Seller::new();
+    let run = seller.buy(NOW, &[VERIFY_OK, settle(odd), SETTLE_OK]);
+    assert_eq!(run.finish.response.status, 200);
+
+    let seller = Seller::new();
+    let run = seller.buy(NOW, &[VERIFY_OK, settle(odd), settle(odd)]);
+    assert_eq!(run.finish.response.status, 402);
+    assert_eq!(reason(&run.finish.response), "facilitator__the_moon_is_full");
+    assert_eq!(seller.entry(NOW + 1), None);
+}
+
+#[test]
+fn a_refusal_sent_with_http_400_is_a_refusal_at_once() {
+    let seller = Seller::new();
+    let refused = Reply::StatusBody(400, r#"{"success":false,"errorReason":"insufficient_funds","transaction":""}"#);
+    let run = seller.buy(NOW, &[VERIFY_OK, settle(refused)]);
+    assert_eq!((run.finish.response.status, reason(&run.finish.response).as_str()), (402, "insufficient_funds"));
+    assert!(run.waits.is_empty());
+    assert_eq!(seller.entry(NOW), None);
+}
+
+#[test]
+fn a_malformed_success_is_not_believed_and_never_reaches_the_log() {
+    let forged = Reply::Ok(
+        r#"{"success":true,"transaction":"5mYP\nx402-access-pass: purchase settled payer=x tier=24h","network":"solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"}"#,
+    );
+    let other_network = Reply::Ok(
+        r#"{"success":true,"transaction":"99eUso3aSbE9tqGSTXzo3TLfKb9RkMTURrHKQ1K7Zh3BbeqPevr5E1iCbpTjqHuTFLtfxTTD5ekfVuZFzQyEQf8","network":"solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"}"#,
+    );
+    let seller = Seller::with_deadline(0);
+    for bad in [forged, other_network] {
+        let seller_run = seller.buy(NOW, &[VERIFY_OK, settle(bad)]);
+        assert_eq!(seller_run.finish.response.status, 503);
+        let log = seller_run.finish.log.unwrap();
+        assert!(!log.contains('\n') && !log.contains("5mYP"), "{log}");
+        // The payment stays unknown; clean up for the next variant.
+        seller.ledger().run(&LedgerOp::Forget(PurchaseKey::of(&message_hash(&seller))), NOW);
+    }
+    let seller = Seller::new();
+    let run = seller.buy(NOW, &[VERIFY_OK, settle(forged), SETTLE_OK]);
+    assert_eq!(run.finish.response.status, 200);
+    assert!(run.finish.log.unwrap().ends_with(&format!("transaction={TX} recovered after 2 attempt(s) here")));
+}
+
+fn message_hash(seller: &Seller) -> [u8; 32] {
+    match Checkout::begin(&seller.config, b"/weather", &header(), challenge(&seller.config), &fee_payer()) {
+        Ok((checkout, _)) => checkout.checked().message_hash,
+        Err(_) => panic!("the vector passes the local checks"),
+    }
 }

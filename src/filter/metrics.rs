@@ -20,6 +20,8 @@ pub struct Metrics {
     pub facilitator_errors: Option<u32>,
     pub facilitator_timeouts: Option<u32>,
     pub settlements_unknown: Option<u32>,
+    pub settle_retries: Option<u32>,
+    pub settlements_recovered: Option<u32>,
     pub fee_payer_unavailable: Option<u32>,
     dynamic: RefCell<HashMap<String, Option<u32>>>,
 }
@@ -40,6 +42,8 @@ impl Metrics {
             facilitator_errors: counter("facilitator_errors"),
             facilitator_timeouts: counter("facilitator_timeouts"),
             settlements_unknown: counter("settlements_unknown"),
+            settle_retries: counter("settle_retries"),
+            settlements_recovered: counter("settlements_recovered"),
             fee_payer_unavailable: counter("fee_payer_unavailable"),
             dynamic: RefCell::new(HashMap::new()),
         }

@@ -1,6 +1,7 @@
 //! The proxy-wasm layer: moves bytes between Envoy and the core, nothing more.
 //! Host calls go through `host`, which never panics on a failed call.
 
+mod flows;
 mod host;
 mod metrics;
 mod request;
@@ -13,5 +14,5 @@ proxy_wasm::main! {{
     // Debug lines are never formatted on the hot path: Envoy filters levels
     // too, but only after the guest built the string.
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| Box::new(root::Root::default()));
+    proxy_wasm::set_root_context(|context_id| Box::new(root::Root::new(context_id)));
 }}

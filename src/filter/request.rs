@@ -7,24 +7,20 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use crate::challenge::{self, Challenge};
-use crate::checkout::{self, Checkout, Count, Finish, Step};
+use crate::checkout::{self, Checkout, Finish};
 use crate::config::AllowedOrigins;
 use crate::decision::{self, Decision, RequestHeaders};
-use crate::facilitator::CalloutResult;
-use crate::ledger::Ledger;
 use crate::offer;
 use crate::purchase;
 use crate::response::{self, Response};
 use crate::token::Rejection;
 
+use super::flows::{self, Flow};
 use super::host;
 use super::root::Worker;
-use super::store;
 
 /// After a failed `/supported`, requests wait this long before asking again.
 const FEE_PAYER_RETRY_MS: u64 = 1_000;
-/// More steps than any purchase takes (claim, verify, pending, settle, record).
-const MAX_STEPS: usize = 16;
 
 /// Request headers straight from Envoy, as bytes. Remembers whether `:method` was `HEAD`, so
 /// that answering the request does not read it again.
@@ -53,11 +49,11 @@ enum Then {
 enum Waiting {
     Nothing,
     FeePayer { token: u32, started: u64, then: Then },
-    /// A purchase waiting for `/verify` or `/settle`.
-    Checkout { token: u32, started: u64, checkout: Box<Checkout> },
 }
 
 pub struct Request {
+    /// Envoy's id of this request's context: a purchase answers it by this id.
+    context_id: u32,
     /// `None` when the configuration was refused: every request then fails closed.
     worker: Option<Rc<Worker>>,
     path: Vec<u8>,
@@ -74,8 +70,9 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn new(worker: Option<Rc<Worker>>) -> Request {
+    pub fn new(worker: Option<Rc<Worker>>, context_id: u32) -> Request {
         Request {
+            context_id,
             worker,
             path: Vec::new(),
             forwarded: false,
@@ -162,64 +159,28 @@ impl Request {
         }
     }
 
-    /// A purchase (docs/behaviour.md §6): the core's checkout decides, this only executes.
+    /// A purchase (docs/behaviour.md §6): the core's checkout decides, the worker's flows
+    /// execute it, and answer this request when it is done.
     fn purchase(&mut self, worker: &Rc<Worker>, fee_payer: &str, challenge: Challenge, header: &[u8]) -> Action {
         match Checkout::begin(&worker.config, &self.path, header, challenge, fee_payer) {
-            Ok((checkout, step)) => self.execute(worker, Box::new(checkout), step),
+            Ok((checkout, step)) => {
+                let flow = Flow { context_id: self.context_id, checkout: Box::new(checkout), origin: self.origin.clone(), head: self.head };
+                flows::execute(worker, flow, step);
+            }
             Err(finish) => self.finish(worker, finish),
         }
-    }
-
-    /// Runs the checkout's steps until it waits for a callout or finishes. The local ledger
-    /// answers at once; each step moves the flow on, so the bound is never reached.
-    fn execute(&mut self, worker: &Rc<Worker>, mut checkout: Box<Checkout>, mut step: Step) -> Action {
-        let config = &worker.config;
-        for _ in 0..MAX_STEPS {
-            step = match step {
-                Step::Ledger(op) => {
-                    let ledger = store::local_ledger(worker.replay_policy());
-                    checkout.on_ledger(config, ledger.run(&op, host::now_seconds()))
-                }
-                Step::Callout(endpoint) => {
-                    match host::dispatch(&config.facilitator, "POST", endpoint.path(), Some(checkout.body())) {
-                        Some(token) => {
-                            self.waiting = Waiting::Checkout { token, started: host::now_millis(), checkout };
-                            return Action::Pause;
-                        }
-                        None => checkout.on_callout(config, CalloutResult::Failed, host::now_seconds()),
-                    }
-                }
-                Step::Finish(finish) => return self.finish(worker, finish),
-            };
-        }
-        log::error!("x402-access-pass: a purchase did not finish in {MAX_STEPS} steps");
-        self.respond(worker, &crate::purchase::settlement_unknown());
         Action::Pause
     }
 
-    /// Counts, logs and answers what the checkout finished with.
-    fn finish(&self, worker: &Worker, finish: Finish) -> Action {
+    /// Counts, logs and answers an answer the checkout gave before any purchase began.
+    fn finish(&self, worker: &Worker, finish: Finish) {
         for count in &finish.counts {
-            count_checkout(worker, count);
+            flows::count_checkout(worker, count);
         }
         if let Some(line) = &finish.log {
             log::info!("{line}");
         }
         self.respond(worker, &finish.response);
-        Action::Pause
-    }
-}
-
-fn count_checkout(worker: &Worker, count: &Count) {
-    let m = &worker.metrics;
-    match count {
-        Count::PurchasesSucceeded => m.inc(m.purchases_succeeded),
-        Count::SettledAtomic(atomic) => m.add(m.settled_atomic, *atomic),
-        Count::ReplaysServed => m.inc(m.replays_served),
-        Count::SettlementsUnknown => m.inc(m.settlements_unknown),
-        Count::FacilitatorTimeouts => m.inc(m.facilitator_timeouts),
-        Count::FacilitatorErrors => m.inc(m.facilitator_errors),
-        Count::PurchasesFailed(reason) => m.inc_reason("purchases_failed", reason),
     }
 }
 
@@ -245,12 +206,10 @@ impl Context for Request {
                     self.fee_payer_unknown(&worker);
                 }
             }
-            Waiting::Checkout { token: expected, started, mut checkout } if expected == token => {
-                let answer = host::Delivered::read(num_headers, body_size, started, timeout);
-                let step = checkout.on_callout(&worker.config, answer.result(), host::now_seconds());
-                self.execute(&worker, checkout, step);
+            other => {
+                self.waiting = other;
+                flows::answered(&worker, token, num_headers, body_size);
             }
-            other => self.waiting = other,
         }
     }
 }
@@ -304,7 +263,8 @@ impl HttpContext for Request {
             Decision::Purchase { payment, rejected } => {
                 count_rejection(&worker, rejected);
                 if let Some(refusal) = checkout::refuse_without_signing_key(&worker.config) {
-                    return self.finish(&worker, refusal);
+                    self.finish(&worker, refusal);
+                    return Action::Pause;
                 }
                 self.path = path;
                 self.with_fee_payer(&worker, Then::Purchase(payment))

@@ -16,12 +16,16 @@ use crate::facilitator::{self, CalloutResult};
 use crate::replay::{Policy, BUCKETS};
 use crate::token::PassCache;
 
+use super::flows::{self, Flows};
 use super::host;
 use super::metrics::Metrics;
 use super::request::Request;
 use super::store;
 
-const TICK: Duration = Duration::from_secs(1);
+/// Purchases waiting between two `/settle` attempts are woken on the tick: its period bounds
+/// how late they wake. The purchase store is swept one bucket every `SWEEP_EVERY` ticks.
+const TICK: Duration = Duration::from_millis(100);
+const SWEEP_EVERY: u32 = 10;
 /// The first `/supported` waits for the first tick rather than leaving from `on_configure`:
 /// `envoy --mode validate` runs `on_configure` with no clusters and no event loop, so a callout
 /// there only warns that a cluster which is defined is not; timers never fire there.
@@ -46,14 +50,19 @@ pub struct Worker {
     /// Finished 402s of recent URLs (src/challenge_cache.rs).
     pub challenges: RefCell<ChallengeCache>,
     pub metrics: Metrics,
+    /// Purchases in flight (src/filter/flows.rs).
+    pub flows: Flows,
+    /// This worker's root context: host calls made for a purchase from the tick go back to it.
+    pub root_context_id: u32,
 }
 
 impl Worker {
     pub fn replay_policy(&self) -> Policy {
         Policy {
             replay_window_seconds: self.config.replay_window_seconds,
-            // a purchase makes at most two callouts, each bounded by the timeout
-            stale_after_seconds: 2 * self.config.facilitator.timeout_ms.div_ceil(1_000) + 5,
+            // a purchase makes a /verify and /settle attempts until its settle deadline, each
+            // bounded by the timeout: a pending record older than that was abandoned
+            stale_after_seconds: (2 * self.config.facilitator.timeout_ms + self.config.settle_deadline_ms).div_ceil(1_000) + 5,
         }
     }
 
@@ -83,6 +92,7 @@ impl Worker {
 
 #[derive(Default)]
 pub struct Root {
+    context_id: u32,
     worker: Option<Rc<Worker>>,
     supported_in_flight: Option<(u32, u64)>,
     supported_next_ms: u64,
@@ -90,9 +100,14 @@ pub struct Root {
     sweep_cursor: usize,
     /// `false` until the first tick has set the steady period.
     steady_ticks: bool,
+    ticks: u32,
 }
 
 impl Root {
+    pub fn new(context_id: u32) -> Root {
+        Root { context_id, ..Root::default() }
+    }
+
     fn fetch_supported(&mut self) {
         let Some(worker) = &self.worker else { return };
         if worker.config.fee_payer.is_some() || self.supported_in_flight.is_some() {
@@ -117,12 +132,16 @@ impl Root {
 
 impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _trailers: usize) {
+        let Some(worker) = self.worker.clone() else { return };
+        // Callouts the tick made for a purchase (a /settle asked again) come back here.
+        if flows::answered(&worker, token, num_headers, body_size) {
+            return;
+        }
         let Some((expected, started)) = self.supported_in_flight else { return };
         if token != expected {
             return;
         }
         self.supported_in_flight = None;
-        let Some(worker) = self.worker.clone() else { return };
         let answer = host::Delivered::read(num_headers, body_size, started, worker.config.facilitator.timeout_ms);
         let now = host::now_millis();
         if worker.learn_fee_payer(answer.result()) {
@@ -156,6 +175,8 @@ impl RootContext for Root {
             cache: RefCell::new(PassCache::new(PASS_CACHE_CAPACITY)),
             challenges: RefCell::new(ChallengeCache::new(challenge_cache::DEFAULT_SLOTS)),
             metrics: Metrics::define(),
+            flows: Flows::default(),
+            root_context_id: self.context_id,
         }));
         self.supported_in_flight = None;
         self.supported_next_ms = 0;
@@ -175,15 +196,20 @@ impl RootContext for Root {
             }
         }
         self.fetch_supported();
-        if let Some(worker) = &self.worker {
-            // One bucket a tick: the whole store is swept every BUCKETS seconds.
+        let Some(worker) = self.worker.clone() else { return };
+        if !worker.flows.is_idle() {
+            flows::tick(&worker);
+        }
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks.is_multiple_of(SWEEP_EVERY) {
+            // One bucket a second: the whole store is swept every BUCKETS seconds.
             store::local_ledger(worker.replay_policy()).sweep(self.sweep_cursor, host::now_seconds());
             self.sweep_cursor = (self.sweep_cursor + 1) % BUCKETS;
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Request::new(self.worker.clone())))
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Request::new(self.worker.clone(), context_id)))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -1,0 +1,156 @@
+//! Purchases in flight, held by the worker rather than by their request: a purchase that waits
+//! between two `/settle` attempts is woken by the root context's tick, which has no way into a
+//! request context's own state (docs/behaviour.md §17.1). Whoever receives a callout's answer (the
+//! request, or the root for callouts the tick made) hands it here; the answer goes back to the
+//! request by its context id. Nothing here decides: the core's checkout does.
+
+use std::cell::RefCell;
+
+use proxy_wasm::hostcalls;
+
+use crate::checkout::{Checkout, Count, Finish, Step};
+use crate::facilitator::CalloutResult;
+use crate::ledger::Ledger;
+use crate::response::{self, Response};
+
+use super::host;
+use super::root::Worker;
+use super::store;
+
+/// More steps than a purchase takes between two waits (claim, verify, pending, settle, record).
+const MAX_STEPS: usize = 16;
+/// A callout whose answer never came (its request went away and Envoy cancelled it) is dropped
+/// this long after its timeout. Its ledger record stays, as for a worker that died.
+const LOST_CALLOUT_GRACE_MS: u64 = 10_000;
+
+/// One purchase and the request it answers.
+pub struct Flow {
+    pub context_id: u32,
+    pub checkout: Box<Checkout>,
+    /// The request's `Origin` (CORS of the answer) and whether it was a `HEAD`.
+    pub origin: Option<Vec<u8>>,
+    pub head: bool,
+}
+
+#[derive(Default)]
+pub struct Flows {
+    /// Waiting for a callout: its token and when it left.
+    calls: RefCell<Vec<(u32, u64, Flow)>>,
+    /// Waiting to be woken at a time (milliseconds).
+    sleeping: RefCell<Vec<(u64, Flow)>>,
+}
+
+impl Flows {
+    pub fn is_idle(&self) -> bool {
+        self.calls.borrow().is_empty() && self.sleeping.borrow().is_empty()
+    }
+}
+
+/// Runs the flow's steps until it waits (for a callout or a time) or finishes.
+pub fn execute(worker: &Worker, mut flow: Flow, mut step: Step) {
+    let config = &worker.config;
+    for _ in 0..MAX_STEPS {
+        step = match step {
+            Step::Ledger(op) => {
+                let ledger = store::local_ledger(worker.replay_policy());
+                let answer = ledger.run(&op, host::now_seconds());
+                flow.checkout.on_ledger(config, answer, host::now_millis())
+            }
+            Step::Callout(endpoint) => {
+                match host::dispatch(&config.facilitator, "POST", endpoint.path(), Some(flow.checkout.body())) {
+                    Some(token) => {
+                        worker.flows.calls.borrow_mut().push((token, host::now_millis(), flow));
+                        return;
+                    }
+                    None => flow.checkout.on_callout(config, CalloutResult::Failed, host::now_millis()),
+                }
+            }
+            Step::Wait(ms) => {
+                let wake = host::now_millis().saturating_add(ms);
+                worker.flows.sleeping.borrow_mut().push((wake, flow));
+                return;
+            }
+            Step::Finish(finish) => return finish_flow(worker, &flow, finish),
+        };
+    }
+    log::error!("x402-access-pass: a purchase did not finish in {MAX_STEPS} steps");
+    respond(worker, &flow, &crate::purchase::settlement_unknown());
+}
+
+/// The answer to callout `token`, if it was a purchase's; `false` when it was not.
+pub fn answered(worker: &Worker, token: u32, num_headers: usize, body_size: usize) -> bool {
+    let found = {
+        let mut calls = worker.flows.calls.borrow_mut();
+        calls.iter().position(|(t, _, _)| *t == token).map(|i| calls.swap_remove(i))
+    };
+    let Some((_, started, mut flow)) = found else { return false };
+    let answer = host::Delivered::read(num_headers, body_size, started, worker.config.facilitator.timeout_ms);
+    let step = flow.checkout.on_callout(&worker.config, answer.result(), host::now_millis());
+    execute(worker, flow, step);
+    true
+}
+
+/// On the root's tick: wakes the flows whose wait is over, and drops callouts that never came back.
+pub fn tick(worker: &Worker) {
+    let now = host::now_millis();
+    let due: Vec<Flow> = {
+        let mut sleeping = worker.flows.sleeping.borrow_mut();
+        let (due, waiting): (Vec<_>, Vec<_>) = sleeping.drain(..).partition(|(wake, _)| *wake <= now);
+        *sleeping = waiting;
+        due.into_iter().map(|(_, flow)| flow).collect()
+    };
+    for mut flow in due {
+        let step = flow.checkout.on_wake(&worker.config, now);
+        execute(worker, flow, step);
+    }
+    let lost_after = worker.config.facilitator.timeout_ms.saturating_add(LOST_CALLOUT_GRACE_MS);
+    worker.flows.calls.borrow_mut().retain(|(_, started, flow)| {
+        let keep = now.saturating_sub(*started) < lost_after;
+        if !keep {
+            log::warn!(
+                "x402-access-pass: a purchase's callout never answered (request {} went away); the same payment sent again recovers it",
+                flow.context_id
+            );
+        }
+        keep
+    });
+}
+
+fn finish_flow(worker: &Worker, flow: &Flow, finish: Finish) {
+    for count in &finish.counts {
+        count_checkout(worker, count);
+    }
+    if let Some(line) = &finish.log {
+        log::info!("{line}");
+    }
+    respond(worker, flow, &finish.response);
+}
+
+/// Answers the flow's request, from whichever context runs the flow now. A request that went
+/// away gets nothing; what its purchase recorded stays.
+fn respond(worker: &Worker, flow: &Flow, answer: &Response) {
+    if hostcalls::set_effective_context(flow.context_id).is_err() {
+        log::info!("x402-access-pass: the buyer's request went away before its purchase was answered");
+        return;
+    }
+    let cors = response::cors_headers(&worker.config, flow.origin.as_deref());
+    host::send_with(answer, &cors, flow.head);
+    // Back to the root: a callout the tick makes next for another purchase must not belong to
+    // this request (Envoy cancels a context's callouts when the context goes away).
+    let _ = hostcalls::set_effective_context(worker.root_context_id);
+}
+
+pub fn count_checkout(worker: &Worker, count: &Count) {
+    let m = &worker.metrics;
+    match count {
+        Count::PurchasesSucceeded => m.inc(m.purchases_succeeded),
+        Count::SettledAtomic(atomic) => m.add(m.settled_atomic, *atomic),
+        Count::ReplaysServed => m.inc(m.replays_served),
+        Count::SettlementsUnknown => m.inc(m.settlements_unknown),
+        Count::SettleRetries(n) => m.add(m.settle_retries, *n),
+        Count::SettlementsRecovered => m.inc(m.settlements_recovered),
+        Count::FacilitatorTimeouts => m.inc(m.facilitator_timeouts),
+        Count::FacilitatorErrors => m.inc(m.facilitator_errors),
+        Count::PurchasesFailed(reason) => m.inc_reason("purchases_failed", reason),
+    }
+}
