@@ -321,6 +321,8 @@ impl Request {
         self.record(worker, &purchase, Entry::Settled { at: host::now_seconds(), receipt: receipt.clone() });
         worker.metrics.inc(worker.metrics.purchases_succeeded);
         worker.metrics.add(worker.metrics.settled_atomic, purchase.checked.offer.atomic);
+        let offer = &purchase.checked.offer;
+        worker.metrics.settled_by_tier(&offer.tier, offer.atomic);
         let detail = match transaction.as_str() {
             "" => "transaction=(recovered: settled earlier)".to_owned(),
             tx => format!("transaction={tx}"),
