@@ -41,8 +41,8 @@ impl Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Count {
     PurchasesSucceeded,
-    /// Atomic units settled.
-    SettledAtomic(u64),
+    /// Atomic units settled, for a pass of this tier.
+    SettledAtomic { tier: String, atomic: u64 },
     ReplaysServed,
     SettlementsUnknown,
     FacilitatorTimeouts,
@@ -253,7 +253,7 @@ impl Checkout {
         };
         let finish = Finish {
             response: receipt.response(),
-            counts: vec![Count::PurchasesSucceeded, Count::SettledAtomic(self.checked.offer.atomic)],
+            counts: vec![Count::PurchasesSucceeded, Count::SettledAtomic { tier: self.checked.offer.tier.clone(), atomic: self.checked.offer.atomic }],
             log: Some(self.outcome("settled", &detail)),
         };
         self.close(finish, Some(Entry::Settled { at: now, receipt }))

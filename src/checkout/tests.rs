@@ -162,7 +162,7 @@ fn a_fresh_payment_is_verified_signed_settled_and_recorded() {
     let token = response.header("access-pass").unwrap();
     let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW).unwrap();
     assert_eq!((claims.tier.as_str(), claims.iat, claims.exp), ("5m", NOW, NOW + 300));
-    assert_eq!(run.finish.counts, [Count::PurchasesSucceeded, Count::SettledAtomic(1000)]);
+    assert_eq!(run.finish.counts, [Count::PurchasesSucceeded, Count::SettledAtomic { tier: "5m".to_owned(), atomic: 1000 }]);
     let log = run.finish.log.unwrap();
     assert!(log.starts_with("x402-access-pass: purchase settled payer=") && log.ends_with("transaction=5mYPtx"), "{log}");
     assert!(matches!(seller.entry(NOW), Some(Entry::Settled { at: NOW, .. })));
