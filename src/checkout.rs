@@ -46,8 +46,8 @@ impl Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Count {
     PurchasesSucceeded,
-    /// Atomic units settled.
-    SettledAtomic(u64),
+    /// Atomic units settled, for a pass of this tier.
+    SettledAtomic { tier: String, atomic: u64 },
     ReplaysServed,
     SettlementsUnknown,
     /// `/settle` asked again inside the request, this many times.
@@ -335,7 +335,7 @@ impl Checkout {
             tx => format!("transaction={tx}"),
         };
         let mut counts = settling.problems.clone();
-        counts.extend([Count::PurchasesSucceeded, Count::SettledAtomic(self.checked.offer.atomic)]);
+        counts.extend([Count::PurchasesSucceeded, Count::SettledAtomic { tier: self.checked.offer.tier.clone(), atomic: self.checked.offer.atomic }]);
         if recovered {
             counts.push(Count::SettlementsRecovered);
             detail.push_str(&format!(" recovered after {} attempt(s) here", settling.attempts));

@@ -206,7 +206,7 @@ fn a_fresh_payment_is_verified_signed_settled_and_recorded() {
     let token = response.header("access-pass").unwrap();
     let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW).unwrap();
     assert_eq!((claims.tier.as_str(), claims.iat, claims.exp), ("5m", NOW, NOW + 300));
-    assert_eq!(run.finish.counts, [Count::PurchasesSucceeded, Count::SettledAtomic(1000)]);
+    assert_eq!(run.finish.counts, [Count::PurchasesSucceeded, Count::SettledAtomic { tier: "5m".to_owned(), atomic: 1000 }]);
     let log = run.finish.log.unwrap();
     assert!(log.starts_with("x402-access-pass: purchase settled payer=") && log.ends_with(&format!("transaction={TX}")), "{log}");
     assert!(matches!(seller.entry(NOW), Some(Entry::Settled { at: NOW, .. })));
@@ -403,7 +403,7 @@ fn a_lost_settle_answer_is_asked_again_inside_the_request_and_the_buyer_leaves_w
         assert_eq!(run.finish.response.status, 200, "{:?}", run.finish.log);
         assert!(run.finish.counts.contains(&Count::SettleRetries(1)));
         assert!(run.finish.counts.contains(&Count::SettlementsRecovered));
-        assert!(run.finish.counts.contains(&Count::SettledAtomic(1000)));
+        assert!(run.finish.counts.contains(&Count::SettledAtomic { tier: "5m".to_owned(), atomic: 1000 }));
         assert!(matches!(seller.entry(NOW + 1), Some(Entry::Settled { .. })));
     }
 }

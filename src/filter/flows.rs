@@ -144,7 +144,10 @@ pub fn count_checkout(worker: &Worker, count: &Count) {
     let m = &worker.metrics;
     match count {
         Count::PurchasesSucceeded => m.inc(m.purchases_succeeded),
-        Count::SettledAtomic(atomic) => m.add(m.settled_atomic, *atomic),
+        Count::SettledAtomic { tier, atomic } => {
+            m.add(m.settled_atomic, *atomic);
+            m.settled_by_tier(tier, *atomic);
+        }
         Count::ReplaysServed => m.inc(m.replays_served),
         Count::SettlementsUnknown => m.inc(m.settlements_unknown),
         Count::SettleRetries(n) => m.add(m.settle_retries, *n),

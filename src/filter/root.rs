@@ -168,13 +168,14 @@ impl RootContext for Root {
         };
         crate::ledger::create_buckets(&store::EnvoySharedData);
         let fee_payer = config.fee_payer.clone();
+        let metrics = Metrics::define(&config);
         self.worker = Some(Rc::new(Worker {
             config,
             fee_payer: RefCell::new(fee_payer),
             fee_payer_failed_at_ms: Cell::new(0),
             cache: RefCell::new(PassCache::new(PASS_CACHE_CAPACITY)),
             challenges: RefCell::new(ChallengeCache::new(challenge_cache::DEFAULT_SLOTS)),
-            metrics: Metrics::define(),
+            metrics,
             flows: Flows::default(),
             root_context_id: self.context_id,
         }));
