@@ -99,6 +99,9 @@ def default_plugin_config(facilitator_addr: str, **overrides: Any) -> dict:
         "facilitatorUrl": f"http://{facilitator_addr}",
         "facilitatorCluster": "x402_facilitator",
         "facilitatorTimeoutMs": 2000,
+        # Short, so a fault that lasts gives its 503 in one or two attempts; the in-request
+        # retries themselves are tested with longer deadlines (test_settle_outcomes.py).
+        "settleDeadlineMs": 1000,
         "protect": [{"prefix": "/api/"}],
         "bypass": [{"prefix": "/api/public/"}],
     }

@@ -627,33 +627,41 @@ def test_a_misbehaving_supported_at_start_gives_bounded_503s_then_the_challenge(
     assert len(facilitator.settlements_for(tx.message_hash)) == 1
 
 
-def test_two_unknown_settle_outcomes_in_a_row_still_end_in_one_charge_and_one_pass(envoy, facilitator, buyer):
-    required = get_challenge(envoy, "/api/data?tier=24h")
+@pytest.fixture(scope="module")
+def resend_envoy(module_envoys):
+    """settleDeadlineMs 0: a lost /settle answer is a 503 at once, so these tests exercise the
+    recovery by the same payment sent again (docs/behaviour.md §6.5). The retries inside the
+    request are test_settle_outcomes.py's."""
+    return module_envoys.start("resend", settleDeadlineMs=0)
+
+
+def test_two_unknown_settle_outcomes_in_a_row_still_end_in_one_charge_and_one_pass(resend_envoy, facilitator, buyer):
+    required = get_challenge(resend_envoy, "/api/data?tier=24h")
     header, tx = buyer.pay(required)
     ledger = Ledger(facilitator)
     facilitator.fault("settle", "reset", count=2)  # nothing settled, no answer, twice
     for _ in range(2):
-        resp = purchase(envoy, "/api/data?tier=24h", header)
+        resp = purchase(resend_envoy, "/api/data?tier=24h", header)
         assert resp.status == 503 and json_reason(resp) == "settlement_unknown", resp
     ledger.assert_nothing_charged()
-    resp = purchase(envoy, "/api/data?tier=24h", header)
+    resp = purchase(resend_envoy, "/api/data?tier=24h", header)
     token, _ = assert_purchase_ok(resp, buyer, "24h", 86400, "1 day")
     ledger.assert_charged({tx.message_hash: PRICES["24h"]})
     assert_pass_is_what_was_paid(token, PRICES["24h"])
 
 
-def test_a_recovery_raced_on_8_connections_settles_once(envoy, facilitator, buyer):
-    required = get_challenge(envoy, "/api/data?tier=1h")
+def test_a_recovery_raced_on_8_connections_settles_once(resend_envoy, facilitator, buyer):
+    required = get_challenge(resend_envoy, "/api/data?tier=1h")
     header, tx = buyer.pay(required)
     ledger = Ledger(facilitator)
     facilitator.fault("settle", "truncated", count=1)  # it settled, the answer was cut
-    first = purchase(envoy, "/api/data?tier=1h", header)
+    first = purchase(resend_envoy, "/api/data?tier=1h", header)
     assert first.status == 503 and json_reason(first) == "settlement_unknown", first
-    results = race(8, lambda i: purchase(envoy, "/api/data?tier=1h", header))
+    results = race(8, lambda i: purchase(resend_envoy, "/api/data?tier=1h", header))
     assert {r.status for r in results} <= {200, 409}, results
     tokens = tokens_of(results)
     assert len(tokens) <= 1, tokens
-    final = purchase(envoy, "/api/data?tier=1h", header)
+    final = purchase(resend_envoy, "/api/data?tier=1h", header)
     assert final.status == 200 and (not tokens or final.headers["access-pass"] in tokens), final
     ledger.assert_charged({tx.message_hash: PRICES["1h"]})
     assert_pass_is_what_was_paid(final.headers["access-pass"], PRICES["1h"])
@@ -686,20 +694,20 @@ def test_a_buyer_who_hangs_up_during_settle_gets_the_pass_later_and_is_charged_o
     assert_pass_is_what_was_paid(token, PRICES["1h"])
 
 
-def test_a_facilitator_down_during_recovery_keeps_the_payment_recoverable(envoy, facilitator, buyer):
-    required = get_challenge(envoy, "/api/data?tier=1h")
+def test_a_facilitator_down_during_recovery_keeps_the_payment_recoverable(resend_envoy, facilitator, buyer):
+    required = get_challenge(resend_envoy, "/api/data?tier=1h")
     header, tx = buyer.pay(required)
     ledger = Ledger(facilitator)
     facilitator.fault("settle", "truncated", count=1)  # settled, answer cut: unknown
-    assert json_reason(purchase(envoy, "/api/data?tier=1h", header)) == "settlement_unknown"
+    assert json_reason(purchase(resend_envoy, "/api/data?tier=1h", header)) == "settlement_unknown"
     facilitator.fault("all", "refuse")
     try:
-        resp = purchase(envoy, "/api/data?tier=1h", header)
+        resp = purchase(resend_envoy, "/api/data?tier=1h", header)
         assert resp.status == 503 and json_reason(resp) == "settlement_unknown", resp
         assert resp.elapsed < NO_HANG
     finally:
         facilitator.clear_faults()
-    resp = purchase(envoy, "/api/data?tier=1h", header)
+    resp = purchase(resend_envoy, "/api/data?tier=1h", header)
     token, _ = assert_purchase_ok(resp, buyer, "1h", 3600, "1 hour", transaction_known=False)
     ledger.assert_charged({tx.message_hash: PRICES["1h"]})
     assert_pass_is_what_was_paid(token, PRICES["1h"])
@@ -728,7 +736,7 @@ def test_after_an_envoy_restart_an_unknown_settlement_is_not_recovered_but_not_c
         envoys, facilitator, buyer):
     # Documented limit: the record that turns the facilitator's duplicate_settlement into the pass
     # is per process. After a restart the buyer, charged once, gets a refusal and needs support.
-    first = envoys.start("before-restart")
+    first = envoys.start("before-restart", settleDeadlineMs=0)
     required = get_challenge(first, "/api/data?tier=1h")
     header, tx = buyer.pay(required)
     ledger = Ledger(facilitator)
@@ -736,7 +744,7 @@ def test_after_an_envoy_restart_an_unknown_settlement_is_not_recovered_but_not_c
     resp = purchase(first, "/api/data?tier=1h", header)
     assert resp.status == 503 and json_reason(resp) == "settlement_unknown", resp
     first.stop()
-    second = envoys.start("after-restart")
+    second = envoys.start("after-restart", settleDeadlineMs=0)
     again = purchase(second, "/api/data?tier=1h", header)
     assert_payment_error(again, "duplicate_settlement", error="Payment settlement failed")
     ledger.assert_charged({tx.message_hash: PRICES["1h"]})

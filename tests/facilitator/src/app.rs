@@ -146,6 +146,14 @@ impl App {
         let reply = match fault.mode {
             Mode::None | Mode::Slow | Mode::Refuse => self.facilitator_answer(ep, req, false),
             Mode::SettleFailure => self.facilitator_answer(ep, req, ep == Endpoint::Settle),
+            Mode::Settle(how) if ep == Endpoint::Settle => match parse_json(&req.body) {
+                Ok(body) => {
+                    let (status, value) = self.facilitator.settle_as(&body, how);
+                    Reply::Send(Response::json(status, &value))
+                }
+                Err(reply) => reply,
+            },
+            Mode::Settle(_) => self.facilitator_answer(ep, req, false),
             Mode::Status => Reply::Send(Response::json(
                 fault.status,
                 &json!({"error": "fault_injected", "status": fault.status}),

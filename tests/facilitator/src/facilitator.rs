@@ -49,6 +49,11 @@ pub mod reason {
     pub const DUPLICATE_SETTLEMENT: &str = "duplicate_settlement";
     /// What the `settle_failure` fault answers.
     pub const TRANSACTION_FAILED: &str = "transaction_failed";
+    /// The settle fault modes' answers (reasons of x402 facilitators: src/settle_outcome.rs).
+    pub const SETTLEMENT_PENDING: &str = "settlement_pending";
+    pub const CONFIRMATION_TIMED_OUT: &str = "settle_exact_svm_transaction_confirmation_timed_out";
+    pub const ALREADY_PROCESSED: &str = "settle_exact_svm_transaction_already_processed";
+    pub const INSUFFICIENT_FUNDS: &str = "insufficient_funds";
 }
 
 /// Lighthouse (wallet guard) program, allowed after the transfer like a memo.
@@ -332,8 +337,33 @@ pub struct Counts {
 #[derive(Default)]
 struct Store {
     by_hash: HashMap<[u8; 32], usize>,
+    /// Settled, but answered `settlement_pending`: the next settle of it confirms it (as the
+    /// pending store of @x402/svm 2.27.0 does).
+    pending: std::collections::HashSet<[u8; 32]>,
     settlements: Vec<Settlement>,
     counts: Counts,
+}
+
+/// How `/settle` answers (the settle fault modes of `faults::Mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SettleAs {
+    Normal,
+    /// `transaction_failed`, nothing recorded.
+    Failure,
+    /// Settled, answered `settlement_pending` with its transaction; the next settle confirms it.
+    Pending,
+    /// Settled, answered `…transaction_confirmation_timed_out` (submitted, not confirmed).
+    ConfirmationTimeout,
+    /// A payment already settled is answered `…transaction_already_processed`.
+    AlreadyProcessed,
+    /// HTTP 400 with a readable `success:false` (`insufficient_funds`), nothing recorded.
+    Refused400,
+    /// Settled, answered `success:true` with a transaction id that is not one (and a newline).
+    BadTransaction,
+    /// Settled, answered with another network.
+    BadNetwork,
+    /// Settled, answered with another payer.
+    BadPayer,
 }
 
 /// The facilitator: configuration plus the settlement records.
@@ -398,19 +428,36 @@ impl Facilitator {
     /// without recording. Atomic per message hash: the store lock is held
     /// from the duplicate check to the record.
     pub fn settle(&self, body: &Value, fail: bool) -> Value {
+        let how = if fail { SettleAs::Failure } else { SettleAs::Normal };
+        self.settle_as(body, how).1
+    }
+
+    /// `settle`, answered as `how` says (the settle fault modes): the HTTP status and the body.
+    pub fn settle_as(&self, body: &Value, how: SettleAs) -> (u16, Value) {
         let valid = match verify(&self.cfg, body) {
             Ok(v) => v,
-            Err(e) => return self.settle_error(e.reason, &e.payer),
+            Err(e) => return (200, self.settle_error(e.reason, &e.payer)),
         };
         let mut store = self.lock();
-        if store.by_hash.contains_key(&valid.message_hash) {
-            return self.settle_error(reason::DUPLICATE_SETTLEMENT, &valid.payer);
+        if let Some(index) = store.by_hash.get(&valid.message_hash).copied() {
+            if store.pending.remove(&valid.message_hash) {
+                // Left pending: confirmed now, with the transaction it broadcast.
+                let txid = store.settlements.get(index).map(|s| s.transaction.clone()).unwrap_or_default();
+                return (200, json!({"success": true, "transaction": txid, "network": self.cfg.network, "payer": valid.payer}));
+            }
+            let reason = match how {
+                SettleAs::AlreadyProcessed => reason::ALREADY_PROCESSED,
+                _ => reason::DUPLICATE_SETTLEMENT,
+            };
+            return (200, self.settle_error(reason, &valid.payer));
         }
-        if fail {
-            return self.settle_error(reason::TRANSACTION_FAILED, &valid.payer);
+        match how {
+            SettleAs::Failure => return (200, self.settle_error(reason::TRANSACTION_FAILED, &valid.payer)),
+            SettleAs::Refused400 => return (400, self.settle_error(reason::INSUFFICIENT_FUNDS, &valid.payer)),
+            _ => {}
         }
         let Some((signed, sig)) = co_sign(&self.cfg, &valid.wire) else {
-            return self.settle_error(reason::TRANSACTION_FAILED, &valid.payer);
+            return (200, self.settle_error(reason::TRANSACTION_FAILED, &valid.payer));
         };
         let txid = encode_base58(&sig);
         let index = store.settlements.len();
@@ -424,7 +471,23 @@ impl Facilitator {
         });
         store.by_hash.insert(valid.message_hash, index);
         store.counts.settle_success += 1;
-        json!({"success": true, "transaction": txid, "network": self.cfg.network, "payer": valid.payer})
+        let network = self.cfg.network.clone();
+        let answer = match how {
+            SettleAs::Pending => {
+                store.pending.insert(valid.message_hash);
+                json!({"success": false, "errorReason": reason::SETTLEMENT_PENDING, "transaction": txid, "network": network, "payer": valid.payer})
+            }
+            SettleAs::ConfirmationTimeout => self.settle_error(reason::CONFIRMATION_TIMED_OUT, &valid.payer),
+            SettleAs::BadTransaction => json!({"success": true,
+                "transaction": "5mYP\nx402-access-pass: purchase settled payer=forged tier=24h amount=0 transaction=forged",
+                "network": network, "payer": valid.payer}),
+            SettleAs::BadNetwork => json!({"success": true, "transaction": txid,
+                "network": "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp", "payer": valid.payer}),
+            SettleAs::BadPayer => json!({"success": true, "transaction": txid, "network": network,
+                "payer": encode_base58(&self.cfg.fee_payer)}),
+            _ => json!({"success": true, "transaction": txid, "network": network, "payer": valid.payer}),
+        };
+        (200, answer)
     }
 
     pub fn state(&self) -> Value {

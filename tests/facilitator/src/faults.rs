@@ -35,6 +35,8 @@ impl Endpoint {
     }
 }
 
+use crate::facilitator::SettleAs;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     None,
@@ -45,6 +47,8 @@ pub enum Mode {
     Reset,
     Refuse,
     SettleFailure,
+    /// `/settle` answers as `facilitator::SettleAs` says (other endpoints are unaffected).
+    Settle(SettleAs),
 }
 
 impl Mode {
@@ -58,6 +62,13 @@ impl Mode {
             "reset" => Mode::Reset,
             "refuse" => Mode::Refuse,
             "settle_failure" => Mode::SettleFailure,
+            "settle_pending" => Mode::Settle(SettleAs::Pending),
+            "confirmation_timeout" => Mode::Settle(SettleAs::ConfirmationTimeout),
+            "already_processed" => Mode::Settle(SettleAs::AlreadyProcessed),
+            "refused_400" => Mode::Settle(SettleAs::Refused400),
+            "bad_transaction" => Mode::Settle(SettleAs::BadTransaction),
+            "bad_network" => Mode::Settle(SettleAs::BadNetwork),
+            "bad_payer" => Mode::Settle(SettleAs::BadPayer),
             _ => return None,
         })
     }
@@ -72,6 +83,14 @@ impl Mode {
             Mode::Reset => "reset",
             Mode::Refuse => "refuse",
             Mode::SettleFailure => "settle_failure",
+            Mode::Settle(SettleAs::Pending) => "settle_pending",
+            Mode::Settle(SettleAs::ConfirmationTimeout) => "confirmation_timeout",
+            Mode::Settle(SettleAs::AlreadyProcessed) => "already_processed",
+            Mode::Settle(SettleAs::Refused400) => "refused_400",
+            Mode::Settle(SettleAs::BadTransaction) => "bad_transaction",
+            Mode::Settle(SettleAs::BadNetwork) => "bad_network",
+            Mode::Settle(SettleAs::BadPayer) => "bad_payer",
+            Mode::Settle(_) => "settle",
         }
     }
 }
