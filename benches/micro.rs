@@ -169,7 +169,9 @@ fn main() {
             return;
         }
         let (median_ns, min_ns, iterations, rounds) = measure(&opts, f);
-        println!("{name:<22} {median_ns:>12.1} ns/op   (fastest {min_ns:.1}; {rounds} rounds of {iterations})   {what}");
+        println!(
+            "{name:<22} {median_ns:>12.1} ns/op   (fastest {min_ns:.1}; {rounds} rounds of {iterations})   {what}"
+        );
         results.push(Measured { name, what, median_ns, min_ns, iterations, rounds });
     };
 

@@ -65,7 +65,13 @@ struct TierInfo<'a> {
 fn tier_infos(tiers: &[Tier]) -> Vec<TierInfo<'_>> {
     tiers
         .iter()
-        .map(|t| TierInfo { id: &t.id, label: &t.label, seconds: t.seconds, price: &t.price, price_atomic: t.atomic.to_string() })
+        .map(|t| TierInfo {
+            id: &t.id,
+            label: &t.label,
+            seconds: t.seconds,
+            price: &t.price,
+            price_atomic: t.atomic.to_string(),
+        })
         .collect()
 }
 

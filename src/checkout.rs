@@ -47,7 +47,10 @@ impl Endpoint {
 pub enum Count {
     PurchasesSucceeded,
     /// Atomic units settled, for a pass of this tier.
-    SettledAtomic { tier: String, atomic: u64 },
+    SettledAtomic {
+        tier: String,
+        atomic: u64,
+    },
     ReplaysServed,
     SettlementsUnknown,
     /// `/settle` asked again inside the request, this many times.
@@ -128,7 +131,10 @@ pub fn refuse_without_signing_key(config: &Config) -> Option<Finish> {
         return None;
     }
     Some(Finish {
-        response: Response::json(503, &serde_json::json!({"error": "Passes are not sold here", "reason": "sales_disabled"})),
+        response: Response::json(
+            503,
+            &serde_json::json!({"error": "Passes are not sold here", "reason": "sales_disabled"}),
+        ),
         counts: vec![Count::PurchasesFailed("sales_disabled".to_owned())],
         log: Some(outcome_line("refused", None, "reason=sales_disabled (this filter holds verify-only keys)")),
     })
@@ -243,7 +249,10 @@ impl Checkout {
                     Ok(token) => {
                         let pass = IssuedPass { token, claims };
                         self.state = State::SavingPending(pass.clone());
-                        Step::Ledger(LedgerOp::Put(self.at.clone(), Box::new(Entry::Pending { since: now, pass: Some(pass) })))
+                        Step::Ledger(LedgerOp::Put(
+                            self.at.clone(),
+                            Box::new(Entry::Pending { since: now, pass: Some(pass) }),
+                        ))
                     }
                     Err(problem) => {
                         log::error!("x402-access-pass: could not sign a pass: {problem}");
@@ -264,7 +273,8 @@ impl Checkout {
     }
 
     fn settle(&mut self, pass: IssuedPass, recovering: bool, now_ms: u64) -> Step {
-        let settling = Settling { pass, recovering, first_ms: now_ms, attempts: 1, unrecognized: None, problems: Vec::new() };
+        let settling =
+            Settling { pass, recovering, first_ms: now_ms, attempts: 1, unrecognized: None, problems: Vec::new() };
         self.state = State::Settling(settling);
         Step::Callout(Endpoint::Settle)
     }
@@ -293,7 +303,8 @@ impl Checkout {
                 problem.reason()
             }
         };
-        let backoff = FIRST_BACKOFF_MS.saturating_mul(1 << settling.attempts.saturating_sub(1).min(8)).min(MAX_BACKOFF_MS);
+        let backoff =
+            FIRST_BACKOFF_MS.saturating_mul(1 << settling.attempts.saturating_sub(1).min(8)).min(MAX_BACKOFF_MS);
         let elapsed = now_ms.saturating_sub(settling.first_ms);
         if elapsed.saturating_add(backoff) < config.settle_deadline_ms {
             settling.attempts += 1;
@@ -335,7 +346,10 @@ impl Checkout {
             tx => format!("transaction={tx}"),
         };
         let mut counts = settling.problems.clone();
-        counts.extend([Count::PurchasesSucceeded, Count::SettledAtomic { tier: self.checked.offer.tier.clone(), atomic: self.checked.offer.atomic }]);
+        counts.extend([
+            Count::PurchasesSucceeded,
+            Count::SettledAtomic { tier: self.checked.offer.tier.clone(), atomic: self.checked.offer.atomic },
+        ]);
         if recovered {
             counts.push(Count::SettlementsRecovered);
             detail.push_str(&format!(" recovered after {} attempt(s) here", settling.attempts));

@@ -302,13 +302,17 @@ impl Config {
         let tiers = parse_tiers(&raw.tiers, asset.decimals)?;
         let rate_per_hour = match optional_string(&raw.rate_per_hour, "ratePerHour")? {
             Some(price) => {
-                let atomic = pricing::parse_price(&price, asset.decimals).map_err(|e| price_error("ratePerHour", &e))?;
+                let atomic =
+                    pricing::parse_price(&price, asset.decimals).map_err(|e| price_error("ratePerHour", &e))?;
                 Some(Rate { price, atomic })
             }
             None => None,
         };
         if tiers.is_empty() && rate_per_hour.is_none() {
-            return Err(ConfigError::new("tiers", "configure at least one tier or ratePerHour: there is nothing to sell"));
+            return Err(ConfigError::new(
+                "tiers",
+                "configure at least one tier or ratePerHour: there is nothing to sell",
+            ));
         }
         let min_duration_seconds = optional_u64(&raw.min_duration_seconds, "minDurationSeconds")?.unwrap_or(60);
         let max_duration_seconds = optional_u64(&raw.max_duration_seconds, "maxDurationSeconds")?.unwrap_or(2_592_000);
@@ -319,7 +323,10 @@ impl Config {
             return Err(ConfigError::new("maxDurationSeconds", "must not be below minDurationSeconds"));
         }
         if max_duration_seconds > MAX_PASS_SECONDS {
-            return Err(ConfigError::new("maxDurationSeconds", format!("must be at most {MAX_PASS_SECONDS} (ten years)")));
+            return Err(ConfigError::new(
+                "maxDurationSeconds",
+                format!("must be at most {MAX_PASS_SECONDS} (ten years)"),
+            ));
         }
         if let (true, Some(rate)) = (tiers.is_empty(), &rate_per_hour) {
             if pricing::duration_price(rate.atomic, 3_600, asset.decimals).is_none() {
@@ -478,8 +485,8 @@ fn parse_asset(v: &Option<Value>, network: &str) -> Result<Asset> {
                     return Err(ConfigError::new(format!("asset.{key}"), "unknown field"));
                 }
             }
-            let address = string_in(obj, "address", "asset")?
-                .ok_or_else(|| ConfigError::new("asset.address", "is required"))?;
+            let address =
+                string_in(obj, "address", "asset")?.ok_or_else(|| ConfigError::new("asset.address", "is required"))?;
             let decimals = obj
                 .get("decimals")
                 .and_then(Value::as_u64)
@@ -499,7 +506,9 @@ fn parse_tiers(v: &Option<Value>, decimals: u8) -> Result<Vec<Tier>> {
     let obj = match v {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Object(obj)) => obj,
-        Some(_) => return Err(type_error("tiers", "an object of tier id to USD price string, e.g. {\"1h\": \"0.50\"}")),
+        Some(_) => {
+            return Err(type_error("tiers", "an object of tier id to USD price string, e.g. {\"1h\": \"0.50\"}"))
+        }
     };
     let mut tiers = Vec::with_capacity(obj.len());
     for (id, price) in obj {
@@ -516,7 +525,10 @@ fn parse_tiers(v: &Option<Value>, decimals: u8) -> Result<Vec<Tier>> {
         };
         let atomic = pricing::parse_price(&price, decimals).map_err(|e| price_error(&field, &e))?;
         if let Some(other) = tiers.iter().find(|t: &&Tier| t.seconds == seconds) {
-            return Err(ConfigError::new(&field, format!("lasts as long as tier {} (one price per duration)", other.id)));
+            return Err(ConfigError::new(
+                &field,
+                format!("lasts as long as tier {} (one price per duration)", other.id),
+            ));
         }
         tiers.push(Tier { id: id.clone(), seconds, price, atomic, label: pricing::label(seconds) });
     }
@@ -525,9 +537,10 @@ fn parse_tiers(v: &Option<Value>, decimals: u8) -> Result<Vec<Tier>> {
 }
 
 fn parse_facilitator(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Facilitator> {
-    let url = optional_string(&raw.facilitator_url, "facilitatorUrl")?
-        .unwrap_or_else(|| DEFAULT_FACILITATOR_URL.to_owned());
-    let bad_url = || ConfigError::new("facilitatorUrl", "must be an http:// or https:// URL without query or user info");
+    let url =
+        optional_string(&raw.facilitator_url, "facilitatorUrl")?.unwrap_or_else(|| DEFAULT_FACILITATOR_URL.to_owned());
+    let bad_url =
+        || ConfigError::new("facilitatorUrl", "must be an http:// or https:// URL without query or user info");
     let (scheme, rest) = url.split_once("://").ok_or_else(bad_url)?;
     if scheme != "http" && scheme != "https" {
         return Err(bad_url());
@@ -536,7 +549,8 @@ fn parse_facilitator(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>) -> R
         Some(i) => (rest.get(..i).unwrap_or_default(), rest.get(i..).unwrap_or_default()),
         None => (rest, ""),
     };
-    if authority.is_empty() || authority.contains('@') || path.contains(['?', '#']) || url.contains(char::is_whitespace) {
+    if authority.is_empty() || authority.contains('@') || path.contains(['?', '#']) || url.contains(char::is_whitespace)
+    {
         return Err(bad_url());
     }
     let cluster = optional_string(&raw.facilitator_cluster, "facilitatorCluster")?
@@ -601,9 +615,12 @@ fn expand_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result:
 }
 
 fn read_env(name: &str, field: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String> {
-    env(name)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| ConfigError::new(field, format!("environment variable {name} is not set in the VM (vm_config.environment_variables)")))
+    env(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+        ConfigError::new(
+            field,
+            format!("environment variable {name} is not set in the VM (vm_config.environment_variables)"),
+        )
+    })
 }
 
 fn hs256_secret(secret: String, field: &str) -> Result<KeyMaterial> {
@@ -615,12 +632,14 @@ fn hs256_secret(secret: String, field: &str) -> Result<KeyMaterial> {
 
 /// `mainnet`: the network, when it is one where a published test key must be refused.
 fn parse_keys(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>, mainnet: Option<&str>) -> Result<KeyRing> {
-    let refuse_published = |spec: &KeySpec, field: &str| match mainnet {
+    let refuse_published = |spec: &KeySpec, field: &str| {
+        match mainnet {
         Some(network) if known_keys::is_published_key(&spec.material) => Err(ConfigError::new(
             field,
             format!("is a well-known test key, published in this project's tests and docs: on {network} anyone could mint passes; use your own"),
         )),
         _ => Ok(()),
+    }
     };
     let mut specs = Vec::new();
     match &raw.keys {
@@ -633,7 +652,9 @@ fn parse_keys(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>, mainnet: Op
                 specs.push(spec);
             }
         }
-        Some(_) => return Err(type_error("keys", "a list of {kid, alg, secret|secretEnv|privateKey|privateKeyEnv|publicKey}")),
+        Some(_) => {
+            return Err(type_error("keys", "a list of {kid, alg, secret|secretEnv|privateKey|privateKeyEnv|publicKey}"))
+        }
     }
     let secret = optional_string(&raw.secret, "secret")?;
     let secret_env = optional_string(&raw.secret_env, "secretEnv")?;
@@ -680,21 +701,26 @@ fn parse_key(item: &Value, field: &str, env: &dyn Fn(&str) -> Option<String>) ->
         .filter(|k| obj.contains_key(*k))
         .collect();
     let [source] = sources.as_slice() else {
-        return Err(ConfigError::new(field, "needs exactly one of secret, secretEnv, privateKey, privateKeyEnv, publicKey"));
+        return Err(ConfigError::new(
+            field,
+            "needs exactly one of secret, secretEnv, privateKey, privateKeyEnv, publicKey",
+        ));
     };
     let source_field = format!("{field}.{source}");
     let value = string_in(obj, source, field)?.unwrap_or_default();
     let value = if source.ends_with("Env") { read_env(&value, &source_field, env)? } else { value };
     let material = match (alg.as_str(), *source) {
         ("HS256", "secret" | "secretEnv") => hs256_secret(value, &source_field)?,
-        ("EdDSA", "privateKey" | "privateKeyEnv") => KeyMaterial::EdDsaSeed(
-            decode_ed25519(&value, &PKCS8_PRIVATE_PREFIX)
-                .ok_or_else(|| ConfigError::new(&source_field, "must be a base64 32-byte Ed25519 seed or a PKCS#8 PEM private key"))?,
-        ),
-        ("EdDSA", "publicKey") => KeyMaterial::EdDsaPublic(
-            decode_ed25519(&value, &SPKI_PUBLIC_PREFIX)
-                .ok_or_else(|| ConfigError::new(&source_field, "must be a base64 32-byte Ed25519 public key or an SPKI PEM public key"))?,
-        ),
+        ("EdDSA", "privateKey" | "privateKeyEnv") => {
+            KeyMaterial::EdDsaSeed(decode_ed25519(&value, &PKCS8_PRIVATE_PREFIX).ok_or_else(|| {
+                ConfigError::new(&source_field, "must be a base64 32-byte Ed25519 seed or a PKCS#8 PEM private key")
+            })?)
+        }
+        ("EdDSA", "publicKey") => {
+            KeyMaterial::EdDsaPublic(decode_ed25519(&value, &SPKI_PUBLIC_PREFIX).ok_or_else(|| {
+                ConfigError::new(&source_field, "must be a base64 32-byte Ed25519 public key or an SPKI PEM public key")
+            })?)
+        }
         ("HS256" | "EdDSA", _) => {
             return Err(ConfigError::new(&source_field, format!("does not fit alg {alg}")));
         }
@@ -724,9 +750,7 @@ fn decode_ed25519(text: &str, der_prefix: &[u8]) -> Option<[u8; 32]> {
 
 fn decode_base64_any(text: &str) -> Option<Vec<u8>> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-        .iter()
-        .find_map(|engine| engine.decode(text).ok())
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD].iter().find_map(|engine| engine.decode(text).ok())
 }
 
 fn parse_path_rules(v: &Option<Value>, field: &str) -> Result<Vec<PathRule>> {
@@ -773,14 +797,16 @@ fn parse_claim_headers(v: &Option<Value>) -> Result<Vec<(String, Claim)>> {
         let lower = name.to_ascii_lowercase();
         let valid = !lower.is_empty()
             && lower.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            && !matches!(lower.as_str(), "authorization" | "host" | "content-length" | "transfer-encoding" | "connection");
+            && !matches!(
+                lower.as_str(),
+                "authorization" | "host" | "content-length" | "transfer-encoding" | "connection"
+            );
         if !valid {
             return Err(ConfigError::new(&field, "is not a header the filter may set"));
         }
-        let claim = claim
-            .as_str()
-            .and_then(Claim::parse)
-            .ok_or_else(|| ConfigError::new(&field, "must name a claim: tier, payer, exp, iat, duration, network, iss or sub"))?;
+        let claim = claim.as_str().and_then(Claim::parse).ok_or_else(|| {
+            ConfigError::new(&field, "must name a claim: tier, payer, exp, iat, duration, network, iss or sub")
+        })?;
         headers.insert(lower, claim);
     }
     Ok(headers.into_iter().collect())
@@ -863,7 +889,8 @@ mod tests {
     fn the_document_is_an_object_of_known_members_each_given_once() {
         let e = error_of(serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "tier": {}}));
         assert_eq!((e.field.as_str(), e.problem.as_str()), ("tier", "unknown field"));
-        let duplicated = format!(r#"{{"payTo":"{MERCHANT}","tiers":{{"1h":"0.50"}},"secret":"{SECRET}","secret":"{SECRET}"}}"#);
+        let duplicated =
+            format!(r#"{{"payTo":"{MERCHANT}","tiers":{{"1h":"0.50"}},"secret":"{SECRET}","secret":"{SECRET}"}}"#);
         let e = Config::parse(duplicated.as_bytes(), &no_env).err().unwrap();
         assert_eq!((e.field.as_str(), e.problem.as_str()), ("secret", "duplicate field"));
         for document in [&b"[1]"[..], b"\"payTo\"", b"{\"payTo\":", b"", b"{} x"] {
@@ -905,17 +932,47 @@ mod tests {
             (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": "short"}), "secret"),
             (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "colour": 1}), "colour"),
             (serde_json::json!({"payTo": MERCHANT, "secret": SECRET}), "tiers"),
-            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "network": "solana:other"}), "asset"),
+            (
+                serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "network": "solana:other"}),
+                "asset",
+            ),
             (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secretEnv": "NOPE"}), "secretEnv"),
-            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "facilitatorUrl": "ftp://x"}), "facilitatorUrl"),
-            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "minDurationSeconds": 100, "maxDurationSeconds": 50}), "maxDurationSeconds"),
-            (serde_json::json!({"payTo": MERCHANT, "ratePerHour": "0.50", "secret": SECRET, "maxDurationSeconds": 18_446_744_073_709_551_615u64}), "maxDurationSeconds"),
-            (serde_json::json!({"payTo": MERCHANT, "tiers": {"30500568904943w": "0.50"}, "secret": SECRET}), "tiers.30500568904943w"),
-            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "claimHeaders": {"x-a": "password"}}), "claimHeaders.x-a"),
-            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "protect": [{"prefix": "api"}]}), "protect[0]"),
-            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "keys": [{"kid": "a", "alg": "none", "secret": SECRET}]}), "keys[0].alg"),
-            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "keys": [{"kid": "a", "alg": "EdDSA", "publicKey": "AAAA"}]}), "keys[0].publicKey"),
-            (serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "facilitatorHeaders": {"x-api-key": "${MISSING}"}}), "facilitatorHeaders.x-api-key"),
+            (
+                serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "facilitatorUrl": "ftp://x"}),
+                "facilitatorUrl",
+            ),
+            (
+                serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "minDurationSeconds": 100, "maxDurationSeconds": 50}),
+                "maxDurationSeconds",
+            ),
+            (
+                serde_json::json!({"payTo": MERCHANT, "ratePerHour": "0.50", "secret": SECRET, "maxDurationSeconds": 18_446_744_073_709_551_615u64}),
+                "maxDurationSeconds",
+            ),
+            (
+                serde_json::json!({"payTo": MERCHANT, "tiers": {"30500568904943w": "0.50"}, "secret": SECRET}),
+                "tiers.30500568904943w",
+            ),
+            (
+                serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "claimHeaders": {"x-a": "password"}}),
+                "claimHeaders.x-a",
+            ),
+            (
+                serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "protect": [{"prefix": "api"}]}),
+                "protect[0]",
+            ),
+            (
+                serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "keys": [{"kid": "a", "alg": "none", "secret": SECRET}]}),
+                "keys[0].alg",
+            ),
+            (
+                serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "keys": [{"kid": "a", "alg": "EdDSA", "publicKey": "AAAA"}]}),
+                "keys[0].publicKey",
+            ),
+            (
+                serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "facilitatorHeaders": {"x-api-key": "${MISSING}"}}),
+                "facilitatorHeaders.x-api-key",
+            ),
         ];
         for (json, field) in cases {
             let e = error_of(json.clone());
@@ -978,7 +1035,9 @@ mod tests {
 
     #[test]
     fn the_reference_placeholder_says_what_to_set() {
-        let e = error_of(serde_json::json!({"payTo": known_keys::PAY_TO_PLACEHOLDER, "tiers": {"1h": "0.50"}, "secret": SECRET}));
+        let e = error_of(
+            serde_json::json!({"payTo": known_keys::PAY_TO_PLACEHOLDER, "tiers": {"1h": "0.50"}, "secret": SECRET}),
+        );
         assert_eq!(e.field, "payTo");
         assert!(e.to_string().contains("set it to your own wallet address"), "{e}");
     }
@@ -994,8 +1053,14 @@ mod tests {
             (serde_json::json!({"payTo": TEST_MERCHANT, "secret": SECRET}), "payTo"),
             (serde_json::json!({"payTo": MERCHANT, "secret": DEMO_SECRET}), "secret"),
             (serde_json::json!({"payTo": MERCHANT, "secretEnv": "DEMO"}), "secretEnv"),
-            (serde_json::json!({"payTo": MERCHANT, "keys": [{"kid": "a", "secret": SECRET}, {"kid": "b", "secret": DEMO_SECRET}]}), "keys[1]"),
-            (serde_json::json!({"payTo": MERCHANT, "keys": [{"kid": "e", "alg": "EdDSA", "privateKey": seed_07}]}), "keys[0]"),
+            (
+                serde_json::json!({"payTo": MERCHANT, "keys": [{"kid": "a", "secret": SECRET}, {"kid": "b", "secret": DEMO_SECRET}]}),
+                "keys[1]",
+            ),
+            (
+                serde_json::json!({"payTo": MERCHANT, "keys": [{"kid": "e", "alg": "EdDSA", "privateKey": seed_07}]}),
+                "keys[0]",
+            ),
         ];
         let env = |name: &str| (name == "DEMO").then(|| DEMO_SECRET.to_owned());
         for (mut json, field) in cases {

@@ -9,7 +9,10 @@ use crate::challenge::PaymentRequirements;
 /// What a callout came back with, as the proxy-wasm layer saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CalloutResult<'a> {
-    Response { status: u32, body: &'a [u8] },
+    Response {
+        status: u32,
+        body: &'a [u8],
+    },
     /// No answer within `facilitatorTimeoutMs`.
     TimedOut,
     /// Reset, refused or no response headers at all.
@@ -62,7 +65,8 @@ pub fn request_body(payment_payload: &Value, requirements: &PaymentRequirements)
         payment_payload: &'a Value,
         payment_requirements: &'a PaymentRequirements,
     }
-    serde_json::to_vec(&Body { x402_version: 2, payment_payload, payment_requirements: requirements }).unwrap_or_default()
+    serde_json::to_vec(&Body { x402_version: 2, payment_payload, payment_requirements: requirements })
+        .unwrap_or_default()
 }
 
 /// A reason string from the facilitator, bounded and reduced to a safe
@@ -104,7 +108,9 @@ pub fn fee_payer_from_supported(result: CalloutResult<'_>, network: &str) -> Res
     supported
         .kinds
         .into_iter()
-        .find(|k| k.x402_version == Some(2) && k.scheme.as_deref() == Some("exact") && k.network.as_deref() == Some(network))
+        .find(|k| {
+            k.x402_version == Some(2) && k.scheme.as_deref() == Some("exact") && k.network.as_deref() == Some(network)
+        })
         .and_then(|k| k.extra?.fee_payer)
         .filter(|fp| crate::solana::decode_pubkey(fp).is_some())
         .ok_or(Unavailable::BadResponse)
@@ -130,9 +136,9 @@ pub fn read_verify(result: CalloutResult<'_>) -> Verification {
     };
     match serde_json::from_slice::<VerifyResponse>(body) {
         Ok(VerifyResponse { is_valid: true, .. }) => Verification::Valid,
-        Ok(VerifyResponse { is_valid: false, invalid_reason }) => Verification::Invalid {
-            reason: sanitize_reason(invalid_reason.as_deref().unwrap_or("invalid_payment")),
-        },
+        Ok(VerifyResponse { is_valid: false, invalid_reason }) => {
+            Verification::Invalid { reason: sanitize_reason(invalid_reason.as_deref().unwrap_or("invalid_payment")) }
+        }
         Err(_) => Verification::Unavailable(Unavailable::BadResponse),
     }
 }
@@ -181,9 +187,9 @@ pub fn read_settle(result: CalloutResult<'_>, network: &str, payer: &str) -> Set
         {
             Settlement::Settled { transaction }
         }
-        SettleResponse { success: false, error_reason, .. } => Settlement::Failed {
-            reason: sanitize_reason(error_reason.as_deref().unwrap_or("settlement_failed")),
-        },
+        SettleResponse { success: false, error_reason, .. } => {
+            Settlement::Failed { reason: sanitize_reason(error_reason.as_deref().unwrap_or("settlement_failed")) }
+        }
         _ => Settlement::Unknown(unavailable),
     }
 }
@@ -239,7 +245,10 @@ mod tests {
         assert!(crate::solana::is_signature(tx) && !crate::solana::is_signature(&tx[1..]));
         let answer = format!(r#"{{"success":true,"transaction":"{tx}","network":"{DEVNET}","payer":"{PAYER}"}}"#);
         assert_eq!(settle(&answer), Settlement::Settled { transaction: tx.into() });
-        assert_eq!(settle(&format!(r#"{{"success":true,"transaction":"{tx}"}}"#)), Settlement::Settled { transaction: tx.into() });
+        assert_eq!(
+            settle(&format!(r#"{{"success":true,"transaction":"{tx}"}}"#)),
+            Settlement::Settled { transaction: tx.into() }
+        );
         let malformed = [
             r#"{"success":true,"transaction":"5mYP"}"#.to_owned(),
             r#"{"success":true}"#.to_owned(),

@@ -81,8 +81,7 @@ impl Verifier<Vec<u8>> for Hs256 {
         let mut mac = self.0.clone();
         mac.update(msg);
         // Constant-time comparison of the whole tag (a truncated tag is refused).
-        mac.verify_slice(signature)
-            .map_err(|_| signature::Error::new())
+        mac.verify_slice(signature).map_err(|_| signature::Error::new())
     }
 }
 
@@ -125,19 +124,14 @@ struct EdDsaVerifier(ed25519_compact::PublicKey);
 
 impl EdDsaVerifier {
     fn from_raw(bytes: &[u8]) -> Result<Self, Error> {
-        ed25519_compact::PublicKey::from_slice(bytes)
-            .map(Self)
-            .map_err(|_| ErrorKind::InvalidEddsaKey.into())
+        ed25519_compact::PublicKey::from_slice(bytes).map(Self).map_err(|_| ErrorKind::InvalidEddsaKey.into())
     }
 }
 
 impl Verifier<Vec<u8>> for EdDsaVerifier {
     fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
-        let signature = ed25519_compact::Signature::from_slice(signature)
-            .map_err(|_| signature::Error::new())?;
-        self.0
-            .verify(msg, &signature)
-            .map_err(|_| signature::Error::new())
+        let signature = ed25519_compact::Signature::from_slice(signature).map_err(|_| signature::Error::new())?;
+        self.0.verify(msg, &signature).map_err(|_| signature::Error::new())
     }
 }
 
@@ -158,19 +152,14 @@ mod tests {
     }
 
     fn unhex(text: &str) -> Vec<u8> {
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-            .collect()
+        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
     }
 
     #[test]
     fn hs256_matches_rfc4231_test_case_2() {
         install();
         let key = EncodingKey::from_secret(b"Jefe");
-        let tag =
-            jsonwebtoken::crypto::sign(b"what do ya want for nothing?", &key, Algorithm::HS256)
-                .unwrap();
+        let tag = jsonwebtoken::crypto::sign(b"what do ya want for nothing?", &key, Algorithm::HS256).unwrap();
         assert_eq!(
             hex(&URL_SAFE_NO_PAD.decode(tag).unwrap()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
@@ -187,32 +176,14 @@ mod tests {
         let signing_input = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
         let signature = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let key = DecodingKey::from_secret(&secret);
-        assert!(jsonwebtoken::crypto::verify(
-            signature,
-            signing_input.as_bytes(),
-            &key,
-            Algorithm::HS256
-        )
-        .unwrap());
+        assert!(jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), &key, Algorithm::HS256).unwrap());
         // The same claims with "iss":"eve" instead of "iss":"joe".
         let tampered = signing_input.replace("eyJpc3MiOiJqb2Ui", "eyJpc3MiOiJldmUi");
         assert_ne!(tampered, signing_input);
-        assert!(!jsonwebtoken::crypto::verify(
-            signature,
-            tampered.as_bytes(),
-            &key,
-            Algorithm::HS256
-        )
-        .unwrap());
+        assert!(!jsonwebtoken::crypto::verify(signature, tampered.as_bytes(), &key, Algorithm::HS256).unwrap());
         // A truncated tag (its first 16 bytes) is not a prefix match.
         let truncated = URL_SAFE_NO_PAD.encode(&URL_SAFE_NO_PAD.decode(signature).unwrap()[..16]);
-        assert!(!jsonwebtoken::crypto::verify(
-            &truncated,
-            signing_input.as_bytes(),
-            &key,
-            Algorithm::HS256
-        )
-        .unwrap());
+        assert!(!jsonwebtoken::crypto::verify(&truncated, signing_input.as_bytes(), &key, Algorithm::HS256).unwrap());
     }
 
     #[test]
@@ -223,9 +194,7 @@ mod tests {
         let expected = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
         let mut der = ED25519_PKCS8_PREFIX.to_vec();
         der.extend_from_slice(&seed);
-        let signature =
-            jsonwebtoken::crypto::sign(b"", &EncodingKey::from_ed_der(&der), Algorithm::EdDSA)
-                .unwrap();
+        let signature = jsonwebtoken::crypto::sign(b"", &EncodingKey::from_ed_der(&der), Algorithm::EdDSA).unwrap();
         assert_eq!(hex(&URL_SAFE_NO_PAD.decode(&signature).unwrap()), expected);
         let key = DecodingKey::from_ed_der(&public);
         assert!(jsonwebtoken::crypto::verify(&signature, b"", &key, Algorithm::EdDSA).unwrap());
@@ -239,12 +208,7 @@ mod tests {
         assert!(jsonwebtoken::crypto::sign(b"m", &secret, Algorithm::HS512).is_err());
         assert!(jsonwebtoken::crypto::sign(b"m", &secret, Algorithm::RS256).is_err());
         // An EdDSA key that is not our PKCS#8 layout, and a public key of the wrong length.
-        assert!(jsonwebtoken::crypto::sign(
-            b"m",
-            &EncodingKey::from_ed_der(&[1u8; 48]),
-            Algorithm::EdDSA
-        )
-        .is_err());
+        assert!(jsonwebtoken::crypto::sign(b"m", &EncodingKey::from_ed_der(&[1u8; 48]), Algorithm::EdDSA).is_err());
         let short = DecodingKey::from_ed_der(&[1u8; 31]);
         assert!(jsonwebtoken::crypto::verify("AAAA", b"m", &short, Algorithm::EdDSA).is_err());
     }

@@ -48,10 +48,7 @@ pub fn is_mainnet(network: &str) -> bool {
 
 /// A well-known test address (see `TEST_SEED_ADDRESSES`).
 pub fn is_test_address(key: &Pubkey) -> bool {
-    TEST_SEED_ADDRESSES
-        .iter()
-        .filter_map(|address| crate::solana::decode_pubkey(address))
-        .any(|known| &known == key)
+    TEST_SEED_ADDRESSES.iter().filter_map(|address| crate::solana::decode_pubkey(address)).any(|known| &known == key)
 }
 
 /// A signing or verification key anyone can read in this repository: a published secret, a

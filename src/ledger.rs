@@ -124,7 +124,9 @@ impl<S: SharedStore> Ledger for LocalLedger<'_, S> {
     fn run(&self, op: &LedgerOp, now: u64) -> LedgerAnswer {
         let policy = self.policy;
         let answer = match op {
-            LedgerOp::Claim(at) => self.update(at.bucket, now, |b| b.claim(&at.key, now, policy)).map(LedgerAnswer::Claimed),
+            LedgerOp::Claim(at) => {
+                self.update(at.bucket, now, |b| b.claim(&at.key, now, policy)).map(LedgerAnswer::Claimed)
+            }
             LedgerOp::Put(at, entry) => {
                 self.update(at.bucket, now, |b| b.set(&at.key, Entry::clone(entry))).map(|()| LedgerAnswer::Done)
             }
@@ -220,7 +222,10 @@ mod tests {
         assert_eq!(ledger.run(&LedgerOp::Claim(at("k")), 100), LedgerAnswer::Unavailable);
         store.conflicts.set(0);
         store.broken.set(true);
-        assert_eq!(ledger.run(&LedgerOp::Put(at("k"), Box::new(Entry::Spent { at: 1 })), 100), LedgerAnswer::Unavailable);
+        assert_eq!(
+            ledger.run(&LedgerOp::Put(at("k"), Box::new(Entry::Spent { at: 1 })), 100),
+            LedgerAnswer::Unavailable
+        );
     }
 
     #[test]

@@ -28,12 +28,9 @@ impl Offer {
 /// at `ratePerHour` when there are no tiers. The Node client pays exactly this.
 pub fn default_offer(config: &Config) -> Option<Offer> {
     match (config.tiers.first(), &config.rate_per_hour) {
-        (Some(tier), _) => Some(Offer {
-            tier: tier.id.clone(),
-            seconds: tier.seconds,
-            atomic: tier.atomic,
-            label: tier.label.clone(),
-        }),
+        (Some(tier), _) => {
+            Some(Offer { tier: tier.id.clone(), seconds: tier.seconds, atomic: tier.atomic, label: tier.label.clone() })
+        }
         (None, Some(_)) => custom_offer(config, 3_600),
         (None, None) => None,
     }
@@ -62,9 +59,8 @@ pub fn candidates(config: &Config, path: &[u8]) -> Vec<Offer> {
     }
     for text in &query.durations {
         let in_bounds = |s: &u64| (config.min_duration_seconds..=config.max_duration_seconds).contains(s);
-        if let Some(offer) = pricing::parse_duration_seconds(text)
-            .filter(in_bounds)
-            .and_then(|seconds| custom_offer(config, seconds))
+        if let Some(offer) =
+            pricing::parse_duration_seconds(text).filter(in_bounds).and_then(|seconds| custom_offer(config, seconds))
         {
             offers.push(offer);
         }

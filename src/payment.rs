@@ -79,11 +79,8 @@ pub fn decode_header(raw: &[u8]) -> Result<Payment, Refusal> {
     }
     let accepted = payload.get("accepted").and_then(Value::as_object).ok_or(invalid)?;
     let text = |key: &str| accepted.get(key).and_then(Value::as_str).map(str::to_owned);
-    let transaction = payload
-        .get("payload")
-        .and_then(|p| p.get("transaction"))
-        .and_then(Value::as_str)
-        .ok_or(invalid)?;
+    let transaction =
+        payload.get("payload").and_then(|p| p.get("transaction")).and_then(Value::as_str).ok_or(invalid)?;
     // A transaction that is not base64 is a transaction that does not decode.
     let transaction = BASE64.decode(transaction).unwrap_or_default();
     Ok(Payment {

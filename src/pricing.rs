@@ -47,10 +47,7 @@ pub fn parse_price(text: &str, decimals: u8) -> Result<u64, PriceError> {
     let mut atomic: u64 = 0;
     let padding = usize::from(decimals) - fraction.len();
     for b in whole.bytes().chain(fraction.bytes()).chain(std::iter::repeat_n(b'0', padding)) {
-        atomic = atomic
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(b - b'0')))
-            .ok_or(PriceError::TooLarge)?;
+        atomic = atomic.checked_mul(10).and_then(|v| v.checked_add(u64::from(b - b'0'))).ok_or(PriceError::TooLarge)?;
     }
     if atomic == 0 {
         return Err(PriceError::Zero);
@@ -68,9 +65,7 @@ pub fn tier_seconds(id: &str) -> Option<u64> {
         _ => return None,
     };
     let count = id.get(..id.len() - 1)?;
-    if !count.bytes().next().is_some_and(|b| (b'1'..=b'9').contains(&b))
-        || !count.bytes().all(|b| b.is_ascii_digit())
-    {
+    if !count.bytes().next().is_some_and(|b| (b'1'..=b'9').contains(&b)) || !count.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     count.parse::<u64>().ok()?.checked_mul(unit)

@@ -156,12 +156,7 @@ pub fn iso8601(unix_seconds: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000Z",
-        secs / 3_600,
-        secs % 3_600 / 60,
-        secs % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000Z", secs / 3_600, secs % 3_600 / 60, secs % 60)
 }
 
 #[cfg(test)]
@@ -197,7 +192,9 @@ mod tests {
         assert_eq!(r.header("access-pass"), Some("a.b.c"));
         let pr = BASE64.decode(r.header("payment-response").unwrap()).unwrap();
         assert_eq!(pr, br#"{"success":true,"transaction":"5mYP","network":"solana:n","payer":"Buyer"}"#);
-        assert!(String::from_utf8(r.body.clone()).unwrap().starts_with(r#"{"accessPass":{"token":"a.b.c","tier":"1h","#));
+        assert!(String::from_utf8(r.body.clone())
+            .unwrap()
+            .starts_with(r#"{"accessPass":{"token":"a.b.c","tier":"1h","#));
         let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(body["accessPass"]["tier"], "1h");
         assert_eq!(body["accessPass"]["duration"], "1 hour");

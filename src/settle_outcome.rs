@@ -39,8 +39,16 @@ const REASONS: &[(Match, Failure, &str)] = &[
     // The same payment settled before, or is being settled (the settlement cache) right now.
     (Match::Exact("duplicate_settlement"), Failure::AlreadySettled, "@x402/svm 2.27.0 ErrDuplicateSettlement"),
     // EIP-3009: the authorization's nonce is used, i.e. the transfer happened.
-    (Match::Exact("invalid_exact_evm_nonce_already_used"), Failure::AlreadySettled, "@x402/evm 2.27.0 ErrEip3009NonceAlreadyUsed"),
-    (Match::Suffix("already_processed"), Failure::AlreadySettled, "Solana RPC AlreadyProcessed, as facilitators relay it"),
+    (
+        Match::Exact("invalid_exact_evm_nonce_already_used"),
+        Failure::AlreadySettled,
+        "@x402/evm 2.27.0 ErrEip3009NonceAlreadyUsed",
+    ),
+    (
+        Match::Suffix("already_processed"),
+        Failure::AlreadySettled,
+        "Solana RPC AlreadyProcessed, as facilitators relay it",
+    ),
     // Refused before broadcast, or failed on chain (no transfer): verification reasons re-checked
     // at settle time, a failed send, simulation, funds.
     (Match::Prefix("invalid_"), Failure::Refused, "x402 verification reasons (@x402/svm, @x402/evm 2.27.0)"),
@@ -49,7 +57,11 @@ const REASONS: &[(Match, Failure, &str)] = &[
     (Match::Exact("transaction_simulation_failed"), Failure::Refused, "x402 facilitators"),
     (Match::Exact("verification_failed"), Failure::Refused, "@x402/svm 2.27.0 (v1 facilitator)"),
     (Match::Exact("settle_failed"), Failure::Refused, "@x402/core 2.27.0 payment status"),
-    (Match::Exact("post_settlement_transfer_not_confirmed"), Failure::Refused, "@x402/svm 2.27.0 (smart wallets: no transfer)"),
+    (
+        Match::Exact("post_settlement_transfer_not_confirmed"),
+        Failure::Refused,
+        "@x402/svm 2.27.0 (smart wallets: no transfer)",
+    ),
 ];
 
 /// The class of a sanitized `errorReason`.
@@ -82,7 +94,11 @@ mod tests {
 
     #[test]
     fn already_processed_reasons_of_svm_and_evm() {
-        for reason in ["duplicate_settlement", "invalid_exact_evm_nonce_already_used", "settle_exact_svm_transaction_already_processed"] {
+        for reason in [
+            "duplicate_settlement",
+            "invalid_exact_evm_nonce_already_used",
+            "settle_exact_svm_transaction_already_processed",
+        ] {
             assert_eq!(classify(reason), Failure::AlreadySettled, "{reason}");
         }
     }

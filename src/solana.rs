@@ -23,28 +23,28 @@ pub type Pubkey = [u8; 32];
 
 /// [`TOKEN_PROGRAM`] as bytes.
 pub const TOKEN_PROGRAM_ID: Pubkey = [
-    6, 221, 246, 225, 215, 101, 161, 147, 217, 203, 225, 70, 206, 235, 121, 172, 28, 180, 133, 237,
-    95, 91, 55, 145, 58, 140, 245, 133, 126, 255, 0, 169,
+    6, 221, 246, 225, 215, 101, 161, 147, 217, 203, 225, 70, 206, 235, 121, 172, 28, 180, 133, 237, 95, 91, 55, 145,
+    58, 140, 245, 133, 126, 255, 0, 169,
 ];
 /// [`TOKEN_2022_PROGRAM`] as bytes.
 pub const TOKEN_2022_PROGRAM_ID: Pubkey = [
-    6, 221, 246, 225, 238, 117, 143, 222, 24, 66, 93, 188, 228, 108, 205, 218, 182, 26, 252, 77,
-    131, 185, 13, 39, 254, 189, 249, 40, 216, 161, 139, 252,
+    6, 221, 246, 225, 238, 117, 143, 222, 24, 66, 93, 188, 228, 108, 205, 218, 182, 26, 252, 77, 131, 185, 13, 39, 254,
+    189, 249, 40, 216, 161, 139, 252,
 ];
 /// [`COMPUTE_BUDGET_PROGRAM`] as bytes.
 pub const COMPUTE_BUDGET_PROGRAM_ID: Pubkey = [
-    3, 6, 70, 111, 229, 33, 23, 50, 255, 236, 173, 186, 114, 195, 155, 231, 188, 140, 229, 187,
-    197, 247, 18, 107, 44, 67, 155, 58, 64, 0, 0, 0,
+    3, 6, 70, 111, 229, 33, 23, 50, 255, 236, 173, 186, 114, 195, 155, 231, 188, 140, 229, 187, 197, 247, 18, 107, 44,
+    67, 155, 58, 64, 0, 0, 0,
 ];
 /// [`MEMO_PROGRAM`] as bytes.
 pub const MEMO_PROGRAM_ID: Pubkey = [
-    5, 74, 83, 90, 153, 41, 33, 6, 77, 36, 232, 113, 96, 218, 56, 124, 124, 53, 181, 221, 188, 146,
-    187, 129, 228, 31, 168, 64, 65, 5, 68, 141,
+    5, 74, 83, 90, 153, 41, 33, 6, 77, 36, 232, 113, 96, 218, 56, 124, 124, 53, 181, 221, 188, 146, 187, 129, 228, 31,
+    168, 64, 65, 5, 68, 141,
 ];
 /// [`ASSOCIATED_TOKEN_PROGRAM`] as bytes.
 pub const ASSOCIATED_TOKEN_PROGRAM_ID: Pubkey = [
-    140, 151, 37, 143, 78, 36, 137, 241, 187, 61, 16, 41, 20, 142, 13, 131, 11, 90, 19, 153, 218,
-    255, 16, 132, 4, 142, 123, 216, 219, 233, 248, 89,
+    140, 151, 37, 143, 78, 36, 137, 241, 187, 61, 16, 41, 20, 142, 13, 131, 11, 90, 19, 153, 218, 255, 16, 132, 4, 142,
+    123, 216, 219, 233, 248, 89,
 ];
 
 /// SPL Token instruction tag of `TransferChecked`.
@@ -171,9 +171,7 @@ pub fn decode_compact_u16(bytes: &[u8]) -> Result<(u16, usize), DecodeError> {
         }
         value |= u32::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
-            return u16::try_from(value)
-                .map(|v| (v, i + 1))
-                .map_err(|_| DecodeError::BadCompactU16);
+            return u16::try_from(value).map(|v| (v, i + 1)).map_err(|_| DecodeError::BadCompactU16);
         }
     }
     Err(DecodeError::BadCompactU16)
@@ -245,11 +243,7 @@ impl<'a> Transaction<'a> {
             let accounts = m.take(n_accounts)?;
             let data_len = usize::from(m.compact_u16()?);
             let data = m.take(data_len)?;
-            instructions.push(Instruction {
-                program_id_index,
-                accounts,
-                data,
-            });
+            instructions.push(Instruction { program_id_index, accounts, data });
         }
 
         if versioned {
@@ -276,9 +270,7 @@ impl<'a> Transaction<'a> {
             return Err(DecodeError::SignatureCountMismatch);
         }
         for ix in &instructions {
-            if usize::from(ix.program_id_index) >= num_keys
-                || ix.accounts.iter().any(|&a| usize::from(a) >= num_keys)
-            {
+            if usize::from(ix.program_id_index) >= num_keys || ix.accounts.iter().any(|&a| usize::from(a) >= num_keys) {
                 return Err(DecodeError::BadAccountIndex);
             }
         }
@@ -325,10 +317,7 @@ impl<'a> Transaction<'a> {
     /// message by `account_keys[signer_index]`. False for an index that is not
     /// a signer, and for an all-zero (absent) signature.
     pub fn verify_signature(&self, signer_index: usize) -> bool {
-        let (Some(sig), Some(key)) = (
-            self.signatures.get(signer_index),
-            self.account_keys.get(signer_index),
-        ) else {
+        let (Some(sig), Some(key)) = (self.signatures.get(signer_index), self.account_keys.get(signer_index)) else {
             return false;
         };
         let pk = ed25519_compact::PublicKey::new(**key);
@@ -340,10 +329,7 @@ impl<'a> Transaction<'a> {
     /// (data `0x0c` + u64 LE amount + u8 decimals, exactly 10 bytes;
     /// accounts `[source, mint, destination, authority, ...]`).
     pub fn transfer_checked(&self) -> Vec<TransferChecked<'a>> {
-        self.instructions
-            .iter()
-            .filter_map(|ix| self.parse_transfer_checked(ix))
-            .collect()
+        self.instructions.iter().filter_map(|ix| self.parse_transfer_checked(ix)).collect()
     }
 
     fn parse_transfer_checked(&self, ix: &Instruction<'a>) -> Option<TransferChecked<'a>> {
@@ -397,12 +383,7 @@ pub fn encode_base58(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
     use base64::engine::general_purpose::STANDARD as B64;
@@ -414,9 +395,7 @@ mod tests {
 
     fn payment_tx() -> Vec<u8> {
         let v = vectors();
-        let b64 = v["decodedPaymentPayload"]["payload"]["transaction"]
-            .as_str()
-            .unwrap();
+        let b64 = v["decodedPaymentPayload"]["payload"]["transaction"].as_str().unwrap();
         B64.decode(b64).unwrap()
     }
 
@@ -458,9 +437,7 @@ mod tests {
         assert_eq!(tx.fee_payer(), Some(&fee_payer));
         assert_eq!(
             encode_base58(tx.recent_blockhash),
-            v["decodedPaymentPayload"]["accepted"]["extra"]["recentBlockhash"]
-                .as_str()
-                .unwrap()
+            v["decodedPaymentPayload"]["accepted"]["extra"]["recentBlockhash"].as_str().unwrap()
         );
 
         // Fee-payer slot empty, buyer's signature valid.
@@ -470,64 +447,41 @@ mod tests {
         assert!(!tx.verify_signature(2));
 
         // Compute budget first, then the transfer, then the memo.
-        let programs: Vec<Pubkey> = tx
-            .instructions
-            .iter()
-            .map(|ix| *tx.program_id(ix).unwrap())
-            .collect();
+        let programs: Vec<Pubkey> = tx.instructions.iter().map(|ix| *tx.program_id(ix).unwrap()).collect();
         assert_eq!(programs[0], COMPUTE_BUDGET_PROGRAM_ID);
         assert_eq!(programs[1], COMPUTE_BUDGET_PROGRAM_ID);
         assert_eq!(tx.instructions[0].data[0], 2);
         assert_eq!(tx.instructions[1].data[0], 3);
         assert!(programs.contains(&TOKEN_PROGRAM_ID));
-        let memo = tx
-            .instructions
-            .iter()
-            .find(|ix| tx.program_id(ix) == Some(&MEMO_PROGRAM_ID))
-            .expect("memo instruction");
+        let memo =
+            tx.instructions.iter().find(|ix| tx.program_id(ix) == Some(&MEMO_PROGRAM_ID)).expect("memo instruction");
         assert!(!memo.data.is_empty());
 
         let transfers = tx.transfer_checked();
         assert_eq!(transfers.len(), 1);
         let t = transfers[0];
         assert_eq!(*t.program, TOKEN_PROGRAM_ID);
-        assert_eq!(
-            encode_base58(t.mint),
-            "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU"
-        );
+        assert_eq!(encode_base58(t.mint), "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU");
         assert_eq!(t.amount, 1000);
         assert_eq!(t.decimals, 6);
         assert_eq!(*t.authority, payer);
         assert_ne!(*t.destination, merchant); // the merchant's ATA, not the wallet
         assert_ne!(*t.source, payer);
 
-        assert_eq!(
-            tx.message_hash(),
-            <[u8; 32]>::from(Sha256::digest(&wire[1 + 128..]))
-        );
+        assert_eq!(tx.message_hash(), <[u8; 32]>::from(Sha256::digest(&wire[1 + 128..])));
     }
 
     #[test]
     fn fully_signed_broadcast_verifies_both_signatures() {
         let v = vectors();
-        let wire = B64
-            .decode(v["fullySignedTxBroadcast"].as_str().unwrap())
-            .unwrap();
+        let wire = B64.decode(v["fullySignedTxBroadcast"].as_str().unwrap()).unwrap();
         let tx = Transaction::decode(&wire).unwrap();
         assert!(tx.verify_signature(0));
         assert!(tx.verify_signature(1));
-        assert_eq!(
-            encode_base58(&tx.signatures[0]),
-            v["settleResult"]["decoded"]["transaction"]
-                .as_str()
-                .unwrap()
-        );
+        assert_eq!(encode_base58(&tx.signatures[0]), v["settleResult"]["decoded"]["transaction"].as_str().unwrap());
         // Same message as the unsigned payment.
         let unsigned = payment_tx();
-        assert_eq!(
-            Transaction::decode(&unsigned).unwrap().message_hash(),
-            tx.message_hash()
-        );
+        assert_eq!(Transaction::decode(&unsigned).unwrap().message_hash(), tx.message_hash());
     }
 
     #[test]
@@ -552,27 +506,18 @@ mod tests {
         let bytes = B64.decode("AAAA").unwrap();
         assert!(Transaction::decode(&bytes).is_err());
         assert!(Transaction::decode(&[]).is_err());
-        assert_eq!(
-            Transaction::decode(&[0xff; 5]),
-            Err(DecodeError::BadCompactU16)
-        );
+        assert_eq!(Transaction::decode(&[0xff; 5]), Err(DecodeError::BadCompactU16));
     }
 
     #[test]
     fn every_truncation_fails() {
         let wire = payment_tx();
         for len in 0..wire.len() {
-            assert!(
-                Transaction::decode(&wire[..len]).is_err(),
-                "truncated at {len}"
-            );
+            assert!(Transaction::decode(&wire[..len]).is_err(), "truncated at {len}");
         }
         let mut longer = wire.clone();
         longer.push(0);
-        assert_eq!(
-            Transaction::decode(&longer),
-            Err(DecodeError::TrailingBytes)
-        );
+        assert_eq!(Transaction::decode(&longer), Err(DecodeError::TrailingBytes));
     }
 
     #[test]
@@ -602,10 +547,7 @@ mod tests {
         *wire.last_mut().unwrap() = 1;
         wire.extend_from_slice(&[7u8; 32]);
         wire.extend_from_slice(&[1, 0, 0]);
-        assert_eq!(
-            Transaction::decode(&wire),
-            Err(DecodeError::LookupTablesPresent)
-        );
+        assert_eq!(Transaction::decode(&wire), Err(DecodeError::LookupTablesPresent));
     }
 
     #[test]
@@ -615,17 +557,11 @@ mod tests {
         // Unsupported version 1.
         let mut w = wire.clone();
         w[msg] = 0x81;
-        assert_eq!(
-            Transaction::decode(&w),
-            Err(DecodeError::UnsupportedVersion)
-        );
+        assert_eq!(Transaction::decode(&w), Err(DecodeError::UnsupportedVersion));
         // Claims 3 required signatures while carrying 2.
         let mut w = wire.clone();
         w[msg + 1] = 3;
-        assert_eq!(
-            Transaction::decode(&w),
-            Err(DecodeError::SignatureCountMismatch)
-        );
+        assert_eq!(Transaction::decode(&w), Err(DecodeError::SignatureCountMismatch));
         // Read-only fee payer.
         let mut w = wire.clone();
         w[msg + 2] = 2;
@@ -634,18 +570,12 @@ mod tests {
         let tx = Transaction::decode(&wire).unwrap();
         let n_keys = tx.account_keys.len();
         let ix_start = msg + 4 + 1 + n_keys * 32 + 32 + 1;
-        assert_eq!(
-            usize::from(wire[ix_start]),
-            usize::from(tx.instructions[0].program_id_index)
-        );
+        assert_eq!(usize::from(wire[ix_start]), usize::from(tx.instructions[0].program_id_index));
         let mut w = wire.clone();
         w[ix_start] = n_keys as u8;
         assert_eq!(Transaction::decode(&w), Err(DecodeError::BadAccountIndex));
         // Too many signatures.
-        assert_eq!(
-            Transaction::decode(&[20]),
-            Err(DecodeError::TooManySignatures)
-        );
+        assert_eq!(Transaction::decode(&[20]), Err(DecodeError::TooManySignatures));
     }
 
     #[test]
@@ -658,31 +588,16 @@ mod tests {
         assert_eq!(decode_compact_u16(&[0xff, 0xff, 0x03]), Ok((0xffff, 3)));
         assert_eq!(decode_compact_u16(&[0x05, 0xaa]), Ok((5, 1)));
         // Overflow past 16 bits.
-        assert_eq!(
-            decode_compact_u16(&[0xff, 0xff, 0x04]),
-            Err(DecodeError::BadCompactU16)
-        );
+        assert_eq!(decode_compact_u16(&[0xff, 0xff, 0x04]), Err(DecodeError::BadCompactU16));
         // Fourth byte would be needed.
-        assert_eq!(
-            decode_compact_u16(&[0x80, 0x80, 0x80, 0x01]),
-            Err(DecodeError::BadCompactU16)
-        );
+        assert_eq!(decode_compact_u16(&[0x80, 0x80, 0x80, 0x01]), Err(DecodeError::BadCompactU16));
         // Non-canonical: redundant zero continuation.
-        assert_eq!(
-            decode_compact_u16(&[0x80, 0x00]),
-            Err(DecodeError::BadCompactU16)
-        );
-        assert_eq!(
-            decode_compact_u16(&[0x81, 0x80, 0x00]),
-            Err(DecodeError::BadCompactU16)
-        );
+        assert_eq!(decode_compact_u16(&[0x80, 0x00]), Err(DecodeError::BadCompactU16));
+        assert_eq!(decode_compact_u16(&[0x81, 0x80, 0x00]), Err(DecodeError::BadCompactU16));
         // Truncated.
         assert_eq!(decode_compact_u16(&[]), Err(DecodeError::Truncated));
         assert_eq!(decode_compact_u16(&[0x80]), Err(DecodeError::Truncated));
-        assert_eq!(
-            decode_compact_u16(&[0xff, 0xff]),
-            Err(DecodeError::Truncated)
-        );
+        assert_eq!(decode_compact_u16(&[0xff, 0xff]), Err(DecodeError::Truncated));
         // Round trip.
         for v in [0u16, 1, 0x7f, 0x80, 0x3fff, 0x4000, 0xffff] {
             let mut out = Vec::new();
@@ -694,10 +609,7 @@ mod tests {
     #[test]
     fn pubkey_decoding() {
         assert!(decode_pubkey("11111111111111111111111111111111").is_some());
-        assert_eq!(
-            decode_pubkey("11111111111111111111111111111111"),
-            Some([0; 32])
-        );
+        assert_eq!(decode_pubkey("11111111111111111111111111111111"), Some([0; 32]));
         assert!(decode_pubkey("").is_none());
         assert!(decode_pubkey("0OIl").is_none());
         assert!(decode_pubkey("abc").is_none()); // too short

@@ -41,9 +41,8 @@ const MAX_KID_LEN: usize = 256;
 const MIN_HS256_SECRET: usize = 32;
 
 /// PKCS#8 v1 DER prefix of an Ed25519 private key; the 32-byte seed follows.
-pub const ED25519_PKCS8_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
+pub const ED25519_PKCS8_PREFIX: [u8; 16] =
+    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
 
 // ---------------------------------------------------------------------------------------------
 // Key ring
@@ -99,10 +98,7 @@ pub struct KeyRing {
 
 impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyRing")
-            .field("keys", &self.keys.len())
-            .field("signer", &self.signer)
-            .finish()
+        f.debug_struct("KeyRing").field("keys", &self.keys.len()).field("signer", &self.signer).finish()
     }
 }
 
@@ -122,9 +118,7 @@ impl KeyRing {
                     return Err(format!("keys[{i}]: kid must not be empty"));
                 }
                 if kid.len() > MAX_KID_LEN {
-                    return Err(format!(
-                        "keys[{i}]: kid must be at most {MAX_KID_LEN} bytes"
-                    ));
+                    return Err(format!("keys[{i}]: kid must be at most {MAX_KID_LEN} bytes"));
                 }
                 if ring.iter().any(|k| k.kid.as_deref() == Some(kid.as_str())) {
                     return Err(format!("keys[{i}]: duplicate kid {kid:?}"));
@@ -133,9 +127,7 @@ impl KeyRing {
             let key = match spec.material {
                 KeyMaterial::Hs256Secret(secret) => {
                     if secret.len() < MIN_HS256_SECRET {
-                        return Err(format!(
-                            "keys[{i}]: HS256 secret must be at least {MIN_HS256_SECRET} bytes"
-                        ));
+                        return Err(format!("keys[{i}]: HS256 secret must be at least {MIN_HS256_SECRET} bytes"));
                     }
                     RingKey {
                         alg: Algorithm::HS256,
@@ -149,11 +141,8 @@ impl KeyRing {
                     }
                 }
                 KeyMaterial::EdDsaSeed(seed) => {
-                    let pair =
-                        ed25519_compact::KeyPair::try_from_seed(ed25519_compact::Seed::new(seed))
-                            .map_err(|_| {
-                            format!("keys[{i}]: EdDSA private key must not be all zeros")
-                        })?;
+                    let pair = ed25519_compact::KeyPair::try_from_seed(ed25519_compact::Seed::new(seed))
+                        .map_err(|_| format!("keys[{i}]: EdDSA private key must not be all zeros"))?;
                     let mut der = [0u8; 48];
                     let (prefix, rest) = der.split_at_mut(ED25519_PKCS8_PREFIX.len());
                     prefix.copy_from_slice(&ED25519_PKCS8_PREFIX);
@@ -177,9 +166,7 @@ impl KeyRing {
                     // key (e.g. the identity) would let anyone forge signatures.
                     ed25519_compact::PublicKey::new(pk)
                         .validate()
-                        .map_err(|_| {
-                            format!("keys[{i}]: EdDSA public key is not a valid Ed25519 key")
-                        })?;
+                        .map_err(|_| format!("keys[{i}]: EdDSA public key is not a valid Ed25519 key"))?;
                     RingKey {
                         alg: Algorithm::EdDSA,
                         decoding: DecodingKey::from_ed_der(&pk),
@@ -251,7 +238,8 @@ fn self_test(key: &RingKey) -> Result<(), String> {
         None => {
             // 64 zero bytes: a well-formed signature that never verifies. Err means
             // the backend rejected the key itself.
-            const ZERO_SIG: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+            const ZERO_SIG: &str =
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
             match jsonwebtoken::crypto::verify(ZERO_SIG, PROBE, &key.decoding, key.alg) {
                 Ok(_) => Ok(()),
                 Err(e) => Err(format!("key rejected by the verifier: {e}")),
@@ -311,13 +299,12 @@ pub fn sign(ring: &KeyRing, claims: &PassClaims) -> Result<String, SignError> {
     let key = ring.signing_key().ok_or(SignError::NoSigningKey)?;
     let signer = key.signing.as_ref().ok_or(SignError::NoSigningKey)?;
     let payload = serde_json::to_vec(claims).map_err(|_| SignError::Serialize)?;
-    let mut token =
-        String::with_capacity(signer.header_b64.len() + 2 + payload.len().div_ceil(3) * 4 + 86);
+    let mut token = String::with_capacity(signer.header_b64.len() + 2 + payload.len().div_ceil(3) * 4 + 86);
     token.push_str(&signer.header_b64);
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-    let signature = jsonwebtoken::crypto::sign(token.as_bytes(), &signer.encoding, key.alg)
-        .map_err(|_| SignError::Crypto)?;
+    let signature =
+        jsonwebtoken::crypto::sign(token.as_bytes(), &signer.encoding, key.alg).map_err(|_| SignError::Crypto)?;
     token.push('.');
     token.push_str(&signature);
     if token.len() > MAX_TOKEN_LEN {
@@ -493,12 +480,7 @@ fn into_string(v: Option<Value>) -> Option<String> {
 /// an array of strings; with an audience configured it must equal it / contain it, and
 /// the returned `aud` is then that audience. Without one, a string `aud` is returned as
 /// is and anything else is ignored.
-pub fn verify(
-    ring: &KeyRing,
-    policy: &VerifyPolicy,
-    token: &[u8],
-    now: u64,
-) -> Result<PassClaims, Rejection> {
+pub fn verify(ring: &KeyRing, policy: &VerifyPolicy, token: &[u8], now: u64) -> Result<PassClaims, Rejection> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(Rejection::TooLarge);
     }
@@ -508,9 +490,7 @@ pub fn verify(
     else {
         return Err(Rejection::Malformed);
     };
-    let message = token
-        .get(..header_seg.len() + 1 + payload_seg.len())
-        .ok_or(Rejection::Malformed)?;
+    let message = token.get(..header_seg.len() + 1 + payload_seg.len()).ok_or(Rejection::Malformed)?;
     let signature = std::str::from_utf8(sig_seg).map_err(|_| Rejection::Malformed)?;
 
     // Header.
@@ -519,8 +499,7 @@ pub fn verify(
     }
     let mut header_buf = [0u8; MAX_HEADER_JSON];
     let header_json = b64_decode_into(header_seg, &mut header_buf)?;
-    let header: RawHeader<'_> =
-        serde_json::from_slice(header_json).map_err(|_| Rejection::Malformed)?;
+    let header: RawHeader<'_> = serde_json::from_slice(header_json).map_err(|_| Rejection::Malformed)?;
     if header.crit.is_some() {
         return Err(Rejection::Malformed);
     }
@@ -533,11 +512,7 @@ pub fn verify(
     // Key selection and signature.
     match header.kid.as_deref() {
         Some(kid) => {
-            let key = ring
-                .keys
-                .iter()
-                .find(|k| k.kid.as_deref() == Some(kid))
-                .ok_or(Rejection::UnknownKid)?;
+            let key = ring.keys.iter().find(|k| k.kid.as_deref() == Some(kid)).ok_or(Rejection::UnknownKid)?;
             if key.alg != alg {
                 return Err(Rejection::AlgorithmNotAllowed);
             }
@@ -574,30 +549,21 @@ pub fn verify(
 fn check_signature(signature: &str, message: &[u8], key: &RingKey) -> Result<bool, Rejection> {
     // The key was validated by the self-test, so an error can only come from decoding
     // the signature segment.
-    jsonwebtoken::crypto::verify(signature, message, &key.decoding, key.alg)
-        .map_err(|_| Rejection::Malformed)
+    jsonwebtoken::crypto::verify(signature, message, &key.decoding, key.alg).map_err(|_| Rejection::Malformed)
 }
 
 fn b64_decode_into<'b>(segment: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], Rejection> {
-    let n = URL_SAFE_NO_PAD
-        .decode_slice(segment, buf)
-        .map_err(|_| Rejection::Malformed)?;
+    let n = URL_SAFE_NO_PAD.decode_slice(segment, buf).map_err(|_| Rejection::Malformed)?;
     buf.get(..n).ok_or(Rejection::Malformed)
 }
 
 fn check_claims(raw: RawClaims, policy: &VerifyPolicy, now: u64) -> Result<PassClaims, Rejection> {
-    let sub = into_string(raw.sub)
-        .filter(|s| s == SUBJECT)
-        .ok_or(Rejection::WrongSubject)?;
-    let iss = into_string(raw.iss)
-        .filter(|s| *s == policy.issuer)
-        .ok_or(Rejection::WrongIssuer)?;
+    let sub = into_string(raw.sub).filter(|s| s == SUBJECT).ok_or(Rejection::WrongSubject)?;
+    let iss = into_string(raw.iss).filter(|s| *s == policy.issuer).ok_or(Rejection::WrongIssuer)?;
     let aud = match (&policy.audience, raw.aud) {
         (None, aud) => into_string(aud),
         (Some(want), Some(Value::String(got))) if got == *want => Some(got),
-        (Some(want), Some(Value::Array(list)))
-            if list.iter().any(|v| v.as_str() == Some(want.as_str())) =>
-        {
+        (Some(want), Some(Value::Array(list))) if list.iter().any(|v| v.as_str() == Some(want.as_str())) => {
             Some(want.clone())
         }
         (Some(_), _) => return Err(Rejection::WrongAudience),
@@ -617,17 +583,7 @@ fn check_claims(raw: RawClaims, policy: &VerifyPolicy, now: u64) -> Result<PassC
     if duration > policy.max_duration_seconds {
         return Err(Rejection::TooLong);
     }
-    Ok(PassClaims {
-        sub,
-        tier: raw.tier,
-        duration,
-        iat,
-        exp,
-        payer: raw.payer,
-        network: raw.network,
-        iss,
-        aud,
-    })
+    Ok(PassClaims { sub, tier: raw.tier, duration, iat, exp, payer: raw.payer, network: raw.network, iss, aud })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -667,10 +623,7 @@ pub struct PassCache {
 
 impl fmt::Debug for PassCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PassCache")
-            .field("capacity", &self.slots.len())
-            .field("len", &self.len)
-            .finish()
+        f.debug_struct("PassCache").field("capacity", &self.slots.len()).field("len", &self.len).finish()
     }
 }
 
@@ -750,9 +703,7 @@ impl PassCache {
         let range = self.set_range(token);
         let start = range.start;
         let set = self.slots.get_mut(range)?;
-        let way = set
-            .iter()
-            .position(|s| s.as_ref().is_some_and(|e| *e.token == *token))?;
+        let way = set.iter().position(|s| s.as_ref().is_some_and(|e| *e.token == *token))?;
         let slot = set.get_mut(way)?;
         let exp = slot.as_ref().map(|e| e.claims.exp)?;
         if now > exp.saturating_add(leeway) {
@@ -764,10 +715,7 @@ impl PassCache {
     }
 
     fn claims_at(&self, index: usize) -> Option<&PassClaims> {
-        self.slots
-            .get(index)
-            .and_then(Option::as_ref)
-            .map(|e| &e.claims)
+        self.slots.get(index).and_then(Option::as_ref).map(|e| &e.claims)
     }
 
     /// Stores the entry in its set: in place of the same token, else in a free slot,
@@ -780,10 +728,7 @@ impl PassCache {
             .position(|s| s.as_ref().is_some_and(|e| *e.token == *token))
             .or_else(|| set.iter().position(Option::is_none))
             .or_else(|| {
-                set.iter()
-                    .enumerate()
-                    .min_by_key(|(_, s)| s.as_ref().map_or(0, |e| e.claims.exp))
-                    .map(|(i, _)| i)
+                set.iter().enumerate().min_by_key(|(_, s)| s.as_ref().map_or(0, |e| e.claims.exp)).map(|(i, _)| i)
             })?;
         let slot = set.get_mut(way)?;
         if slot.is_none() {
@@ -818,12 +763,7 @@ pub fn verify_cached<'c>(
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -858,17 +798,11 @@ mod tests {
     }
 
     fn hs(kid: Option<&str>, secret: &[u8]) -> KeySpec {
-        KeySpec {
-            kid: kid.map(str::to_string),
-            material: KeyMaterial::Hs256Secret(secret.to_vec()),
-        }
+        KeySpec { kid: kid.map(str::to_string), material: KeyMaterial::Hs256Secret(secret.to_vec()) }
     }
 
     fn ed_seed(kid: Option<&str>, seed: [u8; 32]) -> KeySpec {
-        KeySpec {
-            kid: kid.map(str::to_string),
-            material: KeyMaterial::EdDsaSeed(seed),
-        }
+        KeySpec { kid: kid.map(str::to_string), material: KeyMaterial::EdDsaSeed(seed) }
     }
 
     fn public_of(seed: [u8; 32]) -> [u8; 32] {
@@ -876,10 +810,7 @@ mod tests {
     }
 
     fn ed_pub(kid: Option<&str>, seed: [u8; 32]) -> KeySpec {
-        KeySpec {
-            kid: kid.map(str::to_string),
-            material: KeyMaterial::EdDsaPublic(public_of(seed)),
-        }
+        KeySpec { kid: kid.map(str::to_string), material: KeyMaterial::EdDsaPublic(public_of(seed)) }
     }
 
     fn ring(keys: Vec<KeySpec>) -> KeyRing {
@@ -893,12 +824,8 @@ mod tests {
     /// A token with arbitrary header and claims JSON, HMAC'd with `secret`.
     fn hs_token(header: &str, payload: &str, secret: &[u8]) -> String {
         let input = format!("{}.{}", b64(header), b64(payload));
-        let sig = jsonwebtoken::crypto::sign(
-            input.as_bytes(),
-            &EncodingKey::from_secret(secret),
-            Algorithm::HS256,
-        )
-        .unwrap();
+        let sig =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_secret(secret), Algorithm::HS256).unwrap();
         format!("{input}.{sig}")
     }
 
@@ -920,38 +847,26 @@ mod tests {
     }
 
     fn check(token: &str, now: u64) -> Result<PassClaims, Rejection> {
-        verify(
-            &ring(vec![hs(None, SECRET)]),
-            &policy(),
-            token.as_bytes(),
-            now,
-        )
+        verify(&ring(vec![hs(None, SECRET)]), &policy(), token.as_bytes(), now)
     }
 
     #[test]
     fn reference_vector_byte_for_byte() {
         let r = ring(vec![hs(None, SECRET)]);
         assert_eq!(sign(&r, &claims()).unwrap(), VECTOR);
-        assert_eq!(
-            verify(&r, &policy(), VECTOR.as_bytes(), IAT + 10),
-            Ok(claims())
-        );
+        assert_eq!(verify(&r, &policy(), VECTOR.as_bytes(), IAT + 10), Ok(claims()));
     }
 
     #[test]
     fn header_carries_kid_last() {
         let r = ring(vec![hs(Some("k\"1"), SECRET)]);
         let t = sign(&r, &claims()).unwrap();
-        let head = URL_SAFE_NO_PAD
-            .decode(t.split('.').next().unwrap())
-            .unwrap();
+        let head = URL_SAFE_NO_PAD.decode(t.split('.').next().unwrap()).unwrap();
         assert_eq!(head, br#"{"alg":"HS256","typ":"JWT","kid":"k\"1"}"#);
         assert_eq!(verify(&r, &policy(), t.as_bytes(), IAT), Ok(claims()));
         let r = ring(vec![ed_seed(Some("ed"), SEED_A)]);
         let t = sign(&r, &claims()).unwrap();
-        let head = URL_SAFE_NO_PAD
-            .decode(t.split('.').next().unwrap())
-            .unwrap();
+        let head = URL_SAFE_NO_PAD.decode(t.split('.').next().unwrap()).unwrap();
         assert_eq!(head, br#"{"alg":"EdDSA","typ":"JWT","kid":"ed"}"#);
     }
 
@@ -961,41 +876,23 @@ mod tests {
         let mut c = claims();
         c.aud = Some("api.example.com".to_string());
         let t = sign(&r, &c).unwrap();
-        let payload = URL_SAFE_NO_PAD
-            .decode(t.split('.').nth(1).unwrap())
-            .unwrap();
+        let payload = URL_SAFE_NO_PAD.decode(t.split('.').nth(1).unwrap()).unwrap();
         assert!(payload.ends_with(br#""iss":"x402-access-pass","aud":"api.example.com"}"#));
         let mut p = policy();
         p.audience = Some("api.example.com".to_string());
         assert_eq!(verify(&r, &p, t.as_bytes(), IAT), Ok(c.clone()));
         p.audience = Some("other".to_string());
-        assert_eq!(
-            verify(&r, &p, t.as_bytes(), IAT),
-            Err(Rejection::WrongAudience)
-        );
+        assert_eq!(verify(&r, &p, t.as_bytes(), IAT), Err(Rejection::WrongAudience));
         // Audience configured, token without aud.
         p.audience = Some("api.example.com".to_string());
-        assert_eq!(
-            verify(&r, &p, VECTOR.as_bytes(), IAT),
-            Err(Rejection::WrongAudience)
-        );
+        assert_eq!(verify(&r, &p, VECTOR.as_bytes(), IAT), Err(Rejection::WrongAudience));
         // Array form (RFC 7519).
-        let t = hs_token(
-            HS_HEADER,
-            &payload_with("aud", Some(r#"["x","api.example.com"]"#)),
-            SECRET,
-        );
+        let t = hs_token(HS_HEADER, &payload_with("aud", Some(r#"["x","api.example.com"]"#)), SECRET);
         assert_eq!(verify(&r, &p, t.as_bytes(), IAT).unwrap().aud, c.aud);
         let t = hs_token(HS_HEADER, &payload_with("aud", Some(r#"["x"]"#)), SECRET);
-        assert_eq!(
-            verify(&r, &p, t.as_bytes(), IAT),
-            Err(Rejection::WrongAudience)
-        );
+        assert_eq!(verify(&r, &p, t.as_bytes(), IAT), Err(Rejection::WrongAudience));
         let t = hs_token(HS_HEADER, &payload_with("aud", Some("7")), SECRET);
-        assert_eq!(
-            verify(&r, &p, t.as_bytes(), IAT),
-            Err(Rejection::WrongAudience)
-        );
+        assert_eq!(verify(&r, &p, t.as_bytes(), IAT), Err(Rejection::WrongAudience));
         // No audience configured: aud is not checked.
         assert!(verify(&r, &policy(), t.as_bytes(), IAT).is_ok());
     }
@@ -1008,63 +905,40 @@ mod tests {
         let validator = ring(vec![ed_pub(None, SEED_A)]);
         assert!(!validator.can_sign());
         assert_eq!(sign(&validator, &claims()), Err(SignError::NoSigningKey));
-        assert_eq!(
-            verify(&validator, &policy(), t.as_bytes(), IAT),
-            Ok(claims())
-        );
+        assert_eq!(verify(&validator, &policy(), t.as_bytes(), IAT), Ok(claims()));
         // Independent implementation agrees (PKCS#8 built right, same public key).
         let mut parts = t.rsplitn(2, '.');
         let sig = URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap();
         let input = parts.next().unwrap();
         ed25519_compact::PublicKey::new(public_of(SEED_A))
-            .verify(
-                input,
-                &ed25519_compact::Signature::from_slice(&sig).unwrap(),
-            )
+            .verify(input, &ed25519_compact::Signature::from_slice(&sig).unwrap())
             .unwrap();
         // Another key does not verify it.
         let other = ring(vec![ed_pub(None, SEED_B)]);
-        assert_eq!(
-            verify(&other, &policy(), t.as_bytes(), IAT),
-            Err(Rejection::BadSignature)
-        );
+        assert_eq!(verify(&other, &policy(), t.as_bytes(), IAT), Err(Rejection::BadSignature));
     }
 
     #[test]
     fn key_ring_validation() {
         let err = |keys| KeyRing::new(keys).unwrap_err();
         assert!(err(vec![]).contains("at least one key"));
-        assert_eq!(
-            err(vec![hs(None, SECRET), hs(None, b"short")]),
-            "keys[1]: HS256 secret must be at least 32 bytes"
-        );
-        assert!(err(vec![hs(Some("a"), SECRET), ed_seed(Some("a"), SEED_A)])
-            .starts_with("keys[1]: duplicate kid"));
+        assert_eq!(err(vec![hs(None, SECRET), hs(None, b"short")]), "keys[1]: HS256 secret must be at least 32 bytes");
+        assert!(err(vec![hs(Some("a"), SECRET), ed_seed(Some("a"), SEED_A)]).starts_with("keys[1]: duplicate kid"));
         assert!(err(vec![hs(Some(""), SECRET)]).starts_with("keys[0]: kid"));
         assert!(err(vec![hs(Some(&"k".repeat(257)), SECRET)]).starts_with("keys[0]: kid"));
         assert!(err(vec![ed_seed(None, [0; 32])]).starts_with("keys[0]: EdDSA private key"));
         // Identity point (small order) and a non-point.
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        let weak = KeySpec {
-            kid: None,
-            material: KeyMaterial::EdDsaPublic(identity),
-        };
+        let weak = KeySpec { kid: None, material: KeyMaterial::EdDsaPublic(identity) };
         assert!(err(vec![weak]).starts_with("keys[0]: EdDSA public key"));
-        let bad = KeySpec {
-            kid: None,
-            material: KeyMaterial::EdDsaPublic([0xff; 32]),
-        };
+        let bad = KeySpec { kid: None, material: KeyMaterial::EdDsaPublic([0xff; 32]) };
         assert!(err(vec![bad]).starts_with("keys[0]: EdDSA public key"));
         // Key bytes never show in Debug.
         let dbg = format!("{:?}", hs(None, SECRET));
         assert!(!dbg.contains("0123"), "{dbg}");
         // The first key that can sign, signs.
-        let r = ring(vec![
-            ed_pub(Some("v"), SEED_B),
-            hs(Some("h"), SECRET),
-            ed_seed(Some("e"), SEED_A),
-        ]);
+        let r = ring(vec![ed_pub(Some("v"), SEED_B), hs(Some("h"), SECRET), ed_seed(Some("e"), SEED_A)]);
         assert!(r.can_sign());
         assert_eq!(r.signing_kid(), Some("h"));
         assert_eq!(r.len(), 3);
@@ -1078,49 +952,20 @@ mod tests {
         let rotated = ring(vec![hs(Some("2026"), new_secret), hs(Some("2025"), SECRET)]);
         let new_token = sign(&rotated, &claims()).unwrap();
         assert_eq!(rotated.signing_kid(), Some("2026"));
-        assert_eq!(
-            verify(&rotated, &policy(), old_token.as_bytes(), IAT),
-            Ok(claims())
-        );
-        assert_eq!(
-            verify(&rotated, &policy(), new_token.as_bytes(), IAT),
-            Ok(claims())
-        );
+        assert_eq!(verify(&rotated, &policy(), old_token.as_bytes(), IAT), Ok(claims()));
+        assert_eq!(verify(&rotated, &policy(), new_token.as_bytes(), IAT), Ok(claims()));
         // Unknown kid.
-        assert_eq!(
-            verify(&old, &policy(), new_token.as_bytes(), IAT),
-            Err(Rejection::UnknownKid)
-        );
+        assert_eq!(verify(&old, &policy(), new_token.as_bytes(), IAT), Err(Rejection::UnknownKid));
         // kid present but pointing at a key that did not sign: bad signature, no fallback.
-        let t = hs_token(
-            r#"{"alg":"HS256","typ":"JWT","kid":"2026"}"#,
-            &payload_with("tier", Some("\"1h\"")),
-            SECRET,
-        );
-        assert_eq!(
-            verify(&rotated, &policy(), t.as_bytes(), IAT),
-            Err(Rejection::BadSignature)
-        );
+        let t = hs_token(r#"{"alg":"HS256","typ":"JWT","kid":"2026"}"#, &payload_with("tier", Some("\"1h\"")), SECRET);
+        assert_eq!(verify(&rotated, &policy(), t.as_bytes(), IAT), Err(Rejection::BadSignature));
         // No kid: every key of the alg is tried (reference tokens carry no kid).
-        assert_eq!(
-            verify(&rotated, &policy(), VECTOR.as_bytes(), IAT),
-            Ok(claims())
-        );
+        assert_eq!(verify(&rotated, &policy(), VECTOR.as_bytes(), IAT), Ok(claims()));
         // Mixed ring: EdDSA tokens without kid find the EdDSA key.
-        let mixed = ring(vec![
-            hs(None, new_secret),
-            ed_pub(None, SEED_B),
-            ed_pub(None, SEED_A),
-        ]);
+        let mixed = ring(vec![hs(None, new_secret), ed_pub(None, SEED_B), ed_pub(None, SEED_A)]);
         let ed_token = sign(&ring(vec![ed_seed(None, SEED_A)]), &claims()).unwrap();
-        assert_eq!(
-            verify(&mixed, &policy(), ed_token.as_bytes(), IAT),
-            Ok(claims())
-        );
-        assert_eq!(
-            verify(&mixed, &policy(), VECTOR.as_bytes(), IAT),
-            Err(Rejection::BadSignature)
-        );
+        assert_eq!(verify(&mixed, &policy(), ed_token.as_bytes(), IAT), Ok(claims()));
+        assert_eq!(verify(&mixed, &policy(), VECTOR.as_bytes(), IAT), Err(Rejection::BadSignature));
     }
 
     #[test]
@@ -1129,35 +974,17 @@ mod tests {
         let p = serde_json::to_string(&claims()).unwrap();
         // alg none, with and without a signature.
         let none = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&p));
-        assert_eq!(
-            verify(&r, &policy(), none.as_bytes(), IAT),
-            Err(Rejection::AlgorithmNotAllowed)
-        );
-        for alg in [
-            "none", "None", "HS384", "HS512", "RS256", "ES256", "eddsa", "hs256", "",
-        ] {
+        assert_eq!(verify(&r, &policy(), none.as_bytes(), IAT), Err(Rejection::AlgorithmNotAllowed));
+        for alg in ["none", "None", "HS384", "HS512", "RS256", "ES256", "eddsa", "hs256", ""] {
             let t = hs_token(&format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#), &p, SECRET);
-            assert_eq!(
-                verify(&r, &policy(), t.as_bytes(), IAT),
-                Err(Rejection::AlgorithmNotAllowed),
-                "{alg}"
-            );
+            assert_eq!(verify(&r, &policy(), t.as_bytes(), IAT), Err(Rejection::AlgorithmNotAllowed), "{alg}");
         }
         let t = hs_token(r#"{"typ":"JWT"}"#, &p, SECRET);
-        assert_eq!(
-            verify(&r, &policy(), t.as_bytes(), IAT),
-            Err(Rejection::Malformed)
-        );
+        assert_eq!(verify(&r, &policy(), t.as_bytes(), IAT), Err(Rejection::Malformed));
         let t = hs_token(r#"{"alg":"HS256","crit":["exp"]}"#, &p, SECRET);
-        assert_eq!(
-            verify(&r, &policy(), t.as_bytes(), IAT),
-            Err(Rejection::Malformed)
-        );
+        assert_eq!(verify(&r, &policy(), t.as_bytes(), IAT), Err(Rejection::Malformed));
         let t = hs_token(r#"{"alg":"HS256","alg":"HS256"}"#, &p, SECRET);
-        assert_eq!(
-            verify(&r, &policy(), t.as_bytes(), IAT),
-            Err(Rejection::Malformed)
-        );
+        assert_eq!(verify(&r, &policy(), t.as_bytes(), IAT), Err(Rejection::Malformed));
         // No typ is fine.
         let t = hs_token(r#"{"alg":"HS256"}"#, &p, SECRET);
         assert_eq!(verify(&r, &policy(), t.as_bytes(), IAT), Ok(claims()));
@@ -1170,33 +997,18 @@ mod tests {
         let ed_ring = ring(vec![ed_pub(Some("ed"), SEED_A)]);
         // HS256 token HMAC'd with the public key bytes as the secret.
         let forged = hs_token(HS_HEADER, &p, &pk);
-        assert_eq!(
-            verify(&ed_ring, &policy(), forged.as_bytes(), IAT),
-            Err(Rejection::AlgorithmNotAllowed)
-        );
+        assert_eq!(verify(&ed_ring, &policy(), forged.as_bytes(), IAT), Err(Rejection::AlgorithmNotAllowed));
         let forged = hs_token(r#"{"alg":"HS256","typ":"JWT","kid":"ed"}"#, &p, &pk);
-        assert_eq!(
-            verify(&ed_ring, &policy(), forged.as_bytes(), IAT),
-            Err(Rejection::AlgorithmNotAllowed)
-        );
+        assert_eq!(verify(&ed_ring, &policy(), forged.as_bytes(), IAT), Err(Rejection::AlgorithmNotAllowed));
         // Also with the base64url of the public key as the secret (a common "PEM-ish" confusion).
         let forged = hs_token(HS_HEADER, &p, URL_SAFE_NO_PAD.encode(pk).as_bytes());
-        assert_eq!(
-            verify(&ed_ring, &policy(), forged.as_bytes(), IAT),
-            Err(Rejection::AlgorithmNotAllowed)
-        );
+        assert_eq!(verify(&ed_ring, &policy(), forged.as_bytes(), IAT), Err(Rejection::AlgorithmNotAllowed));
         // EdDSA token against an HS256-only ring, and against a kid naming an HS key.
         let ed_token = sign(&ring(vec![ed_seed(None, SEED_A)]), &claims()).unwrap();
         let hs_ring = ring(vec![hs(Some("hs"), SECRET)]);
-        assert_eq!(
-            verify(&hs_ring, &policy(), ed_token.as_bytes(), IAT),
-            Err(Rejection::AlgorithmNotAllowed)
-        );
+        assert_eq!(verify(&hs_ring, &policy(), ed_token.as_bytes(), IAT), Err(Rejection::AlgorithmNotAllowed));
         let ed_token = sign(&ring(vec![ed_seed(Some("hs"), SEED_A)]), &claims()).unwrap();
-        assert_eq!(
-            verify(&hs_ring, &policy(), ed_token.as_bytes(), IAT),
-            Err(Rejection::AlgorithmNotAllowed)
-        );
+        assert_eq!(verify(&hs_ring, &policy(), ed_token.as_bytes(), IAT), Err(Rejection::AlgorithmNotAllowed));
     }
 
     #[test]
@@ -1211,53 +1023,26 @@ mod tests {
         // Signature changed in its first char / cut / emptied / extended.
         let flipped = format!("{h}.{pl}.Y{}", &sig[1..]);
         assert_eq!(check(&flipped, IAT), Err(Rejection::BadSignature));
-        assert_eq!(
-            check(&format!("{h}.{pl}.{}", &sig[..42]), IAT),
-            Err(Rejection::Malformed)
-        );
-        assert_eq!(
-            check(&format!("{h}.{pl}.{}", &sig[..40]), IAT),
-            Err(Rejection::BadSignature)
-        );
-        assert_eq!(
-            check(&format!("{h}.{pl}."), IAT),
-            Err(Rejection::BadSignature)
-        );
-        assert_eq!(
-            check(&format!("{h}.{pl}.{sig}AAAA"), IAT),
-            Err(Rejection::BadSignature)
-        );
+        assert_eq!(check(&format!("{h}.{pl}.{}", &sig[..42]), IAT), Err(Rejection::Malformed));
+        assert_eq!(check(&format!("{h}.{pl}.{}", &sig[..40]), IAT), Err(Rejection::BadSignature));
+        assert_eq!(check(&format!("{h}.{pl}."), IAT), Err(Rejection::BadSignature));
+        assert_eq!(check(&format!("{h}.{pl}.{sig}AAAA"), IAT), Err(Rejection::BadSignature));
         // Non-canonical last char (nonzero trailing bits) and padding.
         let last = sig.chars().last().unwrap();
         assert_eq!(last, 'c');
-        assert_eq!(
-            check(&format!("{h}.{pl}.{}d", &sig[..42]), IAT),
-            Err(Rejection::Malformed)
-        );
+        assert_eq!(check(&format!("{h}.{pl}.{}d", &sig[..42]), IAT), Err(Rejection::Malformed));
         assert_eq!(check(&format!("{VECTOR}="), IAT), Err(Rejection::Malformed));
         // Segments.
         assert_eq!(check(&format!("{h}.{pl}"), IAT), Err(Rejection::Malformed));
         assert_eq!(check(&format!("{VECTOR}."), IAT), Err(Rejection::Malformed));
-        assert_eq!(
-            check(&format!("{VECTOR}.{sig}"), IAT),
-            Err(Rejection::Malformed)
-        );
+        assert_eq!(check(&format!("{VECTOR}.{sig}"), IAT), Err(Rejection::Malformed));
         assert_eq!(check(h, IAT), Err(Rejection::Malformed));
         assert_eq!(check("", IAT), Err(Rejection::Malformed));
         assert_eq!(check("..", IAT), Err(Rejection::Malformed));
-        assert_eq!(
-            check(&format!(".{pl}.{sig}"), IAT),
-            Err(Rejection::Malformed)
-        );
+        assert_eq!(check(&format!(".{pl}.{sig}"), IAT), Err(Rejection::Malformed));
         // Header not base64url / not JSON object.
-        assert_eq!(
-            check(&format!("{h}!.{pl}.{sig}"), IAT),
-            Err(Rejection::Malformed)
-        );
-        assert_eq!(
-            check(&format!("{}.{pl}.{sig}", b64("[1]")), IAT),
-            Err(Rejection::Malformed)
-        );
+        assert_eq!(check(&format!("{h}!.{pl}.{sig}"), IAT), Err(Rejection::Malformed));
+        assert_eq!(check(&format!("{}.{pl}.{sig}", b64("[1]")), IAT), Err(Rejection::Malformed));
         // Payload valid b64 but not JSON, correctly signed.
         let t = hs_token(HS_HEADER, "not json", SECRET);
         assert_eq!(check(&t, IAT), Err(Rejection::Malformed));
@@ -1283,22 +1068,11 @@ mod tests {
 
     #[test]
     fn claim_rules() {
-        let t = |field: &str, value: Option<&str>| {
-            hs_token(HS_HEADER, &payload_with(field, value), SECRET)
-        };
-        assert_eq!(
-            check(&t("sub", Some("\"other\"")), IAT),
-            Err(Rejection::WrongSubject)
-        );
+        let t = |field: &str, value: Option<&str>| hs_token(HS_HEADER, &payload_with(field, value), SECRET);
+        assert_eq!(check(&t("sub", Some("\"other\"")), IAT), Err(Rejection::WrongSubject));
         assert_eq!(check(&t("sub", None), IAT), Err(Rejection::WrongSubject));
-        assert_eq!(
-            check(&t("sub", Some("1")), IAT),
-            Err(Rejection::WrongSubject)
-        );
-        assert_eq!(
-            check(&t("iss", Some("\"evil\"")), IAT),
-            Err(Rejection::WrongIssuer)
-        );
+        assert_eq!(check(&t("sub", Some("1")), IAT), Err(Rejection::WrongSubject));
+        assert_eq!(check(&t("iss", Some("\"evil\"")), IAT), Err(Rejection::WrongIssuer));
         assert_eq!(check(&t("iss", None), IAT), Err(Rejection::WrongIssuer));
         for bad in [
             None,
@@ -1310,49 +1084,23 @@ mod tests {
             Some("null"),
             Some("[1767229200]"),
         ] {
-            assert_eq!(
-                check(&t("exp", bad), IAT),
-                Err(Rejection::MissingExpiry),
-                "{bad:?}"
-            );
+            assert_eq!(check(&t("exp", bad), IAT), Err(Rejection::MissingExpiry), "{bad:?}");
         }
-        for bad in [
-            None,
-            Some("\"1767225600\""),
-            Some("1767225600.5"),
-            Some("-5"),
-        ] {
-            assert_eq!(
-                check(&t("iat", bad), IAT),
-                Err(Rejection::BadDuration),
-                "iat {bad:?}"
-            );
-            assert_eq!(
-                check(&t("duration", bad), IAT),
-                Err(Rejection::BadDuration),
-                "duration {bad:?}"
-            );
+        for bad in [None, Some("\"1767225600\""), Some("1767225600.5"), Some("-5")] {
+            assert_eq!(check(&t("iat", bad), IAT), Err(Rejection::BadDuration), "iat {bad:?}");
+            assert_eq!(check(&t("duration", bad), IAT), Err(Rejection::BadDuration), "duration {bad:?}");
         }
-        assert_eq!(
-            check(&t("duration", Some("3599")), IAT),
-            Err(Rejection::BadDuration)
-        );
+        assert_eq!(check(&t("duration", Some("3599")), IAT), Err(Rejection::BadDuration));
         // exp before iat.
         let mut c = claims();
         c.iat = EXP + 1;
         c.duration = 0;
         let r = ring(vec![hs(None, SECRET)]);
         let tok = sign(&r, &c).unwrap();
-        assert_eq!(
-            verify(&r, &policy(), tok.as_bytes(), EXP + 1),
-            Err(Rejection::Expired)
-        );
+        assert_eq!(verify(&r, &policy(), tok.as_bytes(), EXP + 1), Err(Rejection::Expired));
         let mut p = policy();
         p.leeway_seconds = 10;
-        assert_eq!(
-            verify(&r, &p, tok.as_bytes(), EXP + 1),
-            Err(Rejection::BadDuration)
-        );
+        assert_eq!(verify(&r, &p, tok.as_bytes(), EXP + 1), Err(Rejection::BadDuration));
         // u64::MAX exp: no overflow with leeway.
         let mut c = claims();
         c.exp = u64::MAX;
@@ -1372,26 +1120,17 @@ mod tests {
         let mut p = policy();
         p.leeway_seconds = 30;
         assert!(verify(&r, &p, VECTOR.as_bytes(), EXP + 30).is_ok());
-        assert_eq!(
-            verify(&r, &p, VECTOR.as_bytes(), EXP + 31),
-            Err(Rejection::Expired)
-        );
+        assert_eq!(verify(&r, &p, VECTOR.as_bytes(), EXP + 31), Err(Rejection::Expired));
         // iat in the future.
         assert_eq!(check(VECTOR, IAT - 1), Err(Rejection::IssuedInFuture));
         assert!(verify(&r, &p, VECTOR.as_bytes(), IAT - 30).is_ok());
-        assert_eq!(
-            verify(&r, &p, VECTOR.as_bytes(), IAT - 31),
-            Err(Rejection::IssuedInFuture)
-        );
+        assert_eq!(verify(&r, &p, VECTOR.as_bytes(), IAT - 31), Err(Rejection::IssuedInFuture));
         assert_eq!(check(VECTOR, 0), Err(Rejection::IssuedInFuture));
         // Duration bound.
         p.max_duration_seconds = 3600;
         assert!(verify(&r, &p, VECTOR.as_bytes(), IAT).is_ok());
         p.max_duration_seconds = 3599;
-        assert_eq!(
-            verify(&r, &p, VECTOR.as_bytes(), IAT),
-            Err(Rejection::TooLong)
-        );
+        assert_eq!(verify(&r, &p, VECTOR.as_bytes(), IAT), Err(Rejection::TooLong));
     }
 
     #[test]
@@ -1414,10 +1153,7 @@ mod tests {
         assert_eq!(bearer_token(b"B\xc3\xa9arer abc"), None);
         assert_eq!(bearer_token("Béarer abc".as_bytes()), None);
         let header = format!("Bearer {VECTOR}");
-        assert_eq!(
-            check_bytes(bearer_token(header.as_bytes()).unwrap()),
-            Ok(claims())
-        );
+        assert_eq!(check_bytes(bearer_token(header.as_bytes()).unwrap()), Ok(claims()));
     }
 
     fn check_bytes(token: &[u8]) -> Result<PassClaims, Rejection> {
@@ -1429,10 +1165,7 @@ mod tests {
         let labels: Vec<&str> = Rejection::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(labels[4], "bad_signature");
         for l in &labels {
-            assert!(
-                l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-                "{l}"
-            );
+            assert!(l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{l}");
         }
         let mut unique = labels.clone();
         unique.sort_unstable();
@@ -1453,12 +1186,7 @@ mod tests {
 
     #[test]
     fn never_panics() {
-        let ed = ring(vec![
-            hs(Some("h"), SECRET),
-            hs(None, SECRET),
-            ed_pub(None, SEED_A),
-            ed_seed(Some("e"), SEED_B),
-        ]);
+        let ed = ring(vec![hs(Some("h"), SECRET), hs(None, SECRET), ed_pub(None, SEED_A), ed_seed(Some("e"), SEED_B)]);
         let ed_token = sign(&ring(vec![ed_seed(None, SEED_A)]), &claims()).unwrap();
         let mut p = policy();
         p.audience = Some("a".to_string());
@@ -1468,9 +1196,7 @@ mod tests {
         for _ in 0..3000 {
             let len = (rng.next() % 600) as usize;
             let raw: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-            let b64ish: Vec<u8> = (0..len)
-                .map(|_| alphabet[(rng.next() % 65) as usize])
-                .collect();
+            let b64ish: Vec<u8> = (0..len).map(|_| alphabet[(rng.next() % 65) as usize]).collect();
             for t in [&raw, &b64ish] {
                 let _ = verify(&ed, &p, t, IAT);
                 let _ = verify_cached(&mut cache, &ed, &policy(), t, IAT);
@@ -1494,19 +1220,14 @@ mod tests {
         // member is skipped iteratively, a claim parsed as a Value hits serde_json's
         // recursion limit.
         let deep = format!("{}{}", "[".repeat(1200), "]".repeat(1200));
-        let unknown =
-            payload_with("tier", Some("\"1h\"")).replacen('{', &format!(r#"{{"x":{deep},"#), 1);
+        let unknown = payload_with("tier", Some("\"1h\"")).replacen('{', &format!(r#"{{"x":{deep},"#), 1);
         let t = hs_token(HS_HEADER, &unknown, SECRET);
         assert!(t.len() <= MAX_TOKEN_LEN);
         assert_eq!(check(&t, IAT), Ok(claims()));
-        let in_aud =
-            payload_with("tier", Some("\"1h\"")).replacen('{', &format!(r#"{{"aud":{deep},"#), 1);
+        let in_aud = payload_with("tier", Some("\"1h\"")).replacen('{', &format!(r#"{{"aud":{deep},"#), 1);
         let t = hs_token(HS_HEADER, &in_aud, SECRET);
         assert_eq!(check(&t, IAT), Err(Rejection::Malformed));
-        let t = format!(
-            "{}.e30.AAAA",
-            b64(&format!(r#"{{"alg":"HS256","x":{}}}"#, &deep[..1000]))
-        );
+        let t = format!("{}.e30.AAAA", b64(&format!(r#"{{"alg":"HS256","x":{}}}"#, &deep[..1000])));
         assert_eq!(check(&t, IAT), Err(Rejection::TooLarge));
     }
 
@@ -1523,37 +1244,22 @@ mod tests {
         let r = ring(vec![hs(None, SECRET)]);
         let mut cache = PassCache::new(16);
         assert!(cache.get(VECTOR.as_bytes(), IAT, 0).is_none());
-        assert_eq!(
-            verify_cached(&mut cache, &r, &policy(), VECTOR.as_bytes(), IAT),
-            Ok(&claims())
-        );
+        assert_eq!(verify_cached(&mut cache, &r, &policy(), VECTOR.as_bytes(), IAT), Ok(&claims()));
         assert_eq!(cache.len(), 1);
         // A ring that could not verify the token: the hit never reaches crypto.
         let other = ring(vec![hs(None, b"fedcba9876543210fedcba9876543210")]);
-        assert_eq!(
-            verify_cached(&mut cache, &other, &policy(), VECTOR.as_bytes(), IAT + 5),
-            Ok(&claims())
-        );
+        assert_eq!(verify_cached(&mut cache, &other, &policy(), VECTOR.as_bytes(), IAT + 5), Ok(&claims()));
         assert_eq!(cache.get(VECTOR.as_bytes(), IAT, 0), Some(&claims()));
         assert_eq!(cache.len(), 1);
         // Rejections are not cached; a different token is a miss.
         let tampered = VECTOR.replacen(".XkG", ".XkH", 1);
-        assert_eq!(
-            verify_cached(&mut cache, &r, &policy(), tampered.as_bytes(), IAT),
-            Err(Rejection::BadSignature)
-        );
+        assert_eq!(verify_cached(&mut cache, &r, &policy(), tampered.as_bytes(), IAT), Err(Rejection::BadSignature));
         assert_eq!(cache.len(), 1);
-        assert_eq!(
-            verify_cached(&mut cache, &r, &policy(), &[b'a'; MAX_TOKEN_LEN + 1], IAT),
-            Err(Rejection::TooLarge)
-        );
+        assert_eq!(verify_cached(&mut cache, &r, &policy(), &[b'a'; MAX_TOKEN_LEN + 1], IAT), Err(Rejection::TooLarge));
         // Eddsa too.
         let ed = ring(vec![ed_seed(None, SEED_A)]);
         let t = sign(&ed, &claims()).unwrap();
-        assert_eq!(
-            verify_cached(&mut cache, &ed, &policy(), t.as_bytes(), IAT),
-            Ok(&claims())
-        );
+        assert_eq!(verify_cached(&mut cache, &ed, &policy(), t.as_bytes(), IAT), Ok(&claims()));
         assert_eq!(cache.len(), 2);
         cache.clear();
         assert!(cache.is_empty());
@@ -1566,15 +1272,9 @@ mod tests {
         verify_cached(&mut cache, &r, &policy(), VECTOR.as_bytes(), IAT).unwrap();
         assert!(cache.get(VECTOR.as_bytes(), EXP, 0).is_some());
         assert!(cache.get(VECTOR.as_bytes(), EXP + 1, 5).is_some());
-        assert_eq!(
-            verify_cached(&mut cache, &r, &policy(), VECTOR.as_bytes(), EXP),
-            Ok(&claims())
-        );
+        assert_eq!(verify_cached(&mut cache, &r, &policy(), VECTOR.as_bytes(), EXP), Ok(&claims()));
         // Past exp: rejected even though it is cached, and the entry is gone.
-        assert_eq!(
-            verify_cached(&mut cache, &r, &policy(), VECTOR.as_bytes(), EXP + 1),
-            Err(Rejection::Expired)
-        );
+        assert_eq!(verify_cached(&mut cache, &r, &policy(), VECTOR.as_bytes(), EXP + 1), Err(Rejection::Expired));
         assert_eq!(cache.len(), 0);
         cache.insert(VECTOR.as_bytes(), claims());
         assert_eq!(cache.len(), 1);
@@ -1587,7 +1287,8 @@ mod tests {
 
     #[test]
     fn a_tampered_copy_of_a_cached_pass_is_not_served_from_the_cache() {
-        let ring = KeyRing::new(vec![KeySpec { kid: None, material: KeyMaterial::Hs256Secret(SECRET.to_vec()) }]).unwrap();
+        let ring =
+            KeyRing::new(vec![KeySpec { kid: None, material: KeyMaterial::Hs256Secret(SECRET.to_vec()) }]).unwrap();
         let policy = VerifyPolicy {
             issuer: "x402-access-pass".into(),
             audience: None,

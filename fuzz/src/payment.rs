@@ -64,10 +64,7 @@ pub fn run(data: &[u8]) {
     assert_eq!(p.asset, config.asset.address);
     assert_eq!(p.pay_to, config.pay_to);
     assert_eq!(p.amount, checked.offer.atomic.to_string(), "the pass is not priced at the amount paid");
-    assert!(
-        offer::candidates(config, path).contains(&checked.offer),
-        "the pass sold is not one the request asked for"
-    );
+    assert!(offer::candidates(config, path).contains(&checked.offer), "the pass sold is not one the request asked for");
 
     let tx = match Transaction::decode(&p.transaction) {
         Ok(tx) => tx,

@@ -94,7 +94,8 @@ fn check_candidates(config: &Config, path: &[u8], query: &pricing::PassQuery) {
     for d in &query.durations {
         let Some(seconds) = pricing::parse_duration_seconds(d) else { continue };
         let in_bounds = (config.min_duration_seconds..=config.max_duration_seconds).contains(&seconds);
-        let price = config.rate_per_hour.as_ref().and_then(|r| reference_price(r.atomic, seconds, config.asset.decimals));
+        let price =
+            config.rate_per_hour.as_ref().and_then(|r| reference_price(r.atomic, seconds, config.asset.decimals));
         let listed = asked.iter().any(|o| o.tier == CUSTOM_TIER && o.seconds == seconds);
         assert_eq!(listed, in_bounds && price.is_some(), "duration {seconds}: listed {listed}, price {price:?}");
     }

@@ -25,9 +25,7 @@ pub fn run(data: &[u8]) {
     assert_eq!(encode(&tx), data, "a decoded transaction does not re-encode to its bytes");
     assert_eq!(tx.signatures.len(), usize::from(tx.num_required_signatures));
     assert!(tx.num_required_signatures >= 1 && tx.num_readonly_signed < tx.num_required_signatures);
-    assert!(
-        usize::from(tx.num_required_signatures) + usize::from(tx.num_readonly_unsigned) <= tx.account_keys.len()
-    );
+    assert!(usize::from(tx.num_required_signatures) + usize::from(tx.num_readonly_unsigned) <= tx.account_keys.len());
     assert_eq!(tx.message_hash(), <[u8; 32]>::from(Sha256::digest(tx.message)));
     assert_eq!(tx.fee_payer(), tx.account_keys.first().copied());
 

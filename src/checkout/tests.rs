@@ -206,9 +206,15 @@ fn a_fresh_payment_is_verified_signed_settled_and_recorded() {
     let token = response.header("access-pass").unwrap();
     let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW).unwrap();
     assert_eq!((claims.tier.as_str(), claims.iat, claims.exp), ("5m", NOW, NOW + 300));
-    assert_eq!(run.finish.counts, [Count::PurchasesSucceeded, Count::SettledAtomic { tier: "5m".to_owned(), atomic: 1000 }]);
+    assert_eq!(
+        run.finish.counts,
+        [Count::PurchasesSucceeded, Count::SettledAtomic { tier: "5m".to_owned(), atomic: 1000 }]
+    );
     let log = run.finish.log.unwrap();
-    assert!(log.starts_with("x402-access-pass: purchase settled payer=") && log.ends_with(&format!("transaction={TX}")), "{log}");
+    assert!(
+        log.starts_with("x402-access-pass: purchase settled payer=") && log.ends_with(&format!("transaction={TX}")),
+        "{log}"
+    );
     assert!(matches!(seller.entry(NOW), Some(Entry::Settled { at: NOW, .. })));
 }
 
@@ -253,7 +259,10 @@ fn a_payment_refused_locally_never_reaches_the_facilitator_or_the_ledger() {
     for bad in [&b"not base64 at all"[..], b"e30=", b""] {
         let run = drive(&seller.ledger(), &seller.config, bad, NOW, &[]);
         assert!(run.calls.is_empty());
-        assert_eq!((run.finish.response.status, reason(&run.finish.response).as_str()), (402, "invalid_payment_header"));
+        assert_eq!(
+            (run.finish.response.status, reason(&run.finish.response).as_str()),
+            (402, "invalid_payment_header")
+        );
         assert_eq!(run.finish.counts, [failed("invalid_payment_header")]);
         assert!(run.finish.log.unwrap().contains("reason=invalid_payment_header"));
     }
@@ -315,8 +324,12 @@ fn an_unknown_settlement_keeps_its_pass_and_the_same_payment_recovers_it() {
         assert_eq!(again.finish.response.status, 200);
         let token = again.finish.response.header("access-pass").unwrap();
         assert_ne!(token, pass.token);
-        let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW + 63).unwrap();
-        assert_eq!((claims.iat, claims.exp, claims.tier.as_str(), claims.payer.as_str()), (NOW + 63, NOW + 363, "5m", pass.claims.payer.as_str()));
+        let claims =
+            token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW + 63).unwrap();
+        assert_eq!(
+            (claims.iat, claims.exp, claims.tier.as_str(), claims.payer.as_str()),
+            (NOW + 63, NOW + 363, "5m", pass.claims.payer.as_str())
+        );
         assert!(again.finish.counts.contains(&Count::SettlementsRecovered));
         assert!(matches!(seller.entry(NOW + 63), Some(Entry::Settled { .. })));
     }
@@ -391,7 +404,9 @@ fn settle(reply: Reply) -> (Endpoint, Reply) {
     (Endpoint::Settle, reply)
 }
 
-const PENDING: Reply = Reply::Ok(r#"{"success":false,"errorReason":"settlement_pending","transaction":"","network":"solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"}"#);
+const PENDING: Reply = Reply::Ok(
+    r#"{"success":false,"errorReason":"settlement_pending","transaction":"","network":"solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"}"#,
+);
 
 #[test]
 fn a_lost_settle_answer_is_asked_again_inside_the_request_and_the_buyer_leaves_with_the_pass() {
@@ -430,7 +445,10 @@ fn past_the_deadline_the_answer_is_503_and_the_pass_is_kept_for_the_same_payment
     assert_eq!(run.waits[..5], [200, 400, 800, 1_600, 2_000]);
     let settles = run.calls.iter().filter(|c| **c == Endpoint::Settle).count() as u64;
     let spent: u64 = run.waits.iter().sum::<u64>() + settles * CALLOUT_MS;
-    assert!(spent < 20_000 + 2 * CALLOUT_MS && spent + 2_000 >= 20_000 - CALLOUT_MS, "{spent} ms over {settles} attempts");
+    assert!(
+        spent < 20_000 + 2 * CALLOUT_MS && spent + 2_000 >= 20_000 - CALLOUT_MS,
+        "{spent} ms over {settles} attempts"
+    );
     assert!(run.finish.counts.contains(&Count::SettleRetries(settles - 1)));
     assert!(run.finish.counts.contains(&Count::SettlementsUnknown));
     let log = run.finish.log.unwrap();
@@ -445,8 +463,9 @@ fn already_processed_after_an_unknown_attempt_means_it_landed() {
         r#"{"success":false,"errorReason":"settle_exact_svm_transaction_already_processed","transaction":""}"#,
     ] {
         let seller = Seller::new();
-        let confirmation =
-            Reply::Ok(r#"{"success":false,"errorReason":"settle_exact_svm_transaction_confirmation_timed_out","transaction":""}"#);
+        let confirmation = Reply::Ok(
+            r#"{"success":false,"errorReason":"settle_exact_svm_transaction_confirmation_timed_out","transaction":""}"#,
+        );
         let run = seller.buy(NOW, &[VERIFY_OK, settle(confirmation), settle(Reply::Ok(already))]);
         assert_eq!(run.finish.response.status, 200, "{already}");
         assert!(run.finish.counts.contains(&Count::SettlementsRecovered));

@@ -103,7 +103,11 @@ impl Delivered {
     pub fn read(num_headers: usize, body_size: usize, started_ms: u64, timeout_ms: u64) -> Delivered {
         let elapsed = now_millis().saturating_sub(started_ms);
         if num_headers == 0 {
-            return Delivered { status: None, body: Vec::new(), timed_out: facilitator::timed_out(None, elapsed, timeout_ms) };
+            return Delivered {
+                status: None,
+                body: Vec::new(),
+                timed_out: facilitator::timed_out(None, elapsed, timeout_ms),
+            };
         }
         let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
             .ok()

@@ -111,9 +111,7 @@ impl Metrics {
             }
             None => {
                 let other = format!("{family}.other");
-                *dynamic
-                    .entry(other.clone())
-                    .or_insert_with(|| counter(&other))
+                *dynamic.entry(other.clone()).or_insert_with(|| counter(&other))
             }
         }
     }

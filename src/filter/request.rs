@@ -164,7 +164,12 @@ impl Request {
     fn purchase(&mut self, worker: &Rc<Worker>, fee_payer: &str, challenge: Challenge, header: &[u8]) -> Action {
         match Checkout::begin(&worker.config, &self.path, header, challenge, fee_payer) {
             Ok((checkout, step)) => {
-                let flow = Flow { context_id: self.context_id, checkout: Box::new(checkout), origin: self.origin.clone(), head: self.head };
+                let flow = Flow {
+                    context_id: self.context_id,
+                    checkout: Box::new(checkout),
+                    origin: self.origin.clone(),
+                    head: self.head,
+                };
                 flows::execute(worker, flow, step);
             }
             Err(finish) => self.finish(worker, finish),

@@ -62,7 +62,9 @@ impl Worker {
             replay_window_seconds: self.config.replay_window_seconds,
             // a purchase makes a /verify and /settle attempts until its settle deadline, each
             // bounded by the timeout: a pending record older than that was abandoned
-            stale_after_seconds: (2 * self.config.facilitator.timeout_ms + self.config.settle_deadline_ms).div_ceil(1_000) + 5,
+            stale_after_seconds: (2 * self.config.facilitator.timeout_ms + self.config.settle_deadline_ms)
+                .div_ceil(1_000)
+                + 5,
         }
     }
 

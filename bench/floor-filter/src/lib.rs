@@ -52,19 +52,15 @@ fn parse_reply(text: &str) -> Option<Reply> {
     let (head, body) = text.split_once("\n\n")?;
     let mut lines = head.lines();
     let status = lines.next()?.trim().parse().ok()?;
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
+    let headers =
+        lines.filter_map(|l| l.split_once(": ")).map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())).collect();
     Some(Reply { status, headers, body: body.as_bytes().to_vec() })
 }
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let config = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let config =
+            hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten().unwrap_or_default();
         let config = String::from_utf8_lossy(&config).into_owned();
         let (mode, rest) = config.split_once('\n').unwrap_or((config.as_str(), ""));
         self.mode = match mode.trim() {
@@ -101,10 +97,7 @@ impl RootContext for Root {
 }
 
 fn get(name: &str) -> usize {
-    hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
-        .ok()
-        .flatten()
-        .map_or(0, |v| v.len())
+    hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok().flatten().map_or(0, |v| v.len())
 }
 
 fn clock() {

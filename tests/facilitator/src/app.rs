@@ -37,10 +37,7 @@ pub struct Bound {
 
 impl Bound {
     pub fn line(&self) -> String {
-        let mut s = format!(
-            "listening facilitator={} control={}",
-            self.facilitator, self.control
-        );
+        let mut s = format!("listening facilitator={} control={}", self.facilitator, self.control);
         if let Some(r) = self.rpc {
             s.push_str(&format!(" rpc={r}"));
         }
@@ -57,17 +54,8 @@ impl Bound {
 }
 
 fn log(kind: &str, req: &Request, status: &str, started: Instant, note: &str) {
-    let q = if req.query.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", req.query)
-    };
-    eprintln!(
-        "[{kind}] {} {}{q} -> {status} ({} ms){note}",
-        req.method,
-        req.path,
-        started.elapsed().as_millis()
-    );
+    let q = if req.query.is_empty() { String::new() } else { format!("?{}", req.query) };
+    eprintln!("[{kind}] {} {}{q} -> {status} ({} ms){note}", req.method, req.path, started.elapsed().as_millis());
 }
 
 fn reply_status(r: &Reply) -> String {
@@ -80,22 +68,14 @@ fn reply_status(r: &Reply) -> String {
 
 fn parse_json(body: &[u8]) -> Result<Value, Reply> {
     serde_json::from_slice(body).map_err(|_| {
-        Reply::Send(Response::json(
-            400,
-            &json!({"error": "invalid_request", "message": "body is not JSON"}),
-        ))
+        Reply::Send(Response::json(400, &json!({"error": "invalid_request", "message": "body is not JSON"})))
     })
 }
 
 impl App {
     pub fn new(config: Config, ata_owners: &[x402_access_pass::solana::Pubkey]) -> App {
         let rpc = Rpc::new(&config.network, config.asset, config.decimals, ata_owners);
-        App {
-            facilitator: Facilitator::new(config),
-            faults: Faults::default(),
-            rpc,
-            listener: OnceLock::new(),
-        }
+        App { facilitator: Facilitator::new(config), faults: Faults::default(), rpc, listener: OnceLock::new() }
     }
 
     /// The normal answer of a facilitator endpoint.
@@ -126,10 +106,7 @@ impl App {
         };
         let Some(ep) = ep.filter(|_| method_ok) else {
             let status = if ep.is_some() { 405 } else { 404 };
-            return (
-                Reply::Send(Response::json(status, &json!({"error": "not_found"}))),
-                String::new(),
-            );
+            return (Reply::Send(Response::json(status, &json!({"error": "not_found"}))), String::new());
         };
         self.facilitator.count(|c| match ep {
             Endpoint::Supported => c.supported += 1,
@@ -154,10 +131,9 @@ impl App {
                 Err(reply) => reply,
             },
             Mode::Settle(_) => self.facilitator_answer(ep, req, false),
-            Mode::Status => Reply::Send(Response::json(
-                fault.status,
-                &json!({"error": "fault_injected", "status": fault.status}),
-            )),
+            Mode::Status => {
+                Reply::Send(Response::json(fault.status, &json!({"error": "fault_injected", "status": fault.status})))
+            }
             Mode::Garbage => Reply::Send(Response::new(200, "application/json", "not json{")),
             // The request is processed (a settle does settle), the answer cut.
             Mode::Truncated => match self.facilitator_answer(ep, req, false) {
@@ -208,10 +184,8 @@ impl App {
     }
 
     fn rpc_route(&self, req: &Request) -> (Reply, String) {
-        let allow_headers = req
-            .header("access-control-request-headers")
-            .unwrap_or("content-type, solana-client")
-            .to_string();
+        let allow_headers =
+            req.header("access-control-request-headers").unwrap_or("content-type, solana-client").to_string();
         let cors = |r: Response| {
             r.with_header("Access-Control-Allow-Origin", "*")
                 .with_header("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
@@ -220,47 +194,31 @@ impl App {
         };
         let (resp, note) = match req.method.as_str() {
             "OPTIONS" => (Response::new(204, "text/plain", ""), String::new()),
-            "GET" if req.path == "/health" => {
-                (Response::new(200, "text/plain", "ok"), String::new())
-            }
+            "GET" if req.path == "/health" => (Response::new(200, "text/plain", "ok"), String::new()),
             "POST" => {
                 self.facilitator.count(|c| c.rpc += 1);
                 let (answer, methods) = self.rpc.handle(&req.body);
-                (
-                    Response::json(200, &answer),
-                    format!(" {}", methods.join(",")),
-                )
+                (Response::json(200, &answer), format!(" {}", methods.join(",")))
             }
-            _ => (
-                Response::json(405, &json!({"error": "method_not_allowed"})),
-                String::new(),
-            ),
+            _ => (Response::json(405, &json!({"error": "method_not_allowed"})), String::new()),
         };
         (Reply::Send(cors(resp)), note)
     }
 }
 
 fn bind(addr: &str, what: &str) -> io::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind {what} {addr}: {e}")))
+    TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("cannot bind {what} {addr}: {e}")))
 }
 
 /// Binds every listener and starts serving in background threads.
 pub fn start(opts: Options) -> io::Result<(Arc<App>, Bound)> {
     let fac_listener = bind(&opts.listen, "--listen")?;
     let control_listener = bind(&opts.control_listen, "--control-listen")?;
-    let rpc_listener = opts
-        .rpc_listen
-        .as_deref()
-        .map(|a| bind(a, "--rpc-listen"))
-        .transpose()?;
+    let rpc_listener = opts.rpc_listen.as_deref().map(|a| bind(a, "--rpc-listen")).transpose()?;
     let bound = Bound {
         facilitator: fac_listener.local_addr()?,
         control: control_listener.local_addr()?,
-        rpc: rpc_listener
-            .as_ref()
-            .map(TcpListener::local_addr)
-            .transpose()?,
+        rpc: rpc_listener.as_ref().map(TcpListener::local_addr).transpose()?,
     };
     let app = Arc::new(App::new(opts.config, &opts.ata_owners));
 
@@ -281,11 +239,7 @@ pub fn start(opts: Options) -> io::Result<(Arc<App>, Bound)> {
             let started = Instant::now();
             let reply = a.control_route(req);
             let body = String::from_utf8_lossy(&req.body);
-            let note = if body.is_empty() {
-                String::new()
-            } else {
-                format!(" {body}")
-            };
+            let note = if body.is_empty() { String::new() } else { format!(" {body}") };
             log("control", req, &reply_status(&reply), started, &note);
             reply
         }),

@@ -21,23 +21,17 @@ pub mod reason {
     pub const UNSUPPORTED_SCHEME: &str = "invalid_exact_svm_unsupported_scheme";
     pub const NETWORK_MISMATCH: &str = "invalid_exact_svm_network_mismatch";
     pub const MISSING_FEE_PAYER: &str = "invalid_exact_svm_payload_missing_fee_payer";
-    pub const FEE_PAYER_NOT_MANAGED: &str =
-        "invalid_exact_svm_fee_payer_not_managed_by_facilitator";
+    pub const FEE_PAYER_NOT_MANAGED: &str = "invalid_exact_svm_fee_payer_not_managed_by_facilitator";
     pub const INVALID_PAYLOAD_TRANSACTION: &str = "invalid_exact_svm_payload_transaction";
-    pub const COULD_NOT_BE_DECODED: &str =
-        "invalid_exact_svm_payload_transaction_could_not_be_decoded";
+    pub const COULD_NOT_BE_DECODED: &str = "invalid_exact_svm_payload_transaction_could_not_be_decoded";
     pub const SIGNATURE_INVALID: &str = "invalid_exact_svm_payload_signature_invalid";
-    pub const INSTRUCTIONS_LENGTH: &str =
-        "invalid_exact_svm_payload_transaction_instructions_length";
-    pub const COMPUTE_LIMIT: &str =
-        "invalid_exact_svm_payload_transaction_instructions_compute_limit_instruction";
-    pub const COMPUTE_PRICE: &str =
-        "invalid_exact_svm_payload_transaction_instructions_compute_price_instruction";
+    pub const INSTRUCTIONS_LENGTH: &str = "invalid_exact_svm_payload_transaction_instructions_length";
+    pub const COMPUTE_LIMIT: &str = "invalid_exact_svm_payload_transaction_instructions_compute_limit_instruction";
+    pub const COMPUTE_PRICE: &str = "invalid_exact_svm_payload_transaction_instructions_compute_price_instruction";
     pub const COMPUTE_PRICE_TOO_HIGH: &str =
         "invalid_exact_svm_payload_transaction_instructions_compute_price_instruction_too_high";
     pub const NO_TRANSFER: &str = "invalid_exact_svm_payload_no_transfer_instruction";
-    pub const FEE_PAYER_TRANSFERRING: &str =
-        "invalid_exact_svm_payload_transaction_fee_payer_transferring_funds";
+    pub const FEE_PAYER_TRANSFERRING: &str = "invalid_exact_svm_payload_transaction_fee_payer_transferring_funds";
     pub const MINT_MISMATCH: &str = "invalid_exact_svm_payload_mint_mismatch";
     pub const RECIPIENT_MISMATCH: &str = "invalid_exact_svm_payload_recipient_mismatch";
     pub const AMOUNT_MISMATCH: &str = "invalid_exact_svm_payload_amount_mismatch";
@@ -70,23 +64,12 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn new(
-        network: &str,
-        asset: &str,
-        fee_payer_seed: [u8; 32],
-        decimals: u8,
-    ) -> Result<Config, String> {
+    pub fn new(network: &str, asset: &str, fee_payer_seed: [u8; 32], decimals: u8) -> Result<Config, String> {
         let asset = decode_pubkey(asset).ok_or("--asset is not a base58 32-byte address")?;
         let keypair = KeyPair::try_from_seed(Seed::new(fee_payer_seed))
             .map_err(|_| "--fee-payer-seed-hex must not be all zeros")?;
         let fee_payer = *keypair.pk;
-        Ok(Config {
-            network: network.to_string(),
-            asset,
-            decimals,
-            keypair,
-            fee_payer,
-        })
+        Ok(Config { network: network.to_string(), asset, decimals, keypair, fee_payer })
     }
 
     pub fn fee_payer_b58(&self) -> String {
@@ -113,10 +96,7 @@ pub struct Invalid {
 }
 
 fn invalid(reason: &'static str) -> Invalid {
-    Invalid {
-        reason,
-        payer: String::new(),
-    }
+    Invalid { reason, payer: String::new() }
 }
 
 fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
@@ -132,9 +112,7 @@ pub fn verify(cfg: &Config, body: &Value) -> Result<Valid, Invalid> {
         return Err(invalid(reason::INVALID_PAYLOAD));
     };
     let version_ok = |v: Option<&Value>| v.is_none_or(|v| v.as_u64() == Some(2));
-    if !version_ok(body.get("x402Version"))
-        || payload.get("x402Version").and_then(Value::as_u64) != Some(2)
-    {
+    if !version_ok(body.get("x402Version")) || payload.get("x402Version").and_then(Value::as_u64) != Some(2) {
         return Err(invalid(reason::INVALID_X402_VERSION));
     }
     let accepted = payload.get("accepted").filter(|v| v.is_object());
@@ -143,8 +121,7 @@ pub fn verify(cfg: &Config, body: &Value) -> Result<Valid, Invalid> {
     };
 
     // Scheme and network.
-    if str_at(reqs, &["scheme"]) != Some("exact") || str_at(accepted, &["scheme"]) != Some("exact")
-    {
+    if str_at(reqs, &["scheme"]) != Some("exact") || str_at(accepted, &["scheme"]) != Some("exact") {
         return Err(invalid(reason::UNSUPPORTED_SCHEME));
     }
     let network = str_at(reqs, &["network"]);
@@ -187,30 +164,20 @@ pub fn verify(cfg: &Config, body: &Value) -> Result<Valid, Invalid> {
         return Err(invalid(reason::INSTRUCTIONS_LENGTH));
     }
     let limit_ok = ixs.first().is_some_and(|ix| {
-        tx.program_id(ix) == Some(&COMPUTE_BUDGET_PROGRAM_ID)
-            && ix.data.len() == 5
-            && ix.data.first() == Some(&2)
+        tx.program_id(ix) == Some(&COMPUTE_BUDGET_PROGRAM_ID) && ix.data.len() == 5 && ix.data.first() == Some(&2)
     });
     if !limit_ok {
         return Err(invalid(reason::COMPUTE_LIMIT));
     }
     let price = ixs.get(1).and_then(|ix| {
         let data = ix.data;
-        (tx.program_id(ix) == Some(&COMPUTE_BUDGET_PROGRAM_ID)
-            && data.len() == 9
-            && data.first() == Some(&3))
-        .then(|| {
-            data.get(1..9)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_le_bytes)
-        })
-        .flatten()
+        (tx.program_id(ix) == Some(&COMPUTE_BUDGET_PROGRAM_ID) && data.len() == 9 && data.first() == Some(&3))
+            .then(|| data.get(1..9).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes))
+            .flatten()
     });
     match price {
         None => return Err(invalid(reason::COMPUTE_PRICE)),
-        Some(p) if p > MAX_COMPUTE_UNIT_PRICE => {
-            return Err(invalid(reason::COMPUTE_PRICE_TOO_HIGH))
-        }
+        Some(p) if p > MAX_COMPUTE_UNIT_PRICE => return Err(invalid(reason::COMPUTE_PRICE_TOO_HIGH)),
         Some(_) => {}
     }
     let third_is_transfer = ixs.get(2).is_some_and(|ix| {
@@ -227,28 +194,15 @@ pub fn verify(cfg: &Config, body: &Value) -> Result<Valid, Invalid> {
         return Err(invalid(reason::NO_TRANSFER));
     };
     let payer = encode_base58(transfer.authority);
-    let fail = |reason: &'static str| Invalid {
-        reason,
-        payer: payer.clone(),
-    };
+    let fail = |reason: &'static str| Invalid { reason, payer: payer.clone() };
 
     // The authority must have signed (it is one of the verified signers).
     let signers = usize::from(tx.num_required_signatures);
-    if !tx
-        .account_keys
-        .iter()
-        .take(signers)
-        .skip(1)
-        .any(|k| *k == transfer.authority)
-    {
+    if !tx.account_keys.iter().take(signers).skip(1).any(|k| *k == transfer.authority) {
         return Err(fail(reason::SIGNATURE_INVALID));
     }
     // The fee payer's funds are never moved: it appears in no instruction.
-    if ixs.iter().any(|ix| {
-        ix.accounts
-            .iter()
-            .any(|&a| tx.account_key(a) == Some(&cfg.fee_payer))
-    }) {
+    if ixs.iter().any(|ix| ix.accounts.iter().any(|&a| tx.account_key(a) == Some(&cfg.fee_payer))) {
         return Err(fail(reason::FEE_PAYER_TRANSFERRING));
     }
 
@@ -263,9 +217,8 @@ pub fn verify(cfg: &Config, body: &Value) -> Result<Valid, Invalid> {
     if *transfer.destination != associated_token_address(&pay_to, transfer.program, transfer.mint) {
         return Err(fail(reason::RECIPIENT_MISMATCH));
     }
-    let amount = str_at(reqs, &["amount"])
-        .or_else(|| str_at(reqs, &["maxAmountRequired"]))
-        .and_then(|a| a.parse::<u64>().ok());
+    let amount =
+        str_at(reqs, &["amount"]).or_else(|| str_at(reqs, &["maxAmountRequired"])).and_then(|a| a.parse::<u64>().ok());
     if amount != Some(transfer.amount) {
         return Err(fail(reason::AMOUNT_MISMATCH));
     }
@@ -306,12 +259,9 @@ pub fn verify(cfg: &Config, body: &Value) -> Result<Valid, Invalid> {
 pub fn co_sign(cfg: &Config, wire: &[u8]) -> Option<(Vec<u8>, [u8; 64])> {
     let tx = Transaction::decode(wire).ok()?;
     let sig = cfg.keypair.sk.sign(tx.message, None);
-    let prefix = wire
-        .len()
-        .checked_sub(tx.message.len() + 64 * tx.signatures.len())?;
+    let prefix = wire.len().checked_sub(tx.message.len() + 64 * tx.signatures.len())?;
     let mut out = wire.to_vec();
-    out.get_mut(prefix..prefix + 64)?
-        .copy_from_slice(sig.as_ref());
+    out.get_mut(prefix..prefix + 64)?.copy_from_slice(sig.as_ref());
     Some((out, *sig))
 }
 
@@ -387,10 +337,7 @@ fn v1_network(caip2: &str) -> Option<&'static str> {
 
 impl Facilitator {
     pub fn new(cfg: Config) -> Facilitator {
-        Facilitator {
-            cfg,
-            store: Mutex::new(Store::default()),
-        }
+        Facilitator { cfg, store: Mutex::new(Store::default()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
@@ -403,9 +350,8 @@ impl Facilitator {
 
     pub fn supported(&self) -> Value {
         let fp = self.cfg.fee_payer_b58();
-        let mut kinds = vec![
-            json!({"x402Version": 2, "scheme": "exact", "network": self.cfg.network, "extra": {"feePayer": fp}}),
-        ];
+        let mut kinds =
+            vec![json!({"x402Version": 2, "scheme": "exact", "network": self.cfg.network, "extra": {"feePayer": fp}})];
         if let Some(v1) = v1_network(&self.cfg.network) {
             kinds.push(json!({"x402Version": 1, "scheme": "exact", "network": v1, "extra": {"feePayer": fp}}));
         }
@@ -443,7 +389,10 @@ impl Facilitator {
             if store.pending.remove(&valid.message_hash) {
                 // Left pending: confirmed now, with the transaction it broadcast.
                 let txid = store.settlements.get(index).map(|s| s.transaction.clone()).unwrap_or_default();
-                return (200, json!({"success": true, "transaction": txid, "network": self.cfg.network, "payer": valid.payer}));
+                return (
+                    200,
+                    json!({"success": true, "transaction": txid, "network": self.cfg.network, "payer": valid.payer}),
+                );
             }
             let reason = match how {
                 SettleAs::AlreadyProcessed => reason::ALREADY_PROCESSED,
@@ -550,10 +499,7 @@ mod tests {
     #[test]
     fn verify_accepts_the_official_payment() {
         let v = testdata::vectors();
-        assert_eq!(
-            facilitator().verify(&verify_body()),
-            v["facilitatorWire"][1]["resp"]
-        );
+        assert_eq!(facilitator().verify(&verify_body()), v["facilitatorWire"][1]["resp"]);
     }
 
     #[test]
@@ -565,14 +511,8 @@ mod tests {
         let cases: Vec<(&str, Value)> = vec![
             ("amount", with_reqs(|r| r["amount"] = json!("2000"))),
             ("payTo", with_reqs(|r| r["payTo"] = json!(payer))),
-            (
-                "mint",
-                with_reqs(|r| r["asset"] = json!(testdata::MAINNET_USDC)),
-            ),
-            (
-                "feePayerNotManaged",
-                with_reqs(|r| r["extra"]["feePayer"] = v["keys"]["merchant"].clone()),
-            ),
+            ("mint", with_reqs(|r| r["asset"] = json!(testdata::MAINNET_USDC))),
+            ("feePayerNotManaged", with_reqs(|r| r["extra"]["feePayer"] = v["keys"]["merchant"].clone())),
             ("memo", with_reqs(|r| r["extra"]["memo"] = json!("other"))),
             ("badSig", {
                 let mut b = verify_body();
@@ -588,8 +528,7 @@ mod tests {
             }),
             ("network", {
                 let mut b = verify_body();
-                b["paymentPayload"]["accepted"]["network"] =
-                    json!("solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp");
+                b["paymentPayload"]["accepted"]["network"] = json!("solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp");
                 b
             }),
         ];
@@ -602,20 +541,10 @@ mod tests {
     #[test]
     fn verify_other_failures() {
         let fac = facilitator();
-        let r = |b: &Value| {
-            fac.verify(b)["invalidReason"]
-                .as_str()
-                .unwrap_or("")
-                .to_string()
-        };
+        let r = |b: &Value| fac.verify(b)["invalidReason"].as_str().unwrap_or("").to_string();
+        assert_eq!(r(&with_reqs(|r| r["scheme"] = json!("upto"))), reason::UNSUPPORTED_SCHEME);
         assert_eq!(
-            r(&with_reqs(|r| r["scheme"] = json!("upto"))),
-            reason::UNSUPPORTED_SCHEME
-        );
-        assert_eq!(
-            r(&with_reqs(
-                |r| r["network"] = json!("solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp")
-            )),
+            r(&with_reqs(|r| r["network"] = json!("solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"))),
             reason::NETWORK_MISMATCH
         );
         assert_eq!(
@@ -645,16 +574,10 @@ mod tests {
         // An asset other than the configured one, even if the tx pays it.
         let mut cfg = testdata::config();
         cfg.asset = decode_pubkey(testdata::MAINNET_USDC).unwrap();
-        assert_eq!(
-            verify(&cfg, &verify_body()).unwrap_err().reason,
-            reason::MINT_MISMATCH
-        );
+        assert_eq!(verify(&cfg, &verify_body()).unwrap_err().reason, reason::MINT_MISMATCH);
         let mut cfg = testdata::config();
         cfg.decimals = 9;
-        assert_eq!(
-            verify(&cfg, &verify_body()).unwrap_err().reason,
-            reason::DECIMALS_MISMATCH
-        );
+        assert_eq!(verify(&cfg, &verify_body()).unwrap_err().reason, reason::DECIMALS_MISMATCH);
         // A transaction with lookup tables does not decode.
         let mut wire = testdata::payment_wire();
         *wire.last_mut().unwrap() = 1;
@@ -665,8 +588,7 @@ mod tests {
         assert_eq!(r(&b), reason::COULD_NOT_BE_DECODED);
         // The fully signed transaction verifies too (fee payer slot ignored).
         let mut b = verify_body();
-        b["paymentPayload"]["payload"]["transaction"] =
-            testdata::vectors()["fullySignedTxBroadcast"].clone();
+        b["paymentPayload"]["payload"]["transaction"] = testdata::vectors()["fullySignedTxBroadcast"].clone();
         assert_eq!(r(&b), "");
     }
 
@@ -677,15 +599,9 @@ mod tests {
         let body = v["facilitatorWire"][2]["req"].clone();
         let answer = fac.settle(&body, false);
         assert_eq!(answer, v["facilitatorWire"][2]["resp"]);
-        assert_eq!(
-            answer["transaction"],
-            v["settleResult"]["decoded"]["transaction"]
-        );
+        assert_eq!(answer["transaction"], v["settleResult"]["decoded"]["transaction"]);
         let state = fac.state();
-        assert_eq!(
-            state["settlements"][0]["signedTransaction"],
-            v["fullySignedTxBroadcast"]
-        );
+        assert_eq!(state["settlements"][0]["signedTransaction"], v["fullySignedTxBroadcast"]);
         assert_eq!(state["settlements"][0]["amount"], "1000");
         assert_eq!(state["settlements"][0]["payTo"], v["keys"]["merchant"]);
         assert_eq!(state["counts"]["settleSuccess"], 1);
@@ -724,12 +640,6 @@ mod tests {
             .collect();
         let answers: Vec<Value> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         assert_eq!(answers.iter().filter(|a| a["success"] == true).count(), 1);
-        assert_eq!(
-            answers
-                .iter()
-                .filter(|a| a["errorReason"] == reason::DUPLICATE_SETTLEMENT)
-                .count(),
-            7
-        );
+        assert_eq!(answers.iter().filter(|a| a["errorReason"] == reason::DUPLICATE_SETTLEMENT).count(), 7);
     }
 }

@@ -114,10 +114,7 @@ pub fn parse(body: &[u8]) -> Result<(Vec<Endpoint>, Fault), String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
     let obj = v.as_object().ok_or("body must be a JSON object")?;
     for k in obj.keys() {
-        if !matches!(
-            k.as_str(),
-            "endpoint" | "mode" | "delayMs" | "status" | "count"
-        ) {
+        if !matches!(k.as_str(), "endpoint" | "mode" | "delayMs" | "status" | "count") {
             return Err(format!("unknown field {k:?}"));
         }
     }
@@ -128,44 +125,22 @@ pub fn parse(body: &[u8]) -> Result<(Vec<Endpoint>, Fault), String> {
         "settle" => vec![Endpoint::Settle],
         other => return Err(format!("unknown endpoint {other:?}")),
     };
-    let mode_str = obj
-        .get("mode")
-        .and_then(Value::as_str)
-        .ok_or("mode is required")?;
+    let mode_str = obj.get("mode").and_then(Value::as_str).ok_or("mode is required")?;
     let mode = Mode::parse(mode_str).ok_or_else(|| format!("unknown mode {mode_str:?}"))?;
     let num = |name: &str| -> Result<Option<u64>, String> {
         match obj.get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(x) => x
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| format!("{name} must be a non-negative integer")),
+            Some(x) => x.as_u64().map(Some).ok_or_else(|| format!("{name} must be a non-negative integer")),
         }
     };
-    let delay_ms = num("delayMs")?.unwrap_or(if mode == Mode::Slow {
-        DEFAULT_SLOW_MS
-    } else {
-        0
-    });
+    let delay_ms = num("delayMs")?.unwrap_or(if mode == Mode::Slow { DEFAULT_SLOW_MS } else { 0 });
     let status = match num("status")? {
         None => 500,
         Some(s) if (100..=599).contains(&s) => s as u16,
         Some(_) => return Err("status must be in 100..=599".into()),
     };
-    let remaining = if mode == Mode::Refuse {
-        None
-    } else {
-        num("count")?
-    };
-    Ok((
-        endpoints,
-        Fault {
-            mode,
-            delay_ms,
-            status,
-            remaining,
-        },
-    ))
+    let remaining = if mode == Mode::Refuse { None } else { num("count")? };
+    Ok((endpoints, Fault { mode, delay_ms, status, remaining }))
 }
 
 /// The faults in force, per endpoint.
@@ -240,8 +215,7 @@ mod tests {
 
     #[test]
     fn parses_and_counts() {
-        let (eps, f) =
-            parse(br#"{"endpoint":"verify","mode":"status","status":503,"count":2}"#).unwrap();
+        let (eps, f) = parse(br#"{"endpoint":"verify","mode":"status","status":503,"count":2}"#).unwrap();
         assert_eq!(eps, vec![Endpoint::Verify]);
         assert_eq!(f.status, 503);
         let faults = Faults::default();
@@ -285,13 +259,9 @@ mod tests {
         let faults = Faults::default();
         let (eps, f) = parse(br#"{"endpoint":"settle","mode":"garbage"}"#).unwrap();
         faults.set(&eps, f);
-        let (eps, f) =
-            parse(br#"{"endpoint":"settle","mode":"settle_failure","count":1}"#).unwrap();
+        let (eps, f) = parse(br#"{"endpoint":"settle","mode":"settle_failure","count":1}"#).unwrap();
         faults.set(&eps, f);
-        assert_eq!(
-            faults.take(Endpoint::Settle).unwrap().mode,
-            Mode::SettleFailure
-        );
+        assert_eq!(faults.take(Endpoint::Settle).unwrap().mode, Mode::SettleFailure);
         assert_eq!(faults.take(Endpoint::Settle), None);
     }
 
@@ -299,10 +269,7 @@ mod tests {
     fn endpoint_from_path() {
         assert_eq!(Endpoint::from_path("/verify"), Some(Endpoint::Verify));
         assert_eq!(Endpoint::from_path("/x402/settle"), Some(Endpoint::Settle));
-        assert_eq!(
-            Endpoint::from_path("/supported/"),
-            Some(Endpoint::Supported)
-        );
+        assert_eq!(Endpoint::from_path("/supported/"), Some(Endpoint::Supported));
         assert_eq!(Endpoint::from_path("/other"), None);
     }
 }

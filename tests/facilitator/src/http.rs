@@ -30,10 +30,7 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Whether the query string has `name` with a truthy value (`1`, `true`, `yes`).
@@ -54,11 +51,7 @@ pub struct Response {
 
 impl Response {
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
-        Response {
-            status,
-            headers: vec![("Content-Type".into(), content_type.into())],
-            body: body.into(),
-        }
+        Response { status, headers: vec![("Content-Type".into(), content_type.into())], body: body.into() }
     }
 
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
@@ -118,26 +111,18 @@ enum ReadOutcome {
 
 fn read_line(reader: &mut BufReader<TcpStream>, budget: &mut usize) -> io::Result<Option<String>> {
     let mut buf = Vec::new();
-    let n = reader
-        .by_ref()
-        .take(*budget as u64 + 1)
-        .read_until(b'\n', &mut buf)?;
+    let n = reader.by_ref().take(*budget as u64 + 1).read_until(b'\n', &mut buf)?;
     if n == 0 {
         return Ok(None);
     }
     if n > *budget || !buf.ends_with(b"\n") {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "head too large or cut",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "head too large or cut"));
     }
     *budget -= n;
     while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         buf.pop();
     }
-    String::from_utf8(buf)
-        .map(Some)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "non-UTF-8 head"))
+    String::from_utf8(buf).map(Some).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "non-UTF-8 head"))
 }
 
 fn read_request(reader: &mut BufReader<TcpStream>) -> ReadOutcome {
@@ -155,8 +140,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> ReadOutcome {
     };
     let _ = reader.get_ref().set_read_timeout(Some(REQUEST_TIMEOUT));
     let mut parts = first.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return ReadOutcome::Bad("bad request line");
     };
@@ -175,23 +159,13 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> ReadOutcome {
             Ok(None) | Err(_) => return ReadOutcome::Closed,
         }
     }
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let connection = get("connection").unwrap_or("").to_ascii_lowercase();
-    let keep_alive = if http10 {
-        connection.contains("keep-alive")
-    } else {
-        !connection.contains("close")
-    };
+    let keep_alive = if http10 { connection.contains("keep-alive") } else { !connection.contains("close") };
     if get("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
         let _ = reader.get_mut().write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
     }
-    let chunked =
-        get("transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    let chunked = get("transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
     let body = if chunked {
         match read_chunked(reader) {
             Ok(b) => b,
@@ -213,16 +187,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> ReadOutcome {
         Some((p, q)) => (p.to_string(), q.to_string()),
         None => (target.to_string(), String::new()),
     };
-    ReadOutcome::Request(
-        Request {
-            method: method.to_string(),
-            path,
-            query,
-            headers,
-            body,
-        },
-        keep_alive,
-    )
+    ReadOutcome::Request(Request { method: method.to_string(), path, query, headers, body }, keep_alive)
 }
 
 fn read_chunked(reader: &mut BufReader<TcpStream>) -> io::Result<Vec<u8>> {
@@ -267,11 +232,7 @@ fn write_response(
         out.push_str(&format!("{k}: {v}\r\n"));
     }
     out.push_str(&format!("Content-Length: {declared_len}\r\n"));
-    out.push_str(if keep_alive {
-        "Connection: keep-alive\r\n\r\n"
-    } else {
-        "Connection: close\r\n\r\n"
-    });
+    out.push_str(if keep_alive { "Connection: keep-alive\r\n\r\n" } else { "Connection: close\r\n\r\n" });
     let mut bytes = out.into_bytes();
     if !head_only {
         bytes.extend_from_slice(&resp.body);
@@ -311,14 +272,7 @@ pub fn serve_connection(stream: TcpStream, handler: &Handler, alive: &dyn Fn() -
                 let head_only = req.method == "HEAD";
                 match handler(&req) {
                     Reply::Send(resp) => {
-                        if write_response(
-                            &mut writer,
-                            &resp,
-                            head_only,
-                            keep_alive,
-                            resp.body.len(),
-                        )
-                        .is_err()
+                        if write_response(&mut writer, &resp, head_only, keep_alive, resp.body.len()).is_err()
                             || !keep_alive
                         {
                             return;
@@ -372,12 +326,7 @@ impl Switchable {
         let addr = listener.local_addr()?;
         let sw = Arc::new(Switchable {
             addr,
-            state: Mutex::new(SwitchState {
-                want_open: true,
-                is_open: true,
-                conns: HashMap::new(),
-                next_id: 0,
-            }),
+            state: Mutex::new(SwitchState { want_open: true, is_open: true, conns: HashMap::new(), next_id: 0 }),
             changed: Condvar::new(),
         });
         let me = Arc::clone(&sw);
@@ -478,11 +427,7 @@ impl Switchable {
             if now >= deadline {
                 break;
             }
-            st = self
-                .changed
-                .wait_timeout(st, deadline - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+            st = self.changed.wait_timeout(st, deadline - now).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
         }
     }
 }
@@ -508,10 +453,7 @@ pub mod client {
             serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
         }
         pub fn header(&self, name: &str) -> Option<&str> {
-            self.headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
+            self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
         }
     }
 
@@ -519,17 +461,10 @@ pub mod client {
         pub fn open(addr: SocketAddr) -> std::io::Result<Conn> {
             let s = TcpStream::connect(addr)?;
             s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-            Ok(Conn {
-                reader: BufReader::new(s),
-            })
+            Ok(Conn { reader: BufReader::new(s) })
         }
 
-        pub fn request(
-            &mut self,
-            method: &str,
-            path: &str,
-            body: &[u8],
-        ) -> std::io::Result<Answer> {
+        pub fn request(&mut self, method: &str, path: &str, body: &[u8]) -> std::io::Result<Answer> {
             let head = format!(
                 "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                 body.len()
@@ -541,11 +476,8 @@ pub mod client {
             if self.reader.read_line(&mut line)? == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
-            let status: u16 = line
-                .split(' ')
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .ok_or(std::io::ErrorKind::InvalidData)?;
+            let status: u16 =
+                line.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or(std::io::ErrorKind::InvalidData)?;
             let mut headers = Vec::new();
             let mut len = 0usize;
             loop {
@@ -568,20 +500,11 @@ pub mod client {
             if method != "HEAD" {
                 self.reader.read_exact(&mut body)?;
             }
-            Ok(Answer {
-                status,
-                headers,
-                body,
-            })
+            Ok(Answer { status, headers, body })
         }
     }
 
-    pub fn request(
-        addr: SocketAddr,
-        method: &str,
-        path: &str,
-        body: &[u8],
-    ) -> std::io::Result<Answer> {
+    pub fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> std::io::Result<Answer> {
         Conn::open(addr)?.request(method, path, body)
     }
 }

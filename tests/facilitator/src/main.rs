@@ -17,7 +17,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use x402_access_pass::solana::decode_pubkey;
 
-const USAGE: &str = "usage: x402-test-facilitator --listen HOST:PORT --control-listen HOST:PORT [--rpc-listen HOST:PORT]
+const USAGE: &str =
+    "usage: x402-test-facilitator --listen HOST:PORT --control-listen HOST:PORT [--rpc-listen HOST:PORT]
     --network CAIP2 --asset MINT_BASE58 --fee-payer-seed-hex 64HEX
     [--decimals 6] [--ata-owner BASE58]... [--ready-file PATH]";
 
@@ -51,12 +52,7 @@ fn parse_args(args: &[String]) -> Result<(app::Options, Option<String>), String>
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
             _ => (flag.as_str(), None),
         };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
+        let mut value = || inline.clone().or_else(|| it.next().cloned()).ok_or_else(|| format!("{name} needs a value"));
         match name {
             "--listen" => listen = Some(value()?),
             "--control-listen" => control = Some(value()?),
@@ -68,17 +64,12 @@ fn parse_args(args: &[String]) -> Result<(app::Options, Option<String>), String>
                 seed = Some(parse_hex32(&v).ok_or("--fee-payer-seed-hex must be 64 hex digits")?);
             }
             "--decimals" => {
-                decimals = value()?
-                    .parse()
-                    .map_err(|_| "--decimals must be an integer 0..=255".to_string())?
+                decimals = value()?.parse().map_err(|_| "--decimals must be an integer 0..=255".to_string())?
             }
             "--ata-owner" => {
                 let v = value()?;
-                owners.push(
-                    decode_pubkey(&v).ok_or_else(|| {
-                        format!("--ata-owner {v} is not a base58 32-byte address")
-                    })?,
-                );
+                owners
+                    .push(decode_pubkey(&v).ok_or_else(|| format!("--ata-owner {v} is not a base58 32-byte address"))?);
             }
             "--ready-file" => ready = Some(value()?),
             other => return Err(format!("unknown argument {other}")),
@@ -162,10 +153,7 @@ mod cli_tests {
              --ready-file /tmp/x",
         ))
         .unwrap();
-        assert_eq!(
-            o.config.fee_payer_b58(),
-            "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu"
-        );
+        assert_eq!(o.config.fee_payer_b58(), "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu");
         assert_eq!(o.ata_owners.len(), 2);
         assert_eq!(o.rpc_listen.as_deref(), Some("127.0.0.1:0"));
         assert_eq!(ready.as_deref(), Some("/tmp/x"));
@@ -176,21 +164,9 @@ mod cli_tests {
         let base = "--listen a --control-listen b --network n --asset 4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU";
         assert!(parse_args(&args(base)).is_err()); // no seed
         assert!(parse_args(&args(&format!("{base} --fee-payer-seed-hex 02"))).is_err());
-        assert!(parse_args(&args(&format!(
-            "{base} --fee-payer-seed-hex {} --bogus 1",
-            "0".repeat(64)
-        )))
-        .is_err());
-        assert!(parse_args(&args(&format!(
-            "{base} --fee-payer-seed-hex={}",
-            "0".repeat(64)
-        )))
-        .is_err()); // all-zero seed
-        assert!(parse_args(&args(&format!(
-            "{base} --fee-payer-seed-hex={}",
-            "1".repeat(64)
-        )))
-        .is_ok());
+        assert!(parse_args(&args(&format!("{base} --fee-payer-seed-hex {} --bogus 1", "0".repeat(64)))).is_err());
+        assert!(parse_args(&args(&format!("{base} --fee-payer-seed-hex={}", "0".repeat(64)))).is_err()); // all-zero seed
+        assert!(parse_args(&args(&format!("{base} --fee-payer-seed-hex={}", "1".repeat(64)))).is_ok());
         assert!(parse_args(&args("--listen")).is_err());
     }
 }

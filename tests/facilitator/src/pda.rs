@@ -60,14 +60,8 @@ mod tests {
         let wire = testdata::payment_wire();
         let tx = Transaction::decode(&wire).unwrap();
         let t = tx.transfer_checked()[0];
-        assert_eq!(
-            *t.destination,
-            associated_token_address(&merchant, &TOKEN_PROGRAM_ID, &mint)
-        );
-        assert_eq!(
-            *t.source,
-            associated_token_address(&payer, &TOKEN_PROGRAM_ID, &mint)
-        );
+        assert_eq!(*t.destination, associated_token_address(&merchant, &TOKEN_PROGRAM_ID, &mint));
+        assert_eq!(*t.source, associated_token_address(&payer, &TOKEN_PROGRAM_ID, &mint));
         assert!(!is_on_curve(t.destination));
         assert!(is_on_curve(&merchant));
     }

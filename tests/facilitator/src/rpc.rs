@@ -9,9 +9,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-use x402_access_pass::solana::{
-    decode_pubkey, encode_base58, Pubkey, Transaction, TOKEN_PROGRAM, TOKEN_PROGRAM_ID,
-};
+use x402_access_pass::solana::{decode_pubkey, encode_base58, Pubkey, Transaction, TOKEN_PROGRAM, TOKEN_PROGRAM_ID};
 
 const SYSTEM_PROGRAM: &str = "11111111111111111111111111111111";
 const TOKEN_BALANCE: u64 = 1_000_000_000_000;
@@ -64,10 +62,7 @@ fn error(code: i64, message: &str) -> Result<Value, (i64, String)> {
 
 impl Rpc {
     pub fn new(network: &str, asset: Pubkey, decimals: u8, ata_owners: &[Pubkey]) -> Rpc {
-        let atas = ata_owners
-            .iter()
-            .map(|o| (associated_token_address(o, &TOKEN_PROGRAM_ID, &asset), *o))
-            .collect();
+        let atas = ata_owners.iter().map(|o| (associated_token_address(o, &TOKEN_PROGRAM_ID, &asset), *o)).collect();
         Rpc {
             network: network.to_string(),
             asset,
@@ -102,9 +97,7 @@ impl Rpc {
 
     fn genesis_hash(&self) -> &'static str {
         match self.network.as_str() {
-            "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp" => {
-                "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d"
-            }
+            "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp" => "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d",
             _ => "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG",
         }
     }
@@ -125,11 +118,9 @@ impl Rpc {
             owner: TOKEN_PROGRAM,
             lamports: rent_exempt(82),
             data: d,
-            parsed: Some(
-                json!({"program": "spl-token", "parsed": {"type": "mint", "info": {
+            parsed: Some(json!({"program": "spl-token", "parsed": {"type": "mint", "info": {
                 "decimals": self.decimals, "freezeAuthority": null, "isInitialized": true,
-                "mintAuthority": null, "supply": MINT_SUPPLY.to_string()}}, "space": 82}),
-            ),
+                "mintAuthority": null, "supply": MINT_SUPPLY.to_string()}}, "space": 82})),
         }
     }
 
@@ -147,11 +138,9 @@ impl Rpc {
             owner: TOKEN_PROGRAM,
             lamports: rent_exempt(165),
             data: d,
-            parsed: Some(
-                json!({"program": "spl-token", "parsed": {"type": "account", "info": {
+            parsed: Some(json!({"program": "spl-token", "parsed": {"type": "account", "info": {
                 "isNative": false, "mint": encode_base58(&self.asset), "owner": encode_base58(owner),
-                "state": "initialized", "tokenAmount": self.token_amount(TOKEN_BALANCE)}}, "space": 165}),
-            ),
+                "state": "initialized", "tokenAmount": self.token_amount(TOKEN_BALANCE)}}, "space": 165})),
         }
     }
 
@@ -162,19 +151,9 @@ impl Rpc {
             return self.mint_account();
         }
         if self.atas.iter().any(|(_, owner)| owner == address) {
-            return Account {
-                owner: SYSTEM_PROGRAM,
-                lamports: WALLET_LAMPORTS,
-                data: Vec::new(),
-                parsed: None,
-            };
+            return Account { owner: SYSTEM_PROGRAM, lamports: WALLET_LAMPORTS, data: Vec::new(), parsed: None };
         }
-        let owner = self
-            .atas
-            .iter()
-            .find(|(ata, _)| ata == address)
-            .map(|(_, owner)| *owner)
-            .unwrap_or([0; 32]);
+        let owner = self.atas.iter().find(|(ata, _)| ata == address).map(|(_, owner)| *owner).unwrap_or([0; 32]);
         self.token_account(&owner)
     }
 
@@ -189,28 +168,16 @@ impl Rpc {
     }
 
     fn address_param(params: &Value, i: usize) -> Result<Pubkey, (i64, String)> {
-        let s = params
-            .get(i)
-            .and_then(Value::as_str)
-            .ok_or((-32602, "Invalid params: address expected".to_string()))?;
-        decode_pubkey(s).ok_or((
-            -32602,
-            format!("Invalid param: WrongSize or bad base58: {s}"),
-        ))
+        let s =
+            params.get(i).and_then(Value::as_str).ok_or((-32602, "Invalid params: address expected".to_string()))?;
+        decode_pubkey(s).ok_or((-32602, format!("Invalid param: WrongSize or bad base58: {s}")))
     }
 
     fn encoding(params: &Value, i: usize) -> Result<String, (i64, String)> {
-        let enc = params
-            .get(i)
-            .and_then(|c| c.get("encoding"))
-            .and_then(Value::as_str)
-            .unwrap_or("base58");
+        let enc = params.get(i).and_then(|c| c.get("encoding")).and_then(Value::as_str).unwrap_or("base58");
         match enc {
             "base64" | "base58" | "jsonParsed" => Ok(enc.to_string()),
-            other => Err((
-                -32602,
-                format!("Invalid params: unsupported encoding {other}"),
-            )),
+            other => Err((-32602, format!("Invalid params: unsupported encoding {other}"))),
         }
     }
 
@@ -228,10 +195,7 @@ impl Rpc {
                 json!({"context": ctx(), "value": self.account_json(&self.account(&addr), &enc)})
             }
             "getMultipleAccounts" => {
-                let list = params
-                    .get(0)
-                    .and_then(Value::as_array)
-                    .ok_or((-32602, "Invalid params".to_string()))?;
+                let list = params.get(0).and_then(Value::as_array).ok_or((-32602, "Invalid params".to_string()))?;
                 let enc = Self::encoding(params, 1)?;
                 let mut out = Vec::with_capacity(list.len());
                 for i in 0..list.len() {
@@ -282,20 +246,10 @@ impl Rpc {
                 "err": null, "logs": [], "accounts": null, "unitsConsumed": 6000, "returnData": null}}),
             "sendTransaction" => {
                 let s = params.get(0).and_then(Value::as_str).unwrap_or("");
-                let base58 = params
-                    .get(1)
-                    .and_then(|c| c.get("encoding"))
-                    .and_then(Value::as_str)
-                    == Some("base58");
-                let wire = if base58 {
-                    bs58::decode(s).into_vec().ok()
-                } else {
-                    B64.decode(s).ok()
-                };
+                let base58 = params.get(1).and_then(|c| c.get("encoding")).and_then(Value::as_str) == Some("base58");
+                let wire = if base58 { bs58::decode(s).into_vec().ok() } else { B64.decode(s).ok() };
                 let sig = wire.as_deref().and_then(|w| {
-                    Transaction::decode(w)
-                        .ok()
-                        .and_then(|t| t.signatures.first().map(|s| encode_base58(s)))
+                    Transaction::decode(w).ok().and_then(|t| t.signatures.first().map(|s| encode_base58(s)))
                 });
                 match sig {
                     Some(sig) => json!(sig),
@@ -311,10 +265,7 @@ impl Rpc {
         let Some(method) = req.get("method").and_then(Value::as_str) else {
             return json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32600, "message": "Invalid request"}});
         };
-        let params = req
-            .get("params")
-            .cloned()
-            .unwrap_or(Value::Array(Vec::new()));
+        let params = req.get("params").cloned().unwrap_or(Value::Array(Vec::new()));
         match self.call(method, &params) {
             Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
             Err((code, message)) => {
@@ -326,25 +277,17 @@ impl Rpc {
     /// Answers a JSON-RPC body: one request or a batch. Returns the answer and
     /// the methods called (for the log).
     pub fn handle(&self, body: &[u8]) -> (Value, Vec<String>) {
-        let methods = |v: &Value| {
-            v.get("method")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-                .to_string()
-        };
+        let methods = |v: &Value| v.get("method").and_then(Value::as_str).unwrap_or("?").to_string();
         match serde_json::from_slice::<Value>(body) {
-            Err(_) => (
-                json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "Parse error"}}),
-                vec![],
-            ),
-            Ok(Value::Array(batch)) if batch.is_empty() => (
-                json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "Invalid request"}}),
-                vec![],
-            ),
-            Ok(Value::Array(batch)) => (
-                Value::Array(batch.iter().map(|r| self.one(r)).collect()),
-                batch.iter().map(methods).collect(),
-            ),
+            Err(_) => {
+                (json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "Parse error"}}), vec![])
+            }
+            Ok(Value::Array(batch)) if batch.is_empty() => {
+                (json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "Invalid request"}}), vec![])
+            }
+            Ok(Value::Array(batch)) => {
+                (Value::Array(batch.iter().map(|r| self.one(r)).collect()), batch.iter().map(methods).collect())
+            }
             Ok(req) => (self.one(&req), vec![methods(&req)]),
         }
     }
@@ -367,8 +310,7 @@ mod tests {
     }
 
     fn data(answer: &Value) -> Vec<u8> {
-        B64.decode(answer["result"]["value"]["data"][0].as_str().unwrap())
-            .unwrap()
+        B64.decode(answer["result"]["value"]["data"][0].as_str().unwrap()).unwrap()
     }
 
     #[test]
@@ -381,21 +323,10 @@ mod tests {
         assert_eq!(a["id"], 1);
         let bh = a["result"]["value"]["blockhash"].as_str().unwrap();
         assert!(decode_pubkey(bh).is_some());
-        assert!(
-            a["result"]["value"]["lastValidBlockHeight"]
-                .as_u64()
-                .unwrap()
-                > 0
-        );
+        assert!(a["result"]["value"]["lastValidBlockHeight"].as_u64().unwrap() > 0);
         assert!(a["result"]["context"]["slot"].as_u64().unwrap() > 0);
-        let b = call(
-            &rpc,
-            json!({"jsonrpc": "2.0", "id": 2, "method": "getLatestBlockhash"}),
-        );
-        assert_ne!(
-            b["result"]["value"]["blockhash"],
-            a["result"]["value"]["blockhash"]
-        );
+        let b = call(&rpc, json!({"jsonrpc": "2.0", "id": 2, "method": "getLatestBlockhash"}));
+        assert_ne!(b["result"]["value"]["blockhash"], a["result"]["value"]["blockhash"]);
     }
 
     #[test]
@@ -429,10 +360,7 @@ mod tests {
         assert_eq!(d.len(), 165);
         assert_eq!(&d[0..32], &asset);
         assert_eq!(&d[32..64], &merchant);
-        assert_eq!(
-            u64::from_le_bytes(d[64..72].try_into().unwrap()),
-            TOKEN_BALANCE
-        );
+        assert_eq!(u64::from_le_bytes(d[64..72].try_into().unwrap()), TOKEN_BALANCE);
         assert_eq!(d[108], 1); // state initialized
         assert_eq!(a["result"]["value"]["lamports"], 2_039_280);
         // Any other address: a token account of the asset, owner unknown.
@@ -441,10 +369,7 @@ mod tests {
             json!({"jsonrpc": "2.0", "id": 4, "method": "getAccountInfo",
             "params": ["AKnL4NNf3DGWZJS6cPknBuEGnVsV4A4m5tgebLHaRSZ9", {"encoding": "jsonParsed"}]}),
         );
-        assert_eq!(
-            a["result"]["value"]["data"]["parsed"]["info"]["tokenAmount"]["uiAmountString"],
-            "1000000"
-        );
+        assert_eq!(a["result"]["value"]["data"]["parsed"]["info"]["tokenAmount"]["uiAmountString"], "1000000");
         // The merchant wallet itself is a system account.
         let a = call(
             &rpc,
@@ -460,10 +385,7 @@ mod tests {
         let a = call(&rpc, json!({"jsonrpc": "2.0", "id": 7, "method": "nope"}));
         assert_eq!(a["error"]["code"], -32601);
         assert_eq!(a["id"], 7);
-        let a = call(
-            &rpc,
-            json!({"jsonrpc": "2.0", "id": 8, "method": "getAccountInfo", "params": ["xyz"]}),
-        );
+        let a = call(&rpc, json!({"jsonrpc": "2.0", "id": 8, "method": "getAccountInfo", "params": ["xyz"]}));
         assert_eq!(a["error"]["code"], -32602);
         assert_eq!(rpc.handle(b"{nope").0["error"]["code"], -32700);
         let a = call(

@@ -15,12 +15,7 @@ pub fn vectors() -> serde_json::Value {
 /// The unsigned-by-fee-payer payment transaction of the vectors.
 pub fn payment_wire() -> Vec<u8> {
     let v = vectors();
-    B64.decode(
-        v["decodedPaymentPayload"]["payload"]["transaction"]
-            .as_str()
-            .expect("tx"),
-    )
-    .expect("base64")
+    B64.decode(v["decodedPaymentPayload"]["payload"]["transaction"].as_str().expect("tx")).expect("base64")
 }
 
 /// The facilitator configured as in the vectors (fee payer seed 02…02).

@@ -25,10 +25,7 @@ fn start() -> (Arc<App>, Bound) {
 fn wire(i: usize) -> (String, Vec<u8>) {
     let v = testdata::vectors();
     let w = &v["facilitatorWire"][i];
-    (
-        w["path"].as_str().unwrap().to_string(),
-        w["req"].to_string().into_bytes(),
-    )
+    (w["path"].as_str().unwrap().to_string(), w["req"].to_string().into_bytes())
 }
 
 fn fault(b: &Bound, body: Value) {
@@ -62,14 +59,8 @@ fn official_exchange_over_one_keep_alive_connection() {
     assert_eq!(a.status, 400);
 
     let s = state(&b);
-    assert_eq!(
-        s["counts"],
-        json!({"supported": 1, "verify": 3, "settle": 2, "settleSuccess": 1, "rpc": 0})
-    );
-    assert_eq!(
-        s["settlements"][0]["transaction"],
-        v["settleResult"]["decoded"]["transaction"]
-    );
+    assert_eq!(s["counts"], json!({"supported": 1, "verify": 3, "settle": 2, "settleSuccess": 1, "rpc": 0}));
+    assert_eq!(s["settlements"][0]["transaction"], v["settleResult"]["decoded"]["transaction"]);
     assert_eq!(s["settlements"][0]["asset"], testdata::DEVNET_USDC);
 
     // Reset of faults keeps the records; records=1 clears them.
@@ -86,25 +77,16 @@ fn official_exchange_over_one_keep_alive_connection() {
 fn status_garbage_and_counted_faults() {
     let (_app, b) = start();
     let (_, verify) = wire(1);
-    fault(
-        &b,
-        json!({"endpoint": "verify", "mode": "status", "status": 503, "count": 1}),
-    );
+    fault(&b, json!({"endpoint": "verify", "mode": "status", "status": 503, "count": 1}));
     let mut c = Conn::open(b.facilitator).unwrap();
     assert_eq!(c.request("POST", "/verify", &verify).unwrap().status, 503);
-    assert_eq!(
-        c.request("POST", "/verify", &verify).unwrap().json()["isValid"],
-        true
-    );
+    assert_eq!(c.request("POST", "/verify", &verify).unwrap().json()["isValid"], true);
     fault(&b, json!({"endpoint": "all", "mode": "garbage"}));
     let a = c.request("GET", "/supported", b"").unwrap();
     assert_eq!((a.status, a.body.as_slice()), (200, &b"not json{"[..]));
     fault(&b, json!({"endpoint": "supported", "mode": "none"}));
     assert_eq!(c.request("GET", "/supported", b"").unwrap().status, 200);
-    assert_eq!(
-        c.request("POST", "/verify", &verify).unwrap().body,
-        b"not json{"
-    );
+    assert_eq!(c.request("POST", "/verify", &verify).unwrap().body, b"not json{");
     fault(&b, json!({"endpoint": "all", "mode": "status"}));
     assert_eq!(c.request("POST", "/settle", &verify).unwrap().status, 500);
     request(b.control, "POST", "/reset", b"").unwrap();
@@ -118,101 +100,56 @@ fn status_garbage_and_counted_faults() {
 fn slow_truncated_and_reset() {
     let (_app, b) = start();
     let (_, settle) = wire(2);
-    fault(
-        &b,
-        json!({"endpoint": "supported", "mode": "slow", "delayMs": 300, "count": 1}),
-    );
+    fault(&b, json!({"endpoint": "supported", "mode": "slow", "delayMs": 300, "count": 1}));
     let t = Instant::now();
-    assert_eq!(
-        request(b.facilitator, "GET", "/supported", b"")
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(request(b.facilitator, "GET", "/supported", b"").unwrap().status, 200);
     assert!(t.elapsed() >= Duration::from_millis(300));
 
     // Truncated: the settle happens, the answer is cut.
-    fault(
-        &b,
-        json!({"endpoint": "settle", "mode": "truncated", "count": 1}),
-    );
+    fault(&b, json!({"endpoint": "settle", "mode": "truncated", "count": 1}));
     assert!(request(b.facilitator, "POST", "/settle", &settle).is_err());
     assert_eq!(state(&b)["settlements"].as_array().unwrap().len(), 1);
 
     // Reset: nothing processed, connection closed without an answer.
     request(b.control, "POST", "/reset?records=1", b"").unwrap();
-    fault(
-        &b,
-        json!({"endpoint": "settle", "mode": "reset", "count": 1}),
-    );
+    fault(&b, json!({"endpoint": "settle", "mode": "reset", "count": 1}));
     assert!(request(b.facilitator, "POST", "/settle", &settle).is_err());
     assert_eq!(state(&b)["settlements"].as_array().unwrap().len(), 0);
-    assert_eq!(
-        request(b.facilitator, "POST", "/settle", &settle)
-            .unwrap()
-            .json()["success"],
-        true
-    );
+    assert_eq!(request(b.facilitator, "POST", "/settle", &settle).unwrap().json()["success"], true);
 }
 
 #[test]
 fn settle_failure_then_success() {
     let (_app, b) = start();
     let (_, settle) = wire(2);
-    fault(
-        &b,
-        json!({"endpoint": "settle", "mode": "settle_failure", "count": 1}),
-    );
-    let a = request(b.facilitator, "POST", "/settle", &settle)
-        .unwrap()
-        .json();
+    fault(&b, json!({"endpoint": "settle", "mode": "settle_failure", "count": 1}));
+    let a = request(b.facilitator, "POST", "/settle", &settle).unwrap().json();
     assert_eq!(a["success"], false);
     assert_eq!(a["errorReason"], "transaction_failed");
     assert_eq!(a["payer"], testdata::vectors()["keys"]["payer"]);
-    assert_eq!(
-        request(b.facilitator, "POST", "/settle", &settle)
-            .unwrap()
-            .json()["success"],
-        true
-    );
+    assert_eq!(request(b.facilitator, "POST", "/settle", &settle).unwrap().json()["success"], true);
 }
 
 #[test]
 fn refuse_closes_the_port_and_reopens_it() {
     let (_app, b) = start();
     let mut pooled = Conn::open(b.facilitator).unwrap();
-    assert_eq!(
-        pooled.request("GET", "/supported", b"").unwrap().status,
-        200
-    );
+    assert_eq!(pooled.request("GET", "/supported", b"").unwrap().status, 200);
     fault(&b, json!({"endpoint": "all", "mode": "refuse", "count": 1}));
     let err = TcpStream::connect(b.facilitator).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
     // A pooled keep-alive connection is closed too.
     assert!(pooled.request("GET", "/supported", b"").is_err());
     // Control stays reachable; count is ignored for refuse.
-    assert_eq!(
-        request(b.control, "GET", "/state", b"").unwrap().status,
-        200
-    );
+    assert_eq!(request(b.control, "GET", "/state", b"").unwrap().status, 200);
     assert!(TcpStream::connect(b.facilitator).is_err());
     fault(&b, json!({"endpoint": "all", "mode": "none"}));
-    assert_eq!(
-        request(b.facilitator, "GET", "/supported", b"")
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(request(b.facilitator, "GET", "/supported", b"").unwrap().status, 200);
     // And again, cleared by /reset.
     fault(&b, json!({"endpoint": "verify", "mode": "refuse"}));
     assert!(TcpStream::connect(b.facilitator).is_err());
     request(b.control, "POST", "/reset", b"").unwrap();
-    assert_eq!(
-        request(b.facilitator, "GET", "/supported", b"")
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(request(b.facilitator, "GET", "/supported", b"").unwrap().status, 200);
 }
 
 #[test]
@@ -265,9 +202,6 @@ fn chunked_and_expect_continue_requests() {
     s.write_all(&req).unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    assert!(
-        out.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK"),
-        "{out}"
-    );
+    assert!(out.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK"), "{out}");
     assert!(out.contains(r#""isValid":true"#));
 }
