@@ -5,7 +5,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::Serialize;
 
-use crate::config::{Config, Tier};
+use crate::catalogue::AccessPassInfo;
+use crate::config::Config;
 use crate::offer::Offer;
 use crate::response::Response;
 
@@ -50,61 +51,6 @@ struct PaymentRequired<'a> {
     resource: &'a Resource,
     accepts: [&'a PaymentRequirements; 1],
     error: &'static str,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TierInfo<'a> {
-    id: &'a str,
-    label: &'a str,
-    seconds: u64,
-    price: &'a str,
-    price_atomic: String,
-}
-
-fn tier_infos(tiers: &[Tier]) -> Vec<TierInfo<'_>> {
-    tiers
-        .iter()
-        .map(|t| TierInfo {
-            id: &t.id,
-            label: &t.label,
-            seconds: t.seconds,
-            price: &t.price,
-            price_atomic: t.atomic.to_string(),
-        })
-        .collect()
-}
-
-/// `AccessPassInfo` of the `X-ACCESS-PASS-TIERS` header (with `issuer`), and
-/// the `accessPass` of the challenge body (with `usage`).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct AccessPassInfo<'a> {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tiers: Vec<TierInfo<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rate_per_hour: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    issuer: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<&'static str>,
-}
-
-impl<'a> AccessPassInfo<'a> {
-    fn of(config: &'a Config) -> AccessPassInfo<'a> {
-        AccessPassInfo {
-            tiers: tier_infos(&config.tiers),
-            rate_per_hour: config.rate_per_hour.as_ref().map(|r| r.price.as_str()),
-            issuer: None,
-            usage: None,
-        }
-    }
-}
-
-/// `X-ACCESS-PASS-TIERS`: the same for every request, so built once per configuration.
-pub fn access_pass_tiers_header(config: &Config) -> String {
-    let info = AccessPassInfo { issuer: Some(&config.issuer), ..AccessPassInfo::of(config) };
-    BASE64.encode(serde_json::to_vec(&info).unwrap_or_default())
 }
 
 #[derive(Serialize)]
@@ -193,7 +139,10 @@ impl Challenge {
                 message: "Purchase an access pass to unlock unlimited API access for a time window.",
                 accepts: [&self.requirements],
                 resource: &self.resource,
-                access_pass: AccessPassInfo { usage: Some(USAGE), ..AccessPassInfo::of(config) },
+                access_pass: AccessPassInfo {
+                    usage: Some(USAGE),
+                    ..AccessPassInfo::of(&config.tiers, config.rate_per_hour.as_ref())
+                },
             };
             serde_json::to_vec(&body).unwrap_or_default()
         };

@@ -12,11 +12,12 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::challenge;
+use crate::catalogue;
+pub use crate::catalogue::{Rate, Tier};
 use crate::known_keys;
 use crate::pricing::{self, PriceError};
 use crate::solana::{self, Pubkey};
-use crate::token::{KeyMaterial, KeyRing, KeySpec, VerifyPolicy};
+use crate::token::{KeyError, KeyMaterial, KeyRing, KeySpec, VerifyPolicy};
 
 pub const MAINNET: &str = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp";
 pub const DEVNET: &str = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1";
@@ -25,7 +26,6 @@ const DEVNET_USDC: &str = "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU";
 pub const DEFAULT_ISSUER: &str = "x402-access-pass";
 const DEFAULT_FACILITATOR_URL: &str = "https://x402.dexter.cash";
 const DEFAULT_FACILITATOR_CLUSTER: &str = "x402_facilitator";
-const MIN_SECRET_BYTES: usize = 32;
 /// The longest pass a configuration may sell: ten years. Beyond it, prices and
 /// expiry times stop fitting their integers (found by fuzzing), and no seller
 /// means it.
@@ -58,24 +58,6 @@ pub struct Asset {
     pub address: String,
     pub key: Pubkey,
     pub decimals: u8,
-}
-
-/// A fixed-duration pass for sale.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tier {
-    pub id: String,
-    pub seconds: u64,
-    /// The configured price string, as written (shown to buyers).
-    pub price: String,
-    pub atomic: u64,
-    pub label: String,
-}
-
-/// `ratePerHour`, which enables `?duration=<seconds>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rate {
-    pub price: String,
-    pub atomic: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -407,7 +389,8 @@ impl Config {
             settle_deadline_ms,
             access_pass_tiers_header: String::new(),
         };
-        config.access_pass_tiers_header = challenge::access_pass_tiers_header(&config);
+        config.access_pass_tiers_header =
+            catalogue::tiers_header(&config.tiers, config.rate_per_hour.as_ref(), &config.issuer);
         Ok(config)
     }
 
@@ -623,14 +606,18 @@ fn read_env(name: &str, field: &str, env: &dyn Fn(&str) -> Option<String>) -> Re
     })
 }
 
-fn hs256_secret(secret: String, field: &str) -> Result<KeyMaterial> {
-    if secret.len() < MIN_SECRET_BYTES {
-        return Err(ConfigError::new(field, format!("HS256 secret must be at least {MIN_SECRET_BYTES} bytes")));
-    }
-    Ok(KeyMaterial::Hs256Secret(secret.into_bytes()))
+/// Where a configured key came from, so that a problem the key ring finds names its field:
+/// `entry` holds the `kid` (`keys[1]`), `material` the key itself (`keys[1].secret`, `secretEnv`).
+struct KeySource {
+    entry: String,
+    material: String,
 }
 
+/// The fields of a `keys[]` entry that hold key material; each entry has exactly one.
+const KEY_MATERIAL_FIELDS: [&str; 5] = ["secret", "secretEnv", "privateKey", "privateKeyEnv", "publicKey"];
+
 /// `mainnet`: the network, when it is one where a published test key must be refused.
+/// Reads the keys; every rule about the keys themselves is the key ring's (`KeyRing::new`).
 fn parse_keys(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>, mainnet: Option<&str>) -> Result<KeyRing> {
     let refuse_published = |spec: &KeySpec, field: &str| {
         match mainnet {
@@ -642,75 +629,78 @@ fn parse_keys(raw: &RawConfig, env: &dyn Fn(&str) -> Option<String>, mainnet: Op
     }
     };
     let mut specs = Vec::new();
+    let mut sources = Vec::new();
     match &raw.keys {
         None | Some(Value::Null) => {}
         Some(Value::Array(list)) => {
             for (i, item) in list.iter().enumerate() {
-                let field = format!("keys[{i}]");
-                let spec = parse_key(item, &field, env)?;
-                refuse_published(&spec, &field)?;
+                let entry = format!("keys[{i}]");
+                let (spec, material) = parse_key(item, &entry, env)?;
+                refuse_published(&spec, &entry)?;
                 specs.push(spec);
+                sources.push(KeySource { entry, material });
             }
         }
         Some(_) => {
-            return Err(type_error("keys", "a list of {kid, alg, secret|secretEnv|privateKey|privateKeyEnv|publicKey}"))
+            let members = KEY_MATERIAL_FIELDS.join("|");
+            return Err(type_error("keys", &format!("a list of {{kid, alg, {members}}}")));
         }
     }
     let secret = optional_string(&raw.secret, "secret")?;
     let secret_env = optional_string(&raw.secret_env, "secretEnv")?;
     let top_level = match (secret, secret_env) {
         (Some(_), Some(_)) => return Err(ConfigError::new("secret", "give either secret or secretEnv, not both")),
-        (Some(secret), None) => Some((KeySpec { kid: None, material: hs256_secret(secret, "secret")? }, "secret")),
-        (None, Some(name)) => {
-            let secret = read_env(&name, "secretEnv", env)?;
-            Some((KeySpec { kid: None, material: hs256_secret(secret, "secretEnv")? }, "secretEnv"))
-        }
+        (Some(secret), None) => Some((secret, "secret")),
+        (None, Some(name)) => Some((read_env(&name, "secretEnv", env)?, "secretEnv")),
         (None, None) => None,
     };
-    if let Some((spec, field)) = top_level {
+    if let Some((secret, field)) = top_level {
+        let spec = KeySpec { kid: None, material: KeyMaterial::Hs256Secret(secret.into_bytes()) };
         refuse_published(&spec, field)?;
         specs.push(spec);
+        sources.push(KeySource { entry: field.to_owned(), material: field.to_owned() });
     }
-    if specs.is_empty() {
-        return Err(ConfigError::new("secret", "a signing key is required: set secret, secretEnv or keys"));
-    }
-    let ring = KeyRing::new(specs).map_err(|problem| match problem.split_once(": ") {
-        Some((field, problem)) if field.starts_with("keys") => ConfigError::new(field, problem),
-        _ => ConfigError::new("keys", problem),
-    })?;
     // A ring of public keys only is a verify-only sidecar: it checks passes
     // sold elsewhere and refuses purchases.
-    Ok(ring)
+    KeyRing::new(specs).map_err(|e| key_error(e, &sources))
 }
 
-fn parse_key(item: &Value, field: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<KeySpec> {
+/// The key ring's refusal, said of the configuration field it is about.
+fn key_error(error: KeyError, sources: &[KeySource]) -> ConfigError {
+    match error {
+        KeyError::NoKeys => ConfigError::new("secret", "a signing key is required: set secret, secretEnv or keys"),
+        KeyError::Key { index, problem } => {
+            let field = match sources.get(index) {
+                Some(source) if problem.is_about_kid() => format!("{}.kid", source.entry),
+                Some(source) => source.material.clone(),
+                None => format!("keys[{index}]"),
+            };
+            ConfigError::new(field, problem.to_string())
+        }
+    }
+}
+
+/// One `keys[]` entry, and the field that holds its material.
+fn parse_key(item: &Value, field: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(KeySpec, String)> {
     let Value::Object(obj) = item else {
         return Err(type_error(field, "an object"));
     };
-    const KNOWN: [&str; 7] = ["kid", "alg", "secret", "secretEnv", "privateKey", "privateKeyEnv", "publicKey"];
-    if let Some(unknown) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+    if let Some(unknown) =
+        obj.keys().find(|k| !matches!(k.as_str(), "kid" | "alg") && !KEY_MATERIAL_FIELDS.contains(&k.as_str()))
+    {
         return Err(ConfigError::new(format!("{field}.{unknown}"), "unknown field"));
     }
     let kid = string_in(obj, "kid", field)?;
-    if kid.as_deref() == Some("") {
-        return Err(ConfigError::new(format!("{field}.kid"), "must not be empty"));
-    }
     let alg = string_in(obj, "alg", field)?.unwrap_or_else(|| "HS256".to_owned());
-    let sources: Vec<&str> = ["secret", "secretEnv", "privateKey", "privateKeyEnv", "publicKey"]
-        .into_iter()
-        .filter(|k| obj.contains_key(*k))
-        .collect();
+    let sources: Vec<&str> = KEY_MATERIAL_FIELDS.into_iter().filter(|k| obj.contains_key(*k)).collect();
     let [source] = sources.as_slice() else {
-        return Err(ConfigError::new(
-            field,
-            "needs exactly one of secret, secretEnv, privateKey, privateKeyEnv, publicKey",
-        ));
+        return Err(ConfigError::new(field, format!("needs exactly one of {}", KEY_MATERIAL_FIELDS.join(", "))));
     };
     let source_field = format!("{field}.{source}");
     let value = string_in(obj, source, field)?.unwrap_or_default();
     let value = if source.ends_with("Env") { read_env(&value, &source_field, env)? } else { value };
     let material = match (alg.as_str(), *source) {
-        ("HS256", "secret" | "secretEnv") => hs256_secret(value, &source_field)?,
+        ("HS256", "secret" | "secretEnv") => KeyMaterial::Hs256Secret(value.into_bytes()),
         ("EdDSA", "privateKey" | "privateKeyEnv") => {
             KeyMaterial::EdDsaSeed(decode_ed25519(&value, &PKCS8_PRIVATE_PREFIX).ok_or_else(|| {
                 ConfigError::new(&source_field, "must be a base64 32-byte Ed25519 seed or a PKCS#8 PEM private key")
@@ -726,7 +716,7 @@ fn parse_key(item: &Value, field: &str, env: &dyn Fn(&str) -> Option<String>) ->
         }
         _ => return Err(ConfigError::new(format!("{field}.alg"), "must be HS256 or EdDSA")),
     };
-    Ok(KeySpec { kid, material })
+    Ok((KeySpec { kid, material }, source_field))
 }
 
 /// DER prefixes of the fixed-size Ed25519 PKCS#8 private key and SPKI public key.
@@ -980,6 +970,87 @@ mod tests {
             assert!(e.to_string().contains(field), "{e}");
             assert!(!e.to_string().contains('\n'));
         }
+    }
+
+    /// Field and problem of a configuration selling one tier with these settings.
+    fn key_problem(keys: serde_json::Value, env: &dyn Fn(&str) -> Option<String>) -> (String, String) {
+        let mut json = serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}});
+        if let (Some(json), Some(keys)) = (json.as_object_mut(), keys.as_object()) {
+            json.extend(keys.clone());
+        }
+        match Config::parse(json.to_string().as_bytes(), env) {
+            Ok(_) => panic!("{json} was accepted"),
+            Err(e) => (e.field, e.problem),
+        }
+    }
+
+    fn said(field: &str, problem: &str) -> (String, String) {
+        (field.to_owned(), problem.to_owned())
+    }
+
+    #[test]
+    fn each_key_ring_problem_names_the_field_it_came_from() {
+        let short = "too-short";
+        let seed_00 = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
+        let identity = base64::engine::general_purpose::STANDARD.encode({
+            let mut point = [0u8; 32];
+            point[0] = 1;
+            point
+        });
+        let env = |name: &str| (name == "SHORT").then(|| short.to_owned());
+        let cases = [
+            (serde_json::json!({}), said("secret", "a signing key is required: set secret, secretEnv or keys")),
+            (
+                serde_json::json!({"keys": []}),
+                said("secret", "a signing key is required: set secret, secretEnv or keys"),
+            ),
+            (serde_json::json!({"secret": short}), said("secret", "HS256 secret must be at least 32 bytes")),
+            (serde_json::json!({"secretEnv": "SHORT"}), said("secretEnv", "HS256 secret must be at least 32 bytes")),
+            (
+                serde_json::json!({"keys": [{"kid": "a", "secret": SECRET}, {"kid": "b", "secret": short}]}),
+                said("keys[1].secret", "HS256 secret must be at least 32 bytes"),
+            ),
+            (
+                serde_json::json!({"keys": [{"kid": "a", "secretEnv": "SHORT"}]}),
+                said("keys[0].secretEnv", "HS256 secret must be at least 32 bytes"),
+            ),
+            (serde_json::json!({"keys": [{"kid": "", "secret": SECRET}]}), said("keys[0].kid", "must not be empty")),
+            (
+                serde_json::json!({"keys": [{"kid": "k".repeat(257), "secret": SECRET}]}),
+                said("keys[0].kid", "must be at most 256 bytes"),
+            ),
+            (
+                serde_json::json!({"keys": [{"kid": "a", "secret": SECRET}, {"kid": "a", "alg": "EdDSA", "privateKey": base64::engine::general_purpose::STANDARD.encode((1..=32).collect::<Vec<u8>>())}]}),
+                said("keys[1].kid", "duplicate kid (keys[0] has the same one)"),
+            ),
+            (
+                // On mainnet the zero seed is refused first as a published (repeated-byte) test key.
+                serde_json::json!({"network": DEVNET, "keys": [{"alg": "EdDSA", "privateKey": seed_00}]}),
+                said("keys[0].privateKey", "EdDSA private key must not be all zeros"),
+            ),
+            (
+                serde_json::json!({"keys": [{"alg": "EdDSA", "publicKey": identity}]}),
+                said("keys[0].publicKey", "EdDSA public key is not a valid Ed25519 key"),
+            ),
+            (
+                serde_json::json!({"keys": [{"kid": "a", "secret": SECRET, "colour": 1}]}),
+                said("keys[0].colour", "unknown field"),
+            ),
+            (
+                serde_json::json!({"keys": [{"kid": "a"}]}),
+                said("keys[0]", "needs exactly one of secret, secretEnv, privateKey, privateKeyEnv, publicKey"),
+            ),
+            (
+                serde_json::json!({"keys": {"kid": "a"}}),
+                said("keys", "must be a list of {kid, alg, secret|secretEnv|privateKey|privateKeyEnv|publicKey}"),
+            ),
+        ];
+        for (settings, expected) in cases {
+            assert_eq!(key_problem(settings.clone(), &env), expected, "{settings}");
+        }
+        // The top-level secret comes last in the ring: a key list before it does not shift its field.
+        let both = serde_json::json!({"keys": [{"kid": "a", "secret": SECRET}], "secret": short});
+        assert_eq!(key_problem(both, &env), said("secret", "HS256 secret must be at least 32 bytes"));
     }
 
     #[test]

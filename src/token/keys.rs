@@ -10,9 +10,73 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use crate::jwt_crypto::ED25519_PKCS8_PREFIX;
 
 /// Longest `kid` a key may have.
-const MAX_KID_LEN: usize = 256;
+pub const MAX_KID_LEN: usize = 256;
 /// Minimum HS256 secret length (SPEC §2).
-const MIN_HS256_SECRET: usize = 32;
+pub const MIN_HS256_SECRET: usize = 32;
+
+/// Why [`KeyRing::new`] refused the keys. Every key rule is checked here, and only here;
+/// the configuration names the field each problem came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    /// No key at all: nothing could verify a pass.
+    NoKeys,
+    /// The key at `index` (in the order given) is unusable.
+    Key { index: usize, problem: KeyProblem },
+}
+
+/// What is wrong with one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyProblem {
+    /// `kid` is the empty string.
+    EmptyKid,
+    /// `kid` is longer than [`MAX_KID_LEN`] bytes.
+    KidTooLong,
+    /// `kid` is already the kid of the key at `first`.
+    DuplicateKid { first: usize },
+    /// HS256 secret shorter than [`MIN_HS256_SECRET`] bytes.
+    ShortSecret,
+    /// EdDSA seed of 32 zero bytes.
+    ZeroSeed,
+    /// EdDSA public key that is not a canonical point of large order.
+    WeakPublicKey,
+    /// The signature backend refused the key (its configuration-time self-test).
+    Rejected(String),
+}
+
+impl KeyProblem {
+    /// True for a problem with the key's `kid`, false for one with its material.
+    pub fn is_about_kid(&self) -> bool {
+        matches!(self, KeyProblem::EmptyKid | KeyProblem::KidTooLong | KeyProblem::DuplicateKid { .. })
+    }
+}
+
+impl fmt::Display for KeyProblem {
+    /// Said of the member at fault: the `kid` for a kid problem, the key material otherwise.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyProblem::EmptyKid => f.write_str("must not be empty"),
+            KeyProblem::KidTooLong => write!(f, "must be at most {MAX_KID_LEN} bytes"),
+            KeyProblem::DuplicateKid { first } => write!(f, "duplicate kid (keys[{first}] has the same one)"),
+            KeyProblem::ShortSecret => write!(f, "HS256 secret must be at least {MIN_HS256_SECRET} bytes"),
+            KeyProblem::ZeroSeed => f.write_str("EdDSA private key must not be all zeros"),
+            KeyProblem::WeakPublicKey => f.write_str("EdDSA public key is not a valid Ed25519 key"),
+            KeyProblem::Rejected(why) => f.write_str(why),
+        }
+    }
+}
+
+impl fmt::Display for KeyError {
+    /// `keys: ...` or `keys[i]: ...` (`keys[i].kid: ...` for a kid problem).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::NoKeys => f.write_str("keys: at least one key is required"),
+            KeyError::Key { index, problem } if problem.is_about_kid() => write!(f, "keys[{index}].kid: {problem}"),
+            KeyError::Key { index, problem } => write!(f, "keys[{index}]: {problem}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
 
 /// Key material of one ring entry.
 pub enum KeyMaterial {
@@ -70,84 +134,21 @@ impl fmt::Debug for KeyRing {
 
 impl KeyRing {
     /// Validates the keys and precomputes everything signing and verifying need.
-    /// Errors name the key and the problem, e.g. `keys[1]: HS256 secret must be at least 32 bytes`.
-    pub fn new(keys: Vec<KeySpec>) -> Result<KeyRing, String> {
+    /// The first problem found is returned, with the index of the key it is about.
+    pub fn new(keys: Vec<KeySpec>) -> Result<KeyRing, KeyError> {
         // Every sign/verify goes through a ring, so installing the backend here covers them all.
         crate::jwt_crypto::install();
         if keys.is_empty() {
-            return Err("keys: at least one key is required".to_string());
+            return Err(KeyError::NoKeys);
         }
         let mut ring: Vec<RingKey> = Vec::with_capacity(keys.len());
-        for (i, spec) in keys.into_iter().enumerate() {
-            if let Some(kid) = &spec.kid {
-                if kid.is_empty() {
-                    return Err(format!("keys[{i}]: kid must not be empty"));
-                }
-                if kid.len() > MAX_KID_LEN {
-                    return Err(format!("keys[{i}]: kid must be at most {MAX_KID_LEN} bytes"));
-                }
-                if ring.iter().any(|k| k.kid.as_deref() == Some(kid.as_str())) {
-                    return Err(format!("keys[{i}]: duplicate kid {kid:?}"));
-                }
-            }
-            let key = match spec.material {
-                KeyMaterial::Hs256Secret(secret) => {
-                    if secret.len() < MIN_HS256_SECRET {
-                        return Err(format!("keys[{i}]: HS256 secret must be at least {MIN_HS256_SECRET} bytes"));
-                    }
-                    RingKey {
-                        alg: Algorithm::HS256,
-                        decoding: DecodingKey::from_secret(&secret),
-                        signing: Some(Signer {
-                            encoding: EncodingKey::from_secret(&secret),
-                            header_b64: header_b64(Algorithm::HS256, spec.kid.as_deref())
-                                .map_err(|e| format!("keys[{i}]: {e}"))?,
-                        }),
-                        kid: spec.kid,
-                    }
-                }
-                KeyMaterial::EdDsaSeed(seed) => {
-                    let pair = ed25519_compact::KeyPair::try_from_seed(ed25519_compact::Seed::new(seed))
-                        .map_err(|_| format!("keys[{i}]: EdDSA private key must not be all zeros"))?;
-                    let mut der = [0u8; 48];
-                    let (prefix, rest) = der.split_at_mut(ED25519_PKCS8_PREFIX.len());
-                    prefix.copy_from_slice(&ED25519_PKCS8_PREFIX);
-                    rest.copy_from_slice(&seed);
-                    let encoding = EncodingKey::from_ed_der(&der);
-                    der.fill(0);
-                    RingKey {
-                        alg: Algorithm::EdDSA,
-                        // The backend (crate::jwt_crypto) takes the raw 32-byte public key here.
-                        decoding: DecodingKey::from_ed_der(&pair.pk[..]),
-                        signing: Some(Signer {
-                            encoding,
-                            header_b64: header_b64(Algorithm::EdDSA, spec.kid.as_deref())
-                                .map_err(|e| format!("keys[{i}]: {e}"))?,
-                        }),
-                        kid: spec.kid,
-                    }
-                }
-                KeyMaterial::EdDsaPublic(pk) => {
-                    // Canonical encoding of a point that is not of small order: a weak
-                    // key (e.g. the identity) would let anyone forge signatures.
-                    ed25519_compact::PublicKey::new(pk)
-                        .validate()
-                        .map_err(|_| format!("keys[{i}]: EdDSA public key is not a valid Ed25519 key"))?;
-                    RingKey {
-                        alg: Algorithm::EdDSA,
-                        decoding: DecodingKey::from_ed_der(&pk),
-                        signing: None,
-                        kid: spec.kid,
-                    }
-                }
-            };
-            self_test(&key).map_err(|e| format!("keys[{i}]: {e}"))?;
+        for (index, spec) in keys.into_iter().enumerate() {
+            let key = ring_key(spec, &ring).map_err(|problem| KeyError::Key { index, problem })?;
             ring.push(key);
         }
         let signer = ring.iter().position(|k| k.signing.is_some());
         Ok(KeyRing { keys: ring, signer })
     }
-
     /// True when the ring holds a key that can sign (HS256 secret or EdDSA seed).
     pub fn can_sign(&self) -> bool {
         self.signer.is_some()
@@ -178,8 +179,64 @@ impl KeyRing {
     }
 }
 
+/// Checks one key against the keys before it and precomputes what it needs.
+fn ring_key(spec: KeySpec, before: &[RingKey]) -> Result<RingKey, KeyProblem> {
+    if let Some(kid) = &spec.kid {
+        if kid.is_empty() {
+            return Err(KeyProblem::EmptyKid);
+        }
+        if kid.len() > MAX_KID_LEN {
+            return Err(KeyProblem::KidTooLong);
+        }
+        if let Some(first) = before.iter().position(|k| k.kid.as_deref() == Some(kid.as_str())) {
+            return Err(KeyProblem::DuplicateKid { first });
+        }
+    }
+    let key = match spec.material {
+        KeyMaterial::Hs256Secret(secret) => {
+            if secret.len() < MIN_HS256_SECRET {
+                return Err(KeyProblem::ShortSecret);
+            }
+            RingKey {
+                alg: Algorithm::HS256,
+                decoding: DecodingKey::from_secret(&secret),
+                signing: Some(Signer {
+                    encoding: EncodingKey::from_secret(&secret),
+                    header_b64: header_b64(Algorithm::HS256, spec.kid.as_deref())?,
+                }),
+                kid: spec.kid,
+            }
+        }
+        KeyMaterial::EdDsaSeed(seed) => {
+            let pair = ed25519_compact::KeyPair::try_from_seed(ed25519_compact::Seed::new(seed))
+                .map_err(|_| KeyProblem::ZeroSeed)?;
+            let mut der = [0u8; 48];
+            let (prefix, rest) = der.split_at_mut(ED25519_PKCS8_PREFIX.len());
+            prefix.copy_from_slice(&ED25519_PKCS8_PREFIX);
+            rest.copy_from_slice(&seed);
+            let encoding = EncodingKey::from_ed_der(&der);
+            der.fill(0);
+            RingKey {
+                alg: Algorithm::EdDSA,
+                // The backend (crate::jwt_crypto) takes the raw 32-byte public key here.
+                decoding: DecodingKey::from_ed_der(&pair.pk[..]),
+                signing: Some(Signer { encoding, header_b64: header_b64(Algorithm::EdDSA, spec.kid.as_deref())? }),
+                kid: spec.kid,
+            }
+        }
+        KeyMaterial::EdDsaPublic(pk) => {
+            // Canonical encoding of a point that is not of small order: a weak
+            // key (e.g. the identity) would let anyone forge signatures.
+            ed25519_compact::PublicKey::new(pk).validate().map_err(|_| KeyProblem::WeakPublicKey)?;
+            RingKey { alg: Algorithm::EdDSA, decoding: DecodingKey::from_ed_der(&pk), signing: None, kid: spec.kid }
+        }
+    };
+    self_test(&key)?;
+    Ok(key)
+}
+
 /// The exact header Node `jsonwebtoken` writes: `alg` first, then `typ`, then `kid`.
-fn header_b64(alg: Algorithm, kid: Option<&str>) -> Result<String, String> {
+fn header_b64(alg: Algorithm, kid: Option<&str>) -> Result<String, KeyProblem> {
     let mut json = String::with_capacity(48 + kid.map_or(0, str::len));
     json.push_str(match alg {
         Algorithm::EdDSA => r#"{"alg":"EdDSA","typ":"JWT""#,
@@ -187,7 +244,7 @@ fn header_b64(alg: Algorithm, kid: Option<&str>) -> Result<String, String> {
     });
     if let Some(kid) = kid {
         json.push_str(r#","kid":"#);
-        json.push_str(&serde_json::to_string(kid).map_err(|e| format!("kid: {e}"))?);
+        json.push_str(&serde_json::to_string(kid).map_err(|e| KeyProblem::Rejected(format!("kid: {e}")))?);
     }
     json.push('}');
     Ok(URL_SAFE_NO_PAD.encode(json))
@@ -195,15 +252,15 @@ fn header_b64(alg: Algorithm, kid: Option<&str>) -> Result<String, String> {
 
 /// Configuration-time check that the backend accepts the key, so a bad key fails
 /// `on_configure` instead of the first purchase or request.
-fn self_test(key: &RingKey) -> Result<(), String> {
+fn self_test(key: &RingKey) -> Result<(), KeyProblem> {
     const PROBE: &[u8] = b"x402-access-pass key check";
     match &key.signing {
         Some(signer) => {
             let sig = jsonwebtoken::crypto::sign(PROBE, &signer.encoding, key.alg)
-                .map_err(|e| format!("key rejected by the signer: {e}"))?;
+                .map_err(|e| KeyProblem::Rejected(format!("key rejected by the signer: {e}")))?;
             match jsonwebtoken::crypto::verify(&sig, PROBE, &key.decoding, key.alg) {
                 Ok(true) => Ok(()),
-                _ => Err("key failed its sign/verify self-test".to_string()),
+                _ => Err(KeyProblem::Rejected("key failed its sign/verify self-test".to_string())),
             }
         }
         None => {
@@ -213,7 +270,7 @@ fn self_test(key: &RingKey) -> Result<(), String> {
                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
             match jsonwebtoken::crypto::verify(ZERO_SIG, PROBE, &key.decoding, key.alg) {
                 Ok(_) => Ok(()),
-                Err(e) => Err(format!("key rejected by the verifier: {e}")),
+                Err(e) => Err(KeyProblem::Rejected(format!("key rejected by the verifier: {e}"))),
             }
         }
     }
@@ -225,26 +282,67 @@ mod tests {
     use super::*;
     use crate::token::testkit::*;
 
+    fn problem(keys: Vec<KeySpec>) -> (usize, KeyProblem) {
+        match KeyRing::new(keys) {
+            Err(KeyError::Key { index, problem }) => (index, problem),
+            other => panic!("expected a key problem, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn key_ring_validation() {
-        let err = |keys| KeyRing::new(keys).unwrap_err();
-        assert!(err(vec![]).contains("at least one key"));
-        assert_eq!(err(vec![hs(None, SECRET), hs(None, b"short")]), "keys[1]: HS256 secret must be at least 32 bytes");
-        assert!(err(vec![hs(Some("a"), SECRET), ed_seed(Some("a"), SEED_A)]).starts_with("keys[1]: duplicate kid"));
-        assert!(err(vec![hs(Some(""), SECRET)]).starts_with("keys[0]: kid"));
-        assert!(err(vec![hs(Some(&"k".repeat(257)), SECRET)]).starts_with("keys[0]: kid"));
-        assert!(err(vec![ed_seed(None, [0; 32])]).starts_with("keys[0]: EdDSA private key"));
-        // Identity point (small order) and a non-point.
+    fn a_ring_needs_a_key() {
+        assert_eq!(KeyRing::new(vec![]).unwrap_err(), KeyError::NoKeys);
+        assert_eq!(KeyError::NoKeys.to_string(), "keys: at least one key is required");
+    }
+
+    #[test]
+    fn an_hs256_secret_has_at_least_32_bytes() {
+        assert_eq!(problem(vec![hs(None, SECRET), hs(None, b"short")]), (1, KeyProblem::ShortSecret));
+        assert_eq!(problem(vec![hs(None, &SECRET[..31])]), (0, KeyProblem::ShortSecret));
+        assert!(KeyRing::new(vec![hs(None, &SECRET[..32])]).is_ok());
+        let e = KeyRing::new(vec![hs(None, SECRET), hs(None, b"short")]).unwrap_err();
+        assert_eq!(e.to_string(), "keys[1]: HS256 secret must be at least 32 bytes");
+    }
+
+    #[test]
+    fn a_kid_is_not_empty_not_too_long_and_not_repeated() {
+        assert_eq!(problem(vec![hs(Some(""), SECRET)]), (0, KeyProblem::EmptyKid));
+        assert_eq!(problem(vec![hs(Some(&"k".repeat(MAX_KID_LEN + 1)), SECRET)]), (0, KeyProblem::KidTooLong));
+        assert!(KeyRing::new(vec![hs(Some(&"k".repeat(MAX_KID_LEN)), SECRET)]).is_ok());
+        let dup = vec![hs(Some("a"), SECRET), hs(Some("b"), SECRET), ed_seed(Some("a"), SEED_A)];
+        assert_eq!(problem(dup), (2, KeyProblem::DuplicateKid { first: 0 }));
+        // Keys without a kid are not duplicates of each other.
+        assert!(KeyRing::new(vec![hs(None, SECRET), ed_seed(None, SEED_A)]).is_ok());
+        let say = |problem| KeyError::Key { index: 2, problem }.to_string();
+        assert_eq!(say(KeyProblem::EmptyKid), "keys[2].kid: must not be empty");
+        assert_eq!(say(KeyProblem::KidTooLong), "keys[2].kid: must be at most 256 bytes");
+        assert_eq!(say(KeyProblem::DuplicateKid { first: 0 }), "keys[2].kid: duplicate kid (keys[0] has the same one)");
+    }
+
+    #[test]
+    fn an_eddsa_seed_is_not_all_zeros() {
+        assert_eq!(problem(vec![ed_seed(None, [0; 32])]), (0, KeyProblem::ZeroSeed));
+        let e = KeyRing::new(vec![ed_seed(None, [0; 32])]).unwrap_err();
+        assert_eq!(e.to_string(), "keys[0]: EdDSA private key must not be all zeros");
+    }
+
+    #[test]
+    fn an_eddsa_public_key_is_a_point_of_large_order() {
+        // Identity point (small order) and a non-canonical encoding.
         let mut identity = [0u8; 32];
         identity[0] = 1;
         let weak = KeySpec { kid: None, material: KeyMaterial::EdDsaPublic(identity) };
-        assert!(err(vec![weak]).starts_with("keys[0]: EdDSA public key"));
+        assert_eq!(problem(vec![weak]), (0, KeyProblem::WeakPublicKey));
         let bad = KeySpec { kid: None, material: KeyMaterial::EdDsaPublic([0xff; 32]) };
-        assert!(err(vec![bad]).starts_with("keys[0]: EdDSA public key"));
-        // Key bytes never show in Debug.
+        assert_eq!(problem(vec![bad]), (0, KeyProblem::WeakPublicKey));
+        let e = KeyError::Key { index: 0, problem: KeyProblem::WeakPublicKey };
+        assert_eq!(e.to_string(), "keys[0]: EdDSA public key is not a valid Ed25519 key");
+    }
+
+    #[test]
+    fn the_first_key_that_can_sign_signs_and_key_bytes_never_show() {
         let dbg = format!("{:?}", hs(None, SECRET));
         assert!(!dbg.contains("0123"), "{dbg}");
-        // The first key that can sign, signs.
         let r = ring(vec![ed_pub(Some("v"), SEED_B), hs(Some("h"), SECRET), ed_seed(Some("e"), SEED_A)]);
         assert!(r.can_sign());
         assert_eq!(r.signing_kid(), Some("h"));

@@ -33,6 +33,6 @@ pub use crate::jwt_crypto::ED25519_PKCS8_PREFIX;
 pub use bearer::bearer_token;
 pub use cache::{verify_cached, PassCache};
 pub use claims::{PassClaims, MAX_TOKEN_LEN, SUBJECT};
-pub use keys::{KeyMaterial, KeyRing, KeySpec};
+pub use keys::{KeyError, KeyMaterial, KeyProblem, KeyRing, KeySpec};
 pub use sign::{sign, SignError};
 pub use verify::{verify, Rejection, VerifyPolicy};
