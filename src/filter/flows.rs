@@ -14,8 +14,8 @@ use crate::ledger::Ledger;
 use crate::response::{self, Response};
 
 use super::host;
-use super::root::Worker;
 use super::store;
+use super::worker::Worker;
 
 /// More steps than a purchase takes between two waits (claim, verify, pending, settle, record).
 const MAX_STEPS: usize = 16;

@@ -7,6 +7,7 @@ mod metrics;
 mod request;
 mod root;
 mod store;
+mod worker;
 
 use proxy_wasm::types::LogLevel;
 

@@ -17,7 +17,7 @@ use crate::token::Rejection;
 
 use super::flows::{self, Flow};
 use super::host;
-use super::root::Worker;
+use super::worker::Worker;
 
 /// After a failed `/supported`, requests wait this long before asking again.
 const FEE_PAYER_RETRY_MS: u64 = 1_000;

@@ -1,8 +1,7 @@
 //! The root context of one worker: parses the configuration once, keeps the
 //! facilitator's fee payer fresh (`GET /supported`), and sweeps the purchase
-//! store in the background.
+//! store in the background. What requests share lives in `worker`.
 
-use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -10,17 +9,14 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
-use crate::challenge_cache::{self, ChallengeCache};
 use crate::config::Config;
-use crate::facilitator::{self, CalloutResult};
-use crate::replay::{Policy, BUCKETS};
-use crate::token::PassCache;
+use crate::replay::BUCKETS;
 
-use super::flows::{self, Flows};
+use super::flows;
 use super::host;
-use super::metrics::Metrics;
 use super::request::Request;
 use super::store;
+use super::worker::Worker;
 
 /// Purchases waiting between two `/settle` attempts are woken on the tick: its period bounds
 /// how late they wake. The purchase store is swept one bucket every `SWEEP_EVERY` ticks.
@@ -34,64 +30,6 @@ const FIRST_TICK: Duration = Duration::from_millis(1);
 const SUPPORTED_REFRESH_MS: u64 = 10 * 60 * 1_000;
 const SUPPORTED_BACKOFF_FIRST_MS: u64 = 1_000;
 const SUPPORTED_BACKOFF_MAX_MS: u64 = 30_000;
-/// Verified passes kept per worker. An entry is the token (~450 bytes) and its
-/// claims (~300 bytes): about 6 MB per worker when full, whatever is presented.
-const PASS_CACHE_CAPACITY: usize = 8_192;
-
-/// What every request of this worker shares, read-only but for the cache and
-/// the fee payer.
-pub struct Worker {
-    pub config: Config,
-    pub fee_payer: RefCell<Option<String>>,
-    /// When `/supported` last failed: requests then answer 503 at once rather
-    /// than each asking a facilitator that is down.
-    pub fee_payer_failed_at_ms: Cell<u64>,
-    pub cache: RefCell<PassCache>,
-    /// Finished 402s of recent URLs (src/challenge_cache.rs).
-    pub challenges: RefCell<ChallengeCache>,
-    pub metrics: Metrics,
-    /// Purchases in flight (src/filter/flows.rs).
-    pub flows: Flows,
-    /// This worker's root context: host calls made for a purchase from the tick go back to it.
-    pub root_context_id: u32,
-}
-
-impl Worker {
-    pub fn replay_policy(&self) -> Policy {
-        Policy {
-            replay_window_seconds: self.config.replay_window_seconds,
-            // a purchase makes a /verify and /settle attempts until its settle deadline, each
-            // bounded by the timeout: a pending record older than that was abandoned
-            stale_after_seconds: (2 * self.config.facilitator.timeout_ms + self.config.settle_deadline_ms)
-                .div_ceil(1_000)
-                + 5,
-        }
-    }
-
-    /// Learns the fee payer from a `/supported` answer; `false` if it had none.
-    pub fn learn_fee_payer(&self, result: CalloutResult<'_>) -> bool {
-        match facilitator::fee_payer_from_supported(result, &self.config.network) {
-            Ok(fee_payer) => {
-                let mut known = self.fee_payer.borrow_mut();
-                if known.as_deref() != Some(fee_payer.as_str()) {
-                    log::info!("x402-access-pass: facilitator fee payer for {} is {fee_payer}", self.config.network);
-                }
-                *known = Some(fee_payer);
-                true
-            }
-            Err(problem) => {
-                self.fee_payer_failed_at_ms.set(host::now_millis());
-                log::warn!(
-                    "x402-access-pass: GET /supported gave no fee payer for {}: {}",
-                    self.config.network,
-                    problem.reason()
-                );
-                false
-            }
-        }
-    }
-}
-
 #[derive(Default)]
 pub struct Root {
     context_id: u32,
@@ -169,18 +107,7 @@ impl RootContext for Root {
             }
         };
         crate::ledger::create_buckets(&store::EnvoySharedData);
-        let fee_payer = config.fee_payer.clone();
-        let metrics = Metrics::define(&config);
-        self.worker = Some(Rc::new(Worker {
-            config,
-            fee_payer: RefCell::new(fee_payer),
-            fee_payer_failed_at_ms: Cell::new(0),
-            cache: RefCell::new(PassCache::new(PASS_CACHE_CAPACITY)),
-            challenges: RefCell::new(ChallengeCache::new(challenge_cache::DEFAULT_SLOTS)),
-            metrics,
-            flows: Flows::default(),
-            root_context_id: self.context_id,
-        }));
+        self.worker = Some(Rc::new(Worker::new(config, self.context_id)));
         self.supported_in_flight = None;
         self.supported_next_ms = 0;
         self.supported_backoff_ms = 0;
