@@ -88,7 +88,7 @@ def compact(obj: Any) -> bytes:
 
 
 def claims(iat: int, payer: str = PAYER) -> dict:
-    """SPEC §7 claims, in its order."""
+    """docs/behaviour.md §7 claims, in its order."""
     return {"sub": "x402-access-pass", "tier": PASS_TIER, "duration": PASS_SECONDS, "iat": iat,
             "exp": iat + PASS_SECONDS, "payer": payer, "network": harness.NETWORK, "iss": ISSUER}
 

@@ -1,7 +1,7 @@
 //! What a configuration sells, and how it is described to buyers: the passes of fixed
 //! duration (tiers), the hourly rate for custom durations, and the `AccessPassInfo` JSON
 //! of the `X-ACCESS-PASS-TIERS` header and of the challenge body's `accessPass`
-//! (SPEC §4).
+//! (docs/behaviour.md §4).
 //!
 //! Both the configuration (which builds the header once) and the challenge (which writes
 //! the body) use this module; it uses neither.

@@ -1,4 +1,4 @@
-//! The 402 challenge (SPEC §4): `PAYMENT-REQUIRED`, `X-ACCESS-PASS-TIERS` and a
+//! The 402 challenge (docs/behaviour.md §4): `PAYMENT-REQUIRED`, `X-ACCESS-PASS-TIERS` and a
 //! JSON (or, for browsers, HTML) body. Field order follows the x402 packages.
 
 use base64::engine::general_purpose::STANDARD as BASE64;

@@ -1,4 +1,4 @@
-//! Plugin configuration (SPEC §2): parsed and validated once, in `on_configure`,
+//! Plugin configuration (docs/behaviour.md §2): parsed and validated once, in `on_configure`,
 //! then shared read-only by every request of the worker.
 //!
 //! Every field is read from a `serde_json::Value` by hand so that each problem

@@ -1,4 +1,4 @@
-//! The order of decisions for one request (SPEC §3), host-agnostic: the
+//! The order of decisions for one request (docs/behaviour.md §3), host-agnostic: the
 //! proxy-wasm layer supplies the headers, this decides what happens.
 
 use crate::config::{Claim, Config};

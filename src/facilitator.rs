@@ -1,4 +1,4 @@
-//! The facilitator's wire format (SPEC §9): what the filter sends to `/verify`
+//! The facilitator's wire format (docs/behaviour.md §9): what the filter sends to `/verify`
 //! and `/settle`, and how it reads `/supported`, `/verify` and `/settle` answers.
 
 use serde::Deserialize;

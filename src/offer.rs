@@ -1,4 +1,4 @@
-//! Which pass a request asks for (SPEC §5.1): every `tier` in the query, then
+//! Which pass a request asks for (docs/behaviour.md §5.1): every `tier` in the query, then
 //! every `duration`, then the default pass. The first candidate prices a
 //! challenge; a purchase takes the first candidate whose price was paid.
 

@@ -1,4 +1,4 @@
-//! The buyer's payment (SPEC §6.1–§6.3): decode `PAYMENT-SIGNATURE`, bind it to
+//! The buyer's payment (docs/behaviour.md §6.1–§6.3): decode `PAYMENT-SIGNATURE`, bind it to
 //! the pass whose price it pays, and check the Solana transaction locally so
 //! that garbage never reaches the facilitator.
 
@@ -60,7 +60,7 @@ pub struct Payment {
 pub struct CheckedPayment {
     pub payment: Payment,
     pub offer: Offer,
-    /// SHA-256 of the transaction message: the key of the purchase (SPEC §6.5).
+    /// SHA-256 of the transaction message: the key of the purchase (docs/behaviour.md §6.5).
     pub message_hash: [u8; 32],
     /// The buyer: the transfer's authority, whose signature was checked.
     pub payer: String,
@@ -94,7 +94,7 @@ pub fn decode_header(raw: &[u8]) -> Result<Payment, Refusal> {
     })
 }
 
-/// SPEC §6.2 then §6.3: the payment must be for this seller, network and asset,
+/// docs/behaviour.md §6.2 then §6.3: the payment must be for this seller, network and asset,
 /// pay exactly the price of one of the request's candidates (the first that
 /// matches is the pass issued), and carry a transaction that really pays that
 /// price in that asset, signed by its buyer.

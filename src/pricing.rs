@@ -1,4 +1,4 @@
-//! Exact integer pricing (SPEC §5): USD decimal strings to atomic units, custom
+//! Exact integer pricing (docs/behaviour.md §5): USD decimal strings to atomic units, custom
 //! durations at `ratePerHour`, human labels, and which pass a request asks for.
 //!
 //! No floating point anywhere: `"2.01"` with 6 decimals is `2010000`, where the
@@ -99,7 +99,7 @@ pub fn label(seconds: u64) -> String {
     }
 }
 
-/// What a request's query string asks for, in the order SPEC §5.1 walks it:
+/// What a request's query string asks for, in the order docs/behaviour.md §5.1 walks it:
 /// every `tier` value, then every `duration` value.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct PassQuery {

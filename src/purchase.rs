@@ -1,4 +1,4 @@
-//! What a purchase answers (SPEC §6.4–§6.6): the pass claims for a checked
+//! What a purchase answers (docs/behaviour.md §6.4–§6.6): the pass claims for a checked
 //! payment, the 200 receipt that a replay re-serves byte for byte, and the
 //! failure answers.
 

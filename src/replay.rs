@@ -1,4 +1,4 @@
-//! Replay and concurrency (SPEC §6.5) as pure state: one purchase per payment,
+//! Replay and concurrency (docs/behaviour.md §6.5) as pure state: one purchase per payment,
 //! keyed by the SHA-256 of its transaction message.
 //!
 //! Envoy's shared data (visible to every worker) can only compare-and-swap a

@@ -1,4 +1,4 @@
-//! Solana transaction decoding and checks (SPEC §11).
+//! Solana transaction decoding and checks (docs/behaviour.md §11).
 //!
 //! A strict, allocation-light decoder of the wire format of legacy and v0
 //! transactions, borrowing from the input. It never panics: every read is

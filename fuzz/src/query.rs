@@ -1,4 +1,4 @@
-//! Which pass a request asks for (SPEC §5): `pricing::parse_query`,
+//! Which pass a request asks for (docs/behaviour.md §5): `pricing::parse_query`,
 //! `offer::candidates`, `offer::offer_paid_for` and the price parsers, on an
 //! arbitrary `:path`, with three fixed configurations: the integration suite's
 //! (tiers 5m/1h/24h, 0.50/h), a rate-only one with a 2-decimal asset, and an

@@ -61,7 +61,7 @@ pub fn run(data: &[u8]) {
     let _ = tx.account_key(u8::MAX);
 }
 
-/// The wire bytes of a decoded transaction (SPEC §11 layout).
+/// The wire bytes of a decoded transaction (docs/behaviour.md §11 layout).
 pub fn encode(tx: &Transaction) -> Vec<u8> {
     let mut out = Vec::with_capacity(tx.message.len() + 1 + 64 * tx.signatures.len());
     encode_compact_u16(len16(tx.signatures.len()), &mut out);

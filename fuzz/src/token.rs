@@ -12,7 +12,7 @@
 //! * anything else: an `Authorization` value (`token::bearer_token`), and the
 //!   same bytes as a bare token.
 //!
-//! Whatever verifies satisfies every rule of SPEC §7 at the fixed clock, and
+//! Whatever verifies satisfies every rule of docs/behaviour.md §7 at the fixed clock, and
 //! the cached path answers exactly what `verify` answers.
 
 use std::sync::OnceLock;

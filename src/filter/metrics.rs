@@ -1,4 +1,4 @@
-//! Envoy counters, all named `x402_access_pass.*` (SPEC §10). Envoy shows wasm
+//! Envoy counters, all named `x402_access_pass.*` (docs/behaviour.md §10). Envoy shows wasm
 //! metrics with its own `wasmcustom.` prefix in `/stats`, and without it, dots
 //! made underscores and no labels, in `/stats/prometheus`
 //! (`x402_access_pass_purchases_succeeded_by_tier_1h`); the scrape config in

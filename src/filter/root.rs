@@ -26,7 +26,7 @@ const SWEEP_EVERY: u32 = 10;
 /// `envoy --mode validate` runs `on_configure` with no clusters and no event loop, so a callout
 /// there only warns that a cluster which is defined is not; timers never fire there.
 const FIRST_TICK: Duration = Duration::from_millis(1);
-/// `/supported` is fetched again this often once known (SPEC §9.1).
+/// `/supported` is fetched again this often once known (docs/behaviour.md §9.1).
 const SUPPORTED_REFRESH_MS: u64 = 10 * 60 * 1_000;
 const SUPPORTED_BACKOFF_FIRST_MS: u64 = 1_000;
 const SUPPORTED_BACKOFF_MAX_MS: u64 = 30_000;

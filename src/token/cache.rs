@@ -16,7 +16,7 @@ struct CacheEntry {
     claims: PassClaims,
 }
 
-/// Bounded per-worker cache of verified passes (SPEC §7 "Line rate").
+/// Bounded per-worker cache of verified passes (docs/behaviour.md §7).
 ///
 /// Design: a fixed array of `capacity` slots, 4-way set-associative. The set comes
 /// from the first characters of the token's signature segment (a MAC or signature:

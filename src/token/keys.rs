@@ -11,7 +11,7 @@ use crate::jwt_crypto::ED25519_PKCS8_PREFIX;
 
 /// Longest `kid` a key may have.
 pub const MAX_KID_LEN: usize = 256;
-/// Minimum HS256 secret length (SPEC §2).
+/// Minimum HS256 secret length (docs/behaviour.md §2).
 pub const MIN_HS256_SECRET: usize = 32;
 
 /// Why [`KeyRing::new`] refused the keys. Every key rule is checked here, and only here;
@@ -89,7 +89,7 @@ pub enum KeyMaterial {
 }
 
 impl fmt::Debug for KeyMaterial {
-    /// Never prints key bytes (secrets must not reach logs, SPEC §10).
+    /// Never prints key bytes (secrets must not reach logs, docs/behaviour.md §10).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             KeyMaterial::Hs256Secret(_) => "Hs256Secret([redacted])",

@@ -1,4 +1,4 @@
-//! The pass token (SPEC §7): a compact JWS, signed with HS256 or EdDSA (Ed25519).
+//! The pass token (docs/behaviour.md §7): a compact JWS, signed with HS256 or EdDSA (Ed25519).
 //!
 //! One file per job:
 //! * [`claims`]: what a pass says ([`PassClaims`], [`SUBJECT`], [`MAX_TOKEN_LEN`]).
@@ -13,8 +13,8 @@
 //!   before it parses the claims.
 //! * [`bearer`]: [`bearer_token`] finds the token in an `Authorization` value, on raw bytes.
 //! * [`cache`]: [`PassCache`] / [`verify_cached`], a bounded per-worker cache of verified
-//!   passes, so a repeat token costs one SHA-256 instead of a signature check and JSON
-//!   parsing, and still expires on time.
+//!   passes, so a repeat token costs a byte comparison with the cached copy instead of a
+//!   signature check and JSON parsing, and still expires on time.
 //!
 //! The JWS backend ([`crate::jwt_crypto`]) knows nothing of passes; this module uses it,
 //! never the other way round.

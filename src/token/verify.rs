@@ -156,7 +156,7 @@ fn into_string(v: Option<Value>) -> Option<String> {
     }
 }
 
-/// Checks a token against every rule of SPEC §7 and returns its claims.
+/// Checks a token against every rule of docs/behaviour.md §7 and returns its claims.
 ///
 /// Order: size, shape, header (`alg`, `kid`), signature, then the claims, so a forgery
 /// is rejected before any claims JSON is parsed. `aud` may be a string or (RFC 7519)

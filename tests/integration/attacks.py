@@ -27,7 +27,7 @@ STALE_AFTER_SECONDS = 2 * 2 + 5  # a Pending purchase is abandoned after 2 × fa
 
 
 def custom_price(seconds: int, rate_atomic: int = RATE_ATOMIC, decimals: int = 6) -> int:
-    """SPEC §5: rate × seconds / 3600, rounded half up to 10^(decimals-4) atomic (exact integers)."""
+    """docs/behaviour.md §5: rate × seconds / 3600, rounded half up to 10^(decimals-4) atomic (exact integers)."""
     unit = 10 ** (decimals - 4 if decimals > 4 else max(decimals - 2, 0))
     numerator, denominator = rate_atomic * seconds, 3600 * unit
     units = numerator // denominator + (1 if 2 * (numerator % denominator) >= denominator else 0)

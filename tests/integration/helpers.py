@@ -161,7 +161,7 @@ def buy(envoy: Envoy, buyer: Buyer, path: str, price_path: str | None = None, or
 
 def assert_purchase_ok(resp: Response, buyer: Buyer, tier: str, seconds: int, label: str,
                        transaction_known: bool = True, origin: str = "*") -> tuple[str, dict]:
-    """A successful purchase answer (SPEC §6.6); returns (token, claims).
+    """A successful purchase answer (docs/behaviour.md §6.6); returns (token, claims).
 
     `transaction_known=False`: a pass recovered after an unknown settle outcome, where the
     facilitator answered `duplicate_settlement` (which carries no transaction id)."""

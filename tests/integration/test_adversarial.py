@@ -1,4 +1,4 @@
-"""Adversarial suite against the real Envoy: forged and malformed passes (SPEC §7), payments that try
+"""Adversarial suite against the real Envoy: forged and malformed passes (docs/behaviour.md §7), payments that try
 to get more than they pay for (§5, §6), header tricks (§3, §8, §10), and facilitator faults beyond
 test_faults.py (§6.4, §6.5, §9.1).
 
@@ -54,7 +54,7 @@ def raw_claims(claims: dict) -> str:
     return json.dumps(claims, separators=(",", ":"))
 
 
-# =========================================================================== passes (SPEC §7)
+# ================================================================ passes (docs/behaviour.md §7)
 
 PAYER = xp.derived_keypair("adversarial-payer").address
 HS = {"alg": "HS256", "typ": "JWT"}
@@ -163,7 +163,7 @@ def test_a_valid_pass_at_the_limits_is_accepted(envoy, make):
     assert resp.status == 200 and resp.json()["upstream"] == "demo", resp
 
 
-# =========================================================================== payments (SPEC §5, §6)
+# ================================================================ payments (docs/behaviour.md §5, §6)
 
 
 def pay_amount(buyer, required: dict, amount: int, **options):
@@ -467,7 +467,7 @@ def test_a_duration_whose_price_does_not_fit_is_not_for_sale(upstream, new_buyer
         fac.stop()
 
 
-# =========================================================================== header tricks (SPEC §3, §8, §10)
+# ================================================================ header tricks (docs/behaviour.md §3, §8, §10)
 
 
 def test_spoofed_claim_headers_without_a_valid_pass_never_reach_the_upstream(envoy, upstream, buyer):
@@ -549,7 +549,7 @@ def test_non_utf8_in_the_query_and_claim_headers_is_never_a_pass_nor_a_trap(envo
     assert status == 200 and upstream_header_values(json.loads(body), "x-access-pass-tier") == ["1h"], body
 
 
-# =========================================================================== facilitator faults (SPEC §6.4, §9.1)
+# ================================================================ facilitator faults (docs/behaviour.md §6.4, §9.1)
 # test_faults.py covers every verify and settle fault with its answer and the recovery; here: the
 # time bound for each fault on both endpoints, /supported faults other than a refused connection,
 # repeated unknown outcomes, a recovery raced on many connections, a buyer who hangs up mid-settle,

@@ -1,4 +1,4 @@
-"""The 402 challenge (SPEC §4), pricing of what a request asks for (§5), and which requests the
+"""The 402 challenge (docs/behaviour.md §4), pricing of what a request asks for (§5), and which requests the
 filter touches at all (§3): bypass, unprotected paths, CORS preflight."""
 
 import pytest

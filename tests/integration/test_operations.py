@@ -1,4 +1,4 @@
-"""Operations (SPEC §10): input that must not trap the VM, and the counters in Envoy's stats."""
+"""Operations (docs/behaviour.md §10): input that must not trap the VM, and the counters in Envoy's stats."""
 
 import re
 import threading

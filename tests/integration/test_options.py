@@ -1,4 +1,4 @@
-"""Plugin options beyond the defaults (SPEC §2, §3, §7, §8): forwardAuthorization, claimHeaders,
+"""Plugin options beyond the defaults (docs/behaviour.md §2, §3, §7, §8): forwardAuthorization, claimHeaders,
 audience, issuer, leewaySeconds, description, cors.allowOrigins, and key rings (rotation, EdDSA)."""
 
 import base64
@@ -210,7 +210,7 @@ def test_hs256_signed_with_the_eddsa_public_key_is_not_a_pass(eddsa_envoy):
 
 
 def test_a_verify_only_sidecar_with_a_public_key_accepts_eddsa_passes(envoys):
-    # SPEC §7: "EdDSA keys let sidecars that only validate hold a public key alone."
+    # docs/behaviour.md §7: a sidecar that only verifies may hold an EdDSA public key alone.
     envoy = envoys.start("eddsa-verify-only", secret=None, keys=[
         {"kid": "ed1", "alg": "EdDSA", "publicKey": ED_PUBLIC_PEM}])
     assert envoy.get("/api/data", bearer(eddsa(pass_claims(PAYER)))).status == 200

@@ -1,4 +1,4 @@
-"""Buying a pass (SPEC §6), using it (§8), binding the pass to the amount paid (§6.2) and the local
+"""Buying a pass (docs/behaviour.md §6), using it (§8), binding the pass to the amount paid (§6.2) and the local
 checks that keep garbage away from the facilitator (§6.1, §6.3)."""
 
 import base64

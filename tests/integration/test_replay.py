@@ -1,4 +1,4 @@
-"""Replay and concurrency of purchases (SPEC §6.5) and passes expiring on time (§7)."""
+"""Replay and concurrency of purchases (docs/behaviour.md §6.5) and passes expiring on time (§7)."""
 
 import threading
 import time

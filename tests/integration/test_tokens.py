@@ -1,4 +1,4 @@
-"""Pass tokens (SPEC §7): anything but a valid pass gets the challenge (402, never 401 or 500), and
+"""Pass tokens (docs/behaviour.md §7): anything but a valid pass gets the challenge (402, never 401 or 500), and
 passes are byte-compatible with the Express reference's."""
 
 import json
@@ -111,7 +111,7 @@ def vector_envoy(module_envoys):
 
 
 def test_a_reference_style_pass_with_a_future_exp_is_accepted(vector_envoy):
-    # The SPEC vector's claims, re-dated so exp is in the future, signed the same way.
+    # The reference pass vector's claims, re-dated so exp is in the future, signed the same way.
     now = int(time.time())
     claims = VECTOR_CLAIMS.replace("1767225600", str(now)).replace("1767229200", str(now + 3600))
     claims = claims.replace("solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp", NETWORK)

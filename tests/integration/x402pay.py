@@ -1,6 +1,6 @@
 """Independent Python builder of x402 v2 "exact" Solana payments.
 
-It produces what the `@dexterai/x402` / `@x402/svm` clients send (SPEC §6.1, §11): a Solana v0
+It produces what the `@dexterai/x402` / `@x402/svm` clients send (docs/behaviour.md §6.1, §11): a Solana v0
 transaction with two signature slots (slot 0 = the facilitator's fee payer, left all zeros;
 slot 1 = the buyer's Ed25519 signature), instructions SetComputeUnitLimit, SetComputeUnitPrice,
 SPL Token TransferChecked (source ATA of the buyer -> ATA of payTo) and an optional Memo, wrapped

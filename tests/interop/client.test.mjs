@@ -97,7 +97,7 @@ test('no preference: the client buys the shortest tier once and every later call
   assert.equal(bought.claims.exp - bought.claims.iat, 300);
 
   // The first call returns the purchase answer as the client got it (the filter answers purchases
-  // itself, SPEC §6.6): the pass, not the API's data.
+  // itself, docs/behaviour.md §6.6): the pass, not the API's data.
   assert.equal(answers[0].status, 200);
   assert.equal(answers[0].headers.get('access-pass'), bought.token);
   assert.equal(answers[0].body.accessPass.token, bought.token);
@@ -108,7 +108,7 @@ test('no preference: the client buys the shortest tier once and every later call
 });
 
 test("preferTier '24h': the client pays the default (5-minute) price, so it gets a 5-minute pass", async () => {
-  // SPEC §14: on a 402 with X-ACCESS-PASS-TIERS the client pays the amount of THAT 402 (the
+  // docs/behaviour.md §14: on a 402 with X-ACCESS-PASS-TIERS the client pays the amount of THAT 402 (the
   // unqualified request is priced at the default pass) and then posts `?tier=24h`. The filter binds
   // the pass to the amount paid: 0.05 USDC buys 5 minutes, whatever the query asks for.
   const buyer = newBuyer('client: preferTier 24h');
@@ -175,7 +175,7 @@ test('a longer pass with the Node client: ask for the tier in the URL of the fir
 });
 
 test('maxSpend below every price: the client falls back to a plain payment per call; each buys a 5-minute pass it does not keep', async () => {
-  // SPEC §14: when maxSpend is below the tier's price the client throws internally, catches it and
+  // docs/behaviour.md §14: when maxSpend is below the tier's price the client throws internally, catches it and
   // falls back to a plain x402 payment of the original 402 (the default price, 0.05 USDC: maxSpend
   // does not bound that), sent on the original request. The filter treats any PAYMENT-SIGNATURE as
   // a purchase and answers it with a pass, which the client returns but does not cache: the next

@@ -128,7 +128,7 @@ test("another secret's passes are refused both ways (402 challenge)", async () =
 });
 
 test('the same client and query against each: the reference sells 1 hour for the 5-minute price, the filter does not', async () => {
-  // wrapFetch with preferTier '1h' pays the default 402 (0.05 USDC) and posts ?tier=1h (SPEC §14).
+  // wrapFetch with preferTier '1h' pays the default 402 (0.05 USDC) and posts ?tier=1h (docs/behaviour.md §14).
   // The reference issues the tier the query asks for; the filter issues what the amount paid buys.
   const buyerA = newBuyer('compat: preferTier 1h at the reference');
   const atReference = dexterClient(buyerA, { preferTier: '1h' });

@@ -1,4 +1,4 @@
-//! The x402 `exact` SVM facilitator logic (SPEC §9, §13): `/supported`,
+//! The x402 `exact` SVM facilitator logic (docs/behaviour.md §9, §13): `/supported`,
 //! `/verify` and `/settle`, without a blockchain. Pure functions over JSON
 //! values; the HTTP layer is in `app`.
 

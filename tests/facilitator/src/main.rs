@@ -1,6 +1,6 @@
 //! x402-test-facilitator: an offline x402 `exact` SVM facilitator, its
 //! control API for fault injection, and a Solana JSON-RPC stand-in, for the
-//! integration tests and `make run` (SPEC §13). See README.md.
+//! integration tests and `make run` (docs/behaviour.md §13). See README.md.
 
 mod app;
 mod facilitator;

@@ -1,4 +1,4 @@
-//! Program-derived addresses and associated token accounts (SPEC §11).
+//! Program-derived addresses and associated token accounts (docs/behaviour.md §11).
 
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use sha2::{Digest, Sha256};

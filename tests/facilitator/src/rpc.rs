@@ -1,4 +1,4 @@
-//! A Solana JSON-RPC stand-in (SPEC §13): enough for `@dexterai/x402` and
+//! A Solana JSON-RPC stand-in (docs/behaviour.md §13): enough for `@dexterai/x402` and
 //! `@solana/web3.js` to build and sign payments offline. Every token account
 //! exists, holds plenty of the asset, and the mint is a 6-decimal SPL mint.
 
