@@ -12,13 +12,16 @@ Envoy listener, bounded in time and in count:
   public       GET on a bypassed path                                                        -> 200
   purchase     GET the 402, sign a real payment for it (x402pay), POST it                    -> 200
                (502/503 while a facilitator fault is injected: the same payment is retried
-               later until it gets its pass; a retry may also meet 409)
+               later until it gets its pass; a retry may also meet 409. A 402 with a
+               facilitator's refusal before broadcast, REFUSALS, charged nothing and kept
+               nothing: the same payment is sent again later too, and must then get its pass)
   replay       the same payment again: the same pass within replayWindowSeconds, then 402
                duplicate_payment
 
 Every purchase is checked on the spot: the pass lasts exactly what its price buys. Everything else
-is counted: a status histogram per action, latencies, 5xx answers with their time (to match them
-against fault windows), transport errors, and every payment with its final outcome.
+is counted: a status histogram per action, latencies, 5xx answers and refusals with their time (to
+match them against fault windows), transport errors, and every payment with every answer it got and
+its final outcome.
 
 Standalone, against a running Envoy (e.g. `make run`, no faults):
   .venv/bin/python tools/soak.py --port 10000 --seconds 30 --secret "$ACCESS_PASS_SECRET"
@@ -57,6 +60,10 @@ EXPECTED = {"pass": {200}, "challenge": {402}, "bad_token": {402}, "bad_payment"
             "public": {200}, "purchase": {200}, "retry": {200, 409}, "replay": {200, 402}}
 CHALLENGE_PATHS = ["/api/data", "/api/data?tier=1h", "/api/data?tier=24h", "/api/data?duration=7200",
                    "/api/data?tier=24h&tier=5m", "/api/data?duration=59", "/api/data?tier=nope"]
+# Reasons of a facilitator's refusal before broadcast (docs/behaviour.md §17.2): a 402, nothing settled
+# and the purchase record dropped, so the same payment may be sent again. Only a fault window makes
+# the test facilitator refuse (refused_400, settle_failure).
+REFUSALS = {"insufficient_funds", "transaction_failed"}
 PURCHASE_PATHS = [("/api/data", "5m"), ("/api/data?tier=1h", "1h"), ("/api/data?tier=24h", "24h"),
                   ("/api/data?duration=5400", "custom")]
 
@@ -86,11 +93,19 @@ class Payment:
     path: str
     amount: int
     message_hash: str
-    outcome: str = "pending"   # pending -> ok (a pass was issued) | lost (never got one)
+    outcome: str = "pending"   # pending -> ok (a pass was issued) | lost (never got one) | refused (a 402 not in REFUSALS)
     token: str = ""
     settled_at: float = 0.0
     attempts: int = 1
     next_try: float = 0.0
+    answers: list[tuple[int, str | None]] = field(default_factory=list)  # (status, reason) of every attempt
+
+    def recovered(self) -> bool:
+        """Got its pass after a 503 settlement_unknown: the same payment sent again settled or recovered."""
+        return self.outcome == "ok" and (503, "settlement_unknown") in self.answers
+
+    def paid_after_refusal(self) -> bool:
+        return self.outcome == "ok" and any(status == 402 and reason in REFUSALS for status, reason in self.answers)
 
 
 @dataclass
@@ -100,6 +115,8 @@ class Result:
     statuses: dict[str, dict[int, int]] = field(default_factory=lambda: collections.defaultdict(collections.Counter))
     reasons: collections.Counter = field(default_factory=collections.Counter)
     server_errors: list[dict] = field(default_factory=list)      # every 5xx: action, status, reason, t0, t1
+    refusals: list[dict] = field(default_factory=list)           # every 402 with a reason in REFUSALS, the same
+    payment_posts: list[dict] = field(default_factory=list)      # every POST of a payment: action, status, reason, t0, t1
     unexpected: list[dict] = field(default_factory=list)         # wrong status for the action (5xx aside)
     violations: list[str] = field(default_factory=list)          # a pass not matching its price, a replay mismatch
     transport_errors: list[str] = field(default_factory=list)
@@ -126,6 +143,7 @@ class Result:
                            for a, v in sorted(self.latencies.items())},
             "payments": collections.Counter(p.outcome for p in self.payments),
             "server_errors": len(self.server_errors),
+            "refusals": len(self.refusals),
             "unexpected": len(self.unexpected),
             "violations": len(self.violations),
             "transport_errors": len(self.transport_errors),
@@ -243,6 +261,9 @@ class LoadGenerator:
     def _post_payment(self, conn_box: list, payment: Payment, action: str) -> None:
         status, headers, body, t0, t1 = self._send(conn_box, "POST", payment.path, {"PAYMENT-SIGNATURE": payment.header})
         reason = self._reason(body) if status != 200 else None
+        with self.lock:
+            payment.answers.append((status, reason))
+            self.result.payment_posts.append({"action": action, "status": status, "reason": reason, "t0": t0, "t1": t1})
         if status == 200:
             self._record(action, status, t0, t1)
             token = headers.get("access-pass", "")
@@ -254,6 +275,15 @@ class LoadGenerator:
         elif status in (502, 503, 409):
             self._record(action, status, t0, t1, reason, expected={200, 409} if action == "retry" else {200})
             with self.lock:
+                payment.next_try = time.monotonic() + 1.0
+                self.retry_queue.append(payment)
+        elif status == 402 and reason in REFUSALS:
+            # Refused before broadcast: nothing charged, nothing kept. Whether a fault window
+            # explains it is the caller's to judge (Result.refusals); the payment is sent again.
+            self._record(action, status, t0, t1, reason, expected={402})
+            with self.lock:
+                self.result.refusals.append({"action": action, "status": status, "reason": reason, "t0": t0,
+                                             "t1": t1, "payment": payment.message_hash})
                 payment.next_try = time.monotonic() + 1.0
                 self.retry_queue.append(payment)
         else:

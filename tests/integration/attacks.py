@@ -23,7 +23,9 @@ TIER_SECONDS = {"5m": 300, "1h": 3600, "24h": 86400}
 RATE_ATOMIC = 500_000      # ratePerHour "0.50"
 MIN_DURATION, MAX_DURATION = 60, 2_592_000
 LONGEST_PASS = MAX_DURATION
-STALE_AFTER_SECONDS = 2 * 2 + 5  # a Pending purchase is abandoned after 2 × facilitatorTimeoutMs + 5 s
+# A Pending purchase is abandoned after 2 × facilitatorTimeoutMs + settleDeadlineMs + 5 s
+# (Worker::replay_policy), with the default test configuration's 2 s and 1 s.
+STALE_AFTER_SECONDS = (2 * 2000 + 1000 + 999) // 1000 + 5
 
 
 def custom_price(seconds: int, rate_atomic: int = RATE_ATOMIC, decimals: int = 6) -> int:

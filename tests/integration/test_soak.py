@@ -8,10 +8,16 @@ The load (tools/soak.py) mixes valid passes, challenges, bad passes and payments
 bypassed paths, real purchases and replays, on keep-alive connections from several threads. Asserted:
 
 - every answer is the one its request calls for; the only 5xx are 502/503 of purchases in flight
-  while a facilitator fault was injected, and every such payment later got its pass;
+  while a facilitator fault was injected, and every such payment later got its pass (sent again after
+  a 503 settlement_unknown, it settles or is recovered);
+- the faults include every settlement outcome the test facilitator can give (docs/behaviour.md §17):
+  pending, a confirmation timeout, already processed, a refusal with HTTP 400 or before broadcast,
+  successes with a forged transaction id, another network or another payer. Each runs in its own
+  window; the only refusals (402 insufficient_funds / transaction_failed) are of purchases in flight
+  during a refusing window, and those payments, sent again, got their pass;
 - nothing lost, nothing charged twice: the facilitator's settlements during the soak are exactly the
-  payments that got a pass, at the price of that pass; the filter's purchases_succeeded and
-  settled_atomic counters agree with them;
+  payments that got a pass (passes recovered after a 503 included), at the price of that pass; the
+  filter's purchases_succeeded and settled_atomic counters agree with them;
 - no VM trapped or reloaded: no panic / wasm trap / unexpected status / failed VM line in Envoy's
   log, Envoy's wasm.* stats show no VM created, reloaded or failed during the run;
 - Envoy's RSS (/proc/<pid>/status VmRSS) grows less than 5 % after the warm-up (runs of 2 minutes
@@ -48,16 +54,23 @@ pytestmark = pytest.mark.skipif(SOAK_SECONDS <= 0, reason="the soak runs with SO
 
 REPLAY_WINDOW = 5          # seconds: settled purchases turn into spent records during the soak
 TIMEOUT_S = 2.0            # facilitatorTimeoutMs of the test configuration
-FAULTS = [("verify", "status", {"status": 500}), ("verify", "garbage", {}), ("verify", "reset", {}),
-          ("settle", "reset", {}), ("settle", "truncated", {}), ("settle", "status", {"status": 502}),
-          ("verify", "slow", {"delay_ms": 2500}), ("settle", "slow", {"delay_ms": 2500})]
+FAULTS = [("verify", "status", {"status": 500}), ("settle", "settle_pending", {}), ("verify", "garbage", {}),
+          ("settle", "confirmation_timeout", {}), ("verify", "reset", {}), ("settle", "refused_400", {}),
+          ("settle", "reset", {}), ("settle", "bad_transaction", {}), ("settle", "truncated", {}),
+          ("settle", "bad_network", {}), ("settle", "status", {"status": 502}), ("settle", "bad_payer", {}),
+          ("verify", "slow", {"delay_ms": 2500}), ("settle", "settle_failure", {}),
+          ("settle", "slow", {"delay_ms": 2500}), ("settle", "already_processed", {})]
+# The 402 reason each refusing settle mode gives (tests/facilitator/src/facilitator.rs, SettleAs).
+REFUSES_WITH = {"refused_400": "insufficient_funds", "settle_failure": "transaction_failed"}
 FAULT_LENGTH = 1.0
 FAULT_PERIOD = 4.0
+# A short run (the smoke) shortens the period so that every fault kind gets its window.
+MIN_FAULT_PERIOD, MIN_FAULT_LENGTH = 1.25, 0.75
 RSS_GROWTH_LIMIT = 0.05
-# The filter keeps up to 16384 verified passes per worker (PASS_CACHE_CAPACITY, src/filter/root.rs),
+# The filter keeps up to 8192 verified passes per worker (PASS_CACHE_CAPACITY, src/filter/worker.rs),
 # a few hundred bytes each. A long soak fills those caches first (distinct pre-minted passes on
 # every worker), so that the RSS bound measures leaks rather than a bounded cache filling up.
-PASS_CACHE_CAPACITY = 16_384
+PASS_CACHE_CAPACITY = 8_192
 FILL_CACHES = SOAK_SECONDS >= 120
 
 
@@ -72,6 +85,9 @@ class FaultInjector(threading.Thread):
         self.windows: list[dict] = []
         self.halt = threading.Event()
         self.t0 = time.monotonic()
+        span = max(0.0, stop_after - start_after)
+        self.period = max(MIN_FAULT_PERIOD, min(FAULT_PERIOD, span / (len(FAULTS) + 1)))
+        self.length = max(MIN_FAULT_LENGTH, min(FAULT_LENGTH, self.period - 0.5))
 
     def run(self) -> None:
         if self.halt.wait(self.start_after):
@@ -82,11 +98,21 @@ class FaultInjector(threading.Thread):
             i += 1
             start = time.monotonic()
             self.facilitator.fault(endpoint, mode, **options)
-            self.halt.wait(FAULT_LENGTH)
+            self.halt.wait(self.length)
             self.facilitator.clear_faults()
-            self.windows.append({"endpoint": endpoint, "mode": mode, "start": start, "end": time.monotonic(),
+            end = time.monotonic()
+            self.windows.append({"endpoint": endpoint, "mode": mode, "start": start, "end": end,
                                  "delay": options.get("delay_ms", 0) / 1000})
-            self.halt.wait(FAULT_PERIOD - FAULT_LENGTH)
+            self.halt.wait(max(0.0, self.period - (end - start)))
+
+    def kinds(self) -> list[str]:
+        return sorted({f"{w['endpoint']}:{w['mode']}" for w in self.windows})
+
+    def explains_refusal(self, refusal: dict) -> bool:
+        """A refusal is expected when its purchase was in flight during a window of the settle mode
+        that refuses with that reason."""
+        return any(REFUSES_WITH.get(w["mode"]) == refusal["reason"] and refusal["t0"] <= w["end"] + 0.2
+                   and refusal["t1"] >= w["start"] for w in self.windows)
 
     def explains(self, error: dict) -> bool:
         """A 5xx is expected when its purchase was in flight during a fault window (a callout
@@ -169,6 +195,8 @@ def test_soak_mixed_load_with_faults_loses_nothing_and_keeps_envoy_steady(facili
     settled = ledger.new_settlements()
     settled_map = {s["messageHash"]: int(s["amount"]) for s in settled}
     unexplained = [e for e in result.server_errors if not faults.explains(e)]
+    unexplained_refusals = [r for r in result.refusals if not faults.explains_refusal(r)]
+    refused_payments = {r["payment"] for r in result.refusals}
     log_lines = bad_log_lines(envoy.log_text()[log_start:])
     warm = marks.get("warm", {"rss_kib": before["rss_kib"], "vm": before["vm"], "heap": before["heap"]})
     growth = (end["rss_kib"] - warm["rss_kib"]) / warm["rss_kib"]
@@ -188,15 +216,21 @@ def test_soak_mixed_load_with_faults_loses_nothing_and_keeps_envoy_steady(facili
                   "rss_samples": samples, "wasm_stats_end": end["vm"]},
         "warmup_seconds": warmup,
         "cache_fill": fill,
-        "faults": {"windows": len(faults.windows), "expected_5xx": len(result.server_errors) - len(unexplained),
+        "faults": {"windows": len(faults.windows), "period_s": round(faults.period, 2),
+                   "length_s": round(faults.length, 2),
+                   "expected_5xx": len(result.server_errors) - len(unexplained),
                    "unexplained_5xx": unexplained[:50],
-                   "kinds": sorted({f"{w['endpoint']}:{w['mode']}" for w in faults.windows})},
+                   "refusals": len(result.refusals), "unexplained_refusals": unexplained_refusals[:50],
+                   "kinds": faults.kinds(),
+                   "payments_in_windows": {k: 0 for k in faults.kinds()}},
         "ledger": {"passes_issued": len(ok), "settlements": len(settled),
                    "settled_atomic_facilitator": sum(settled_map.values()),
                    "purchases_succeeded_counter": succeeded, "settled_atomic_counter": settled_atomic,
                    "lost": sum(1 for p in result.payments if p.outcome == "lost"),
                    "refused": sum(1 for p in result.payments if p.outcome == "refused"),
-                   "retried": sum(1 for p in result.payments if p.attempts > 1)},
+                   "retried": sum(1 for p in result.payments if p.attempts > 1),
+                   "recovered_after_503": sum(1 for p in result.payments if p.recovered()),
+                   "paid_after_refusal": sum(1 for p in result.payments if p.paid_after_refusal())},
         "spent_checks": spent_checks,
         "unexpected_statuses": result.unexpected[:50],
         "violations": result.violations[:50],
@@ -204,6 +238,10 @@ def test_soak_mixed_load_with_faults_loses_nothing_and_keeps_envoy_steady(facili
         "bad_log_lines": log_lines[:50],
         "reasons": dict(result.reasons.most_common(40)),
     }
+    # Payments posted while each kind of fault was in force: how much each one was exercised.
+    for w in faults.windows:
+        report["faults"]["payments_in_windows"][f"{w['endpoint']}:{w['mode']}"] += sum(
+            1 for post in result.payment_posts if post["t0"] <= w["end"] and post["t1"] >= w["start"])
     out = OUT / "soak"
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=2, default=str)
@@ -211,8 +249,10 @@ def test_soak_mixed_load_with_faults_loses_nothing_and_keeps_envoy_steady(facili
     (out / "latest.json").write_text(text)
     print(f"\nsoak: {summary['seconds']}s, {summary['requests']} requests, {summary['rps']} req/s over 2 workers, "
           f"statuses {summary['statuses']}, purchases {len(ok)} ok / {report['ledger']['lost']} lost "
-          f"({report['ledger']['retried']} retried), {len(faults.windows)} fault windows "
-          f"({report['faults']['expected_5xx']} expected 5xx, {len(unexplained)} unexplained), "
+          f"({report['ledger']['retried']} retried, {report['ledger']['recovered_after_503']} recovered after a 503, "
+          f"{report['ledger']['paid_after_refusal']} paid after a refusal), {len(faults.windows)} fault windows "
+          f"of {len(faults.kinds())} kinds ({report['faults']['expected_5xx']} expected 5xx, {len(unexplained)} "
+          f"unexplained; {len(result.refusals)} refusals, {len(unexplained_refusals)} unexplained), "
           f"RSS {before['rss_kib'] / 1024:.1f} -> {'cache fill ' + format(fill['rss_kib'] / 1024, '.1f') + ' -> ' if fill else ''}warm {warm['rss_kib'] / 1024:.1f} -> end {end['rss_kib'] / 1024:.1f} MiB "
           f"({100 * growth:+.2f} % after warm-up), VM changes {vm_changes or 'none'}; report {out / 'latest.json'}")
 
@@ -220,6 +260,10 @@ def test_soak_mixed_load_with_faults_loses_nothing_and_keeps_envoy_steady(facili
     assert not result.transport_errors, result.transport_errors[:10]
     assert not result.unexpected, result.unexpected[:10]
     assert not unexplained, unexplained[:10]
+    assert faults.kinds() == sorted(f"{e}:{m}" for e, m, _ in FAULTS), faults.kinds()
+    assert not unexplained_refusals, unexplained_refusals[:10]
+    assert all(p.outcome == "ok" for p in result.payments if p.message_hash in refused_payments), \
+        "a payment refused before broadcast did not get its pass when sent again"
     assert not result.violations, result.violations[:10]
     assert report["ledger"]["lost"] == 0 and report["ledger"]["refused"] == 0, report["ledger"]
     assert len(settled) == len(settled_map), "a payment was settled twice"
