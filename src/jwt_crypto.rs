@@ -22,7 +22,7 @@ use sha2::Sha256;
 type HmacSha256 = Hmac<Sha256>;
 
 /// PKCS#8 v1 DER prefix of an Ed25519 private key; the 32-byte seed follows. `EncodingKey`s for
-/// EdDSA hold this layout (`crate::token` builds them, [`EdDsaSigner`] reads them back).
+/// EdDSA hold this layout (`crate::token` builds them, `EdDsaSigner` reads them back).
 pub const ED25519_PKCS8_PREFIX: [u8; 16] =
     [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
 
