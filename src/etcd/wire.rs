@@ -1,0 +1,274 @@
+//! etcd v3's JSON gateway, as the ledger speaks it: request bodies and the parsers of the
+//! answers. Keys and values are base64 (standard, padded) in JSON; int64s are JSON strings; a
+//! false or zero field is left out of an answer. Every answer is checked before use: its size,
+//! its JSON, its base64, that it is about the key asked for; anything else is
+//! [`Unavailable::Garbled`].
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{Reply, Unavailable};
+
+pub const RANGE: &str = "/v3/kv/range";
+pub const TXN: &str = "/v3/kv/txn";
+pub const DELETE_RANGE: &str = "/v3/kv/deleterange";
+pub const LEASE_GRANT: &str = "/v3/lease/grant";
+pub const LEASE_REVOKE: &str = "/v3/lease/revoke";
+
+/// The largest answer body read (a record of `MAX_VALUE_BYTES` in base64, with its envelope).
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// The largest record value written or read.
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+/// One key as etcd holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kv {
+    pub value: Vec<u8>,
+    pub create_revision: i64,
+    pub mod_revision: i64,
+    /// The lease the key is attached to; 0 for none.
+    pub lease: i64,
+}
+
+/// What a conditional write compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The key does not exist (`create_revision == 0`).
+    Absent,
+    /// The key is as it was read (`mod_revision == n`).
+    ModRevision(i64),
+}
+
+/// The lease a conditional write puts the key under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// The key's current lease (`ignore_lease`): its life does not change.
+    Keep,
+    Attach(i64),
+}
+
+/// How a conditional write went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Txn {
+    Committed,
+    /// The compare failed: the key as it is now (`None`: absent).
+    Lost(Option<Kv>),
+}
+
+fn b64(bytes: &[u8]) -> String {
+    BASE64.encode(bytes)
+}
+
+fn to_body(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// `/v3/kv/range` of one key (linearizable: a read without a quorum fails).
+pub fn range(key: &[u8]) -> Vec<u8> {
+    to_body(&json!({ "key": b64(key) }))
+}
+
+/// `/v3/kv/deleterange` of one key, answering with what it deleted.
+pub fn delete(key: &[u8]) -> Vec<u8> {
+    to_body(&json!({ "key": b64(key), "prev_kv": true }))
+}
+
+/// `/v3/lease/grant` of a lease of `ttl` seconds (etcd picks the id).
+pub fn lease_grant(ttl: u64) -> Vec<u8> {
+    to_body(&json!({ "TTL": ttl.to_string() }))
+}
+
+/// `/v3/lease/revoke`: the lease and every key still attached to it are gone.
+pub fn lease_revoke(id: i64) -> Vec<u8> {
+    to_body(&json!({ "ID": id.to_string() }))
+}
+
+/// `/v3/kv/txn`: put `value` at `key` if `expect` holds; otherwise read the key, so that the
+/// next attempt starts from what won.
+pub fn put_if(key: &[u8], expect: Expect, value: &[u8], lease: Lease) -> Vec<u8> {
+    let key = b64(key);
+    let compare = match expect {
+        Expect::Absent => json!({"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}),
+        Expect::ModRevision(revision) => {
+            json!({"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": revision.to_string()})
+        }
+    };
+    let put = match lease {
+        Lease::Keep => json!({"key": key, "value": b64(value), "ignore_lease": true}),
+        Lease::Attach(id) => json!({"key": key, "value": b64(value), "lease": id.to_string()}),
+    };
+    to_body(&json!({
+        "compare": [compare],
+        "success": [{ "request_put": put }],
+        "failure": [{ "request_range": { "key": key } }],
+    }))
+}
+
+/// The body of a 2xx answer, bounded; anything else is unavailable.
+fn body(reply: Reply<'_>) -> Result<&[u8], Unavailable> {
+    match reply {
+        Reply::Response { status, body } if (200..300).contains(&status) => {
+            if body.len() > MAX_ANSWER_BYTES {
+                Err(Unavailable::Garbled)
+            } else {
+                Ok(body)
+            }
+        }
+        Reply::Response { status, .. } => Err(Unavailable::Status(status)),
+        Reply::TimedOut => Err(Unavailable::TimedOut),
+        Reply::Failed => Err(Unavailable::Failed),
+    }
+}
+
+/// An answer is a JSON object; a gateway error travels as `{"error": ..., "code": n}`, and a 2xx
+/// body holding one is no answer.
+fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Unavailable> {
+    let object: serde_json::Map<String, Value> = serde_json::from_slice(bytes).map_err(|_| Unavailable::Garbled)?;
+    if object.contains_key("error") || object.contains_key("code") {
+        return Err(Unavailable::Garbled);
+    }
+    serde_json::from_slice(bytes).map_err(|_| Unavailable::Garbled)
+}
+
+/// An int64 as the gateway writes it: a string of decimal digits, absent when 0.
+fn int(field: Option<&str>) -> Result<i64, Unavailable> {
+    match field {
+        None => Ok(0),
+        Some(text) if !text.is_empty() && text.len() <= 19 && text.bytes().all(|b| b.is_ascii_digit()) => {
+            text.parse().map_err(|_| Unavailable::Garbled)
+        }
+        Some(_) => Err(Unavailable::Garbled),
+    }
+}
+
+fn unbase64(text: Option<&str>, limit: usize) -> Result<Vec<u8>, Unavailable> {
+    let text = text.unwrap_or("");
+    if text.len() > limit.div_ceil(3) * 4 {
+        return Err(Unavailable::Garbled);
+    }
+    let bytes = BASE64.decode(text).map_err(|_| Unavailable::Garbled)?;
+    if bytes.len() > limit {
+        return Err(Unavailable::Garbled);
+    }
+    Ok(bytes)
+}
+
+#[derive(Deserialize)]
+struct RawKv<'a> {
+    #[serde(borrow, default)]
+    key: Option<&'a str>,
+    #[serde(borrow, default)]
+    value: Option<&'a str>,
+    #[serde(borrow, default)]
+    create_revision: Option<&'a str>,
+    #[serde(borrow, default)]
+    mod_revision: Option<&'a str>,
+    #[serde(borrow, default)]
+    lease: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct RawRange<'a> {
+    #[serde(borrow, default)]
+    kvs: Vec<RawKv<'a>>,
+}
+
+fn one_kv(raw: RawRange<'_>, key: &[u8]) -> Result<Option<Kv>, Unavailable> {
+    let mut kvs = raw.kvs.into_iter();
+    match (kvs.next(), kvs.next()) {
+        (None, _) => Ok(None),
+        (Some(kv), None) => kv_of(kv, key).map(Some),
+        // More than the one key asked for.
+        (Some(_), Some(_)) => Err(Unavailable::Garbled),
+    }
+}
+
+fn kv_of(raw: RawKv<'_>, key: &[u8]) -> Result<Kv, Unavailable> {
+    if unbase64(raw.key, key.len())? != key {
+        return Err(Unavailable::Garbled);
+    }
+    let kv = Kv {
+        value: unbase64(raw.value, MAX_VALUE_BYTES)?,
+        create_revision: int(raw.create_revision)?,
+        mod_revision: int(raw.mod_revision)?,
+        lease: int(raw.lease)?,
+    };
+    // A key that exists has both revisions.
+    if kv.create_revision == 0 || kv.mod_revision < kv.create_revision {
+        return Err(Unavailable::Garbled);
+    }
+    Ok(kv)
+}
+
+/// The answer to [`range`] of `key`: the key, or `None` when it does not exist.
+pub fn read_range(reply: Reply<'_>, key: &[u8]) -> Result<Option<Kv>, Unavailable> {
+    let raw: RawRange<'_> = parse(body(reply)?)?;
+    one_kv(raw, key)
+}
+
+/// The answer to [`delete`] of `key`: what was deleted, or `None` when there was nothing.
+pub fn read_delete(reply: Reply<'_>, key: &[u8]) -> Result<Option<Kv>, Unavailable> {
+    #[derive(Deserialize)]
+    struct RawDelete<'a> {
+        #[serde(borrow, default)]
+        deleted: Option<&'a str>,
+        #[serde(borrow, default)]
+        prev_kvs: Vec<RawKv<'a>>,
+    }
+    let raw: RawDelete<'_> = parse(body(reply)?)?;
+    let deleted = int(raw.deleted)?;
+    let previous = one_kv(RawRange { kvs: raw.prev_kvs }, key)?;
+    match (deleted, previous) {
+        (0, None) => Ok(None),
+        (1, Some(kv)) => Ok(Some(kv)),
+        _ => Err(Unavailable::Garbled),
+    }
+}
+
+/// The answer to [`lease_grant`]: the lease id (positive).
+pub fn read_lease_grant(reply: Reply<'_>) -> Result<i64, Unavailable> {
+    #[derive(Deserialize)]
+    struct RawGrant<'a> {
+        #[serde(borrow, default, rename = "ID")]
+        id: Option<&'a str>,
+        #[serde(borrow, default, rename = "TTL")]
+        ttl: Option<&'a str>,
+    }
+    let raw: RawGrant<'_> = parse(body(reply)?)?;
+    match (int(raw.id)?, int(raw.ttl)?) {
+        (id, ttl) if id > 0 && ttl > 0 => Ok(id),
+        _ => Err(Unavailable::Garbled),
+    }
+}
+
+/// The answer to [`put_if`] of `key`.
+pub fn read_txn(reply: Reply<'_>, key: &[u8]) -> Result<Txn, Unavailable> {
+    #[derive(Deserialize)]
+    struct RawResponse<'a> {
+        #[serde(borrow, default)]
+        response_range: Option<RawRange<'a>>,
+        #[serde(default)]
+        response_put: Option<Value>,
+    }
+    #[derive(Deserialize)]
+    struct RawTxn<'a> {
+        #[serde(default)]
+        succeeded: bool,
+        #[serde(borrow, default)]
+        responses: Vec<RawResponse<'a>>,
+    }
+    let raw: RawTxn<'_> = parse(body(reply)?)?;
+    let mut responses = raw.responses.into_iter();
+    match (raw.succeeded, responses.next(), responses.next()) {
+        (true, Some(RawResponse { response_put: Some(_), response_range: None }), None) => Ok(Txn::Committed),
+        (false, Some(RawResponse { response_range: Some(range), response_put: None }), None) => {
+            one_kv(range, key).map(Txn::Lost)
+        }
+        _ => Err(Unavailable::Garbled),
+    }
+}
+
+#[cfg(test)]
+mod tests;
