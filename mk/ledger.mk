@@ -1,4 +1,4 @@
-# The shared ledger over etcd (docs/fleet.md, docs/behaviour.md §19): the core's etcd operations
+# The shared ledger over etcd (docs/fleet.md): the core's etcd operations
 # (src/etcd) against a real 3-member etcd cluster on loopback, run by the test executor
 # (examples/etcd_ledger.rs) over HTTP with exactly the bodies the filter will send.
 #

@@ -1,4 +1,4 @@
-//! Claiming a payment in the shared ledger (docs/behaviour.md §6.5, §19): the same outcomes as
+//! Claiming a payment in the shared ledger (docs/behaviour.md §6.5, docs/fleet.md): the same outcomes as
 //! the local ledger's `replay::Bucket::claim`, decided by that very function on the record
 //! etcd holds, and written with a compare on the record's revision, so two replicas can never
 //! both start the same payment.

@@ -1,4 +1,4 @@
-//! Entitlements in the shared ledger (docs/behaviour.md §16.3, §19): payer → {tier, iat, exp,
+//! Entitlements in the shared ledger (docs/fleet.md, "Entitlements"): payer → {tier, iat, exp,
 //! network}, kept from the moment a settlement is known until `exp` (plus the leeway a verified
 //! `SIGN-IN-WITH-X` is honoured for), visible to every replica. The latest-expiring pass wins:
 //! a write reads the payer's entitlement and replaces it only with one expiring later, by a

@@ -2,9 +2,9 @@
 //! [`Key`] is always one this filter could have written: `/`, control characters or anything
 //! unbounded never reach etcd from a buyer.
 //!
-//! - `{prefix}purchase/{sha-256 of the transaction message, 64 lowercase hex}` (§6.5)
-//! - `{prefix}entitlement/{payer address}` (§16)
-//! - `{prefix}payment-id/{payment-identifier id}` (§17.5)
+//! - `{prefix}purchase/{sha-256 of the transaction message, 64 lowercase hex}` (docs/behaviour.md §6.5)
+//! - `{prefix}entitlement/{payer address}` (docs/fleet.md, "Entitlements")
+//! - `{prefix}payment-id/{payment-identifier id}` (docs/behaviour.md §17.5)
 
 use super::Settings;
 

@@ -1,4 +1,4 @@
-//! The shared ledger over etcd v3 (docs/behaviour.md §19, docs/fleet.md): purchase records,
+//! The shared ledger over etcd v3 (docs/fleet.md): purchase records,
 //! entitlements and payment ids as keys under one prefix, spoken through etcd's JSON gateway
 //! (`/v3/kv/*`, `/v3/lease/*`), which the filter reaches with HTTP callouts to an Envoy cluster.
 //!

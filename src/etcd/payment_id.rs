@@ -1,4 +1,4 @@
-//! Payment ids in the shared ledger (docs/behaviour.md §17.5, §19): a payment that carries a
+//! Payment ids in the shared ledger (docs/behaviour.md §17.5, docs/fleet.md): a payment that carries a
 //! payment-identifier id is also keyed by it, id → {the purchase it belongs to, the request it
 //! paid for}. The first payment to carry an id owns it: a create comparing `create_revision ==
 //! 0`, under a lease as long as purchase records live. Later payments with the same id learn
