@@ -139,3 +139,21 @@ fn garbled_answers_are_unavailable_never_a_guess() {
         assert_eq!(read_delete(ok(body), KEY), Err(Unavailable::Garbled), "{body}");
     }
 }
+
+#[test]
+fn every_reason_to_be_unavailable_has_a_name_for_the_log() {
+    let reasons = [
+        Unavailable::TimedOut,
+        Unavailable::Failed,
+        Unavailable::Status(503),
+        Unavailable::Garbled,
+        Unavailable::BadRecord,
+        Unavailable::Busy,
+        Unavailable::Deadline,
+    ]
+    .map(Unavailable::reason);
+    assert_eq!(
+        reasons,
+        ["timeout", "connection_failed", "status_503", "garbled_answer", "bad_record", "busy", "deadline"]
+    );
+}
