@@ -29,9 +29,12 @@ pub mod wire;
 #[cfg(test)]
 pub(crate) mod sim;
 
-/// How many times a compare that lost to another writer is read and tried again before the
-/// operation gives up as [`Unavailable::Busy`].
-pub const MAX_ATTEMPTS: usize = 4;
+/// How many compares one operation may lose to other writers before it gives up as
+/// [`Unavailable::Busy`]. Each loss is another writer's success, so with n writers of one key at
+/// once none loses more than n - 1 times: 8 covers nine replicas writing one record at the same
+/// moment (six concurrent sales to one payer lost four in a row against a real cluster). The
+/// operation's deadline bounds the time either way.
+pub const MAX_ATTEMPTS: usize = 8;
 
 /// The longest lease the ledger asks for (a record that would live longer is cut to this).
 pub const LONGEST_LEASE_SECONDS: u64 = 366 * 86_400;

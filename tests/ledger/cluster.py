@@ -113,4 +113,14 @@ class Cluster:
                    "--timeout-ms", str(timeout_ms), "--prefix", "/x402-access-pass/", *extra, *args]
         done = subprocess.run(command, capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+        answer = json.loads(done.stdout)
+        return Answer(answer)
+
+
+class Answer(dict):
+    """An executor's JSON line; a missing `result` says what the answer was instead."""
+
+    def __getitem__(self, key):
+        if key == "result" and key not in self:
+            raise AssertionError(f"no result: {dict(self)}")
+        return super().__getitem__(key)
