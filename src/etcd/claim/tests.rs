@@ -274,3 +274,35 @@ fn a_pass_in_doubt_from_this_second_is_recovered_under_the_lease_it_has() {
     assert_eq!(etcd.lease_of(key().as_bytes()).unwrap().0, lease);
     assert_eq!(etcd.calls, [wire::LEASE_GRANT, wire::TXN, wire::TXN, wire::LEASE_REVOKE]);
 }
+
+#[test]
+fn a_bad_answer_at_any_step_ends_the_claim_unavailable_and_never_revokes_a_lease_in_doubt() {
+    let bad: [Reply<'static>; 5] = [
+        Reply::TimedOut,
+        Reply::Failed,
+        Reply::Response { status: 500, body: b"" },
+        Reply::Response { status: 200, body: b"{\"kvs\":" },
+        Reply::Response { status: 200, body: b"{\"error\":\"etcdserver: request timed out\",\"code\":14}" },
+    ];
+    // A recovery makes four calls: grant, create (lost), grant, txn.
+    for step_at in 0..4 {
+        for reply in bad {
+            let mut etcd = Etcd::new();
+            hold(&mut etcd, &Entry::Unknown { since: 1_000_000 - 100, pass: pass() }, 86_400);
+            let now_ms = etcd.now * 1_000;
+            let (mut op, mut step) = start(&etcd);
+            for _ in 0..step_at {
+                step = answer(&mut etcd, &mut op, step, now_ms);
+            }
+            let Step::Send(call) = &step else { panic!("step {step_at}: ended early") };
+            let in_txn = call.path == wire::TXN;
+            let done = finished(op.on_reply(reply, now_ms));
+            assert!(done.result.is_err(), "step {step_at}: {reply:?}");
+            let granted = etcd.calls.iter().filter(|p| **p == wire::LEASE_GRANT).count();
+            let given_back = revoked(&done).len();
+            // A write without an answer keeps its lease: the write may have committed.
+            let expected = if in_txn { granted - 1 } else { granted };
+            assert_eq!(given_back, expected, "step {step_at}: {reply:?}");
+        }
+    }
+}

@@ -157,3 +157,38 @@ fn every_reason_to_be_unavailable_has_a_name_for_the_log() {
         ["timeout", "connection_failed", "status_503", "garbled_answer", "bad_record", "busy", "deadline"]
     );
 }
+
+#[test]
+fn no_answer_however_mangled_makes_a_parser_panic_or_believe_another_key() {
+    let answers = [RANGE_HIT, RANGE_MISS, TXN_COMMITTED, TXN_LOST, TXN_LOST_ABSENT, GRANT, DELETED, NO_LEASE];
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
+    for answer in answers {
+        let bytes = answer.as_bytes();
+        for cut in 0..bytes.len() {
+            bodies.push(bytes[..cut].to_vec());
+        }
+        for at in 0..bytes.len() {
+            for replacement in [b'"', b'0', b'{', b']', 0xff, b'\\'] {
+                let mut mangled = bytes.to_vec();
+                mangled[at] = replacement;
+                bodies.push(mangled);
+            }
+        }
+    }
+    for body in &bodies {
+        let reply = Reply::Response { status: 200, body };
+        for result in [read_range(reply, KEY), read_delete(reply, KEY)] {
+            if let Ok(Some(kv)) = result {
+                assert!(kv.create_revision > 0 && kv.mod_revision >= kv.create_revision);
+            }
+        }
+        if let Ok(Txn::Lost(Some(kv))) = read_txn(reply, KEY) {
+            assert!(kv.create_revision > 0);
+        }
+        if let Ok(id) = read_lease_grant(reply) {
+            assert!(id > 0);
+        }
+        // Whatever a mangled answer says, it is never about another key.
+        assert!(read_range(reply, b"/p/other").map_or(true, |kv| kv.is_none()));
+    }
+}
