@@ -208,7 +208,12 @@ mod tests {
     }
 
     fn receipt() -> Receipt {
-        Receipt { token: "t".into(), payment_response: "pr".into(), body: "{}".into() }
+        Receipt {
+            token: "t".into(),
+            payment_response: "pr".into(),
+            body: "{}".into(),
+            claims: Some(Box::new(pass().claims)),
+        }
     }
 
     #[test]
