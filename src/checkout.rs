@@ -21,7 +21,7 @@ use crate::facilitator::{self, CalloutResult, Settlement, Unavailable, Verificat
 use crate::ledger::{LedgerAnswer, LedgerOp, PurchaseKey};
 use crate::payment::{self, CheckedPayment};
 use crate::purchase::{self, IssuedPass, Receipt};
-use crate::replay::{Claim, Entry};
+use crate::replay::{Claim, Entry, FirstOutcome, IdClaim};
 use crate::response::Response;
 use crate::settle_outcome::{self, Failure};
 use crate::token;
@@ -135,6 +135,17 @@ pub enum Step {
 }
 
 enum State {
+    /// Binding the payment identifier; `took_over`: this is the second try, after the payment
+    /// that held it was found abandoned.
+    Identifying {
+        took_over: bool,
+    },
+    /// Reading where the identifier's first payment stands.
+    LookingFirst {
+        first: PurchaseKey,
+        stale: bool,
+        took_over: bool,
+    },
     Claiming,
     Verifying,
     /// The pass is signed; waiting for the ledger to hold it as pending.
@@ -142,9 +153,17 @@ enum State {
     Settling(Settling),
     /// Between two `/settle` attempts.
     Sleeping(Settling),
-    /// Waiting for the ledger to record the outcome, then answering.
-    Closing(Box<Finish>),
+    /// Waiting for the ledger to record the outcome, then answering; `release`: the purchase was
+    /// dropped, so its payment identifier is let go next.
+    Closing(Box<Finish>, bool),
     Done,
+}
+
+/// A payment identifier carried by the payment (docs/behaviour.md §17.5).
+struct Identified {
+    at: PurchaseKey,
+    /// SHA-256 (hex) of the request's method and path with its query.
+    request: String,
 }
 
 /// A settlement being worked out (docs/behaviour.md §17).
@@ -171,6 +190,7 @@ pub struct Checkout {
     at: PurchaseKey,
     /// A paid request (docs/behaviour.md §15): success forwards it rather than answering 200.
     serve: bool,
+    id: Option<Identified>,
     state: State,
 }
 
@@ -193,14 +213,21 @@ pub fn refuse_without_signing_key(config: &Config) -> Option<Finish> {
 impl Checkout {
     /// Decodes, binds and checks the payment locally (docs/behaviour.md §6.1–§6.3), then asks to
     /// claim it in the ledger. A payment refused here never reaches the facilitator.
+    /// `method` and `path` (with its query) are the request's: a payment identifier is bound to
+    /// them (docs/behaviour.md §17.5).
     pub fn begin(
         config: &Config,
+        method: &[u8],
         path: &[u8],
         header: &[u8],
         challenge: Challenge,
         fee_payer: &str,
     ) -> Result<(Checkout, Step), Finish> {
-        let checked = match payment::decode_header(header).and_then(|p| payment::check(config, path, p)) {
+        let checked = payment::decode_header(header).and_then(|p| payment::check(config, path, p)).and_then(|c| {
+            let id = payment::identifier(&c.payment.payload)?;
+            Ok((c, id))
+        });
+        let (checked, id) = match checked {
             Ok(checked) => checked,
             Err(refusal) => {
                 let log = outcome_line("purchase refused", None, &format!("reason={}", refusal.reason()));
@@ -211,8 +238,26 @@ impl Checkout {
         let body = facilitator::request_body(&checked.payment.payload, &requirements);
         let at = PurchaseKey::of(&checked.message_hash);
         let serve = config.pay_and_serve && !crate::pricing::selects_pass(path);
-        let step = Step::Ledger(LedgerOp::Claim(at.clone()));
-        Ok((Checkout { checked, challenge, body, at, serve, state: State::Claiming }, step))
+        let id =
+            id.map(|id| Identified { at: PurchaseKey::of_identifier(&id), request: request_fingerprint(method, path) });
+        let mut checkout = Checkout { checked, challenge, body, at, serve, id, state: State::Claiming };
+        let step = match checkout.id.is_some() {
+            true => checkout.identify(None),
+            false => Step::Ledger(LedgerOp::Claim(checkout.at.clone())),
+        };
+        Ok((checkout, step))
+    }
+
+    /// Binds the payment identifier to this payment and request (or learns who holds it).
+    fn identify(&mut self, takeover: Option<String>) -> Step {
+        let Some(id) = &self.id else { return Step::Ledger(LedgerOp::Claim(self.at.clone())) };
+        self.state = State::Identifying { took_over: takeover.is_some() };
+        Step::Ledger(LedgerOp::ClaimId {
+            id: id.at.clone(),
+            request: id.request.clone(),
+            payment: self.at.clone(),
+            takeover,
+        })
     }
 
     pub fn body(&self) -> &[u8] {
@@ -226,8 +271,12 @@ impl Checkout {
     /// The ledger answered the last [`Step::Ledger`].
     pub fn on_ledger(&mut self, config: &Config, answer: LedgerAnswer, now_ms: u64) -> Step {
         match (std::mem::replace(&mut self.state, State::Done), answer) {
+            (State::Identifying { took_over }, LedgerAnswer::Identified(claim)) => self.identified(claim, took_over),
+            (State::LookingFirst { first, stale, took_over }, LedgerAnswer::Looked(outcome)) => {
+                self.first_outcome(config, first, stale && !took_over, outcome)
+            }
             (State::Claiming, LedgerAnswer::Claimed(claim)) => self.claimed(config, claim, now_ms),
-            (State::Claiming, _) => self.finish(Finish {
+            (State::Claiming | State::Identifying { .. } | State::LookingFirst { .. }, _) => self.finish(Finish {
                 answer: Answer::Local(purchase::settlement_unknown()),
                 counts: vec![Count::PurchasesFailed("store_unavailable".to_owned())],
                 log: None,
@@ -239,7 +288,15 @@ impl Checkout {
                 None,
             ),
             // Recording the outcome is best effort: the answer stands either way.
-            (State::Closing(finish), _) => self.finish(*finish),
+            (State::Closing(finish, true), _) => match &self.id {
+                Some(id) => {
+                    let op = LedgerOp::ReleaseId { id: id.at.clone(), payment: self.at.clone() };
+                    self.state = State::Closing(finish, false);
+                    Step::Ledger(op)
+                }
+                None => self.finish(*finish),
+            },
+            (State::Closing(finish, false), _) => self.finish(*finish),
             (state, _) => self.out_of_order(state),
         }
     }
@@ -264,6 +321,57 @@ impl Checkout {
                 Step::Callout(Endpoint::Settle)
             }
             state => self.out_of_order(state),
+        }
+    }
+
+    /// docs/behaviour.md §17.5: the identifier is this payment's, another request's, or names
+    /// another payment for this request, whose outcome is then the answer.
+    fn identified(&mut self, claim: IdClaim, took_over: bool) -> Step {
+        match claim {
+            IdClaim::Bound => {
+                self.state = State::Claiming;
+                Step::Ledger(LedgerOp::Claim(self.at.clone()))
+            }
+            IdClaim::Conflict => self.finish(Finish {
+                answer: Answer::Local(purchase::identifier_conflict()),
+                counts: vec![Count::PurchasesFailed("payment_identifier_conflict".to_owned())],
+                log: Some(self.outcome("refused", "reason=payment_identifier_conflict")),
+            }),
+            IdClaim::Taken { bucket, payment, stale } => {
+                let first = PurchaseKey { bucket, key: payment };
+                self.state = State::LookingFirst { first: first.clone(), stale, took_over };
+                Step::Ledger(LedgerOp::Look(first))
+            }
+        }
+    }
+
+    /// Another payment was first with this identifier for this request: its outcome, never a
+    /// second settlement. `stale`: that payment was never recorded and its binding is old enough
+    /// to be abandoned, so this payment takes the identifier over.
+    fn first_outcome(&mut self, config: &Config, first: PurchaseKey, stale: bool, outcome: FirstOutcome) -> Step {
+        match outcome {
+            FirstOutcome::Settled(receipt) => {
+                let (answer, counts) = match self.forward(config, &receipt) {
+                    Some(forward) => {
+                        (Answer::Forward(forward), vec![Count::ReplaysServed, Count::PaidRequestsForwarded])
+                    }
+                    None => (Answer::Local(receipt.response()), vec![Count::ReplaysServed]),
+                };
+                let log =
+                    self.outcome("replayed", "the first payment of its payment identifier was served; not settled");
+                self.finish(Finish { answer, counts, log: Some(log) })
+            }
+            FirstOutcome::Spent => {
+                let log = self.outcome("refused", "reason=duplicate_payment (its payment identifier was spent)");
+                let finish = refuse(config, &self.challenge, "Payment verification failed", "duplicate_payment", log);
+                self.finish(finish)
+            }
+            FirstOutcome::Absent if stale => self.identify(Some(first.key)),
+            FirstOutcome::InProgress | FirstOutcome::Absent => self.finish(Finish {
+                answer: Answer::Local(purchase::in_progress()),
+                counts: vec![Count::PurchasesFailed("payment_in_progress".to_owned())],
+                log: Some(self.outcome("in progress elsewhere", "status=409 (its payment identifier's first payment)")),
+            }),
         }
     }
 
@@ -449,7 +557,7 @@ impl Checkout {
 
     /// Records `entry` (or forgets the purchase when `None`: nothing was charged), then answers.
     fn close(&mut self, finish: Finish, entry: Option<Entry>) -> Step {
-        self.state = State::Closing(Box::new(finish));
+        self.state = State::Closing(Box::new(finish), entry.is_none());
         let at = self.at.clone();
         Step::Ledger(match entry {
             Some(entry) => LedgerOp::Put(at, Box::new(entry)),
@@ -471,7 +579,9 @@ impl Checkout {
             State::SavingPending(_) => "saving the pending pass",
             State::Settling(_) => "settling",
             State::Sleeping(_) => "waiting to settle again",
-            State::Closing(_) => "recording the outcome",
+            State::Closing(..) => "recording the outcome",
+            State::Identifying { .. } => "binding the payment identifier",
+            State::LookingFirst { .. } => "reading the payment identifier's first payment",
             State::Done => "done",
         };
         log::error!("x402-access-pass: purchase step out of order while {name}");
@@ -489,6 +599,16 @@ impl Checkout {
         let what = if self.serve { format!("paid request {outcome}") } else { format!("purchase {outcome}") };
         outcome_line(&what, Some(&self.checked), detail)
     }
+}
+
+/// What a payment identifier is bound to: the request's method and path (with its query).
+fn request_fingerprint(method: &[u8], path: &[u8]) -> String {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    hash.update(method);
+    hash.update(b" ");
+    hash.update(path);
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// 402 with the challenge headers and `{"error", "reason"}`.

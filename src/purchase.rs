@@ -120,6 +120,14 @@ pub fn in_progress() -> Response {
         .with_header("retry-after", "1")
 }
 
+/// 409: this payment identifier was first used for another request (docs/behaviour.md §17.5).
+pub fn identifier_conflict() -> Response {
+    Response::json(
+        409,
+        &serde_json::json!({"error": "Payment identifier already used for another request", "reason": "payment_identifier_conflict"}),
+    )
+}
+
 /// 502: `/verify` could not be asked; nothing was charged.
 pub fn facilitator_unavailable(reason: &str) -> Response {
     Response::json(502, &serde_json::json!({"error": "Facilitator unavailable", "reason": reason}))

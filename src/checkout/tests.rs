@@ -110,7 +110,8 @@ fn drive_with(
     let mut calls = Vec::new();
     let mut waits = Vec::new();
     let mut clock_ms = now * 1_000;
-    let (mut checkout, mut step) = match Checkout::begin(config, path, header, challenge(config), &fee_payer()) {
+    let (mut checkout, mut step) = match Checkout::begin(config, b"GET", path, header, challenge(config), &fee_payer())
+    {
         Ok(started) => started,
         Err(finish) => return Run { finish, calls, waits },
     };
@@ -175,7 +176,7 @@ impl Seller {
     }
 
     fn entry(&self, now: u64) -> Option<Entry> {
-        let hash = Checkout::begin(&self.config, PART_ONE, &header(), challenge(&self.config), &fee_payer())
+        let hash = Checkout::begin(&self.config, b"GET", PART_ONE, &header(), challenge(&self.config), &fee_payer())
             .map(|(checkout, _)| checkout.checked().message_hash)
             .unwrap_or_else(|_| panic!("the vector passes the local checks"));
         let at = PurchaseKey::of(&hash);
@@ -265,7 +266,9 @@ fn while_the_payment_is_in_flight_elsewhere_the_answer_is_409() {
     assert_eq!(hash, None);
     // Another request claims it and is still verifying.
     let (checkout, step) =
-        Checkout::begin(&seller.config, PART_ONE, &header(), challenge(&seller.config), &fee_payer()).ok().unwrap();
+        Checkout::begin(&seller.config, b"GET", PART_ONE, &header(), challenge(&seller.config), &fee_payer())
+            .ok()
+            .unwrap();
     let Step::Ledger(claim) = step else { panic!("a claim first") };
     assert_eq!(seller.ledger().run(&claim, NOW), LedgerAnswer::Claimed(Claim::Fresh));
     drop(checkout);
@@ -405,7 +408,9 @@ fn losing_compare_and_swap_races_changes_nothing_for_the_buyer() {
 fn an_answer_the_flow_did_not_ask_for_is_503_and_keeps_the_ledger() {
     let seller = Seller::new();
     let (mut checkout, _claim) =
-        Checkout::begin(&seller.config, PART_ONE, &header(), challenge(&seller.config), &fee_payer()).ok().unwrap();
+        Checkout::begin(&seller.config, b"GET", PART_ONE, &header(), challenge(&seller.config), &fee_payer())
+            .ok()
+            .unwrap();
     let step = checkout.on_callout(&seller.config, Reply::Ok(SETTLED).result(), NOW);
     let Step::Finish(finish) = step else { panic!("finished") };
     assert_eq!(finish.local().status, 503);
@@ -544,7 +549,7 @@ fn a_malformed_success_is_not_believed_and_never_reaches_the_log() {
 }
 
 fn message_hash(seller: &Seller) -> [u8; 32] {
-    match Checkout::begin(&seller.config, PART_ONE, &header(), challenge(&seller.config), &fee_payer()) {
+    match Checkout::begin(&seller.config, b"GET", PART_ONE, &header(), challenge(&seller.config), &fee_payer()) {
         Ok((checkout, _)) => checkout.checked().message_hash,
         Err(_) => panic!("the vector passes the local checks"),
     }
@@ -672,7 +677,7 @@ fn a_paid_request_left_unknown_is_503_and_the_same_payment_again_is_forwarded() 
     assert!(matches!(seller.entry(NOW), Some(Entry::Unknown { .. })));
     // While another request works it out: 409, as for a purchase.
     let (_, claim) =
-        Checkout::begin(&seller.config, PAID, &header(), challenge(&seller.config), &fee_payer()).ok().unwrap();
+        Checkout::begin(&seller.config, b"GET", PAID, &header(), challenge(&seller.config), &fee_payer()).ok().unwrap();
     let Step::Ledger(claim) = claim else { panic!("a claim first") };
     assert!(matches!(seller.ledger().run(&claim, NOW + 1), LedgerAnswer::Claimed(Claim::Recover(_))));
     let busy = seller.pay(NOW + 2, &[]);
@@ -728,4 +733,179 @@ fn a_pass_that_cannot_be_signed_is_500_pass_signing_failed_and_nothing_is_settle
         assert!(run.finish.log.as_deref().unwrap().contains("reason=pass_signing_failed"));
         assert_eq!(seller.entry(NOW), None, "forgotten: nothing was charged");
     }
+}
+
+// Payment identifiers (docs/behaviour.md §17.5). The one signed payment of the vectors stands
+// for "this payment"; "another payment" holding the same id is written into the ledger as the
+// filter would have recorded it.
+
+const ID: &str = "pay_7d5d747be160e280504c099d984bcfe0";
+const OTHER: &str = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f";
+
+/// The vector's payment with `extensions["payment-identifier"].info.id` set, as the official
+/// client's `appendPaymentIdentifierToExtensions` leaves it (the transaction is unchanged).
+fn header_with_id(id: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut payload: serde_json::Value = serde_json::from_slice(&b64.decode(header()).unwrap()).unwrap();
+    payload["extensions"] = serde_json::json!({"payment-identifier": {"info": {"required": false, "id": id}}});
+    b64.encode(serde_json::to_vec(&payload).unwrap()).into_bytes()
+}
+
+impl Seller {
+    fn pay_with_id(&self, now: u64, path: &[u8], replies: &[(Endpoint, Reply)]) -> Run {
+        drive_with(&self.ledger(), &self.config, path, &header_with_id(ID), now, replies, None)
+    }
+
+    /// Another payment holds `ID` for `GET path` since `since`, in state `entry` (if any).
+    fn another_payment_holds_the_id(&self, path: &[u8], since: u64, entry: Option<Entry>) {
+        let first = PurchaseKey { bucket: 15, key: OTHER.to_owned() };
+        let id = PurchaseKey::of_identifier(ID);
+        let binding = Entry::Identifier {
+            since,
+            request: request_fingerprint(b"GET", path),
+            bucket: first.bucket,
+            payment: first.key.clone(),
+        };
+        assert_eq!(self.ledger().run(&LedgerOp::Put(id, Box::new(binding)), since), LedgerAnswer::Done);
+        if let Some(entry) = entry {
+            assert_eq!(self.ledger().run(&LedgerOp::Put(first, Box::new(entry)), since), LedgerAnswer::Done);
+        }
+    }
+
+    fn id_entry(&self, now: u64) -> Option<Entry> {
+        let id = PurchaseKey::of_identifier(ID);
+        self.ledger().update(id.bucket, now, |b| b.get(&id.key).cloned()).unwrap()
+    }
+}
+
+fn settled_receipt_of_another_payment(seller: &Seller) -> Receipt {
+    let claims = purchase::claims(
+        &seller.config,
+        &Checkout::begin(&seller.config, b"GET", PAID, &header(), challenge(&seller.config), &fee_payer())
+            .ok()
+            .unwrap()
+            .0
+            .checked,
+        NOW,
+    );
+    let token = token::sign(&seller.config.keys, &claims).unwrap();
+    Receipt::new(&IssuedPass { token, claims }, TX, &seller.config.network)
+}
+
+#[test]
+fn a_payment_with_an_identifier_is_bound_to_it_and_bought_as_usual() {
+    let seller = Seller::new();
+    let run = seller.pay_with_id(NOW, PAID, &[VERIFY_OK, SETTLE_OK]);
+    assert_eq!(run.calls, [Endpoint::Verify, Endpoint::Settle]);
+    run.finish.forwarded();
+    let Some(Entry::Identifier { request, payment, .. }) = seller.id_entry(NOW) else { panic!("bound") };
+    assert_eq!((request, payment), (request_fingerprint(b"GET", PAID), PurchaseKey::of(&message_hash(&seller)).key));
+    // The same payment with the same id again: the usual replay, never settled twice.
+    let again = seller.pay_with_id(NOW + 1, PAID, &[]);
+    assert_eq!(again.finish.forwarded(), run.finish.forwarded());
+}
+
+#[test]
+fn another_payment_with_a_settled_first_payment_of_its_identifier_gets_that_outcome_and_is_never_settled() {
+    let seller = Seller::new();
+    let receipt = settled_receipt_of_another_payment(&seller);
+    seller.another_payment_holds_the_id(PAID, NOW, Some(Entry::Settled { at: NOW, receipt: receipt.clone() }));
+    let run = seller.pay_with_id(NOW + 5, PAID, &[]);
+    assert!(run.calls.is_empty(), "no callout: {:?}", run.calls);
+    let forward = run.finish.forwarded();
+    assert_eq!(response_header(forward, "access-pass"), receipt.token);
+    assert_eq!(response_header(forward, "payment-response"), receipt.payment_response);
+    assert_eq!(run.finish.counts, [Count::ReplaysServed, Count::PaidRequestsForwarded]);
+    assert_eq!(seller.entry(NOW + 5), None, "this payment was never claimed");
+    // As a Part I purchase, the first payment's 200 again.
+    let seller = Seller::new();
+    seller.another_payment_holds_the_id(PART_ONE, NOW, Some(Entry::Settled { at: NOW, receipt: receipt.clone() }));
+    let run = seller.pay_with_id(NOW + 5, PART_ONE, &[]);
+    assert_eq!(run.finish.local(), &receipt.response());
+}
+
+#[test]
+fn while_the_first_payment_of_an_identifier_is_pending_or_unknown_another_gets_409() {
+    let pass = settled_receipt_of_another_payment(&Seller::new());
+    let issued = IssuedPass { token: pass.token.clone(), claims: *pass.claims.clone().unwrap() };
+    for entry in [Entry::Pending { since: NOW, pass: None }, Entry::Unknown { since: NOW, pass: issued }] {
+        let seller = Seller::new();
+        seller.another_payment_holds_the_id(PAID, NOW, Some(entry));
+        let run = seller.pay_with_id(NOW + 1, PAID, &[]);
+        assert!(run.calls.is_empty());
+        assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (409, "payment_in_progress"));
+        assert_eq!(run.finish.local().header("retry-after"), Some("1"));
+        assert_eq!(seller.entry(NOW + 1), None);
+    }
+}
+
+#[test]
+fn an_identifier_used_for_another_request_is_409_payment_identifier_conflict() {
+    let seller = Seller::new();
+    seller.another_payment_holds_the_id(b"/weather?city=Oslo", NOW, None);
+    let run = seller.pay_with_id(NOW + 1, PAID, &[]);
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (409, "payment_identifier_conflict"));
+    assert_eq!(run.finish.counts, [failed("payment_identifier_conflict")]);
+    // The same payment with the same id for another method is another request too.
+    let seller = Seller::new();
+    seller.pay_with_id(NOW, PAID, &[VERIFY_OK, SETTLE_OK]);
+    let (mut checkout, step) =
+        Checkout::begin(&seller.config, b"POST", PAID, &header_with_id(ID), challenge(&seller.config), &fee_payer())
+            .ok()
+            .unwrap();
+    let Step::Ledger(op) = step else { panic!("the identifier first") };
+    let Step::Finish(finish) = checkout.on_ledger(&seller.config, seller.ledger().run(&op, NOW), NOW * 1_000) else {
+        panic!("answered at once")
+    };
+    assert_eq!(reason(finish.local()), "payment_identifier_conflict");
+}
+
+#[test]
+fn an_identifier_whose_first_payment_is_spent_is_a_duplicate() {
+    let seller = Seller::new();
+    seller.another_payment_holds_the_id(PAID, NOW, Some(Entry::Spent { at: NOW }));
+    let run = seller.pay_with_id(NOW + 700, PAID, &[]);
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (402, "duplicate_payment"));
+}
+
+#[test]
+fn an_identifier_held_by_a_payment_never_recorded_is_409_then_taken_over_once_abandoned() {
+    let seller = Seller::new();
+    seller.another_payment_holds_the_id(PAID, NOW, None);
+    let early = seller.pay_with_id(NOW + 1, PAID, &[]);
+    assert_eq!(reason(early.finish.local()), "payment_in_progress");
+    let late = seller.pay_with_id(NOW + POLICY.stale_after_seconds, PAID, &[VERIFY_OK, SETTLE_OK]);
+    late.finish.forwarded();
+    let Some(Entry::Identifier { payment, .. }) = seller.id_entry(NOW + 20) else { panic!("bound") };
+    assert_eq!(payment, PurchaseKey::of(&message_hash(&seller)).key);
+}
+
+#[test]
+fn a_payment_dropped_without_a_charge_lets_its_identifier_go() {
+    let seller = Seller::new();
+    let invalid = Reply::Ok(r#"{"isValid":false,"invalidReason":"insufficient_funds"}"#);
+    let run = seller.pay_with_id(NOW, PAID, &[(Endpoint::Verify, invalid)]);
+    assert_eq!(run.finish.local().status, 402);
+    assert_eq!(seller.id_entry(NOW), None, "released: the buyer may pay again with the same id");
+    assert_eq!(seller.entry(NOW), None);
+    // A settlement left unknown keeps it: the money may have moved.
+    let seller = Seller::with_deadline(0);
+    seller.pay_with_id(NOW, PAID, &[VERIFY_OK, (Endpoint::Settle, Reply::TimedOut)]);
+    assert!(matches!(seller.id_entry(NOW), Some(Entry::Identifier { .. })));
+}
+
+#[test]
+fn a_malformed_identifier_is_refused_before_any_callout_or_ledger_write() {
+    let seller = Seller::new();
+    let writes = seller.store.writes.get();
+    for bad in ["short", "pay_abc!@#defghijklmnop"] {
+        let run = drive_with(&seller.ledger(), &seller.config, PAID, &header_with_id(bad), NOW, &[], None);
+        assert_eq!(
+            (run.finish.local().status, reason(run.finish.local()).as_str()),
+            (402, "invalid_payment_identifier")
+        );
+        assert!(run.calls.is_empty());
+    }
+    assert_eq!(seller.store.writes.get(), writes);
 }

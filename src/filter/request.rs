@@ -167,7 +167,8 @@ impl Request {
     /// the worker's flows execute it, and answer or forward this request when it is done.
     /// `Continue` when the flow forwarded it at once (a paid request sent again).
     fn purchase(&mut self, worker: &Rc<Worker>, fee_payer: &str, challenge: Challenge, header: &[u8]) -> Action {
-        match Checkout::begin(&worker.config, &self.path, header, challenge, fee_payer) {
+        let method = host::request_header(":method").unwrap_or_default();
+        match Checkout::begin(&worker.config, &method, &self.path, header, challenge, fee_payer) {
             Ok((checkout, step)) => {
                 let flow = Flow {
                     context_id: self.context_id,
