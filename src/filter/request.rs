@@ -326,7 +326,8 @@ impl HttpContext for Request {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let paid = self.paid.borrow_mut().take();
+        // Read, not taken: the request's body may still be on its way (`holding`).
+        let paid = self.paid.borrow();
         if self.forwarded || paid.is_some() {
             if let Some(worker) = &self.worker {
                 for (name, value) in response::cors_headers(&worker.config, self.origin.as_deref()) {
@@ -336,8 +337,8 @@ impl HttpContext for Request {
         }
         // A paid request's answer (docs/behaviour.md §15): the upstream's status and body as
         // they are, plus the pass and the settlement, kept out of shared caches.
-        if let Some(headers) = paid {
-            for (name, value) in &headers {
+        if let Some(headers) = paid.as_ref() {
+            for (name, value) in headers {
                 host::set_response_header(name, value);
             }
             let cache_control = response::private_cache_control(host::response_header("cache-control").as_deref());
