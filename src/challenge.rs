@@ -53,6 +53,41 @@ struct PaymentRequired<'a> {
     error: &'static str,
 }
 
+/// The members of `extensions` in every 402 (x402 v2), each as the official `@x402/extensions`
+/// server helper builds it. Written as JSON text and joined to the serialized `PaymentRequired`
+/// (see [`with_extensions`]): a struct per member costs more wasm than the text.
+///
+/// `payment-identifier`: `declarePaymentIdentifierExtension(false)` of `@x402/extensions` 2.27.0,
+/// member for member (docs/behaviour.md §17.5): a buyer may name its payment, and the same id for
+/// the same request is answered once.
+const EXTENSION_MEMBERS: &[(&str, &str)] = &[(
+    "payment-identifier",
+    concat!(
+        r#"{"info":{"required":false},"schema":{"$schema":"https://json-schema.org/draft/2020-12/schema","#,
+        r#""type":"object","properties":{"required":{"type":"boolean"},"id":{"type":"string","minLength":16,"#,
+        r#""maxLength":128,"pattern":"^[a-zA-Z0-9_-]+$"}},"required":["required"]}}"#
+    ),
+)];
+
+/// `PaymentRequired` JSON (an object) with `"extensions":{...}` added as its last member.
+fn with_extensions(mut required: Vec<u8>) -> Vec<u8> {
+    if required.pop() != Some(b'}') {
+        return required;
+    }
+    required.extend_from_slice(br#","extensions":{"#);
+    for (i, (name, member)) in EXTENSION_MEMBERS.iter().enumerate() {
+        if i > 0 {
+            required.push(b',');
+        }
+        required.push(b'"');
+        required.extend_from_slice(name.as_bytes());
+        required.extend_from_slice(b"\":");
+        required.extend_from_slice(member.as_bytes());
+    }
+    required.extend_from_slice(b"}}");
+    required
+}
+
 #[derive(Serialize)]
 struct ChallengeBody<'a> {
     error: &'static str,
@@ -119,8 +154,9 @@ impl Challenge {
             accepts: [&self.requirements],
             error: "Payment required",
         };
+        let required = with_extensions(serde_json::to_vec(&required).unwrap_or_default());
         vec![
-            ("payment-required", BASE64.encode(serde_json::to_vec(&required).unwrap_or_default())),
+            ("payment-required", BASE64.encode(required)),
             ("x-access-pass-tiers", config.access_pass_tiers_header.clone()),
             ("cache-control", "no-store".to_owned()),
         ]
@@ -258,7 +294,11 @@ mod tests {
                 r#"{"x402Version":2,"resource":{"url":"https://api.example.com/api/data?tier=1h","description":"Access pass: 1 hour","mimeType":"application/json"},"#,
                 r#""accepts":[{"scheme":"exact","network":"solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp","amount":"500000","maxAmountRequired":"500000","#,
                 r#""asset":"EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v","payTo":"GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv","maxTimeoutSeconds":60,"#,
-                r#""extra":{"feePayer":"FeePayer1111111111111111111111111111111111","decimals":6}}],"error":"Payment required"}"#
+                r#""extra":{"feePayer":"FeePayer1111111111111111111111111111111111","decimals":6}}],"error":"Payment required","#,
+                // declarePaymentIdentifierExtension(false) of @x402/extensions 2.27.0, member for member
+                r#""extensions":{"payment-identifier":{"info":{"required":false},"schema":{"$schema":"https://json-schema.org/draft/2020-12/schema","#,
+                r#""type":"object","properties":{"required":{"type":"boolean"},"id":{"type":"string","minLength":16,"maxLength":128,"#,
+                r#""pattern":"^[a-zA-Z0-9_-]+$"}},"required":["required"]}}}}"#
             )
         );
         let tiers = decode(r.header("x-access-pass-tiers").unwrap());

@@ -14,6 +14,7 @@ pub mod config;
 pub mod decision;
 pub mod etcd;
 pub mod facilitator;
+pub mod fee_payer;
 pub mod jwt_crypto;
 pub mod known_keys;
 pub mod ledger;

@@ -35,7 +35,12 @@ pub fn pass() -> IssuedPass {
 }
 
 pub fn receipt() -> Receipt {
-    Receipt { token: "header.payload.signature".into(), payment_response: "eyJ9".into(), body: "{}".into() }
+    Receipt {
+        token: "header.payload.signature".into(),
+        payment_response: "eyJ9".into(),
+        body: "{}".into(),
+        claims: None,
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -7,20 +7,18 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use crate::challenge::{self, Challenge};
-use crate::checkout::{self, Checkout, Finish};
+use crate::checkout::{self, Answer, Checkout, Finish};
 use crate::config::AllowedOrigins;
 use crate::decision::{self, Decision, RequestHeaders};
+use crate::fee_payer;
 use crate::offer;
 use crate::purchase;
 use crate::response::{self, Response};
 use crate::token::Rejection;
 
-use super::flows::{self, Flow};
+use super::flows::{self, Flow, PaidSlot};
 use super::host;
 use super::worker::Worker;
-
-/// After a failed `/supported`, requests wait this long before asking again.
-const FEE_PAYER_RETRY_MS: u64 = 1_000;
 
 /// Request headers straight from Envoy, as bytes. Remembers whether `:method` was `HEAD`, so
 /// that answering the request does not read it again.
@@ -67,6 +65,9 @@ pub struct Request {
     /// A `HEAD` request: the filter's answers carry no body.
     head: bool,
     waiting: Waiting,
+    /// Made when a purchase begins (no allocation on the hot path), filled when this request was
+    /// paid for and forwarded (docs/behaviour.md §15): the headers its upstream answer gets.
+    paid: Option<PaidSlot>,
 }
 
 impl Request {
@@ -80,6 +81,7 @@ impl Request {
             origin: None,
             head: false,
             waiting: Waiting::Nothing,
+            paid: None,
         }
     }
 
@@ -106,17 +108,18 @@ impl Request {
         Some(Challenge::new(&worker.config, &offer, url, fee_payer))
     }
 
-    /// Runs `then` now if the fee payer is known, else asks the facilitator and
-    /// runs it when the answer comes (bounded by the callout timeout).
+    /// Runs `then` with the fee payer as the core says (`fee_payer::next`): now if it is known,
+    /// else when `/supported` answers (bounded by the callout timeout), or answers 503.
     fn with_fee_payer(&mut self, worker: &Rc<Worker>, then: Then) -> Action {
-        let known = worker.fee_payer.borrow().clone();
-        // The clock is read only when the fee payer is unknown: not on every challenge.
-        let recently_failed =
-            || host::now_millis().saturating_sub(worker.fee_payer_failed_at_ms.get()) < FEE_PAYER_RETRY_MS;
-        match known {
-            Some(fee_payer) => self.run(worker, &fee_payer, then),
-            None if recently_failed() => self.fee_payer_unknown(worker),
-            None => match host::dispatch(&worker.config.facilitator, "GET", "/supported", None) {
+        let next = fee_payer::next(
+            worker.fee_payer.borrow().as_deref(),
+            worker.fee_payer_failed_at_ms.get(),
+            host::now_millis,
+        );
+        match next {
+            fee_payer::Next::Go(fee_payer) => self.run(worker, &fee_payer, then),
+            fee_payer::Next::Unavailable => self.fee_payer_unknown(worker),
+            fee_payer::Next::Ask => match host::dispatch(&worker.config.facilitator, "GET", "/supported", None) {
                 Some(token) => {
                     self.waiting = Waiting::FeePayer { token, started: host::now_millis(), then };
                     Action::Pause
@@ -159,22 +162,44 @@ impl Request {
         }
     }
 
-    /// A purchase (docs/behaviour.md §6): the core's checkout decides, the worker's flows
-    /// execute it, and answer this request when it is done.
+    /// A purchase (docs/behaviour.md §6) or a paid request (§15): the core's checkout decides,
+    /// the worker's flows execute it, and answer or forward this request when it is done.
+    /// `Continue` when the flow forwarded it at once (a paid request sent again).
     fn purchase(&mut self, worker: &Rc<Worker>, fee_payer: &str, challenge: Challenge, header: &[u8]) -> Action {
-        match Checkout::begin(&worker.config, &self.path, header, challenge, fee_payer) {
+        let method = host::request_header(":method").unwrap_or_default();
+        match Checkout::begin(&worker.config, &method, &self.path, header, challenge, fee_payer) {
             Ok((checkout, step)) => {
                 let flow = Flow {
                     context_id: self.context_id,
                     checkout: Box::new(checkout),
                     origin: self.origin.clone(),
                     head: self.head,
+                    inline: true,
+                    paid: Rc::clone(self.paid.get_or_insert_with(PaidSlot::default)),
                 };
                 flows::execute(worker, flow, step);
+                if self.is_paid() {
+                    return Action::Continue;
+                }
             }
             Err(finish) => self.finish(worker, finish),
         }
         Action::Pause
+    }
+
+    /// This request was paid for and goes upstream.
+    fn is_paid(&self) -> bool {
+        self.paid.as_ref().is_some_and(|slot| slot.borrow().is_some())
+    }
+
+    /// Whether the body (or trailers) must wait: the filter answers this request itself, or has
+    /// not yet decided to forward it.
+    fn holding(&self) -> Action {
+        if self.answering && !self.is_paid() {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
     }
 
     /// Counts, logs and answers an answer the checkout gave before any purchase began.
@@ -185,7 +210,14 @@ impl Request {
         if let Some(line) = &finish.log {
             log::info!("{line}");
         }
-        self.respond(worker, &finish.response);
+        match &finish.answer {
+            Answer::Local(response) => self.respond(worker, response),
+            // Only a settled purchase forwards; nothing is settled before a flow begins.
+            Answer::Forward(_) => {
+                log::error!("x402-access-pass: a purchase forwarded before it began");
+                self.respond(worker, &purchase::settlement_unknown());
+            }
+        }
     }
 }
 
@@ -267,7 +299,10 @@ impl HttpContext for Request {
             }
             Decision::Purchase { payment, rejected } => {
                 count_rejection(&worker, rejected);
-                if let Some(refusal) = checkout::refuse_without_signing_key(&worker.config) {
+                let length = host::request_header("content-length");
+                let refusal = checkout::refuse_without_signing_key(&worker.config)
+                    .or_else(|| checkout::refuse_large_body(&worker.config, &path, length.as_deref()));
+                if let Some(refusal) = refusal {
                     self.finish(&worker, refusal);
                     return Action::Pause;
                 }
@@ -286,28 +321,32 @@ impl HttpContext for Request {
     // resume the request. Envoy already stops all iteration when headers pause;
     // this keeps that true on hosts that stop only the headers.
     fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
-        if self.answering {
-            Action::Pause
-        } else {
-            Action::Continue
-        }
+        self.holding()
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        if self.answering {
-            Action::Pause
-        } else {
-            Action::Continue
-        }
+        self.holding()
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        if self.forwarded {
+        // Read, not taken: the request's body may still be on its way (`holding`).
+        let paid = self.paid.as_ref().map(|slot| slot.borrow());
+        let paid = paid.as_ref().and_then(|headers| headers.as_ref());
+        if self.forwarded || paid.is_some() {
             if let Some(worker) = &self.worker {
                 for (name, value) in response::cors_headers(&worker.config, self.origin.as_deref()) {
                     host::set_response_header(name, value);
                 }
             }
+        }
+        // A paid request's answer (docs/behaviour.md §15): the upstream's status and body as
+        // they are, plus the pass and the settlement, kept out of shared caches.
+        if let Some(headers) = paid {
+            for (name, value) in headers {
+                host::set_response_header(name, value);
+            }
+            let cache_control = response::private_cache_control(host::response_header("cache-control").as_deref());
+            host::set_response_header("cache-control", &cache_control);
         }
         Action::Continue
     }

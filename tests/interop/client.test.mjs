@@ -174,12 +174,12 @@ test('a longer pass with the Node client: ask for the tier in the URL of the fir
   for (const answer of answers.slice(1)) assertServedWithPass(answer, bought.claims);
 });
 
-test('maxSpend below every price: the client falls back to a plain payment per call; each buys a 5-minute pass it does not keep', async () => {
+test('maxSpend below every price: the client falls back to a plain payment per call; each gets the data and a 5-minute pass it does not keep', async () => {
   // docs/behaviour.md §14: when maxSpend is below the tier's price the client throws internally, catches it and
   // falls back to a plain x402 payment of the original 402 (the default price, 0.05 USDC: maxSpend
-  // does not bound that), sent on the original request. The filter treats any PAYMENT-SIGNATURE as
-  // a purchase and answers it with a pass, which the client returns but does not cache: the next
-  // call pays again.
+  // does not bound that), sent on the original request. A payment naming no pass is a paid request
+  // (docs/behaviour.md §15): it buys the default pass and the request itself goes upstream, with the
+  // pass in ACCESS-PASS, which the client returns but does not cache: the next call pays again.
   const buyer = newBuyer('client: maxSpend 0.01');
   const client = dexterClient(buyer, { maxSpend: '0.01' });
   const answers = [];
@@ -199,10 +199,14 @@ test('maxSpend below every price: the client falls back to a plain payment per c
     assert.equal(b.settlement.amount, PRICE['5m']);
     assert.equal(b.claims.tier, '5m');
     assert.equal(b.claims.exp - b.claims.iat, 300);
-    // what the buyer got back for each payment: the 5-minute pass it paid for
-    assert.equal(answers[i].body.accessPass.token, b.token);
-    assert.equal(answers[i].body.accessPass.tier, '5m');
-    assert.equal(answers[i].body.upstream, undefined, 'a purchase is answered by the filter, not forwarded');
+    // what the buyer got back for each payment: the data it asked for, with the 5-minute pass it
+    // paid for (the upstream saw the pass's claims, never the payment)
+    assert.equal(answers[i].body.upstream, 'demo', 'a paid request is forwarded upstream');
+    assert.equal(answers[i].body.path, `/api/data/${i}`);
+    const got = upstreamGot(answers[i].body);
+    assert.equal(got['x-access-pass-tier'], '5m');
+    assert.equal(got['x-access-pass-payer'], buyer.address);
+    assert.equal(got['payment-signature'], undefined);
   }
   // (Passes are deterministic: payments made within the same second get byte-identical passes, each
   // one the 5 minutes from its own purchase: the buyer pays for overlapping windows.)

@@ -120,7 +120,8 @@ test("another secret's passes are refused both ways (402 challenge)", async () =
   assert.equal(atFilter.status, 402);
   assert.ok(atFilter.headers.get('payment-required'));
 
-  const ours = await buyPlain(buyer, `${env.api}/api/data`);
+  // (named: a payment naming no pass is a paid request, answered by the upstream — docs/behaviour.md §15)
+  const ours = await buyPlain(buyer, `${env.api}/api/data?tier=5m`);
   const atOther = await fetch(`${otherSeller.url}/api/data`, bearer(ours.token));
   assert.equal(atOther.status, 402);
   assert.ok(atOther.headers.get('payment-required'));
