@@ -153,7 +153,7 @@ fn main() {
     {
         fail("passes", "a pass does not verify");
     }
-    if let Err(e) = payment::decode_header(header.as_bytes()) {
+    if let Err(e) = payment::decode_header(&hs, payment::Wire::V2, header.as_bytes()) {
         fail("PAYMENT-SIGNATURE", format!("{e:?}"));
     }
     if let Err(e) = solana::Transaction::decode(&tx) {
@@ -199,7 +199,7 @@ fn main() {
         response.body.len() + response.headers.len()
     });
     run("payment_decode_header", "payment::decode_header (vector PAYMENT-SIGNATURE)", &mut || {
-        usize::from(black_box(payment::decode_header(black_box(header.as_bytes()))).is_ok())
+        usize::from(black_box(payment::decode_header(&hs, payment::Wire::V2, black_box(header.as_bytes()))).is_ok())
     });
     run("solana_tx_decode", "solana::Transaction::decode (vector transaction)", &mut || {
         usize::from(black_box(solana::Transaction::decode(black_box(&tx))).is_ok())

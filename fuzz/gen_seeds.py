@@ -171,6 +171,19 @@ def main() -> None:
         variant("scheme", lambda p: p["accepted"].update(scheme="upto"))
         variant("version-1", lambda p: p.update(x402Version=1))
         variant("garbage-tx", lambda p: p["payload"].update(transaction="AAAA"))
+        # v1's X-PAYMENT (target x_payment): the vector's v1 header and its variants.
+        v1 = vectors["v1"]
+        write("x_payment", "vector", v1["xPaymentHeader"])
+        write("x_payment", "vector-tier-1h", "/weather?tier=1h\n" + v1["xPaymentHeader"])
+        write("x_payment", "v2-in-x-payment", header)
+        for name, change in [("mainnet-name", lambda p: p.update(network="solana")),
+                             ("caip2-name", lambda p: p.update(network=MAINNET)),
+                             ("version-2", lambda p: p.update(x402Version=2)),
+                             ("scheme", lambda p: p.update(scheme="upto")),
+                             ("garbage-tx", lambda p: p["payload"].update(transaction="AAAA"))]:
+            p = json.loads(json.dumps(v1["payload"]))
+            change(p)
+            write("x_payment", f"vector-{name}", b64(compact(p)))
         tx = base64.b64decode(payload["payload"]["transaction"])
         bad = bytearray(tx)
         bad[1 + 64 + 5] ^= 0xFF

@@ -20,6 +20,7 @@ for t in "$@"; do
     case $t in
         config)    max_len=8192;  dict=fuzz/dict/config.dict ;;
         payment)   max_len=20000; dict=fuzz/dict/payment.dict ;;
+        x_payment) max_len=20000; dict=fuzz/dict/payment.dict ;;
         solana_tx) max_len=1400;  dict= ;;
         token)     max_len=6000;  dict=fuzz/dict/token.dict ;;
         query)     max_len=1024;  dict=fuzz/dict/query.dict ;;

@@ -36,6 +36,62 @@ pub struct RequirementsExtra {
     pub decimals: u8,
 }
 
+/// x402 v1 network names and the CAIP-2 networks they stand for (docs/behaviour.md §20), as
+/// `@x402/core` 2.27.0 maps them for its v1 clients.
+const V1_NETWORKS: &[(&str, &str)] = &[
+    ("solana", crate::config::MAINNET),
+    ("solana-devnet", crate::config::DEVNET),
+    ("base", "eip155:8453"),
+    ("base-sepolia", "eip155:84532"),
+];
+
+/// The v1 name of a CAIP-2 network; a network v1 has no name for keeps its CAIP-2 id.
+pub fn v1_network(network: &str) -> &str {
+    V1_NETWORKS.iter().find(|(_, caip2)| *caip2 == network).map_or(network, |(name, _)| name)
+}
+
+/// The CAIP-2 network a v1 network name stands for.
+pub fn network_of_v1(name: &str) -> Option<&'static str> {
+    V1_NETWORKS.iter().find(|(v1, _)| *v1 == name).map(|(_, caip2)| *caip2)
+}
+
+/// One x402 v1 `accepts[]` entry (docs/behaviour.md §20): the same requirements, with the v1
+/// network name and the resource inside. `amount` stays beside `maxAmountRequired` for the Part I
+/// readers of the body; v1 parsers drop members they do not know.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct V1Requirements<'a> {
+    scheme: &'static str,
+    network: &'a str,
+    amount: &'a str,
+    max_amount_required: &'a str,
+    resource: &'a str,
+    description: &'a str,
+    mime_type: &'static str,
+    pay_to: &'a str,
+    max_timeout_seconds: u64,
+    asset: &'a str,
+    extra: &'a RequirementsExtra,
+}
+
+impl PaymentRequirements {
+    pub fn v1<'a>(&'a self, resource: &'a Resource) -> V1Requirements<'a> {
+        V1Requirements {
+            scheme: self.scheme,
+            network: v1_network(&self.network),
+            amount: &self.amount,
+            max_amount_required: &self.max_amount_required,
+            resource: &resource.url,
+            description: &resource.description,
+            mime_type: resource.mime_type,
+            pay_to: &self.pay_to,
+            max_timeout_seconds: self.max_timeout_seconds,
+            asset: &self.asset,
+            extra: &self.extra,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Resource {
@@ -88,11 +144,17 @@ fn with_extensions(mut required: Vec<u8>) -> Vec<u8> {
     required
 }
 
+/// The JSON body: a valid x402 v1 `PaymentRequired` (`x402Version`, `error`, `accepts`) with the
+/// Part I members beside it (docs/behaviour.md §4, §20). The top-level `resource` object is not a v1
+/// member: v1 clients read only `x402Version` and `accepts` (whose entries carry the v1
+/// `resource` URL), so the Part I object stays.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ChallengeBody<'a> {
+    x402_version: u8,
     error: &'static str,
+    accepts: [V1Requirements<'a>; 1],
     message: &'static str,
-    accepts: [&'a PaymentRequirements; 1],
     resource: &'a Resource,
     #[serde(rename = "accessPass")]
     access_pass: AccessPassInfo<'a>,
@@ -171,9 +233,10 @@ impl Challenge {
         } else {
             headers.push(("content-type", MIME_TYPE.to_owned()));
             let body = ChallengeBody {
+                x402_version: 1,
                 error: "Access pass required",
+                accepts: [self.requirements.v1(&self.resource)],
                 message: "Purchase an access pass to unlock unlimited API access for a time window.",
-                accepts: [&self.requirements],
                 resource: &self.resource,
                 access_pass: AccessPassInfo {
                     usage: Some(USAGE),
@@ -188,10 +251,11 @@ impl Challenge {
     /// A refused payment: 402 with the challenge headers (so the buyer can pay
     /// again) and `{"error": ..., "reason": ...}`.
     pub fn refusal(&self, config: &Config, error: &str, reason: &str) -> Response {
+        let mut answer = Response::error(402, error, reason, None);
         let mut headers = self.headers(config);
         headers.push(("content-type", MIME_TYPE.to_owned()));
-        let body = serde_json::json!({"error": error, "reason": reason});
-        Response { status: 402, headers, body: body.to_string().into_bytes() }
+        answer.headers = headers;
+        answer
     }
 }
 
@@ -307,10 +371,55 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(body["error"], "Access pass required");
         assert_eq!(body["accepts"][0]["amount"], "500000");
+        assert_eq!(body["message"], "Purchase an access pass to unlock unlimited API access for a time window.");
         assert_eq!(body["resource"]["description"], "Access pass: 1 hour");
         assert_eq!(body["accessPass"]["tiers"][1]["priceAtomic"], "500000");
         assert_eq!(body["accessPass"]["ratePerHour"], "0.50");
         assert!(body["accessPass"]["usage"].as_str().unwrap().contains("?tier=<id>"));
+    }
+
+    /// docs/behaviour.md §20: the body is a v1 `PaymentRequired` member for member, the Part I
+    /// members beside it, and the v2 header unchanged.
+    #[test]
+    fn the_json_body_is_a_v1_payment_required_with_the_part_one_members_beside_it() {
+        let mut c = config();
+        c.network = crate::config::DEVNET.to_owned();
+        let offer = offer::default_offer(&c).unwrap();
+        let url = "http://api.test/weather".to_owned();
+        let challenge = Challenge::new(&c, &offer, url, "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu");
+        let r = challenge.response(&c, false);
+        let raw = String::from_utf8(r.body.clone()).unwrap();
+        assert!(raw.starts_with(concat!(
+            r#"{"x402Version":1,"error":"Access pass required","accepts":[{"scheme":"exact","network":"solana-devnet","#,
+            r#""amount":"50000","maxAmountRequired":"50000","resource":"http://api.test/weather","description":"Access pass: 5 minutes","#,
+            r#""mimeType":"application/json","payTo":"GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv","maxTimeoutSeconds":60,"#,
+            r#""asset":"EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v","extra":{"feePayer":"9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu","decimals":6}}],"#,
+            r#""message":"#
+        )), "{raw}");
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["resource"]["url"], "http://api.test/weather");
+        assert_eq!(body["accessPass"]["tiers"][0]["id"], "5m");
+        // The header stays v2, with the CAIP-2 network.
+        let header = decode(r.header("payment-required").unwrap());
+        assert_eq!(
+            (header["x402Version"].as_u64(), header["accepts"][0]["network"].as_str()),
+            (Some(2), Some(crate::config::DEVNET))
+        );
+    }
+
+    #[test]
+    fn v1_network_names_map_both_ways_and_an_unnamed_network_keeps_its_id() {
+        for (name, caip2) in [
+            ("solana", crate::config::MAINNET),
+            ("solana-devnet", crate::config::DEVNET),
+            ("base", "eip155:8453"),
+            ("base-sepolia", "eip155:84532"),
+        ] {
+            assert_eq!((v1_network(caip2), network_of_v1(name)), (name, Some(caip2)));
+        }
+        assert_eq!(v1_network("eip155:1"), "eip155:1");
+        assert_eq!(network_of_v1(crate::config::DEVNET), None);
+        assert_eq!(network_of_v1("Solana"), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::challenge::{self, Challenge};
 use crate::config::Config;
 use crate::facilitator::{self, CalloutResult, Settlement, Unavailable, Verification};
 use crate::ledger::{LedgerAnswer, LedgerOp, PurchaseKey};
-use crate::payment::{self, CheckedPayment};
+use crate::payment::{self, CheckedPayment, Wire};
 use crate::purchase::{self, IssuedPass, Receipt};
 use crate::replay::{Claim, Entry, FirstOutcome, IdClaim};
 use crate::response::Response;
@@ -86,14 +86,16 @@ pub struct Forward {
     pub remove_request_headers: Vec<&'static str>,
     /// Claim headers set from the pass (docs/behaviour.md §8), replacing the client's copies.
     pub set_request_headers: Vec<(String, String)>,
-    /// Added to the upstream's response: `ACCESS-PASS` and `PAYMENT-RESPONSE`. (The filter adds
+    /// Added to the upstream's response: `ACCESS-PASS` and `PAYMENT-RESPONSE` (`X-PAYMENT-RESPONSE`
+    /// for a v1 payment, docs/behaviour.md §20). (The filter adds
     /// CORS and merges `private` into `Cache-Control`.)
     pub response_headers: Vec<(&'static str, String)>,
 }
 
 impl Forward {
-    fn new(config: &Config, token: &str, payment_response: &str, claims: &PassClaims) -> Forward {
-        let mut remove_request_headers = vec!["payment-signature"];
+    fn new(config: &Config, wire: Wire, token: &str, payment_response: &str, claims: &PassClaims) -> Forward {
+        // Both payment headers: the upstream never sees a payment, whichever was processed.
+        let mut remove_request_headers = vec!["payment-signature", "x-payment"];
         if !config.forward_authorization {
             remove_request_headers.push("authorization");
         }
@@ -105,7 +107,7 @@ impl Forward {
                 .collect(),
             response_headers: vec![
                 ("access-pass", token.to_owned()),
-                ("payment-response", payment_response.to_owned()),
+                (wire.response_header(), payment_response.to_owned()),
             ],
         }
     }
@@ -209,10 +211,7 @@ pub fn refuse_large_body(config: &Config, path: &[u8], content_length: Option<&[
         return None;
     }
     Some(Finish {
-        answer: Answer::Local(Response::json(
-            413,
-            &serde_json::json!({"error": "Payload Too Large", "reason": "payload_too_large"}),
-        )),
+        answer: Answer::Local(Response::error(413, "Payload Too Large", "payload_too_large", None)),
         counts: vec![Count::PurchasesFailed("payload_too_large".to_owned())],
         log: Some(outcome_line("paid request refused", None, "reason=payload_too_large (body over maxPaidBodyBytes)")),
     })
@@ -225,10 +224,7 @@ pub fn refuse_without_signing_key(config: &Config) -> Option<Finish> {
         return None;
     }
     Some(Finish {
-        answer: Answer::Local(Response::json(
-            503,
-            &serde_json::json!({"error": "Passes are not sold here", "reason": "sales_disabled"}),
-        )),
+        answer: Answer::Local(Response::error(503, "Passes are not sold here", "sales_disabled", None)),
         counts: vec![Count::PurchasesFailed("sales_disabled".to_owned())],
         log: Some(outcome_line("purchase refused", None, "reason=sales_disabled (this filter holds verify-only keys)")),
     })
@@ -243,14 +239,16 @@ impl Checkout {
         config: &Config,
         method: &[u8],
         path: &[u8],
+        wire: Wire,
         header: &[u8],
         challenge: Challenge,
         fee_payer: &str,
     ) -> Result<(Checkout, Step), Finish> {
-        let checked = payment::decode_header(header).and_then(|p| payment::check(config, path, p)).and_then(|c| {
-            let id = payment::identifier(&c.payment.payload)?;
-            Ok((c, id))
-        });
+        let checked =
+            payment::decode_header(config, wire, header).and_then(|p| payment::check(config, path, p)).and_then(|c| {
+                let id = payment::identifier(&c.payment.payload)?;
+                Ok((c, id))
+            });
         let (checked, id) = match checked {
             Ok(checked) => checked,
             Err(refusal) => {
@@ -259,7 +257,7 @@ impl Checkout {
             }
         };
         let requirements = challenge::requirements(config, &checked.offer, fee_payer);
-        let body = facilitator::request_body(&checked.payment.payload, &requirements);
+        let body = facilitator::request_body(&checked.payment.payload, wire, &requirements, &challenge.resource);
         let at = PurchaseKey::of(&checked.message_hash);
         let serve = is_paid_request(config, path);
         let id =
@@ -330,7 +328,7 @@ impl Checkout {
         match std::mem::replace(&mut self.state, State::Done) {
             State::Verifying => self.verified(config, facilitator::read_verify(result), now_ms / 1_000),
             State::Settling(settling) => {
-                let settlement = facilitator::read_settle(result, &config.network, &self.checked.payer);
+                let settlement = facilitator::read_settle(result, self.network(config), &self.checked.payer);
                 self.settled(config, settling, settlement, now_ms)
             }
             state => self.out_of_order(state),
@@ -518,7 +516,7 @@ impl Checkout {
         let now = now_ms / 1_000;
         let recovered = settling.recovering || settling.attempts > 1;
         let pass = if recovered { self.sign_anew(config, &settling.pass, now) } else { settling.pass.clone() };
-        let receipt = Receipt::new(&pass, transaction, &config.network);
+        let receipt = Receipt::new(&pass, transaction, self.network(config));
         let mut detail = match transaction {
             "" => "transaction=(recovered: settled earlier)".to_owned(),
             tx => format!("transaction={tx}"),
@@ -539,7 +537,7 @@ impl Checkout {
                 detail.push_str(" forwarded upstream");
                 Answer::Forward(forward)
             }
-            None => Answer::Local(receipt.response()),
+            None => Answer::Local(receipt.response(self.checked.payment.wire)),
         };
         let finish = Finish { answer, counts, log: Some(self.outcome("settled", &detail)) };
         self.close(finish, Some(Entry::Settled { at: now, receipt }))
@@ -599,7 +597,7 @@ impl Checkout {
                 counts.push(Count::PaidRequestsForwarded);
                 (Answer::Forward(forward), "the request was forwarded again with the same pass")
             }
-            None => (Answer::Local(receipt.response()), "the same pass was served again"),
+            None => (Answer::Local(receipt.response(self.checked.payment.wire)), "the same pass was served again"),
         };
         let log = self.outcome("replayed", &format!("{detail}{why}"));
         self.finish(Finish { answer, counts, log: Some(log) })
@@ -609,7 +607,16 @@ impl Checkout {
     /// Part I purchase (and for a receipt recorded without its claims, answered as Part I).
     fn forward(&self, config: &Config, receipt: &Receipt) -> Option<Forward> {
         let claims = receipt.claims.as_ref().filter(|_| self.serve)?;
-        Some(Forward::new(config, &receipt.token, &receipt.payment_response, claims))
+        Some(Forward::new(config, self.checked.payment.wire, &receipt.token, &receipt.payment_response, claims))
+    }
+
+    /// The network as the payment's x402 version names it: in a v1 settle answer and
+    /// `X-PAYMENT-RESPONSE`, the v1 name (docs/behaviour.md §20).
+    fn network<'c>(&self, config: &'c Config) -> &'c str {
+        match self.checked.payment.wire {
+            Wire::V2 => &config.network,
+            Wire::V1 => challenge::v1_network(&config.network),
+        }
     }
 
     fn outcome(&self, outcome: &str, detail: &str) -> String {

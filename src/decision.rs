@@ -2,6 +2,7 @@
 //! proxy-wasm layer supplies the headers, this decides what happens.
 
 use crate::config::{Claim, Config};
+use crate::payment::Wire;
 use crate::token::{self, PassCache, PassClaims, Rejection};
 
 /// Request headers as raw bytes, read lazily: the hot path (a valid pass)
@@ -19,8 +20,9 @@ pub enum Decision<'a> {
     /// A valid pass: forward with these headers set (and `authorization`
     /// removed unless configured otherwise).
     Forward { claim_headers: Vec<(&'a str, String)> },
-    /// A payment to process; `rejected` says why a token that came with it failed.
-    Purchase { payment: Vec<u8>, rejected: Option<Rejection> },
+    /// A payment to process, in the header (and x402 version) `wire`; `rejected` says why a token
+    /// that came with it failed.
+    Purchase { payment: Vec<u8>, wire: Wire, rejected: Option<Rejection> },
     /// Neither a valid pass nor a payment: the 402 challenge.
     Challenge { rejected: Option<Rejection> },
 }
@@ -51,10 +53,14 @@ pub fn decide<'a>(
             None => rejected = Some(Rejection::NotBearer),
         }
     }
-    match headers.header("payment-signature") {
-        Some(payment) => Decision::Purchase { payment, rejected },
-        None => Decision::Challenge { rejected },
+    // `PAYMENT-SIGNATURE` (x402 v2) wins over `X-PAYMENT` (v1) when a request carries both: only
+    // it is processed, and the other is never charged (docs/behaviour.md §20).
+    for wire in [Wire::V2, Wire::V1] {
+        if let Some(payment) = headers.header(wire.request_header()) {
+            return Decision::Purchase { payment, wire, rejected };
+        }
     }
+    Decision::Challenge { rejected }
 }
 
 /// The `claimHeaders` values for a pass; the client's own copies are replaced. Names are
@@ -162,10 +168,29 @@ mod tests {
     fn a_bad_token_falls_through_to_payment_or_challenge() {
         let c = config();
         let h = headers(&[(":method", b"GET"), ("authorization", b"Bearer a.b.c"), ("payment-signature", b"x")]);
-        assert!(matches!(run(&c, "/api/data", &h), Decision::Purchase { rejected: Some(_), .. }));
+        assert!(matches!(run(&c, "/api/data", &h), Decision::Purchase { wire: Wire::V2, rejected: Some(_), .. }));
         let h = headers(&[(":method", b"GET"), ("authorization", b"Basic Zm9vOmJhcg==")]);
         assert_eq!(run(&c, "/api/data", &h), Decision::Challenge { rejected: Some(Rejection::NotBearer) });
         let h = headers(&[(":method", b"GET"), ("authorization", b"Bearer \xff\xfe")]);
         assert!(matches!(run(&c, "/api/data", &h), Decision::Challenge { rejected: Some(_) }));
+    }
+
+    #[test]
+    fn a_v1_payment_in_x_payment_is_a_purchase_and_payment_signature_wins_over_it() {
+        let c = config();
+        let h = headers(&[(":method", b"GET"), ("x-payment", b"v1")]);
+        assert_eq!(
+            run(&c, "/api/data", &h),
+            Decision::Purchase { payment: b"v1".to_vec(), wire: Wire::V1, rejected: None }
+        );
+        let h = headers(&[(":method", b"GET"), ("x-payment", b"v1"), ("payment-signature", b"v2")]);
+        assert_eq!(
+            run(&c, "/api/data", &h),
+            Decision::Purchase { payment: b"v2".to_vec(), wire: Wire::V2, rejected: None }
+        );
+        // A valid pass still wins over a v1 payment: nobody pays twice.
+        let auth = format!("Bearer {}", valid_token(&c, 1_000));
+        let h = headers(&[(":method", b"GET"), ("authorization", auth.as_bytes()), ("x-payment", b"v1")]);
+        assert!(matches!(run(&c, "/api/data", &h), Decision::Forward { .. }));
     }
 }

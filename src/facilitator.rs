@@ -4,7 +4,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::challenge::PaymentRequirements;
+use crate::challenge::{PaymentRequirements, Resource};
+use crate::payment::Wire;
 
 /// What a callout came back with, as the proxy-wasm layer saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,18 +56,31 @@ fn body_of(result: CalloutResult<'_>) -> Result<&[u8], Unavailable> {
     }
 }
 
-/// Body of `/verify` and `/settle`: the buyer's payload as decoded, and the
-/// server's own requirements for the pass it pays (never the client's echo).
-pub fn request_body(payment_payload: &Value, requirements: &PaymentRequirements) -> Vec<u8> {
+/// Body of `/verify` and `/settle`: the buyer's payload as decoded, and the server's own
+/// requirements for the pass it pays (never the client's echo), in the payment's x402 version:
+/// v2 requirements, or for a v1 payment (`X-PAYMENT`, docs/behaviour.md §20) the v1 form of the same
+/// requirements, with `resource` the request's URL.
+pub fn request_body(
+    payment_payload: &Value,
+    wire: Wire,
+    requirements: &PaymentRequirements,
+    resource: &Resource,
+) -> Vec<u8> {
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
-    struct Body<'a> {
-        x402_version: u8,
+    struct Body<'a, R> {
+        x402_version: u64,
         payment_payload: &'a Value,
-        payment_requirements: &'a PaymentRequirements,
+        payment_requirements: R,
     }
-    serde_json::to_vec(&Body { x402_version: 2, payment_payload, payment_requirements: requirements })
-        .unwrap_or_default()
+    let x402_version = wire.version();
+    let body = match wire {
+        Wire::V2 => serde_json::to_vec(&Body { x402_version, payment_payload, payment_requirements: requirements }),
+        Wire::V1 => {
+            serde_json::to_vec(&Body { x402_version, payment_payload, payment_requirements: requirements.v1(resource) })
+        }
+    };
+    body.unwrap_or_default()
 }
 
 /// A reason string from the facilitator, bounded and reduced to a safe

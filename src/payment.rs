@@ -47,17 +47,53 @@ impl Refusal {
     }
 }
 
-/// A decoded `PAYMENT-SIGNATURE`.
+/// The header a payment came in, which says its x402 version (docs/behaviour.md §20): v2 in
+/// `PAYMENT-SIGNATURE`, v1 in `X-PAYMENT`. Its answer and its facilitator bodies speak the same
+/// version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    V2,
+    V1,
+}
+
+impl Wire {
+    pub fn version(self) -> u64 {
+        match self {
+            Wire::V2 => 2,
+            Wire::V1 => 1,
+        }
+    }
+
+    /// The request header the payment came in.
+    pub fn request_header(self) -> &'static str {
+        match self {
+            Wire::V2 => "payment-signature",
+            Wire::V1 => "x-payment",
+        }
+    }
+
+    /// The response header that carries the settlement.
+    pub fn response_header(self) -> &'static str {
+        match self {
+            Wire::V2 => "payment-response",
+            Wire::V1 => "x-payment-response",
+        }
+    }
+}
+
+/// A decoded `PAYMENT-SIGNATURE` (or `X-PAYMENT`).
 #[derive(Debug, Clone)]
 pub struct Payment {
+    pub wire: Wire,
     /// The whole decoded JSON: the facilitator gets it as `paymentPayload`.
     pub payload: Value,
     pub scheme: String,
     pub network: String,
     pub asset: String,
     pub pay_to: String,
-    /// `accepted.amount`, else `accepted.maxAmountRequired`, as sent.
-    pub amount: String,
+    /// `accepted.amount`, else `accepted.maxAmountRequired`, as sent. `None` for v1, whose
+    /// payload names no amount: the transaction's transfer says what was paid.
+    pub amount: Option<String>,
     /// The Solana transaction, wire bytes.
     pub transaction: Vec<u8>,
 }
@@ -73,32 +109,51 @@ pub struct CheckedPayment {
     pub payer: String,
 }
 
-/// Standard base64 of JSON `{"x402Version":2,"accepted":{...},"payload":{"transaction":...}}`.
-pub fn decode_header(raw: &[u8]) -> Result<Payment, Refusal> {
+/// Standard base64 of JSON, in the version its header carries (docs/behaviour.md §6.1, §20):
+/// - `PAYMENT-SIGNATURE`: `{"x402Version":2,"accepted":{...},"payload":{"transaction":...}}`;
+/// - `X-PAYMENT`: `{"x402Version":1,"scheme":"exact","network":"solana-devnet","payload":{"transaction":...}}`.
+///
+/// Any other version in either header is refused: a v1 payload in `PAYMENT-SIGNATURE` or a v2
+/// payload in `X-PAYMENT` never reaches a facilitator. A v1 payload names its network by its v1
+/// name; it is read as the CAIP-2 network that name stands for, or as no network at all.
+/// `config` gives what a v1 payload leaves out (asset and payee are the seller's: the
+/// transaction and the facilitator hold the buyer to them).
+pub fn decode_header(config: &Config, wire: Wire, raw: &[u8]) -> Result<Payment, Refusal> {
     let invalid = Refusal::InvalidPaymentHeader;
     if raw.len() > MAX_HEADER_BYTES {
         return Err(invalid);
     }
     let json = BASE64.decode(raw.trim_ascii()).map_err(|_| invalid)?;
     let payload: Value = serde_json::from_slice(&json).map_err(|_| invalid)?;
-    if payload.get("x402Version").and_then(Value::as_u64) != Some(2) {
+    if payload.get("x402Version").and_then(Value::as_u64) != Some(wire.version()) {
         return Err(invalid);
     }
-    let accepted = payload.get("accepted").and_then(Value::as_object).ok_or(invalid)?;
-    let text = |key: &str| accepted.get(key).and_then(Value::as_str).map(str::to_owned);
     let transaction =
         payload.get("payload").and_then(|p| p.get("transaction")).and_then(Value::as_str).ok_or(invalid)?;
     // A transaction that is not base64 is a transaction that does not decode.
     let transaction = BASE64.decode(transaction).unwrap_or_default();
-    Ok(Payment {
-        scheme: text("scheme").ok_or(invalid)?,
-        network: text("network").ok_or(invalid)?,
-        asset: text("asset").ok_or(invalid)?,
-        pay_to: text("payTo").ok_or(invalid)?,
-        amount: text("amount").or_else(|| text("maxAmountRequired")).ok_or(invalid)?,
-        transaction,
-        payload,
-    })
+    let fields = match wire {
+        Wire::V2 => payload.get("accepted").and_then(Value::as_object),
+        Wire::V1 => payload.as_object(),
+    };
+    let fields = fields.ok_or(invalid)?;
+    let text = |key: &str| fields.get(key).and_then(Value::as_str).map(str::to_owned);
+    let (scheme, network) = (text("scheme").ok_or(invalid)?, text("network").ok_or(invalid)?);
+    let (network, asset, pay_to, amount) = match wire {
+        Wire::V2 => (
+            network,
+            text("asset").ok_or(invalid)?,
+            text("payTo").ok_or(invalid)?,
+            Some(text("amount").or_else(|| text("maxAmountRequired")).ok_or(invalid)?),
+        ),
+        Wire::V1 => (
+            crate::challenge::network_of_v1(&network).unwrap_or_default().to_owned(),
+            config.asset.address.clone(),
+            config.pay_to.clone(),
+            None,
+        ),
+    };
+    Ok(Payment { wire, scheme, network, asset, pay_to, amount, transaction, payload })
 }
 
 /// The buyer's payment identifier, where the official client puts it:
@@ -140,10 +195,27 @@ pub fn check(config: &Config, path: &[u8], payment: Payment) -> Result<CheckedPa
     if payment.pay_to != config.pay_to {
         return Err(Refusal::PayToMismatch);
     }
-    let paid = crate::pricing::parse_duration_seconds(&payment.amount).ok_or(Refusal::AmountMismatch)?;
-    let offer = offer::offer_paid_for(config, path, paid).ok_or(Refusal::AmountMismatch)?;
+    let offer = match &payment.amount {
+        Some(amount) => {
+            let paid = crate::pricing::parse_duration_seconds(amount).ok_or(Refusal::AmountMismatch)?;
+            offer::offer_paid_for(config, path, paid)
+        }
+        None => offer_in_transaction(config, path, &payment.transaction)?,
+    };
+    let offer = offer.ok_or(Refusal::AmountMismatch)?;
     let (message_hash, payer) = check_transaction(config, &payment.transaction, offer.atomic)?;
     Ok(CheckedPayment { payment, offer, message_hash, payer })
+}
+
+/// A v1 payment names no amount (docs/behaviour.md §20): the pass it buys is the first candidate
+/// whose price one of its transfers of the asset pays.
+fn offer_in_transaction(config: &Config, path: &[u8], wire: &[u8]) -> Result<Option<Offer>, Refusal> {
+    let tx = Transaction::decode(wire).map_err(|_| Refusal::InvalidTransaction)?;
+    Ok(tx
+        .transfer_checked()
+        .into_iter()
+        .filter(|t| *t.mint == config.asset.key && t.decimals == config.asset.decimals)
+        .find_map(|t| offer::offer_paid_for(config, path, t.amount)))
 }
 
 fn check_transaction(config: &Config, wire: &[u8], price: u64) -> Result<([u8; 32], String), Refusal> {
@@ -199,5 +271,68 @@ mod tests {
         ] {
             assert_eq!(identifier(&with_id(bad.clone())), Err(Refusal::InvalidPaymentIdentifier), "{bad}");
         }
+    }
+
+    const VECTORS: &str = include_str!("../tests/vectors/x402-svm-exact.json");
+
+    fn devnet() -> Config {
+        let json = r#"{"payTo":"GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse","network":"solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1",
+            "tiers":{"5m":"0.001","1h":"0.50"},"secret":"payment-test-secret-0123456789abcdef0123"}"#;
+        Config::parse(json.as_bytes(), &|_| None).unwrap()
+    }
+
+    #[test]
+    fn a_v1_x_payment_is_read_with_its_network_mapped_and_the_sellers_asset_and_payee() {
+        let vectors: Value = serde_json::from_str(VECTORS).unwrap();
+        let c = devnet();
+        let header = vectors["v1"]["xPaymentHeader"].as_str().unwrap();
+        let p = decode_header(&c, Wire::V1, header.as_bytes()).unwrap();
+        assert_eq!((p.wire, p.scheme.as_str(), p.network.as_str()), (Wire::V1, "exact", crate::config::DEVNET));
+        assert_eq!(
+            (p.asset.as_str(), p.pay_to.as_str(), p.amount.as_deref()),
+            (c.asset.address.as_str(), c.pay_to.as_str(), None)
+        );
+        assert_eq!(p.payload, vectors["v1"]["payload"]);
+        let checked = check(&c, b"/weather", p).unwrap();
+        assert_eq!(
+            (checked.offer.tier.as_str(), checked.payer.as_str()),
+            ("5m", vectors["v1"]["verify"]["payer"].as_str().unwrap())
+        );
+        // Each header takes its own version only.
+        assert_eq!(decode_header(&c, Wire::V2, header.as_bytes()).err(), Some(Refusal::InvalidPaymentHeader));
+        let v2 = vectors["paymentSignatureHeader"]["PAYMENT-SIGNATURE"].as_str().unwrap();
+        assert_eq!(decode_header(&c, Wire::V1, v2.as_bytes()).err(), Some(Refusal::InvalidPaymentHeader));
+        assert!(decode_header(&c, Wire::V2, v2.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_v1_x_payment_without_scheme_network_or_transaction_or_too_large_is_an_invalid_header() {
+        let c = devnet();
+        for json in [
+            r#"{"x402Version":1,"network":"solana-devnet","payload":{"transaction":"AA=="}}"#,
+            r#"{"x402Version":1,"scheme":"exact","payload":{"transaction":"AA=="}}"#,
+            r#"{"x402Version":1,"scheme":"exact","network":"solana-devnet","payload":{}}"#,
+            r#"{"x402Version":"1","scheme":"exact","network":"solana-devnet","payload":{"transaction":"AA=="}}"#,
+            r#"[1]"#,
+        ] {
+            assert_eq!(
+                decode_header(&c, Wire::V1, BASE64.encode(json).as_bytes()).err(),
+                Some(Refusal::InvalidPaymentHeader),
+                "{json}"
+            );
+        }
+        assert_eq!(
+            decode_header(&c, Wire::V1, &[b'A'; MAX_HEADER_BYTES + 1]).err(),
+            Some(Refusal::InvalidPaymentHeader)
+        );
+        assert_eq!(decode_header(&c, Wire::V1, b"\xff not base64").err(), Some(Refusal::InvalidPaymentHeader));
+        // A transaction that does not decode is refused by the local checks, before any callout.
+        let garbage =
+            r#"{"x402Version":1,"scheme":"exact","network":"solana-devnet","payload":{"transaction":"AA=="}}"#;
+        let p = decode_header(&c, Wire::V1, BASE64.encode(garbage).as_bytes()).unwrap();
+        assert_eq!(check(&c, b"/weather", p).err(), Some(Refusal::InvalidTransaction));
+        let upto = r#"{"x402Version":1,"scheme":"upto","network":"solana-devnet","payload":{"transaction":"AA=="}}"#;
+        let p = decode_header(&c, Wire::V1, BASE64.encode(upto).as_bytes()).unwrap();
+        assert_eq!(check(&c, b"/weather", p).err(), Some(Refusal::UnsupportedScheme));
     }
 }

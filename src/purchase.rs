@@ -7,7 +7,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::payment::CheckedPayment;
+use crate::payment::{CheckedPayment, Wire};
 use crate::response::Response;
 use crate::token::{PassClaims, SUBJECT};
 
@@ -100,12 +100,14 @@ impl Receipt {
         }
     }
 
-    pub fn response(&self) -> Response {
+    /// The 200, its settlement in the response header of the payment's x402 version
+    /// (`PAYMENT-RESPONSE`, or `X-PAYMENT-RESPONSE` for v1, docs/behaviour.md §20).
+    pub fn response(&self, wire: Wire) -> Response {
         Response {
             status: 200,
             headers: vec![
                 ("access-pass", self.token.clone()),
-                ("payment-response", self.payment_response.clone()),
+                (wire.response_header(), self.payment_response.clone()),
                 ("content-type", "application/json".to_owned()),
                 ("cache-control", "no-store".to_owned()),
             ],
@@ -116,43 +118,33 @@ impl Receipt {
 
 /// 409: the same payment is being processed by another request right now.
 pub fn in_progress() -> Response {
-    Response::json(409, &serde_json::json!({"error": "Payment in progress", "reason": "payment_in_progress"}))
-        .with_header("retry-after", "1")
+    Response::error(409, "Payment in progress", "payment_in_progress", None).with_header("retry-after", "1")
 }
 
 /// 409: this payment identifier was first used for another request (docs/behaviour.md §17.5).
 pub fn identifier_conflict() -> Response {
-    Response::json(
-        409,
-        &serde_json::json!({"error": "Payment identifier already used for another request", "reason": "payment_identifier_conflict"}),
-    )
+    Response::error(409, "Payment identifier already used for another request", "payment_identifier_conflict", None)
 }
 
 /// 502: `/verify` could not be asked; nothing was charged.
 pub fn facilitator_unavailable(reason: &str) -> Response {
-    Response::json(502, &serde_json::json!({"error": "Facilitator unavailable", "reason": reason}))
-        .with_header("retry-after", RETRY_AFTER_SECONDS)
+    Response::error(502, "Facilitator unavailable", reason, None).with_header("retry-after", RETRY_AFTER_SECONDS)
 }
 
 /// 500: the pass could not be signed (a key problem of this filter). Checked before `/settle`,
 /// so nothing was charged.
 pub fn pass_signing_failed() -> Response {
-    Response::json(
-        500,
-        &serde_json::json!({"error": "Access pass could not be issued", "reason": "pass_signing_failed"}),
-    )
+    Response::error(500, "Access pass could not be issued", "pass_signing_failed", None)
 }
 
 /// 503: `/settle` did not answer; the money may have moved, so the same
 /// payment must be sent again to recover its pass.
 pub fn settlement_unknown() -> Response {
-    Response::json(
+    Response::error(
         503,
-        &serde_json::json!({
-            "error": "Settlement outcome unknown",
-            "reason": "settlement_unknown",
-            "message": "Send the same PAYMENT-SIGNATURE again: it will be settled at most once.",
-        }),
+        "Settlement outcome unknown",
+        "settlement_unknown",
+        Some("Send the same payment again: it will be settled at most once."),
     )
     .with_header("retry-after", RETRY_AFTER_SECONDS)
 }
@@ -160,7 +152,7 @@ pub fn settlement_unknown() -> Response {
 /// 503: the facilitator's fee payer is not known yet, so no valid challenge
 /// can be issued (a 402 without `extra.feePayer` would be unpayable).
 pub fn fee_payer_unknown() -> Response {
-    Response::json(503, &serde_json::json!({"error": "Facilitator unavailable", "reason": "fee_payer_unknown"}))
+    Response::error(503, "Facilitator unavailable", "fee_payer_unknown", None)
         .with_header("retry-after", RETRY_AFTER_SECONDS)
 }
 
@@ -209,7 +201,7 @@ mod tests {
                 aud: None,
             },
         };
-        let r = Receipt::new(&pass, "5mYP", "solana:n").response();
+        let r = Receipt::new(&pass, "5mYP", "solana:n").response(Wire::V2);
         assert_eq!(r.status, 200);
         assert_eq!(r.header("access-pass"), Some("a.b.c"));
         let pr = BASE64.decode(r.header("payment-response").unwrap()).unwrap();

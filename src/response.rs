@@ -10,18 +10,42 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// Headers a browser needs to read the filter's answers (docs/behaviour.md §3).
-pub const EXPOSE_HEADERS: &str = "PAYMENT-REQUIRED, X-ACCESS-PASS-TIERS, ACCESS-PASS, PAYMENT-RESPONSE";
-pub const ALLOW_HEADERS: &str = "Authorization, PAYMENT-SIGNATURE, Content-Type";
+/// Headers a browser needs to read the filter's answers (docs/behaviour.md §3), and v1's
+/// `X-PAYMENT-RESPONSE` (§20).
+pub const EXPOSE_HEADERS: &str =
+    "PAYMENT-REQUIRED, X-ACCESS-PASS-TIERS, ACCESS-PASS, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE";
+/// The request headers a buyer in a browser may send: v1's `X-PAYMENT` too, and the
+/// `Access-Control-Expose-Headers` request header `x402-fetch` 1.2.0 adds to its paid request
+/// (docs/behaviour.md §20).
+pub const ALLOW_HEADERS: &str =
+    "Authorization, PAYMENT-SIGNATURE, X-PAYMENT, Access-Control-Expose-Headers, Content-Type";
 pub const ALLOW_METHODS: &str = "GET, POST, HEAD, OPTIONS";
 const PREFLIGHT_MAX_AGE: &str = "600";
 
 impl Response {
+    #[cfg(test)]
     pub fn json(status: u32, body: &serde_json::Value) -> Response {
         Response {
             status,
             headers: vec![("content-type", "application/json".to_owned()), ("cache-control", "no-store".to_owned())],
             body: body.to_string().into_bytes(),
+        }
+    }
+
+    /// A JSON error answer, `{"error","message"?,"reason"}` (members in the order `json!` wrote
+    /// them), serialized by one small struct: every error answer shares its code.
+    pub fn error(status: u32, error: &str, reason: &str, message: Option<&str>) -> Response {
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            error: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            message: Option<&'a str>,
+            reason: &'a str,
+        }
+        Response {
+            status,
+            headers: vec![("content-type", "application/json".to_owned()), ("cache-control", "no-store".to_owned())],
+            body: serde_json::to_vec(&Body { error, message, reason }).unwrap_or_default(),
         }
     }
 

@@ -70,12 +70,13 @@ fn check_offer(config: &Config, o: &Offer, path: &str) {
     }
     let checked = CheckedPayment {
         payment: Payment {
+            wire: x402_access_pass::payment::Wire::V2,
             payload: serde_json::Value::Null,
             scheme: "exact".to_owned(),
             network: config.network.clone(),
             asset: config.asset.address.clone(),
             pay_to: config.pay_to.clone(),
-            amount: o.atomic_string(),
+            amount: Some(o.atomic_string()),
             transaction: Vec::new(),
         },
         offer: o.clone(),
@@ -94,5 +95,5 @@ fn check_offer(config: &Config, o: &Offer, path: &str) {
         Err(rejection) => panic!("{path}: the pass sold for {o:?} is refused by its own filter: {rejection}"),
     }
     let receipt = Receipt::new(&IssuedPass { token: pass, claims }, "tx", &config.network);
-    assert_eq!(receipt.response().status, 200);
+    assert_eq!(receipt.response(x402_access_pass::payment::Wire::V2).status, 200);
 }

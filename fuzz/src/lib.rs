@@ -9,6 +9,7 @@
 //! |-------------|------------------------------------------------------------------|
 //! | `config`    | `Config::parse`, then everything a configuration drives          |
 //! | `payment`   | `payment::decode_header` + `payment::check` with a fixed config  |
+//! | `x_payment` | the same for v1's `X-PAYMENT` (`payment::run_wire`, `Wire::V1`)  |
 //! | `solana_tx` | `solana::Transaction::decode` and every method of it             |
 //! | `token`     | `token::bearer_token`, `token::verify`, `token::verify_cached`   |
 //! | `query`     | `pricing::parse_query`, `offer::candidates`, the price parsers   |
@@ -113,6 +114,11 @@ mod tests {
     #[test]
     fn payment_inputs() {
         replay("payment", crate::payment::run);
+    }
+
+    #[test]
+    fn x_payment_inputs() {
+        replay("x_payment", |data| crate::payment::run_wire(data, x402_access_pass::payment::Wire::V1));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `PAYMENT-SIGNATURE` decoding and the local checks, with a fixed configuration
+//! `PAYMENT-SIGNATURE` (and v1's `X-PAYMENT`, target `x_payment`) decoding and the local checks, with a fixed configuration
 //! (devnet USDC, `payTo` and a 5-minute tier priced like the golden vector's
 //! payment, so the vector passes every check). Input: `path\nheader`, or just
 //! the header (path `/api/data`).
@@ -18,7 +18,7 @@ use x402_access_pass::challenge;
 use x402_access_pass::config::Config;
 use x402_access_pass::facilitator;
 use x402_access_pass::offer;
-use x402_access_pass::payment::{self, Refusal};
+use x402_access_pass::payment::{self, Refusal, Wire};
 use x402_access_pass::purchase;
 use x402_access_pass::replay;
 use x402_access_pass::solana::{self, Transaction};
@@ -41,9 +41,14 @@ fn config() -> &'static Config {
 }
 
 pub fn run(data: &[u8]) {
+    run_wire(data, Wire::V2)
+}
+
+/// The same checks for a payment in the header of `wire` (`x_payment` fuzzes v1's `X-PAYMENT`).
+pub fn run_wire(data: &[u8], wire: Wire) {
     let config = config();
     let (path, header) = split_path(data, b"/api/data");
-    let decoded = match payment::decode_header(header) {
+    let decoded = match payment::decode_header(config, wire, header) {
         Ok(decoded) => decoded,
         Err(refusal) => {
             assert_eq!(refusal, Refusal::InvalidPaymentHeader);
@@ -59,11 +64,16 @@ pub fn run(data: &[u8]) {
         }
     };
     let p = &checked.payment;
+    assert_eq!(p.wire, wire);
+    assert_eq!(p.payload["x402Version"], wire.version());
     assert_eq!(p.scheme, "exact");
     assert_eq!(p.network, config.network);
     assert_eq!(p.asset, config.asset.address);
     assert_eq!(p.pay_to, config.pay_to);
-    assert_eq!(p.amount, checked.offer.atomic.to_string(), "the pass is not priced at the amount paid");
+    if let Some(amount) = &p.amount {
+        assert_eq!(*amount, checked.offer.atomic.to_string(), "the pass is not priced at the amount paid");
+    }
+    assert_eq!(p.amount.is_none(), wire == Wire::V1, "only a v1 payment names no amount");
     assert!(offer::candidates(config, path).contains(&checked.offer), "the pass sold is not one the request asked for");
 
     let tx = match Transaction::decode(&p.transaction) {
@@ -83,9 +93,16 @@ pub fn run(data: &[u8]) {
     assert!(signer.is_some_and(|i| tx.verify_signature(i)), "the payer did not sign");
 
     let requirements = challenge::requirements(config, &checked.offer, "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu");
-    let body = facilitator::request_body(&p.payload, &requirements);
+    let resource =
+        challenge::Resource { url: "http://x/api".into(), description: "d".into(), mime_type: "application/json" };
+    let body = facilitator::request_body(&p.payload, wire, &requirements, &resource);
     let body: serde_json::Value = serde_json::from_slice(&body).expect("the facilitator body is JSON");
-    assert_eq!(body["paymentRequirements"]["amount"], checked.offer.atomic.to_string());
+    assert_eq!(body["x402Version"], wire.version());
+    assert_eq!(body["paymentRequirements"]["maxAmountRequired"], checked.offer.atomic.to_string());
+    if wire == Wire::V1 {
+        assert_eq!(body["paymentRequirements"]["network"], challenge::v1_network(&config.network));
+        assert_eq!(body["paymentRequirements"]["resource"], "http://x/api");
+    }
     let (bucket, key) = replay::locate(&checked.message_hash);
     assert!(bucket < replay::BUCKETS && key.len() == 64);
     let claims = purchase::claims(config, &checked, NOW);
@@ -104,7 +121,12 @@ mod tests {
         let text = include_str!("../../tests/vectors/x402-svm-exact.json");
         let vectors: serde_json::Value = serde_json::from_str(text).unwrap();
         let header = vectors["paymentSignatureHeader"]["PAYMENT-SIGNATURE"].as_str().unwrap();
-        let decoded = x402_access_pass::payment::decode_header(header.as_bytes()).unwrap();
+        let decoded = x402_access_pass::payment::decode_header(
+            super::config(),
+            x402_access_pass::payment::Wire::V2,
+            header.as_bytes(),
+        )
+        .unwrap();
         let checked = x402_access_pass::payment::check(super::config(), b"/weather", decoded).unwrap();
         assert_eq!((checked.offer.tier.as_str(), checked.offer.atomic), ("5m", 1000));
         super::run(header.as_bytes());
@@ -112,5 +134,22 @@ mod tests {
             .decode(vectors["decodedPaymentPayload"]["payload"]["transaction"].as_str().unwrap())
             .unwrap();
         crate::solana_tx::run(&tx);
+    }
+
+    /// The vector's v1 `X-PAYMENT` passes every local check as v1, and is refused as v2.
+    #[test]
+    fn the_v1_vector_passes_the_checks_as_x_payment() {
+        use x402_access_pass::payment::{decode_header, Refusal, Wire};
+        let text = include_str!("../../tests/vectors/x402-svm-exact.json");
+        let vectors: serde_json::Value = serde_json::from_str(text).unwrap();
+        let header = vectors["v1"]["xPaymentHeader"].as_str().unwrap();
+        let decoded = decode_header(super::config(), Wire::V1, header.as_bytes()).unwrap();
+        let checked = x402_access_pass::payment::check(super::config(), b"/weather", decoded).unwrap();
+        assert_eq!((checked.offer.tier.as_str(), checked.offer.atomic), ("5m", 1000));
+        super::run_wire(header.as_bytes(), Wire::V1);
+        assert_eq!(
+            decode_header(super::config(), Wire::V2, header.as_bytes()).err(),
+            Some(Refusal::InvalidPaymentHeader)
+        );
     }
 }

@@ -107,14 +107,29 @@ fn drive_with(
     replies: &[(Endpoint, Reply)],
     then: Option<Reply>,
 ) -> Run {
+    drive_wire(ledger, config, path, Wire::V2, header, now, replies, then)
+}
+
+/// As `drive_with`, for a payment in the header of `wire`.
+#[allow(clippy::too_many_arguments)]
+fn drive_wire(
+    ledger: &dyn Ledger,
+    config: &Config,
+    path: &[u8],
+    wire: Wire,
+    header: &[u8],
+    now: u64,
+    replies: &[(Endpoint, Reply)],
+    then: Option<Reply>,
+) -> Run {
     let mut calls = Vec::new();
     let mut waits = Vec::new();
     let mut clock_ms = now * 1_000;
-    let (mut checkout, mut step) = match Checkout::begin(config, b"GET", path, header, challenge(config), &fee_payer())
-    {
-        Ok(started) => started,
-        Err(finish) => return Run { finish, calls, waits },
-    };
+    let (mut checkout, mut step) =
+        match Checkout::begin(config, b"GET", path, wire, header, challenge(config), &fee_payer()) {
+            Ok(started) => started,
+            Err(finish) => return Run { finish, calls, waits },
+        };
     let mut replies = replies.iter();
     for _ in 0..200 {
         step = match step {
@@ -176,9 +191,10 @@ impl Seller {
     }
 
     fn entry(&self, now: u64) -> Option<Entry> {
-        let hash = Checkout::begin(&self.config, b"GET", PART_ONE, &header(), challenge(&self.config), &fee_payer())
-            .map(|(checkout, _)| checkout.checked().message_hash)
-            .unwrap_or_else(|_| panic!("the vector passes the local checks"));
+        let hash =
+            Checkout::begin(&self.config, b"GET", PART_ONE, Wire::V2, &header(), challenge(&self.config), &fee_payer())
+                .map(|(checkout, _)| checkout.checked().message_hash)
+                .unwrap_or_else(|_| panic!("the vector passes the local checks"));
         let at = PurchaseKey::of(&hash);
         self.ledger().update(at.bucket, now, |b| b.get(&at.key).cloned()).unwrap()
     }
@@ -266,7 +282,7 @@ fn while_the_payment_is_in_flight_elsewhere_the_answer_is_409() {
     assert_eq!(hash, None);
     // Another request claims it and is still verifying.
     let (checkout, step) =
-        Checkout::begin(&seller.config, b"GET", PART_ONE, &header(), challenge(&seller.config), &fee_payer())
+        Checkout::begin(&seller.config, b"GET", PART_ONE, Wire::V2, &header(), challenge(&seller.config), &fee_payer())
             .ok()
             .unwrap();
     let Step::Ledger(claim) = step else { panic!("a claim first") };
@@ -408,7 +424,7 @@ fn losing_compare_and_swap_races_changes_nothing_for_the_buyer() {
 fn an_answer_the_flow_did_not_ask_for_is_503_and_keeps_the_ledger() {
     let seller = Seller::new();
     let (mut checkout, _claim) =
-        Checkout::begin(&seller.config, b"GET", PART_ONE, &header(), challenge(&seller.config), &fee_payer())
+        Checkout::begin(&seller.config, b"GET", PART_ONE, Wire::V2, &header(), challenge(&seller.config), &fee_payer())
             .ok()
             .unwrap();
     let step = checkout.on_callout(&seller.config, Reply::Ok(SETTLED).result(), NOW);
@@ -549,7 +565,15 @@ fn a_malformed_success_is_not_believed_and_never_reaches_the_log() {
 }
 
 fn message_hash(seller: &Seller) -> [u8; 32] {
-    match Checkout::begin(&seller.config, b"GET", PART_ONE, &header(), challenge(&seller.config), &fee_payer()) {
+    match Checkout::begin(
+        &seller.config,
+        b"GET",
+        PART_ONE,
+        Wire::V2,
+        &header(),
+        challenge(&seller.config),
+        &fee_payer(),
+    ) {
         Ok((checkout, _)) => checkout.checked().message_hash,
         Err(_) => panic!("the vector passes the local checks"),
     }
@@ -582,7 +606,7 @@ fn a_paid_request_that_settles_is_forwarded_with_its_new_pass() {
     let run = seller.pay(NOW, &[VERIFY_OK, SETTLE_OK]);
     assert_eq!(run.calls, [Endpoint::Verify, Endpoint::Settle]);
     let forward = run.finish.forwarded();
-    assert_eq!(forward.remove_request_headers, ["payment-signature", "authorization"]);
+    assert_eq!(forward.remove_request_headers, ["payment-signature", "x-payment", "authorization"]);
     let token = response_header(forward, "access-pass");
     let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW).unwrap();
     assert_eq!((claims.tier.as_str(), claims.iat, claims.exp), ("5m", NOW, NOW + 300));
@@ -677,7 +701,9 @@ fn a_paid_request_left_unknown_is_503_and_the_same_payment_again_is_forwarded() 
     assert!(matches!(seller.entry(NOW), Some(Entry::Unknown { .. })));
     // While another request works it out: 409, as for a purchase.
     let (_, claim) =
-        Checkout::begin(&seller.config, b"GET", PAID, &header(), challenge(&seller.config), &fee_payer()).ok().unwrap();
+        Checkout::begin(&seller.config, b"GET", PAID, Wire::V2, &header(), challenge(&seller.config), &fee_payer())
+            .ok()
+            .unwrap();
     let Step::Ledger(claim) = claim else { panic!("a claim first") };
     assert!(matches!(seller.ledger().run(&claim, NOW + 1), LedgerAnswer::Claimed(Claim::Recover(_))));
     let busy = seller.pay(NOW + 2, &[]);
@@ -714,7 +740,7 @@ fn a_seller_that_forwards_authorization_keeps_it_on_a_paid_request() {
     config.forward_authorization = true;
     let seller = Seller::with_config(config);
     let run = seller.pay(NOW, &[VERIFY_OK, SETTLE_OK]);
-    assert_eq!(run.finish.forwarded().remove_request_headers, ["payment-signature"]);
+    assert_eq!(run.finish.forwarded().remove_request_headers, ["payment-signature", "x-payment"]);
 }
 
 #[test]
@@ -777,7 +803,7 @@ impl Seller {
 fn settled_receipt_of_another_payment(seller: &Seller) -> Receipt {
     let claims = purchase::claims(
         &seller.config,
-        &Checkout::begin(&seller.config, b"GET", PAID, &header(), challenge(&seller.config), &fee_payer())
+        &Checkout::begin(&seller.config, b"GET", PAID, Wire::V2, &header(), challenge(&seller.config), &fee_payer())
             .ok()
             .unwrap()
             .0
@@ -817,7 +843,7 @@ fn another_payment_with_a_settled_first_payment_of_its_identifier_gets_that_outc
     let seller = Seller::new();
     seller.another_payment_holds_the_id(PART_ONE, NOW, Some(Entry::Settled { at: NOW, receipt: receipt.clone() }));
     let run = seller.pay_with_id(NOW + 5, PART_ONE, &[]);
-    assert_eq!(run.finish.local(), &receipt.response());
+    assert_eq!(run.finish.local(), &receipt.response(Wire::V2));
 }
 
 #[test]
@@ -845,10 +871,17 @@ fn an_identifier_used_for_another_request_is_409_payment_identifier_conflict() {
     // The same payment with the same id for another method is another request too.
     let seller = Seller::new();
     seller.pay_with_id(NOW, PAID, &[VERIFY_OK, SETTLE_OK]);
-    let (mut checkout, step) =
-        Checkout::begin(&seller.config, b"POST", PAID, &header_with_id(ID), challenge(&seller.config), &fee_payer())
-            .ok()
-            .unwrap();
+    let (mut checkout, step) = Checkout::begin(
+        &seller.config,
+        b"POST",
+        PAID,
+        Wire::V2,
+        &header_with_id(ID),
+        challenge(&seller.config),
+        &fee_payer(),
+    )
+    .ok()
+    .unwrap();
     let Step::Ledger(op) = step else { panic!("the identifier first") };
     let Step::Finish(finish) = checkout.on_ledger(&seller.config, seller.ledger().run(&op, NOW), NOW * 1_000) else {
         panic!("answered at once")
@@ -925,4 +958,136 @@ fn a_paid_request_with_a_body_larger_than_envoys_buffer_is_413_before_anything()
     }
     config.pay_and_serve = false;
     assert_eq!(refuse_large_body(&config, PAID, Some(b"5000000")), None);
+}
+
+// Legacy x402 v1 buyers (docs/behaviour.md §20): the vector's v1 payment in `X-PAYMENT`, settled
+// with v1 bodies, answered with `X-PAYMENT-RESPONSE`.
+
+const SETTLED_V1: &str = r#"{"success":true,"transaction":"99eUso3aSbE9tqGSTXzo3TLfKb9RkMTURrHKQ1K7Zh3BbeqPevr5E1iCbpTjqHuTFLtfxTTD5ekfVuZFzQyEQf8","network":"solana-devnet"}"#;
+const SETTLE_V1_OK: (Endpoint, Reply) = (Endpoint::Settle, Reply::Ok(SETTLED_V1));
+
+fn x_payment() -> Vec<u8> {
+    vectors()["v1"]["xPaymentHeader"].as_str().unwrap().as_bytes().to_vec()
+}
+
+impl Seller {
+    fn pay_v1(&self, now: u64, path: &[u8], replies: &[(Endpoint, Reply)]) -> Run {
+        drive_wire(&self.ledger(), &self.config, path, Wire::V1, &x_payment(), now, replies, None)
+    }
+}
+
+#[test]
+fn a_v1_payment_asks_the_facilitator_in_v1_with_the_v1_form_of_the_servers_requirements() {
+    let seller = Seller::new();
+    let (checkout, step) =
+        Checkout::begin(&seller.config, b"GET", PAID, Wire::V1, &x_payment(), challenge(&seller.config), &fee_payer())
+            .ok()
+            .unwrap();
+    assert!(matches!(step, Step::Ledger(LedgerOp::Claim(_))));
+    let body: serde_json::Value = serde_json::from_slice(checkout.body()).unwrap();
+    let v1 = &vectors()["v1"];
+    assert_eq!(body["x402Version"], 1);
+    assert_eq!(body["paymentPayload"], v1["payload"], "the buyer's payload as it came");
+    let requirements = &body["paymentRequirements"];
+    for member in ["scheme", "network", "maxAmountRequired", "mimeType", "payTo", "maxTimeoutSeconds", "asset"] {
+        assert_eq!(requirements[member], v1["requirements"][member], "{member}");
+    }
+    assert_eq!(requirements["resource"], "http://api.test/weather");
+    assert_eq!(requirements["extra"]["feePayer"], v1["requirements"]["extra"]["feePayer"]);
+    // Keyed by the same transaction message as any payment: a v1 payment is replayed, never
+    // settled twice.
+    assert_eq!(checkout.checked().payer, v1["verify"]["payer"].as_str().unwrap());
+}
+
+#[test]
+fn a_v1_paid_request_is_forwarded_with_x_payment_response_and_its_pass() {
+    let seller = Seller::new();
+    let run = seller.pay_v1(NOW, PAID, &[VERIFY_OK, SETTLE_V1_OK]);
+    assert_eq!(run.calls, [Endpoint::Verify, Endpoint::Settle]);
+    let forward = run.finish.forwarded();
+    assert_eq!(forward.remove_request_headers, ["payment-signature", "x-payment", "authorization"]);
+    assert!(forward.response_headers.iter().all(|(name, _)| *name != "payment-response"));
+    let token = response_header(forward, "access-pass");
+    let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW).unwrap();
+    assert_eq!((claims.tier.as_str(), claims.network.as_str()), ("5m", seller.config.network.as_str()));
+    use base64::Engine as _;
+    let settled =
+        base64::engine::general_purpose::STANDARD.decode(response_header(forward, "x-payment-response")).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&settled).unwrap(),
+        serde_json::json!({"success": true, "transaction": TX, "network": "solana-devnet", "payer": claims.payer})
+    );
+    // The same v1 payment again: forwarded again with the same pass, never settled twice.
+    let again = seller.pay_v1(NOW + 1, PAID, &[]);
+    assert!(again.calls.is_empty());
+    assert_eq!(again.finish.forwarded(), forward);
+}
+
+#[test]
+fn a_v1_purchase_naming_its_pass_is_answered_200_with_x_payment_response() {
+    let seller = Seller::new();
+    let run = seller.pay_v1(NOW, PART_ONE, &[VERIFY_OK, SETTLE_V1_OK]);
+    let answer = run.finish.local();
+    assert_eq!(answer.status, 200);
+    assert!(answer.header("x-payment-response").is_some() && answer.header("payment-response").is_none());
+    assert!(answer.header("access-pass").is_some());
+    // The v1 payment names no amount: its transfer pays the 5-minute price, so a request that asks
+    // for the hour gets the 5-minute pass it paid for, never the hour.
+    let run = Seller::new().pay_v1(NOW, b"/weather?tier=1h", &[VERIFY_OK, SETTLE_V1_OK]);
+    let body: serde_json::Value = serde_json::from_slice(&run.finish.local().body).unwrap();
+    assert_eq!(
+        (body["accessPass"]["tier"].as_str(), body["accessPass"]["durationSeconds"].as_u64()),
+        (Some("5m"), Some(300))
+    );
+    // A seller whose prices the transfer pays none of refuses it before any callout.
+    let mut config = config();
+    config.tiers.retain(|t| t.id == "1h");
+    let run = Seller::with_config(config).pay_v1(NOW, PAID, &[]);
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (402, "amount_mismatch"));
+}
+
+#[test]
+fn a_v1_settle_answer_must_name_the_v1_network_paid_on() {
+    // A v1 facilitator names the network by its v1 name; the CAIP-2 id in a v1 answer is not the
+    // network paid on: unknown, retried, never believed.
+    let seller = Seller::with_deadline(0);
+    let run = seller.pay_v1(NOW, PAID, &[VERIFY_OK, SETTLE_OK]);
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (503, "settlement_unknown"));
+}
+
+#[test]
+fn a_v1_payload_in_payment_signature_or_a_v2_payload_in_x_payment_is_refused_and_never_charged() {
+    let seller = Seller::new();
+    let v1_as_v2 = drive_wire(&seller.ledger(), &seller.config, PAID, Wire::V2, &x_payment(), NOW, &[], None);
+    assert_eq!(
+        (v1_as_v2.finish.local().status, reason(v1_as_v2.finish.local()).as_str()),
+        (402, "invalid_payment_header")
+    );
+    assert!(v1_as_v2.calls.is_empty());
+    let v2_as_v1 = drive_wire(&seller.ledger(), &seller.config, PAID, Wire::V1, &header(), NOW, &[], None);
+    assert_eq!(
+        (v2_as_v1.finish.local().status, reason(v2_as_v1.finish.local()).as_str()),
+        (402, "invalid_payment_header")
+    );
+    assert!(v2_as_v1.calls.is_empty());
+    assert_eq!(seller.entry(NOW), None);
+}
+
+#[test]
+fn a_v1_network_name_for_another_network_or_no_network_is_refused() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for network in ["solana", "base-sepolia", "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1", "devnet", ""] {
+        let mut payload = vectors()["v1"]["payload"].clone();
+        payload["network"] = network.into();
+        let header = b64.encode(serde_json::to_vec(&payload).unwrap());
+        let seller = Seller::new();
+        let run = drive_wire(&seller.ledger(), &seller.config, PAID, Wire::V1, header.as_bytes(), NOW, &[], None);
+        assert_eq!(
+            (run.finish.local().status, reason(run.finish.local()).as_str()),
+            (402, "network_mismatch"),
+            "{network}"
+        );
+        assert!(run.calls.is_empty());
+    }
 }

@@ -12,6 +12,7 @@ use crate::config::AllowedOrigins;
 use crate::decision::{self, Decision, RequestHeaders};
 use crate::fee_payer;
 use crate::offer;
+use crate::payment::Wire;
 use crate::purchase;
 use crate::response::{self, Response};
 use crate::token::Rejection;
@@ -40,7 +41,7 @@ impl RequestHeaders for EnvoyHeaders {
 /// What the request does once the fee payer is known.
 enum Then {
     Challenge,
-    Purchase(Vec<u8>),
+    Purchase(Wire, Vec<u8>),
 }
 
 /// The callout this request is paused on, if any.
@@ -155,8 +156,8 @@ impl Request {
                     }
                 }
             }
-            Then::Purchase(header) => match self.challenge(worker, fee_payer, url) {
-                Some(challenge) => self.purchase(worker, fee_payer, challenge, &header),
+            Then::Purchase(wire, header) => match self.challenge(worker, fee_payer, url) {
+                Some(challenge) => self.purchase(worker, fee_payer, challenge, wire, &header),
                 None => self.fee_payer_unknown(worker),
             },
         }
@@ -165,9 +166,16 @@ impl Request {
     /// A purchase (docs/behaviour.md §6) or a paid request (§15): the core's checkout decides,
     /// the worker's flows execute it, and answer or forward this request when it is done.
     /// `Continue` when the flow forwarded it at once (a paid request sent again).
-    fn purchase(&mut self, worker: &Rc<Worker>, fee_payer: &str, challenge: Challenge, header: &[u8]) -> Action {
+    fn purchase(
+        &mut self,
+        worker: &Rc<Worker>,
+        fee_payer: &str,
+        challenge: Challenge,
+        wire: Wire,
+        header: &[u8],
+    ) -> Action {
         let method = host::request_header(":method").unwrap_or_default();
-        match Checkout::begin(&worker.config, &method, &self.path, header, challenge, fee_payer) {
+        match Checkout::begin(&worker.config, &method, &self.path, wire, header, challenge, fee_payer) {
             Ok((checkout, step)) => {
                 let flow = Flow {
                     context_id: self.context_id,
@@ -255,10 +263,7 @@ impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(worker) = self.worker.clone() else {
             // A refused configuration never lets a request through unpaid.
-            host::send(&Response::json(
-                503,
-                &serde_json::json!({"error": "Access pass filter not configured", "reason": "filter_misconfigured"}),
-            ));
+            host::send(&Response::error(503, "Access pass filter not configured", "filter_misconfigured", None));
             return Action::Pause;
         };
         let Some(path) = host::request_header(":path") else { return Action::Continue };
@@ -297,7 +302,7 @@ impl HttpContext for Request {
                 host::send(&response::preflight(&worker.config, self.origin.as_deref()));
                 Action::Pause
             }
-            Decision::Purchase { payment, rejected } => {
+            Decision::Purchase { payment, wire, rejected } => {
                 count_rejection(&worker, rejected);
                 let length = host::request_header("content-length");
                 let refusal = checkout::refuse_without_signing_key(&worker.config)
@@ -307,7 +312,7 @@ impl HttpContext for Request {
                     return Action::Pause;
                 }
                 self.path = path;
-                self.with_fee_payer(&worker, Then::Purchase(payment))
+                self.with_fee_payer(&worker, Then::Purchase(wire, payment))
             }
             Decision::Challenge { rejected } => {
                 count_rejection(&worker, rejected);
