@@ -18,6 +18,9 @@ use x402_access_pass::solana::{
 pub mod reason {
     pub const INVALID_PAYLOAD: &str = "invalid_payload";
     pub const INVALID_X402_VERSION: &str = "invalid_x402_version";
+    /// The v1 reasons (`x402` 1.2.0's SVM `exact` facilitator, `verifySchemesAndNetworks`).
+    pub const V1_UNSUPPORTED_SCHEME: &str = "unsupported_scheme";
+    pub const V1_INVALID_NETWORK: &str = "invalid_network";
     pub const UNSUPPORTED_SCHEME: &str = "invalid_exact_svm_unsupported_scheme";
     pub const NETWORK_MISMATCH: &str = "invalid_exact_svm_network_mismatch";
     pub const MISSING_FEE_PAYER: &str = "invalid_exact_svm_payload_missing_fee_payer";
@@ -80,6 +83,8 @@ impl Config {
 /// A payment that passed verification.
 #[derive(Debug, Clone)]
 pub struct Valid {
+    /// The x402 version of the body (1 or 2): a v1 answer names the network by its v1 name.
+    pub version: u64,
     pub wire: Vec<u8>,
     pub message_hash: [u8; 32],
     pub payer: String,
@@ -105,28 +110,46 @@ fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
 
 /// Verifies a `/verify` or `/settle` body, check by check in the order of
 /// `@x402/svm`'s exact facilitator.
+///
+/// x402 v1 bodies too (`{"x402Version":1,"paymentPayload":{"x402Version":1,"scheme","network",
+/// "payload":{"transaction"}},"paymentRequirements":{v1 requirements}}`, the vectors' `v1` entry):
+/// scheme and network are the payload's own, the network its v1 name (`solana-devnet`), checked
+/// as `x402` 1.2.0's `verifySchemesAndNetworks` checks them (`unsupported_scheme`,
+/// `invalid_network`), and the amount is `maxAmountRequired`. Every other check is the same.
 pub fn verify(cfg: &Config, body: &Value) -> Result<Valid, Invalid> {
     let payload = body.get("paymentPayload").filter(|v| v.is_object());
     let reqs = body.get("paymentRequirements").filter(|v| v.is_object());
     let (Some(payload), Some(reqs)) = (payload, reqs) else {
         return Err(invalid(reason::INVALID_PAYLOAD));
     };
-    let version_ok = |v: Option<&Value>| v.is_none_or(|v| v.as_u64() == Some(2));
-    if !version_ok(body.get("x402Version")) || payload.get("x402Version").and_then(Value::as_u64) != Some(2) {
+    // The payload's version, which the body's (when given) must repeat.
+    let version = payload.get("x402Version").and_then(Value::as_u64).filter(|v| *v == 1 || *v == 2);
+    let Some(version) = version.filter(|v| body.get("x402Version").is_none_or(|b| b.as_u64() == Some(*v))) else {
         return Err(invalid(reason::INVALID_X402_VERSION));
-    }
-    let accepted = payload.get("accepted").filter(|v| v.is_object());
-    let Some(accepted) = accepted else {
-        return Err(invalid(reason::INVALID_PAYLOAD));
     };
+    if version == 1 {
+        // Scheme and network: the payload's, the same as the requirements', and ours.
+        if str_at(payload, &["scheme"]) != Some("exact") || str_at(reqs, &["scheme"]) != Some("exact") {
+            return Err(invalid(reason::V1_UNSUPPORTED_SCHEME));
+        }
+        let network = str_at(reqs, &["network"]);
+        if network.is_none() || network != v1_network(&cfg.network) || str_at(payload, &["network"]) != network {
+            return Err(invalid(reason::V1_INVALID_NETWORK));
+        }
+    } else {
+        let accepted = payload.get("accepted").filter(|v| v.is_object());
+        let Some(accepted) = accepted else {
+            return Err(invalid(reason::INVALID_PAYLOAD));
+        };
 
-    // Scheme and network.
-    if str_at(reqs, &["scheme"]) != Some("exact") || str_at(accepted, &["scheme"]) != Some("exact") {
-        return Err(invalid(reason::UNSUPPORTED_SCHEME));
-    }
-    let network = str_at(reqs, &["network"]);
-    if network != Some(cfg.network.as_str()) || str_at(accepted, &["network"]) != network {
-        return Err(invalid(reason::NETWORK_MISMATCH));
+        // Scheme and network.
+        if str_at(reqs, &["scheme"]) != Some("exact") || str_at(accepted, &["scheme"]) != Some("exact") {
+            return Err(invalid(reason::UNSUPPORTED_SCHEME));
+        }
+        let network = str_at(reqs, &["network"]);
+        if network != Some(cfg.network.as_str()) || str_at(accepted, &["network"]) != network {
+            return Err(invalid(reason::NETWORK_MISMATCH));
+        }
     }
 
     // Fee payer: named by the requirements, and ours.
@@ -217,8 +240,12 @@ pub fn verify(cfg: &Config, body: &Value) -> Result<Valid, Invalid> {
     if *transfer.destination != associated_token_address(&pay_to, transfer.program, transfer.mint) {
         return Err(fail(reason::RECIPIENT_MISMATCH));
     }
-    let amount =
-        str_at(reqs, &["amount"]).or_else(|| str_at(reqs, &["maxAmountRequired"])).and_then(|a| a.parse::<u64>().ok());
+    // v1 requirements have only `maxAmountRequired`.
+    let amount = match version {
+        1 => str_at(reqs, &["maxAmountRequired"]),
+        _ => str_at(reqs, &["amount"]).or_else(|| str_at(reqs, &["maxAmountRequired"])),
+    };
+    let amount = amount.and_then(|a| a.parse::<u64>().ok());
     if amount != Some(transfer.amount) {
         return Err(fail(reason::AMOUNT_MISMATCH));
     }
@@ -246,6 +273,7 @@ pub fn verify(cfg: &Config, body: &Value) -> Result<Valid, Invalid> {
     }
 
     Ok(Valid {
+        version,
         message_hash: tx.message_hash(),
         wire: wire.clone(),
         payer,
@@ -267,6 +295,8 @@ pub fn co_sign(cfg: &Config, wire: &[u8]) -> Option<(Vec<u8>, [u8; 64])> {
 
 #[derive(Debug, Clone)]
 pub struct Settlement {
+    /// The x402 version it was settled in.
+    pub version: u64,
     pub message_hash: [u8; 32],
     pub transaction: String,
     pub signed_transaction: String,
@@ -365,8 +395,18 @@ impl Facilitator {
         }
     }
 
-    fn settle_error(&self, reason: &str, payer: &str) -> Value {
-        json!({"success": false, "errorReason": reason, "transaction": "", "network": self.cfg.network, "payer": payer})
+    /// The network a settle answer names: a v1 body's by its v1 name (as `x402` 1.2.0 answers,
+    /// `network: paymentRequirements.network`), else the CAIP-2 id.
+    fn answer_network(&self, body: &Value) -> String {
+        let v1 = body.get("paymentPayload").and_then(|p| p.get("x402Version")).and_then(Value::as_u64) == Some(1);
+        match v1_network(&self.cfg.network) {
+            Some(name) if v1 => name.to_owned(),
+            _ => self.cfg.network.clone(),
+        }
+    }
+
+    fn settle_error(&self, body: &Value, reason: &str, payer: &str) -> Value {
+        json!({"success": false, "errorReason": reason, "transaction": "", "network": self.answer_network(body), "payer": payer})
     }
 
     /// Re-verifies, refuses a payment already settled, co-signs and records.
@@ -382,7 +422,7 @@ impl Facilitator {
     pub fn settle_as(&self, body: &Value, how: SettleAs) -> (u16, Value) {
         let valid = match verify(&self.cfg, body) {
             Ok(v) => v,
-            Err(e) => return (200, self.settle_error(e.reason, &e.payer)),
+            Err(e) => return (200, self.settle_error(body, e.reason, &e.payer)),
         };
         let mut store = self.lock();
         if let Some(index) = store.by_hash.get(&valid.message_hash).copied() {
@@ -391,26 +431,27 @@ impl Facilitator {
                 let txid = store.settlements.get(index).map(|s| s.transaction.clone()).unwrap_or_default();
                 return (
                     200,
-                    json!({"success": true, "transaction": txid, "network": self.cfg.network, "payer": valid.payer}),
+                    json!({"success": true, "transaction": txid, "network": self.answer_network(body), "payer": valid.payer}),
                 );
             }
             let reason = match how {
                 SettleAs::AlreadyProcessed => reason::ALREADY_PROCESSED,
                 _ => reason::DUPLICATE_SETTLEMENT,
             };
-            return (200, self.settle_error(reason, &valid.payer));
+            return (200, self.settle_error(body, reason, &valid.payer));
         }
         match how {
-            SettleAs::Failure => return (200, self.settle_error(reason::TRANSACTION_FAILED, &valid.payer)),
-            SettleAs::Refused400 => return (400, self.settle_error(reason::INSUFFICIENT_FUNDS, &valid.payer)),
+            SettleAs::Failure => return (200, self.settle_error(body, reason::TRANSACTION_FAILED, &valid.payer)),
+            SettleAs::Refused400 => return (400, self.settle_error(body, reason::INSUFFICIENT_FUNDS, &valid.payer)),
             _ => {}
         }
         let Some((signed, sig)) = co_sign(&self.cfg, &valid.wire) else {
-            return (200, self.settle_error(reason::TRANSACTION_FAILED, &valid.payer));
+            return (200, self.settle_error(body, reason::TRANSACTION_FAILED, &valid.payer));
         };
         let txid = encode_base58(&sig);
         let index = store.settlements.len();
         store.settlements.push(Settlement {
+            version: valid.version,
             message_hash: valid.message_hash,
             transaction: txid.clone(),
             signed_transaction: B64.encode(&signed),
@@ -420,13 +461,13 @@ impl Facilitator {
         });
         store.by_hash.insert(valid.message_hash, index);
         store.counts.settle_success += 1;
-        let network = self.cfg.network.clone();
+        let network = self.answer_network(body);
         let answer = match how {
             SettleAs::Pending => {
                 store.pending.insert(valid.message_hash);
                 json!({"success": false, "errorReason": reason::SETTLEMENT_PENDING, "transaction": txid, "network": network, "payer": valid.payer})
             }
-            SettleAs::ConfirmationTimeout => self.settle_error(reason::CONFIRMATION_TIMED_OUT, &valid.payer),
+            SettleAs::ConfirmationTimeout => self.settle_error(body, reason::CONFIRMATION_TIMED_OUT, &valid.payer),
             SettleAs::BadTransaction => json!({"success": true,
                 "transaction": "5mYP\nx402-access-pass: purchase settled payer=forged tier=24h amount=0 transaction=forged",
                 "network": network, "payer": valid.payer}),
@@ -447,6 +488,7 @@ impl Facilitator {
             .iter()
             .map(|s| {
                 json!({
+                    "x402Version": s.version,
                     "messageHash": hex(&s.message_hash),
                     "transaction": s.transaction,
                     "payer": s.payer,
@@ -500,6 +542,74 @@ mod tests {
     fn verify_accepts_the_official_payment() {
         let v = testdata::vectors();
         assert_eq!(facilitator().verify(&verify_body()), v["facilitatorWire"][1]["resp"]);
+    }
+
+    /// The vectors' v1 payment, as a v1 buyer's seller sends it: `x402Version: 1` body, the v1
+    /// payload and the v1 requirements.
+    fn v1_body() -> Value {
+        let v = testdata::vectors();
+        json!({"x402Version": 1, "paymentPayload": v["v1"]["payload"], "paymentRequirements": v["v1"]["requirements"]})
+    }
+
+    #[test]
+    fn verify_accepts_the_official_v1_payment_and_settles_it_in_v1() {
+        let v = testdata::vectors();
+        let fac = facilitator();
+        assert_eq!(fac.verify(&v1_body()), v["v1"]["verify"]);
+        let answer = fac.settle(&v1_body(), false);
+        assert_eq!(answer["success"], true);
+        assert_eq!(answer["network"], "solana-devnet", "a v1 answer names the v1 network");
+        assert_eq!(answer["payer"], v["v1"]["verify"]["payer"]);
+        let state = fac.state();
+        assert_eq!(state["settlements"][0]["x402Version"], 1);
+        assert_eq!(state["settlements"][0]["amount"], "1000");
+        // The same transaction again, in either version: settled once.
+        let again = fac.settle(&v1_body(), false);
+        assert_eq!(
+            (again["success"].as_bool(), again["errorReason"].as_str()),
+            (Some(false), Some(reason::DUPLICATE_SETTLEMENT))
+        );
+        assert_eq!(again["network"], "solana-devnet");
+        assert_eq!(fac.state()["settlements"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn verify_refuses_v1_bodies_as_the_v1_facilitator_does() {
+        let fac = facilitator();
+        let r = |b: &Value| fac.verify(b)["invalidReason"].as_str().unwrap_or_default().to_owned();
+        let mut b = v1_body();
+        b["paymentPayload"]["network"] = json!("solana");
+        assert_eq!(r(&b), reason::V1_INVALID_NETWORK);
+        let mut b = v1_body();
+        b["paymentRequirements"]["network"] = json!("solana");
+        b["paymentPayload"]["network"] = json!("solana");
+        assert_eq!(r(&b), reason::V1_INVALID_NETWORK, "a v1 name for another network than ours");
+        let mut b = v1_body();
+        b["paymentRequirements"]["network"] = json!(testdata::DEVNET);
+        b["paymentPayload"]["network"] = json!(testdata::DEVNET);
+        assert_eq!(r(&b), reason::V1_INVALID_NETWORK, "v1 names networks by v1 names only");
+        let mut b = v1_body();
+        b["paymentPayload"]["scheme"] = json!("upto");
+        assert_eq!(r(&b), reason::V1_UNSUPPORTED_SCHEME);
+        let mut b = v1_body();
+        b["paymentRequirements"]["maxAmountRequired"] = json!("2000");
+        assert_eq!(r(&b), reason::AMOUNT_MISMATCH);
+        // Versions must agree: a v2 payload in a v1 body, a v1 payload in a v2 body.
+        let mut b = verify_body();
+        b["x402Version"] = json!(1);
+        assert_eq!(r(&b), reason::INVALID_X402_VERSION);
+        let mut b = v1_body();
+        b["x402Version"] = json!(2);
+        assert_eq!(r(&b), reason::INVALID_X402_VERSION);
+        let mut b = v1_body();
+        b["paymentPayload"]["x402Version"] = json!(3);
+        b["x402Version"] = json!(3);
+        assert_eq!(r(&b), reason::INVALID_X402_VERSION);
+        // A refused v1 settle answers in v1 too.
+        let mut b = v1_body();
+        b["paymentPayload"]["scheme"] = json!("upto");
+        assert_eq!(fac.settle(&b, false)["network"], "solana-devnet");
+        assert_eq!(fac.state()["settlements"].as_array().unwrap().len(), 0);
     }
 
     #[test]
