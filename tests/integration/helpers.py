@@ -16,6 +16,8 @@ import x402pay as xp
 from harness import ASSET, FEE_PAYER, MERCHANT, NETWORK, Envoy, Response
 
 EXPOSE = {"payment-required", "x-access-pass-tiers", "access-pass", "payment-response"}
+# The x402 v1 name of NETWORK (docs/behaviour.md §20), and what a v1 buyer reads and pays with.
+V1_NETWORK = "solana-devnet"
 STD_B64 = re.compile(r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
 
 TIERS_INFO = {
@@ -209,3 +211,13 @@ def assert_purchase_ok(resp: Response, buyer: Buyer, tier: str, seconds: int, la
         "transaction": settle["transaction"], "payer": buyer.address,
     }, body
     return token, claims
+
+
+def v1_payment(buyer: Buyer, body: dict, network: str | None = None) -> tuple[str, xp.BuiltTransaction]:
+    """The `X-PAYMENT` a legacy x402 v1 client builds from a 402 body (docs/behaviour.md §20): it
+    reads `accepts[0]` of the JSON body and sends `{"x402Version":1,"scheme","network","payload"}`."""
+    offer = body["accepts"][0]
+    payload, tx = buyer.pay_payload({"accepts": [offer]})
+    v1 = {"x402Version": 1, "scheme": offer["scheme"], "network": offer["network"] if network is None else network,
+          "payload": payload["payload"]}
+    return xp.b64_json(v1), tx

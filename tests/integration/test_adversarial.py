@@ -26,7 +26,7 @@ from attacks import (STALE_AFTER_SECONDS, Counters, Ledger, assert_pass_is_what_
 from harness import (ASSET, EXTERNAL, EXTERNAL_SKIP, FEE_PAYER_SEED_HEX, NETWORK, OUT, SECRET, Envoy, Facilitator,
                      default_plugin_config, wait_until)
 from helpers import (PRICES, assert_challenge, assert_cors, assert_payment_error, assert_purchase_ok, buy, decode_jwt,
-                     get_challenge, hs256, pass_claims, purchase)
+                     get_challenge, hs256, pass_claims, purchase, v1_payment)
 
 TIMEOUT_S = 2.0          # facilitatorTimeoutMs of the default test configuration
 NO_HANG = TIMEOUT_S + 1.5  # the longest any answer may take while the facilitator misbehaves
@@ -533,6 +533,52 @@ def test_two_payment_headers_are_at_most_one_purchase(envoy, facilitator, buyer)
     token = headers["access-pass"]
     ledger.assert_charged({tx1.message_hash: PRICES["5m"]})
     assert_pass_is_what_was_paid(token, PRICES["5m"])
+
+
+# x402 v1 (docs/behaviour.md §20): each payment header takes its own version only, and a v1 network
+# name is read as the network it stands for.
+
+
+def test_a_v1_payload_in_payment_signature_is_refused_and_never_charged(envoy, facilitator, upstream, buyer):
+    body = envoy.get("/api/data").json()
+    header, _ = v1_payment(buyer, body)
+    ledger = Ledger(facilitator)
+    before = upstream.count()
+    for path in ("/api/data", "/api/data?tier=5m"):
+        assert_payment_error(purchase(envoy, path, header, method="GET"), "invalid_payment_header")
+    ledger.assert_nothing_charged(no_callout=True)
+    assert upstream.count() == before
+
+
+def test_a_v2_payload_in_x_payment_is_refused_and_never_charged(envoy, facilitator, upstream, buyer):
+    header, _ = buyer.pay(get_challenge(envoy, "/api/data"))
+    ledger = Ledger(facilitator)
+    before = upstream.count()
+    for path in ("/api/data", "/api/data?tier=5m"):
+        assert_payment_error(envoy.get(path, [("X-PAYMENT", header)]), "invalid_payment_header")
+    ledger.assert_nothing_charged(no_callout=True)
+    assert upstream.count() == before
+
+
+@pytest.mark.parametrize("network", ["solana", "base-sepolia", NETWORK, "Solana-Devnet", ""])
+def test_a_v1_network_name_for_another_network_is_network_mismatch_and_never_charged(
+        envoy, facilitator, upstream, buyer, network):
+    header, _ = v1_payment(buyer, envoy.get("/api/data").json(), network=network)
+    ledger = Ledger(facilitator)
+    before = upstream.count()
+    assert_payment_error(envoy.get("/api/data", [("X-PAYMENT", header)]), "network_mismatch")
+    ledger.assert_nothing_charged(no_callout=True)
+    assert upstream.count() == before
+
+
+def test_a_v1_payment_for_less_than_the_price_buys_nothing(envoy, facilitator, buyer):
+    body = envoy.get("/api/data?tier=24h").json()
+    # A v1 payload names no amount: the transfer is what was paid, and 1 atomic unit pays no pass.
+    offer = dict(body["accepts"][0], amount="1", maxAmountRequired="1")
+    header, _ = v1_payment(buyer, {"accepts": [offer]})
+    ledger = Ledger(facilitator)
+    assert_payment_error(envoy.post("/api/data?tier=24h", [("X-PAYMENT", header)]), "amount_mismatch")
+    ledger.assert_nothing_charged(no_callout=True)
 
 
 def test_non_utf8_in_the_query_and_claim_headers_is_never_a_pass_nor_a_trap(envoy, facilitator, buyer):

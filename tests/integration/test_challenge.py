@@ -4,8 +4,8 @@ filter touches at all (§3): bypass, unprotected paths, CORS preflight."""
 import pytest
 
 from harness import ASSET, FEE_PAYER, MERCHANT, NETWORK, query
-from helpers import (EXPOSE, PAYMENT_IDENTIFIER_DECLARATION, TIERS_INFO, assert_challenge, decode_std_b64_json,
-                     expected_offer, expose_set)
+from helpers import (EXPOSE, PAYMENT_IDENTIFIER_DECLARATION, TIERS_INFO, V1_NETWORK, assert_challenge,
+                     decode_std_b64_json, expected_offer, expose_set)
 
 
 def test_a_request_without_pass_gets_the_challenge_decoded_field_by_field(envoy):
@@ -33,11 +33,15 @@ def test_a_request_without_pass_gets_the_challenge_decoded_field_by_field(envoy)
     tiers, _ = decode_std_b64_json(resp.headers["x-access-pass-tiers"])
     assert tiers == TIERS_INFO
 
+    # The body is a valid x402 v1 PaymentRequired (docs/behaviour.md §20): the same requirements,
+    # with the v1 network name and the resource inside, beside the Part I members.
     body = resp.json()
     assert body == {
+        "x402Version": 1,
         "error": "Access pass required",
         "message": "Purchase an access pass to unlock unlimited API access for a time window.",
-        "accepts": required["accepts"],
+        "accepts": [{**expected_offer(50000), "network": V1_NETWORK, "resource": "https://api.example.com/api/data",
+                     "description": "Access pass: 5 minutes", "mimeType": "application/json"}],
         "resource": required["resource"],
         "accessPass": {
             "tiers": TIERS_INFO["tiers"],
