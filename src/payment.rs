@@ -211,11 +211,13 @@ pub fn check(config: &Config, path: &[u8], payment: Payment) -> Result<CheckedPa
 /// whose price one of its transfers of the asset pays.
 fn offer_in_transaction(config: &Config, path: &[u8], wire: &[u8]) -> Result<Option<Offer>, Refusal> {
     let tx = Transaction::decode(wire).map_err(|_| Refusal::InvalidTransaction)?;
-    Ok(tx
+    let paid: Vec<u64> = tx
         .transfer_checked()
         .into_iter()
         .filter(|t| *t.mint == config.asset.key && t.decimals == config.asset.decimals)
-        .find_map(|t| offer::offer_paid_for(config, path, t.amount)))
+        .map(|t| t.amount)
+        .collect();
+    Ok(offer::candidates(config, path).into_iter().find(|o| paid.contains(&o.atomic)))
 }
 
 fn check_transaction(config: &Config, wire: &[u8], price: u64) -> Result<([u8; 32], String), Refusal> {
