@@ -409,10 +409,11 @@ def cors_mutations(config: Mapping[str, Any]) -> list[dict]:
         out.append(add("access-control-allow-origin", "*"))
     else:
         listed = ", ".join(cel_string(o) for o in origins)
-        # Only a listed origin is echoed (an empty value adds nothing); Vary: Origin as the filter does.
-        out.append(add("vary", "Origin"))
-        out.append(add("access-control-allow-origin",
-                       f"%CEL(request.headers['origin'] in [{listed}] ? request.headers['origin'] : '')%"))
+        # Only a listed origin is echoed, with Vary: Origin, as the filter does (an empty value, or
+        # an error when there is no Origin, adds nothing).
+        listed_origin = f"request.headers['origin'] in [{listed}]"
+        out.append(add("vary", f"%CEL({listed_origin} ? 'Origin' : '')%"))
+        out.append(add("access-control-allow-origin", f"%CEL({listed_origin} ? request.headers['origin'] : '')%"))
     out.append(add("access-control-expose-headers", EXPOSE_HEADERS))
     return out
 

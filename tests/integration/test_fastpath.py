@@ -289,3 +289,67 @@ def test_the_shipped_envoy_fastpath_yaml_says_what_the_tool_builds_for_its_own_p
     provider = fastpath.jwt_authn_filter(plugin, {})["typed_config"]["providers"]["x402_pass"]
     for claim in provider["claim_to_headers"]:
         assert f"{{ header_name: {claim['header_name']}, claim_name: {claim['claim_name']} }}" in text
+
+
+# ----------------------------------------------------------------------------- every option the fast path reads
+
+OPTIONS = dict(audience="api.example", leewaySeconds=30, forwardAuthorization=True,
+               cors={"allowOrigins": ["https://app.example"]},
+               claimHeaders={"x-pass-tier": "tier", "x-pass-iat": "iat", "x-pass-duration": "duration",
+                             "x-pass-exp": "exp", "x-pass-iss": "iss", "x-pass-sub": "sub"})
+
+
+@pytest.fixture(scope="module")
+def both_with_options(facilitator, upstream, module_envoys):
+    """The same seller with every option the fast path reads, natively and through the wasm filter."""
+    native = FastPathEnvoy("fastpath-options", default_plugin_config(facilitator.addr, **OPTIONS), facilitator.port,
+                           upstream.port, OUT / "test_fastpath")
+    native.start()
+    yield native, module_envoys.start("wasm-options", **OPTIONS)
+    native.stop()
+
+
+def _aud(claims: dict, aud) -> dict:
+    return {**claims, "aud": aud} if aud is not ... else claims
+
+
+@pytest.mark.parametrize("aud,shift,served", [
+    ("api.example", 0, True),
+    (["other", "api.example"], 0, True),
+    (..., 0, False),
+    ("other", 0, False),
+    ("api.example", -3600 - 25, True),    # expired 25 s ago: within leewaySeconds
+    ("api.example", -3600 - 40, False),   # expired 40 s ago
+    ("api.example", 25, True),            # issued 25 s in the future: within leewaySeconds
+    ("api.example", 40, False),
+], ids=["aud", "aud-in-a-list", "no-aud", "other-aud", "expired-within-leeway", "expired-beyond-leeway",
+        "future-within-leeway", "future-beyond-leeway"])
+def test_audience_and_leeway_give_the_filters_answers(both_with_options, aud, shift, served):
+    native, wasm = both_with_options
+    token = hs256(_aud(pass_claims(PAYER, iat=int(time.time()) + shift), aud), SECRET)
+    counters = Counters(native)
+    a, b = native.get("/api/data", bearer(token)), wasm.get("/api/data", bearer(token))
+    assert a.status == b.status == (200 if served else 402), (a, b)
+    if served:
+        assert counters.delta("passes_accepted") == 0, "served, but not natively"
+
+
+def test_custom_claim_headers_and_forward_authorization_reach_the_upstream_as_the_filter_sets_them(both_with_options):
+    native, wasm = both_with_options
+    token = hs256({**pass_claims(PAYER, tier="5m", duration=300), "aud": "api.example"}, SECRET)
+    spoof = {"X-Pass-Tier": "24h", "X-Pass-Exp": "99999999999"}
+    natively = upstream_headers(native.get("/api/data", {**bearer(token), **spoof}))
+    by_wasm = upstream_headers(wasm.get("/api/data", {**bearer(token), **spoof}))
+    for name in (*OPTIONS["claimHeaders"], "authorization"):
+        assert natively.get(name) == by_wasm.get(name) is not None, (name, natively.get(name), by_wasm.get(name))
+
+
+@pytest.mark.parametrize("origin", ["https://app.example", "https://evil.example", None])
+def test_cors_of_a_listed_origin_is_the_filters(both_with_options, origin):
+    native, wasm = both_with_options
+    token = hs256({**pass_claims(PAYER), "aud": "api.example"}, SECRET)
+    headers = {**bearer(token), **({"Origin": origin} if origin else {})}
+    a, b = native.get("/api/data", headers), wasm.get("/api/data", headers)
+    assert a.status == b.status == 200, (a, b)
+    for name in ("access-control-allow-origin", "access-control-expose-headers", "vary"):
+        assert a.headers.get_all(name) == b.headers.get_all(name), (name, a, b)
