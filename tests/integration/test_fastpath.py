@@ -12,7 +12,7 @@ import time
 import pytest
 
 import x402pay as xp
-from attacks import Counters, filter_counter
+from attacks import Counters, filter_counter, raw_exchange
 from fastpath_harness import FastPathEnvoy, fastpath
 from harness import EXTERNAL, EXTERNAL_SKIP, NETWORK, OUT, REPO, SECRET, default_plugin_config
 from helpers import PRICES, assert_challenge, assert_cors, assert_purchase_ok, buy, decode_jwt, hs256, pass_claims
@@ -154,6 +154,37 @@ def test_a_kid_of_null_is_no_kid_and_the_wasm_filter_serves_it(fast):
                                                                                    "kid": None})))
     assert resp.status == 200, resp
     assert counters.delta("passes_accepted") == 1
+
+
+def test_a_cached_pass_still_expires_on_time(fast):
+    token = hs256(pass_claims(PAYER, tier="5m", duration=300, iat=int(time.time()) - 298), SECRET)
+    counters = Counters(fast)
+    assert fast.get("/api/data", bearer(token)).status == 200
+    assert fast.get("/api/data", bearer(token)).status == 200  # jwt_authn's cache
+    assert counters.delta("passes_accepted") == 0
+    time.sleep(3.5)
+    assert_challenge(fast.get("/api/data", bearer(token)))
+    assert counters.delta("tokens_rejected.expired") == 1
+
+
+@pytest.mark.parametrize("values", [
+    pytest.param(lambda t: [b"Bearer " + t, b"Bearer x.y.z"], id="two-authorization-valid-first"),
+    pytest.param(lambda t: [b"Bearer x.y.z", b"Bearer " + t], id="two-authorization-garbage-first"),
+    pytest.param(lambda t: [b"Bearer " + t + b",Bearer x.y.z"], id="comma-joined"),
+    pytest.param(lambda t: [b"Bearer " + t + b" trailing"], id="a-second-word"),
+    pytest.param(lambda t: [b"Bearer " + t + b"\xff"], id="a-non-utf8-byte-after-it"),
+    pytest.param(lambda t: [b"Bearer  " + t], id="two-spaces"),
+    pytest.param(lambda t: [b"Bearer " + t[:-1]], id="cut"),
+])
+def test_header_tricks_get_the_filters_answer(fast, envoy, upstream, values):
+    token = hs256(pass_claims(PAYER), SECRET).encode()
+    lines = [(b"Authorization", v) for v in values(token)]
+    before = upstream.count()
+    natively = raw_exchange(fast, b"GET", b"/api/data", lines)
+    by_wasm = raw_exchange(envoy, b"GET", b"/api/data", lines)
+    assert natively[0] == by_wasm[0], (natively, by_wasm)
+    if by_wasm[0] != 200:
+        assert upstream.count() == before
 
 
 # ----------------------------------------------------------------------------- same answers as the filter
