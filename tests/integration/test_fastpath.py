@@ -7,6 +7,7 @@ rejection counters) through the fast path as through the wasm path."""
 from __future__ import annotations
 
 import json
+import pathlib
 import time
 
 import pytest
@@ -14,7 +15,8 @@ import pytest
 import x402pay as xp
 from attacks import Counters, filter_counter, raw_exchange
 from fastpath_harness import FastPathEnvoy, fastpath
-from harness import EXTERNAL, EXTERNAL_SKIP, NETWORK, OUT, REPO, SECRET, default_plugin_config
+from harness import (EXTERNAL, EXTERNAL_SKIP, NETWORK, OUT, PAY_TO_PLACEHOLDER, REPO, SECRET, SELLER_WALLET, WASM, Envoy,
+                     default_plugin_config)
 from helpers import PRICES, assert_challenge, assert_cors, assert_purchase_ok, buy, decode_jwt, hs256, pass_claims
 from test_adversarial import BAD_PASSES
 from test_tokens import BAD_TOKENS
@@ -403,3 +405,65 @@ def test_cors_of_a_listed_origin_is_the_filters(both_with_options, origin):
     assert a.status == b.status == 200, (a, b)
     for name in ("access-control-allow-origin", "access-control-expose-headers", "vary"):
         assert a.headers.get_all(name) == b.headers.get_all(name), (name, a, b)
+
+
+class ShippedFastPathEnvoy(Envoy):
+    """envoy/envoy-fastpath.yaml as a seller runs it (its payTo set, the wasm and the JWKS where it
+    says), moved onto loopback: ephemeral listener and admin ports, the demo upstream, and the
+    facilitator cluster pointed at a closed loopback port (no DNS, no network)."""
+
+    jwks_path: pathlib.Path
+
+    def render(self) -> pathlib.Path:
+        text = (REPO / "envoy/envoy-fastpath.yaml").read_text()
+        for old, new in [("/etc/envoy/x402_access_pass.wasm", str(WASM)),
+                         ("/etc/envoy/x402-pass-jwks.json", str(self.jwks_path)),
+                         (PAY_TO_PLACEHOLDER, SELLER_WALLET),
+                         ("port_value: 9901", "port_value: 0"),
+                         ("address: 0.0.0.0, port_value: 10000", "address: 127.0.0.1, port_value: 0"),
+                         ("address: x402.dexter.cash, port_value: 443", "address: 127.0.0.1, port_value: 9"),
+                         ("type: LOGICAL_DNS", "type: STATIC"),
+                         ("port_value: 8080", f"port_value: {self.upstream_port}")]:
+            assert old in text, old
+            text = text.replace(old, new)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(text)
+        return self.config_path
+
+
+def test_the_shipped_envoy_fastpath_yaml_serves_a_valid_pass_natively_and_leaves_the_rest_to_the_filter(
+        upstream, monkeypatch):
+    secret = "shipped-fastpath-test-secret-0123456789abcdef"
+    monkeypatch.setenv("X402_PASS_SECRET", secret)  # host_env_keys: Envoy's own environment
+    out = OUT / "test_fastpath"
+    out.mkdir(parents=True, exist_ok=True)
+    text = (REPO / "envoy/envoy-fastpath.yaml").read_text()
+    lines = text[text.index("value: |\n") + len("value: |\n"):].splitlines()
+    indent = lines[0][:len(lines[0]) - len(lines[0].lstrip())]
+    plugin = "\n".join(next(iter([lines[:i] for i, line in enumerate(lines) if not line.startswith(indent)]), lines))
+    (out / "shipped.plugin.json").write_text(plugin)
+    assert fastpath.main(["jwks", str(out / "shipped.plugin.json"), "-o", str(out / "shipped.jwks.json")]) == 0
+    envoy = ShippedFastPathEnvoy("shipped-fastpath", {}, 9, upstream.port, out)
+    envoy.jwks_path = out / "shipped.jwks.json"
+    envoy.start()
+    try:
+        token = hs256(pass_claims(PAYER, network="solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"), secret)
+        counters = Counters(envoy)
+        resp = envoy.get("/api/data", {**bearer(token), **SPOOF})
+        assert resp.status == 200, resp
+        seen = upstream_headers(resp)
+        assert seen["x-access-pass-payer"] == [PAYER] and seen["x-access-pass-tier"] == ["1h"]
+        assert "authorization" not in seen and "x-x402-fast-path" not in seen
+        assert_cors(resp)
+        assert counters.delta("passes_accepted") == 0
+        # The same pass with a lower-case scheme: the filter's (the facilitator is unreachable,
+        # but checking a pass needs no callout).
+        assert envoy.get("/api/data", {"Authorization": f"bearer {token}"}).status == 200
+        assert counters.delta("passes_accepted") == 1
+        # No pass: the filter answers (here 503 fee_payer_unknown: no facilitator to ask).
+        before = upstream.count()
+        resp = envoy.get("/api/data")
+        assert resp.status == 503 and resp.json()["reason"] == "fee_payer_unknown", resp
+        assert upstream.count() == before
+    finally:
+        envoy.stop()
