@@ -38,6 +38,10 @@ FAST_PATH_ACCEPTS = {
 }
 
 
+def test_every_documented_exception_is_an_attack_of_the_suite():
+    assert set(FAST_PATH_ACCEPTS) <= set(BAD_PASSES) | set(BAD_TOKENS)
+
+
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
