@@ -65,6 +65,7 @@ MARKER = "x-x402-fast-path"         # internal: set from CEL after jwt_authn, re
 RESERVED_KID_PREFIX = "x402-unnamed-"
 JWT_CACHE_SIZE = 4096
 MAX_TOKEN_LEN = 4096                # src/token/claims.rs MAX_TOKEN_LEN (the filter's bound)
+COUNTER_PREFIX = "x402_fast_path"   # RBAC rules_stat_prefix: http.<hcm prefix>.rbac.x402_fast_path.allowed
 
 
 class ConfigProblem(ValueError):
@@ -434,6 +435,13 @@ def http_filters(config: Mapping[str, Any], keys: list[dict], jwks_source: dict,
     removals = [] if config.get("forwardAuthorization", False) else [{"remove": "authorization"}]
     forward = _header_mutation("x402_fast_path_forward", request=removals, response=cors_mutations(config))
     unmark = _header_mutation("x402_fast_path_unmark", request=[{"remove": MARKER}])
+    # A counter of passes served natively (the filter's passes_accepted never sees them): an RBAC
+    # filter that allows everything, run on the fast path only; its `allowed` counter is the count.
+    counter = {"name": "x402_fast_path_served", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+        "rules_stat_prefix": COUNTER_PREFIX,
+        "rules": {"action": "ALLOW", "policies": {"pass_served_natively": {
+            "permissions": [{"any": True}], "principals": [{"any": True}]}}}}}
     return [
         _with_matcher(strip, skip_strip),
         # jwt_authn removes its claim_to_headers names from every request it sees, even where its
@@ -442,6 +450,7 @@ def http_filters(config: Mapping[str, Any], keys: list[dict], jwks_source: dict,
         _with_matcher(jwt_authn_filter(config, jwks_source), skip_strip),
         mark,
         _with_matcher(forward, {"not_matcher": _marker_is_true()}),
+        _with_matcher(counter, {"not_matcher": _marker_is_true()}),
         _with_matcher(wasm_filter, _marker_is_true()),
         unmark,
         {"name": "envoy.filters.http.router",

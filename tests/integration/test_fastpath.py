@@ -57,6 +57,11 @@ def passes_accepted(envoy) -> int:
     return filter_counter(envoy.stats(), "passes_accepted")
 
 
+def served_natively(envoy) -> int:
+    """The fast path's own counter (the RBAC filter that runs on the fast path only)."""
+    return envoy.stats().get("http.ingress_http.rbac.x402_fast_path.allowed", 0)
+
+
 @pytest.fixture(scope="module")
 def fast(facilitator, upstream):
     envoy = FastPathEnvoy("fastpath", default_plugin_config(facilitator.addr), facilitator.port, upstream.port,
@@ -73,7 +78,7 @@ def test_a_pass_bought_through_the_wasm_filter_is_then_served_natively(fast, fac
     resp, tx, _ = buy(fast, buyer, "/api/data?tier=1h")
     token, claims = assert_purchase_ok(resp, buyer, "1h", 3600, "1 hour")
     assert [s["amount"] for s in facilitator.settlements_for(tx.message_hash)] == [str(PRICES["1h"])]
-    accepted_before = passes_accepted(fast)
+    accepted_before, native_before = passes_accepted(fast), served_natively(fast)
     before = upstream.count()
 
     resp = fast.get("/api/data", {**bearer(token), **SPOOF, "Origin": "https://app.example"})
@@ -90,6 +95,7 @@ def test_a_pass_bought_through_the_wasm_filter_is_then_served_natively(fast, fac
     # The wasm filter never saw the request: its accepted-pass counter did not move.
     time.sleep(0.2)
     assert passes_accepted(fast) == accepted_before
+    assert served_natively(fast) == native_before + 1
     # Nothing more was charged.
     assert [s["amount"] for s in facilitator.settlements_for(tx.message_hash)] == [str(PRICES["1h"])]
 
@@ -114,10 +120,11 @@ def test_a_lower_case_bearer_is_left_to_the_wasm_filter_which_accepts_it(fast):
     # jwt_authn's prefix is exactly "Bearer "; the filter takes any case and spacing (§7).
     token = hs256(pass_claims(PAYER), SECRET)
     for value in (f"bearer {token}", f"Bearer\t{token}", f"BEARER   {token}"):
-        counters = Counters(fast)
+        counters, native_before = Counters(fast), served_natively(fast)
         resp = fast.get("/api/data", {"Authorization": value})
         assert resp.status == 200, (value, resp)
         assert counters.delta("passes_accepted") == 1, value
+        assert served_natively(fast) == native_before, value
 
 
 def test_a_preflight_with_a_valid_pass_is_still_the_filters_204(fast, upstream):
@@ -460,6 +467,7 @@ def test_the_shipped_envoy_fastpath_yaml_serves_a_valid_pass_natively_and_leaves
         assert "authorization" not in seen and "x-x402-fast-path" not in seen
         assert_cors(resp)
         assert counters.delta("passes_accepted") == 0
+        assert served_natively(envoy) == 1
         # The same pass with a lower-case scheme: the filter's (the facilitator is unreachable,
         # but checking a pass needs no callout).
         assert envoy.get("/api/data", {"Authorization": f"bearer {token}"}).status == 200
