@@ -18,8 +18,9 @@ secrets (HS256 keys are symmetric): write it where only Envoy can read it.
 `filters`: the `http_filters` list (JSON, which is YAML) of the fast path, in order: strip the
 client's claim headers on protected paths, `jwt_authn` on protected paths (claims to headers; it
 never refuses a request), set the internal marker header from a CEL expression over the verified pass, on the fast
-path only remove `Authorization` and add the CORS headers to the answer, the wasm filter wrapped in
-an ExtensionWithMatcher that skips it when the marker says so, remove the marker, the router.
+path only remove `Authorization` and add the CORS headers to the answer and count the request
+(an allow-all RBAC filter: `rbac.x402_fast_path.allowed`), the wasm filter wrapped in an
+ExtensionWithMatcher that skips it when the marker says so, remove the marker, the router.
 
 `expression`: the marker's CEL expression alone (envoy/envoy-fastpath.yaml quotes it; the tests
 check that the shipped file says what this prints for its own plugin configuration).
