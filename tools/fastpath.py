@@ -376,7 +376,7 @@ def _path_predicate(kind: str, value: str) -> dict:
     if kind == "prefix":
         match = {"prefix": value}
     else:  # the path without its query, exactly
-        match = {"safe_regex": {"regex": "^" + re.escape(value) + r"(\?.*)?$"}}
+        match = {"safe_regex": {"google_re2": {}, "regex": "^" + re.escape(value) + r"(\?.*)?$"}}
     return {"single_predicate": {"input": _header_input(":path"), "value_match": match}}
 
 

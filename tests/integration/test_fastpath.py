@@ -479,3 +479,35 @@ def test_the_shipped_envoy_fastpath_yaml_serves_a_valid_pass_natively_and_leaves
         assert upstream.count() == before
     finally:
         envoy.stop()
+
+
+PATH_RULES = dict(protect=[{"path": "/exact"}, {"prefix": "/api/"}],
+                  bypass=[{"path": "/api/open"}, {"prefix": "/api/public/"}])
+
+
+@pytest.fixture(scope="module")
+def both_with_path_rules(facilitator, upstream, module_envoys):
+    native = FastPathEnvoy("fastpath-paths", default_plugin_config(facilitator.addr, **PATH_RULES), facilitator.port,
+                           upstream.port, OUT / "test_fastpath")
+    native.start()
+    yield native, module_envoys.start("wasm-paths", **PATH_RULES)
+    native.stop()
+
+
+@pytest.mark.parametrize("path,protected", [
+    ("/exact", True), ("/exact?x=1", True), ("/exact/more", False), ("/exactly", False),
+    ("/api/data", True), ("/api/open", False), ("/api/open?x=1", False), ("/api/opener", True),
+    ("/api/public/x", False), ("/other", False),
+])
+def test_protect_and_bypass_rules_apply_where_the_filters_do(both_with_path_rules, path, protected):
+    native, wasm = both_with_path_rules
+    token = hs256(pass_claims(PAYER), SECRET)
+    headers = {**bearer(token), "X-Access-Pass-Tier": "24h"}
+    before = served_natively(native)
+    a, b = native.get(path, headers), wasm.get(path, headers)
+    assert a.status == b.status == 200, (a, b)
+    natively, by_wasm = upstream_headers(a), upstream_headers(b)
+    for name in (*CLAIM_HEADERS, "authorization"):
+        assert natively.get(name) == by_wasm.get(name), (name, natively.get(name), by_wasm.get(name))
+    assert natively["x-access-pass-tier"] == (["1h"] if protected else ["24h"])
+    assert served_natively(native) == before + (1 if protected else 0)
