@@ -356,7 +356,8 @@ def test_the_shipped_envoy_fastpath_yaml_says_what_the_tool_builds_for_its_own_p
 
 # ----------------------------------------------------------------------------- every option the fast path reads
 
-OPTIONS = dict(audience="api.example", leewaySeconds=30, forwardAuthorization=True,
+ISSUER = "seller.example"
+OPTIONS = dict(audience="api.example", issuer=ISSUER, leewaySeconds=30, forwardAuthorization=True,
                cors={"allowOrigins": ["https://app.example"]},
                claimHeaders={"x-pass-tier": "tier", "x-pass-iat": "iat", "x-pass-duration": "duration",
                              "x-pass-exp": "exp", "x-pass-iss": "iss", "x-pass-sub": "sub"})
@@ -378,6 +379,7 @@ def _aud(claims: dict, aud) -> dict:
 
 @pytest.mark.parametrize("aud,shift,served", [
     ("api.example", 0, True),
+    ("api.example", None, False),         # the default issuer, not this seller's
     (["other", "api.example"], 0, True),
     (..., 0, False),
     ("other", 0, False),
@@ -385,11 +387,12 @@ def _aud(claims: dict, aud) -> dict:
     ("api.example", -3600 - 40, False),   # expired 40 s ago
     ("api.example", 25, True),            # issued 25 s in the future: within leewaySeconds
     ("api.example", 40, False),
-], ids=["aud", "aud-in-a-list", "no-aud", "other-aud", "expired-within-leeway", "expired-beyond-leeway",
+], ids=["aud", "default-issuer", "aud-in-a-list", "no-aud", "other-aud", "expired-within-leeway", "expired-beyond-leeway",
         "future-within-leeway", "future-beyond-leeway"])
-def test_audience_and_leeway_give_the_filters_answers(both_with_options, aud, shift, served):
+def test_issuer_audience_and_leeway_give_the_filters_answers(both_with_options, aud, shift, served):
     native, wasm = both_with_options
-    token = hs256(_aud(pass_claims(PAYER, iat=int(time.time()) + shift), aud), SECRET)
+    iss = "x402-access-pass" if shift is None else ISSUER
+    token = hs256(_aud(pass_claims(PAYER, iat=int(time.time()) + (shift or 0), iss=iss), aud), SECRET)
     counters = Counters(native)
     a, b = native.get("/api/data", bearer(token)), wasm.get("/api/data", bearer(token))
     assert a.status == b.status == (200 if served else 402), (a, b)
@@ -399,7 +402,7 @@ def test_audience_and_leeway_give_the_filters_answers(both_with_options, aud, sh
 
 def test_custom_claim_headers_and_forward_authorization_reach_the_upstream_as_the_filter_sets_them(both_with_options):
     native, wasm = both_with_options
-    token = hs256({**pass_claims(PAYER, tier="5m", duration=300), "aud": "api.example"}, SECRET)
+    token = hs256({**pass_claims(PAYER, tier="5m", duration=300, iss=ISSUER), "aud": "api.example"}, SECRET)
     spoof = {"X-Pass-Tier": "24h", "X-Pass-Exp": "99999999999"}
     natively = upstream_headers(native.get("/api/data", {**bearer(token), **spoof}))
     by_wasm = upstream_headers(wasm.get("/api/data", {**bearer(token), **spoof}))
@@ -410,7 +413,7 @@ def test_custom_claim_headers_and_forward_authorization_reach_the_upstream_as_th
 @pytest.mark.parametrize("origin", ["https://app.example", "https://evil.example", None])
 def test_cors_of_a_listed_origin_is_the_filters(both_with_options, origin):
     native, wasm = both_with_options
-    token = hs256({**pass_claims(PAYER), "aud": "api.example"}, SECRET)
+    token = hs256({**pass_claims(PAYER, iss=ISSUER), "aud": "api.example"}, SECRET)
     headers = {**bearer(token), **({"Origin": origin} if origin else {})}
     a, b = native.get("/api/data", headers), wasm.get("/api/data", headers)
     assert a.status == b.status == 200, (a, b)
