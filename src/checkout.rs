@@ -13,6 +13,7 @@
 
 use crate::challenge::{self, Challenge};
 use crate::config::Config;
+use crate::entitlements::Entitlement;
 use crate::facilitator::{self, CalloutResult, Settlement, Unavailable, Verification};
 use crate::ledger::{LedgerAnswer, LedgerOp, PurchaseKey};
 use crate::payment::{self, CheckedPayment};
@@ -122,6 +123,8 @@ pub struct Checkout {
     body: Vec<u8>,
     at: PurchaseKey,
     state: State,
+    /// Once the money moved: the payer's entitlement, recorded after the outcome (§16.3).
+    entitle: Option<LedgerOp>,
 }
 
 /// 503 `sales_disabled` when this filter cannot sign passes (a ring of public keys only is a
@@ -161,7 +164,7 @@ impl Checkout {
         let body = facilitator::request_body(&checked.payment.payload, &requirements);
         let at = PurchaseKey::of(&checked.message_hash);
         let step = Step::Ledger(LedgerOp::Claim(at.clone()));
-        Ok((Checkout { checked, challenge, body, at, state: State::Claiming }, step))
+        Ok((Checkout { checked, challenge, body, at, state: State::Claiming, entitle: None }, step))
     }
 
     pub fn body(&self) -> &[u8] {
@@ -187,7 +190,13 @@ impl Checkout {
                 self.close(Finish { response: purchase::settlement_unknown(), counts: Vec::new(), log: None }, None)
             }
             // Recording the outcome is best effort: the answer stands either way.
-            (State::Closing(finish), _) => self.finish(*finish),
+            (State::Closing(finish), _) => match self.entitle.take() {
+                Some(op) => {
+                    self.state = State::Closing(finish);
+                    Step::Ledger(op)
+                }
+                None => self.finish(*finish),
+            },
             (state, _) => self.out_of_order(state),
         }
     }
@@ -356,6 +365,8 @@ impl Checkout {
         }
         push_retries(&mut counts, &settling);
         let finish = Finish { response: receipt.response(), counts, log: Some(self.outcome("settled", &detail)) };
+        let entitlement = Entitlement::of(&pass.claims);
+        self.entitle = Some(LedgerOp::Entitle { payer: pass.claims.payer.clone(), entitlement });
         self.close(finish, Some(Entry::Settled { at: now, receipt }))
     }
 

@@ -6,6 +6,7 @@
 //! data, reached through the small [`SharedStore`] interface; the compare-and-swap loop that makes
 //! it safe across workers lives here, where it is tested natively.
 
+use crate::entitlements::{self, Delta, Entitlement};
 use crate::replay::{bucket_key, Bucket, Claim, Entry, Policy, BUCKETS};
 
 /// Where one purchase lives: its bucket and its key inside the bucket (`replay::locate`).
@@ -31,6 +32,10 @@ pub enum LedgerOp {
     Put(PurchaseKey, Box<Entry>),
     /// Drop the purchase: nothing was charged, the payment may be retried.
     Forget(PurchaseKey),
+    /// The payer bought a pass: record what it entitles them to (docs/behaviour.md §16.3).
+    Entitle { payer: String, entitlement: Entitlement },
+    /// What this payer is entitled to, if anything.
+    Entitlement(String),
 }
 
 /// The ledger's answer to one [`LedgerOp`].
@@ -38,6 +43,10 @@ pub enum LedgerOp {
 pub enum LedgerAnswer {
     Claimed(Claim),
     Done,
+    /// An `Entitle` was recorded; the number of entitlements held changed by this much.
+    Granted(Delta),
+    /// The answer to `Entitlement`.
+    Entitled(Option<Entitlement>),
     /// The ledger could not be read or written.
     Unavailable,
 }
@@ -74,8 +83,9 @@ pub struct LocalLedger<'a, S: SharedStore> {
     pub policy: Policy,
 }
 
-/// Creates the buckets of the local ledger that do not exist yet. Creation is the one write that
-/// cannot be a compare-and-swap; it happens at start-up, before requests.
+/// Creates the buckets of the local ledger that do not exist yet, purchases' and entitlements'.
+/// Creation is the one write that cannot be a compare-and-swap; it happens at start-up, before
+/// requests.
 pub fn create_buckets(store: &impl SharedStore) {
     for index in 0..BUCKETS {
         let key = bucket_key(index);
@@ -83,6 +93,7 @@ pub fn create_buckets(store: &impl SharedStore) {
             let _ = store.write(&key, b"", None);
         }
     }
+    entitlements::create_buckets(store);
 }
 
 impl<S: SharedStore> LocalLedger<'_, S> {
@@ -131,6 +142,10 @@ impl<S: SharedStore> Ledger for LocalLedger<'_, S> {
                 self.update(at.bucket, now, |b| b.set(&at.key, Entry::clone(entry))).map(|()| LedgerAnswer::Done)
             }
             LedgerOp::Forget(at) => self.update(at.bucket, now, |b| b.remove(&at.key)).map(|()| LedgerAnswer::Done),
+            LedgerOp::Entitle { payer, entitlement } => {
+                entitlements::grant(self.store, payer, entitlement, now).map(LedgerAnswer::Granted)
+            }
+            LedgerOp::Entitlement(payer) => entitlements::lookup(self.store, payer).ok().map(LedgerAnswer::Entitled),
         };
         answer.unwrap_or(LedgerAnswer::Unavailable)
     }
@@ -229,13 +244,29 @@ mod tests {
     }
 
     #[test]
+    fn entitlements_are_granted_and_looked_up_through_the_ledger() {
+        let store = MemoryStore::default();
+        let ledger = LocalLedger { store: &store, policy: POLICY };
+        create_buckets(&store);
+        let entitlement = Entitlement { tier: "1h".into(), iat: 100, exp: 3_700, network: "solana:x".into() };
+        let ask = LedgerOp::Entitlement("Buyer".into());
+        assert_eq!(ledger.run(&ask, 100), LedgerAnswer::Entitled(None));
+        let grant = LedgerOp::Entitle { payer: "Buyer".into(), entitlement: entitlement.clone() };
+        assert_eq!(ledger.run(&grant, 100), LedgerAnswer::Granted(1));
+        assert_eq!(ledger.run(&grant, 101), LedgerAnswer::Granted(0));
+        assert_eq!(ledger.run(&ask, 102), LedgerAnswer::Entitled(Some(entitlement)));
+        store.broken.set(true);
+        assert_eq!(ledger.run(&ask, 103), LedgerAnswer::Unavailable);
+    }
+
+    #[test]
     fn buckets_are_created_once_and_swept_only_when_something_expired() {
         let store = MemoryStore::default();
         let ledger = LocalLedger { store: &store, policy: POLICY };
         create_buckets(&store);
-        assert_eq!(store.writes.get(), BUCKETS);
+        assert_eq!(store.writes.get(), BUCKETS + entitlements::BUCKETS);
         create_buckets(&store);
-        assert_eq!(store.writes.get(), BUCKETS);
+        assert_eq!(store.writes.get(), BUCKETS + entitlements::BUCKETS);
         assert_eq!(ledger.run(&LedgerOp::Claim(at("k")), 100), LedgerAnswer::Claimed(Claim::Fresh));
         let writes = store.writes.get();
         ledger.sweep(3, 110);

@@ -11,6 +11,7 @@ pub mod challenge_cache;
 pub mod checkout;
 pub mod config;
 pub mod decision;
+pub mod entitlements;
 pub mod facilitator;
 pub mod jwt_crypto;
 pub mod known_keys;
@@ -22,6 +23,7 @@ pub mod purchase;
 pub mod replay;
 pub mod response;
 pub mod settle_outcome;
+pub mod siwx;
 pub mod solana;
 pub mod token;
 

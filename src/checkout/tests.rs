@@ -525,3 +525,45 @@ fn message_hash(seller: &Seller) -> [u8; 32] {
         Err(_) => panic!("the vector passes the local checks"),
     }
 }
+
+/// The payer's entitlement (docs/behaviour.md §16.3), as a later `SIGN-IN-WITH-X` finds it.
+fn entitlement_of(seller: &Seller, payer: &str) -> Option<crate::entitlements::Entitlement> {
+    match seller.ledger().run(&LedgerOp::Entitlement(payer.to_owned()), NOW) {
+        LedgerAnswer::Entitled(found) => found,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn payer_of(seller: &Seller) -> String {
+    Checkout::begin(&seller.config, b"/weather", &header(), challenge(&seller.config), &fee_payer())
+        .map(|(checkout, _)| checkout.checked().payer.clone())
+        .unwrap_or_else(|_| panic!("the vector passes the local checks"))
+}
+
+#[test]
+fn a_settled_purchase_entitles_its_payer_and_a_refused_one_does_not() {
+    let refused = Seller::new();
+    let payer = payer_of(&refused);
+    refused.buy(NOW, &[VERIFY_OK, (Endpoint::Settle, Reply::Ok(r#"{"success":false,"errorReason":"insufficient_funds","transaction":"","network":"solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"}"#))]);
+    assert_eq!(entitlement_of(&refused, &payer), None, "no money moved: no entitlement");
+
+    let seller = Seller::new();
+    let run = seller.buy(NOW, &[VERIFY_OK, SETTLE_OK]);
+    assert_eq!(run.finish.response.status, 200);
+    let entitlement = entitlement_of(&seller, &payer).expect("an entitlement from the moment the settlement is known");
+    assert_eq!((entitlement.tier.as_str(), entitlement.iat, entitlement.exp), ("5m", NOW, NOW + 300));
+    assert_eq!(entitlement.network, seller.config.network);
+}
+
+#[test]
+fn a_recovered_settlement_entitles_its_payer_for_the_pass_signed_anew() {
+    let seller = Seller::with_deadline(0);
+    let payer = payer_of(&seller);
+    let first = seller.buy(NOW, &[VERIFY_OK, (Endpoint::Settle, Reply::TimedOut)]);
+    assert_eq!(first.finish.response.status, 503);
+    assert_eq!(entitlement_of(&seller, &payer), None, "unknown: not yet");
+    let again = seller.buy(NOW + 30, &[SETTLE_OK]);
+    assert_eq!(again.finish.response.status, 200);
+    let entitlement = entitlement_of(&seller, &payer).unwrap();
+    assert_eq!((entitlement.iat, entitlement.exp), (NOW + 30, NOW + 330));
+}
