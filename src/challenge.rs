@@ -50,6 +50,23 @@ struct PaymentRequired<'a> {
     resource: &'a Resource,
     accepts: [&'a PaymentRequirements; 1],
     error: &'static str,
+    #[serde(skip_serializing_if = "Extensions::is_empty")]
+    extensions: &'a Extensions,
+}
+
+/// `extensions` of `PAYMENT-REQUIRED`: one member per x402 extension this 402 declares, left out
+/// when it declares none.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Extensions {
+    /// docs/behaviour.md §16.1: only for a request on one of `siwx.origins`.
+    #[serde(rename = "sign-in-with-x", skip_serializing_if = "Option::is_none")]
+    pub sign_in_with_x: Option<crate::siwx::Declaration>,
+}
+
+impl Extensions {
+    pub fn is_empty(&self) -> bool {
+        self.sign_in_with_x.is_none()
+    }
 }
 
 #[derive(Serialize)]
@@ -154,6 +171,7 @@ pub fn resource_url(forwarded_proto: Option<&[u8]>, scheme: Option<&[u8]>, autho
 pub struct Challenge {
     pub resource: Resource,
     pub requirements: PaymentRequirements,
+    pub extensions: Extensions,
 }
 
 impl Challenge {
@@ -162,7 +180,20 @@ impl Challenge {
         Challenge {
             resource: Resource { url, description, mime_type: MIME_TYPE },
             requirements: requirements(config, offer, fee_payer),
+            extensions: Extensions::default(),
         }
+    }
+
+    /// Declares Sign-In-With-X (docs/behaviour.md §16.1) when SIWX is on and the resource URL is
+    /// on one of `siwx.origins`; the clock is read only then.
+    pub fn with_sign_in(mut self, config: &Config, now_ms: impl FnOnce() -> u64) -> Challenge {
+        if let Some(settings) = &config.siwx {
+            if settings.origin_of(&self.resource.url).is_some() {
+                self.extensions.sign_in_with_x =
+                    crate::siwx::declare::declare(settings, &config.network, &self.resource.url, now_ms());
+            }
+        }
+        self
     }
 
     /// The headers every 402 carries: a buyer can always pay from any of them.
@@ -172,6 +203,7 @@ impl Challenge {
             resource: &self.resource,
             accepts: [&self.requirements],
             error: "Payment required",
+            extensions: &self.extensions,
         };
         vec![
             ("payment-required", BASE64.encode(serde_json::to_vec(&required).unwrap_or_default())),
@@ -343,5 +375,40 @@ mod tests {
         assert_eq!(resource_url(Some(b"https, http"), Some(b"http"), b"h", b"/p"), "https://h/p");
         assert_eq!(resource_url(None, Some(b"http"), b"h", b"/p"), "http://h/p");
         assert_eq!(resource_url(None, None, b"h\xff", b"/p\xfe"), "http://h\u{fffd}/p\u{fffd}");
+    }
+
+    #[test]
+    fn a_402_on_a_configured_origin_declares_sign_in_with_x_and_others_do_not() {
+        let json = serde_json::json!({
+            "payTo": "GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv", "network": crate::config::DEVNET,
+            "secret": "unit-test-secret-0123456789abcdef0123", "tiers": {"1h": "0.50"},
+            "siwx": {"origins": ["https://api.example.com"], "statement": "Welcome back"},
+        });
+        let c = Config::parse(json.to_string().as_bytes(), &|_| None).unwrap();
+        let offer = offer::default_offer(&c).unwrap();
+        let now = || 1_772_366_400_123;
+        let url = resource_url(Some(b"https"), None, b"api.example.com", b"/api/data");
+        let here = Challenge::new(&c, &offer, url, "F").with_sign_in(&c, now);
+        for response in [here.response(&c, false), here.refusal(&c, "Payment verification failed", "x")] {
+            let required = decode(response.header("payment-required").unwrap());
+            let siwx = &required["extensions"]["sign-in-with-x"];
+            assert_eq!(siwx["info"]["domain"], "api.example.com");
+            assert_eq!(siwx["info"]["uri"], "https://api.example.com/api/data");
+            assert_eq!(siwx["info"]["resources"], serde_json::json!(["https://api.example.com/api/data"]));
+            assert_eq!(siwx["info"]["issuedAt"], "2026-03-01T12:00:00.123Z");
+            assert_eq!(siwx["info"]["statement"], "Welcome back");
+            assert_eq!(
+                siwx["supportedChains"],
+                serde_json::json!([{"chainId": crate::config::DEVNET, "type": "ed25519"}])
+            );
+            assert_eq!(siwx["schema"]["required"][0], "domain");
+        }
+        // The request's own Host decides nothing: another authority, or http, gets no declaration.
+        for (proto, host) in [(&b"https"[..], &b"evil.example"[..]), (b"http", b"api.example.com")] {
+            let url = resource_url(Some(proto), None, host, b"/api/data");
+            let elsewhere = Challenge::new(&c, &offer, url, "F").with_sign_in(&c, || panic!("no clock needed"));
+            let required = decode(elsewhere.response(&c, false).header("payment-required").unwrap());
+            assert!(required.get("extensions").is_none(), "{required}");
+        }
     }
 }

@@ -12,7 +12,6 @@
 //! holding a live pass (about 100 bytes each, so ~3.3 MB of shared data when full). A full
 //! bucket drops the entitlement that expires soonest; its buyer keeps the pass token itself.
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
@@ -28,7 +27,7 @@ pub const PER_BUCKET: usize = 256;
 pub const KEPT_AFTER_EXP_SECONDS: u64 = 3_600;
 
 /// What a payer's latest pass entitles them to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entitlement {
     pub tier: String,
     pub iat: u64,
@@ -74,9 +73,10 @@ pub fn locate(payer: &str) -> usize {
     usize::from(digest.first().copied().unwrap_or(0)) % BUCKETS
 }
 
-/// The entitlements of one bucket, sorted by payer; encoded as a JSON array of `[payer, entitlement]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+/// The entitlements of one bucket, sorted by payer. Encoded as one line per payer,
+/// `payer\ttier\tiat\texp\tnetwork\n` (written by hand: a serde derive would add ~10 KB of wasm
+/// for this alone); no field holds a tab or a line break (`grant` refuses them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Book {
     entries: Vec<(String, Entitlement)>,
 }
@@ -87,15 +87,32 @@ pub type Delta = i64;
 impl Book {
     /// Empty or unreadable bytes are an empty book.
     pub fn decode(bytes: Option<&[u8]>) -> Book {
-        bytes
-            .filter(|b| !b.is_empty())
-            .and_then(|b| serde_json::from_slice::<Book>(b).ok())
-            .filter(|book| book.entries.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0)))
-            .unwrap_or_default()
+        let Some(text) = bytes.and_then(|b| std::str::from_utf8(b).ok()) else { return Book::default() };
+        let mut entries = Vec::new();
+        for line in text.split_terminator('\n') {
+            let mut fields = line.split('\t');
+            let (Some(payer), Some(tier), Some(iat), Some(exp), Some(network), None) =
+                (fields.next(), fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                return Book::default();
+            };
+            let (Ok(iat), Ok(exp)) = (iat.parse(), exp.parse()) else { return Book::default() };
+            entries
+                .push((payer.to_owned(), Entitlement { tier: tier.to_owned(), iat, exp, network: network.to_owned() }));
+        }
+        // Lookups need the payers sorted and unique, as this filter writes them.
+        if !entries.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0)) {
+            return Book::default();
+        }
+        Book { entries }
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let mut out = String::with_capacity(self.entries.len() * 100);
+        for (payer, e) in &self.entries {
+            out.push_str(&format!("{payer}\t{}\t{}\t{}\t{}\n", e.tier, e.iat, e.exp, e.network));
+        }
+        out.into_bytes()
     }
 
     pub fn len(&self) -> usize {
@@ -113,6 +130,10 @@ impl Book {
 
     /// Records `entitlement` for `payer` unless one that expires later is held already.
     pub fn grant(&mut self, payer: &str, entitlement: Entitlement) -> Delta {
+        let clean = |s: &str| !s.is_empty() && !s.contains(['\t', '\n']);
+        if !(clean(payer) && clean(&entitlement.tier) && clean(&entitlement.network)) {
+            return 0;
+        }
         match self.entries.binary_search_by(|(p, _)| p.as_str().cmp(payer)) {
             Ok(index) => {
                 if let Some(slot) = self.entries.get_mut(index) {
@@ -260,7 +281,10 @@ mod tests {
         assert!(Book::decode(Some(unsorted)).is_empty());
         let mut book = Book::default();
         book.grant("A", pass("1h", 1, 1));
+        book.grant("B", pass("24h", 5, 86_400));
         assert_eq!(Book::decode(Some(&book.encode())), book);
+        assert_eq!(book.grant("C\tD", pass("1h", 1, 1)), 0, "a tab would break the encoding");
+        assert_eq!(book.get("C\tD"), None);
     }
 
     #[test]

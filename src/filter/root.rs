@@ -12,6 +12,7 @@ use proxy_wasm::types::ContextType;
 
 use crate::challenge_cache::{self, ChallengeCache};
 use crate::config::Config;
+use crate::entitlements;
 use crate::facilitator::{self, CalloutResult};
 use crate::replay::{Policy, BUCKETS};
 use crate::token::PassCache;
@@ -100,6 +101,7 @@ pub struct Root {
     supported_next_ms: u64,
     supported_backoff_ms: u64,
     sweep_cursor: usize,
+    entitlement_cursor: usize,
     /// `false` until the first tick has set the steady period.
     steady_ticks: bool,
     ticks: u32,
@@ -169,6 +171,13 @@ impl RootContext for Root {
             }
         };
         crate::ledger::create_buckets(&store::EnvoySharedData);
+        match &config.siwx {
+            None => log::info!("x402-access-pass: sign-in-with-x is off (no siwx.origins configured)"),
+            Some(siwx) => log::info!(
+                "x402-access-pass: sign-in-with-x is on for {}",
+                siwx.origins.iter().map(|o| o.origin.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
         let fee_payer = config.fee_payer.clone();
         let metrics = Metrics::define(&config);
         self.worker = Some(Rc::new(Worker {
@@ -208,6 +217,10 @@ impl RootContext for Root {
             // One bucket a second: the whole store is swept every BUCKETS seconds.
             store::local_ledger(worker.replay_policy()).sweep(self.sweep_cursor, host::now_seconds());
             self.sweep_cursor = (self.sweep_cursor + 1) % BUCKETS;
+            // And one entitlement bucket: expired entitlements leave the gauge as they go.
+            let dropped = entitlements::sweep(&store::EnvoySharedData, self.entitlement_cursor, host::now_seconds());
+            worker.metrics.shift(worker.metrics.entitlements, -dropped);
+            self.entitlement_cursor = (self.entitlement_cursor + 1) % entitlements::BUCKETS;
         }
     }
 

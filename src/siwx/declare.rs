@@ -3,22 +3,83 @@
 //! schema and all (tests/vectors/siwx/siwx.json holds its output for the same inputs).
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use super::settings::{Origin, Settings};
 use super::time::format_millis;
 
-/// `buildSIWxSchema()`, serialized as the package does.
-const SCHEMA: &str = concat!(
-    r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","properties":{"#,
-    r#""domain":{"type":"string"},"address":{"type":"string"},"statement":{"type":"string"},"#,
-    r#""uri":{"type":"string","format":"uri"},"version":{"type":"string"},"chainId":{"type":"string"},"#,
-    r#""type":{"type":"string"},"nonce":{"type":"string"},"issuedAt":{"type":"string","format":"date-time"},"#,
-    r#""expirationTime":{"type":"string","format":"date-time"},"notBefore":{"type":"string","format":"date-time"},"#,
-    r#""requestId":{"type":"string"},"resources":{"type":"array","items":{"type":"string","format":"uri"}},"#,
-    r#""signature":{"type":"string"}},"#,
-    r#""required":["domain","address","uri","version","chainId","type","nonce","issuedAt","signature"]}"#
-);
+/// A constant JSON value, serialized member by member in the order written.
+#[derive(Debug)]
+pub enum Json {
+    Str(&'static str),
+    Arr(&'static [Json]),
+    Obj(&'static [(&'static str, Json)]),
+}
+
+impl Serialize for Json {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            Json::Str(text) => serializer.serialize_str(text),
+            Json::Arr(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in *items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Json::Obj(members) => {
+                let mut map = serializer.serialize_map(Some(members.len()))?;
+                for (name, value) in *members {
+                    map.serialize_entry(name, value)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+const STRING: Json = Json::Obj(&[("type", Json::Str("string"))]);
+const URI: Json = Json::Obj(&[("type", Json::Str("string")), ("format", Json::Str("uri"))]);
+const DATE_TIME: Json = Json::Obj(&[("type", Json::Str("string")), ("format", Json::Str("date-time"))]);
+
+/// `buildSIWxSchema()`, member for member.
+pub const SCHEMA: Json = Json::Obj(&[
+    ("$schema", Json::Str("https://json-schema.org/draft/2020-12/schema")),
+    ("type", Json::Str("object")),
+    (
+        "properties",
+        Json::Obj(&[
+            ("domain", STRING),
+            ("address", STRING),
+            ("statement", STRING),
+            ("uri", URI),
+            ("version", STRING),
+            ("chainId", STRING),
+            ("type", STRING),
+            ("nonce", STRING),
+            ("issuedAt", DATE_TIME),
+            ("expirationTime", DATE_TIME),
+            ("notBefore", DATE_TIME),
+            ("requestId", STRING),
+            ("resources", Json::Obj(&[("type", Json::Str("array")), ("items", URI)])),
+            ("signature", STRING),
+        ]),
+    ),
+    (
+        "required",
+        Json::Arr(&[
+            Json::Str("domain"),
+            Json::Str("address"),
+            Json::Str("uri"),
+            Json::Str("version"),
+            Json::Str("chainId"),
+            Json::Str("type"),
+            Json::Str("nonce"),
+            Json::Str("issuedAt"),
+            Json::Str("signature"),
+        ]),
+    ),
+]);
 
 /// Random bytes of a nonce: 16, written as 32 hex characters (the package's size).
 pub const NONCE_BYTES: usize = 16;
@@ -50,7 +111,7 @@ pub struct SupportedChain {
 pub struct Declaration {
     pub info: Info,
     pub supported_chains: Vec<SupportedChain>,
-    pub schema: &'static RawValue,
+    pub schema: &'static Json,
 }
 
 /// The declaration for a 402 to `resource_url` at `now_ms`, or `None` when that URL is not on a
@@ -70,7 +131,6 @@ pub fn declaration(
     now_ms: u64,
     nonce: String,
 ) -> Option<Declaration> {
-    let schema: &'static RawValue = serde_json::from_str(SCHEMA).ok()?;
     let uri = rebase(origin, resource_url);
     Some(Declaration {
         info: Info {
@@ -86,7 +146,7 @@ pub fn declaration(
             chain_id: network.to_owned(),
             kind: if network.starts_with("solana:") { "ed25519" } else { "eip191" },
         }],
-        schema,
+        schema: &SCHEMA,
     })
 }
 
@@ -124,11 +184,6 @@ fn fresh_nonce() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_schema_is_json() {
-        assert!(serde_json::from_str::<&RawValue>(SCHEMA).is_ok());
-    }
 
     #[test]
     fn nonces_are_fresh_hex() {
