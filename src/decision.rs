@@ -93,11 +93,15 @@ pub fn honour<'a>(
 /// 503 `ledger_unavailable` (docs/behaviour.md §19): a sign-in whose entitlement could not be
 /// looked up is never answered 402, which would charge a buyer who already paid.
 pub fn ledger_unavailable() -> Response {
-    Response::json(
-        503,
-        &serde_json::json!({"error": "Entitlements are unavailable, try again shortly", "reason": "ledger_unavailable"}),
-    )
-    .with_header("retry-after", "1")
+    Response {
+        status: 503,
+        headers: vec![
+            ("content-type", "application/json".to_owned()),
+            ("cache-control", "no-store".to_owned()),
+            ("retry-after", "1".to_owned()),
+        ],
+        body: br#"{"error":"Entitlements are unavailable, try again shortly","reason":"ledger_unavailable"}"#.to_vec(),
+    }
 }
 
 /// The `claimHeaders` values for a pass; the client's own copies are replaced. Names are

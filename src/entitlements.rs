@@ -86,6 +86,7 @@ pub type Delta = i64;
 
 impl Book {
     /// Empty or unreadable bytes are an empty book.
+    #[inline(never)]
     pub fn decode(bytes: Option<&[u8]>) -> Book {
         let Some(text) = bytes.and_then(|b| std::str::from_utf8(b).ok()) else { return Book::default() };
         let mut entries = Vec::new();

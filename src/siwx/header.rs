@@ -6,7 +6,7 @@ use base64::alphabet::STANDARD;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The longest header read (8 KiB): a payload is a few hundred bytes.
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
@@ -53,44 +53,43 @@ pub fn parse(raw: &[u8]) -> Option<Payload> {
     }
     let json = ATOB.decode(raw).ok()?;
     let Value::Object(object) = serde_json::from_slice::<Value>(&json).ok()? else { return None };
-    let payload = Payload {
-        domain: required(&object, "domain")?,
-        address: required(&object, "address")?,
-        statement: optional(&object, "statement")?,
-        uri: required(&object, "uri")?,
-        version: required(&object, "version")?,
-        chain_id: required(&object, "chainId")?,
-        kind: required(&object, "type").filter(|t| matches!(t.as_str(), "eip191" | "ed25519"))?,
-        nonce: required(&object, "nonce")?,
-        issued_at: required(&object, "issuedAt")?,
-        expiration_time: optional(&object, "expirationTime")?,
-        not_before: optional(&object, "notBefore")?,
-        request_id: optional(&object, "requestId")?,
-        resources: match object.get("resources") {
-            None => None,
-            Some(Value::Array(items)) => {
-                Some(items.iter().map(|item| item.as_str().map(str::to_owned)).collect::<Option<Vec<String>>>()?)
+    // One pass over the members, each moved into its field: no lookups, no copies.
+    let mut p = Payload::default();
+    let mut seen = 0u16;
+    for (name, value) in object {
+        let (slot, bit) = match name.as_str() {
+            "domain" => (&mut p.domain, 1),
+            "address" => (&mut p.address, 2),
+            "uri" => (&mut p.uri, 4),
+            "version" => (&mut p.version, 8),
+            "chainId" => (&mut p.chain_id, 16),
+            "type" => (&mut p.kind, 32),
+            "nonce" => (&mut p.nonce, 64),
+            "issuedAt" => (&mut p.issued_at, 128),
+            "signature" => (&mut p.signature, 256),
+            "statement" => (p.statement.insert(String::new()), 0),
+            "expirationTime" => (p.expiration_time.insert(String::new()), 0),
+            "notBefore" => (p.not_before.insert(String::new()), 0),
+            "requestId" => (p.request_id.insert(String::new()), 0),
+            "signatureScheme" => (p.signature_scheme.insert(String::new()), 0),
+            "resources" => {
+                let Value::Array(items) = value else { return None };
+                let strings = items.into_iter().map(|item| match item {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                });
+                p.resources = Some(strings.collect::<Option<Vec<String>>>()?);
+                continue;
             }
-            Some(_) => return None,
-        },
-        signature_scheme: match optional(&object, "signatureScheme")? {
-            Some(s) if !matches!(s.as_str(), "eip191" | "eip1271" | "eip6492" | "siws") => return None,
-            other => other,
-        },
-        signature: required(&object, "signature")?,
-    };
-    Some(payload)
-}
-
-fn required(object: &Map<String, Value>, key: &str) -> Option<String> {
-    object.get(key)?.as_str().map(str::to_owned)
-}
-
-/// `Some(None)` when absent; `None` (malformed) when present and not a string (zod refuses
-/// `null` for an optional string too).
-fn optional(object: &Map<String, Value>, key: &str) -> Option<Option<String>> {
-    match object.get(key) {
-        None => Some(None),
-        Some(value) => value.as_str().map(|s| Some(s.to_owned())),
+            _ => continue,
+        };
+        // zod: a string, never `null`, even for an optional member.
+        let Value::String(text) = value else { return None };
+        *slot = text;
+        seen |= bit;
     }
+    let known_type = matches!(p.kind.as_str(), "eip191" | "ed25519");
+    let known_scheme =
+        p.signature_scheme.as_deref().is_none_or(|s| matches!(s, "eip191" | "eip1271" | "eip6492" | "siws"));
+    (seen == 511 && known_type && known_scheme).then_some(p)
 }

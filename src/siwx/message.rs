@@ -7,42 +7,41 @@ use super::header::Payload;
 /// package's truthiness tests do; a `chainId` without `:` gives `Chain ID: undefined`, as
 /// `chainId.split(":")[1]` does in JavaScript.
 pub fn format(payload: &Payload) -> String {
-    let mut text = String::with_capacity(512);
-    text.push_str(&payload.domain);
-    text.push_str(" wants you to sign in with your Solana account:\n");
-    text.push_str(&payload.address);
-    text.push_str("\n\n");
+    // Lines as (prefix, value) pairs, joined with `\n` as the package's `lines.join("\n")`.
+    let mut lines: Vec<(&str, &str)> = Vec::with_capacity(16);
+    lines.push((&payload.domain, " wants you to sign in with your Solana account:"));
+    lines.push(("", &payload.address));
+    lines.push(("", ""));
     if let Some(statement) = present(&payload.statement) {
-        text.push_str(statement);
-        text.push_str("\n\n");
+        lines.push(("", statement));
+        lines.push(("", ""));
     }
     let chain_reference = payload.chain_id.split(':').nth(1).unwrap_or("undefined");
-    for (label, value) in [
-        ("URI: ", payload.uri.as_str()),
-        ("\nVersion: ", &payload.version),
-        ("\nChain ID: ", chain_reference),
-        ("\nNonce: ", &payload.nonce),
-        ("\nIssued At: ", &payload.issued_at),
-    ] {
-        text.push_str(label);
-        text.push_str(value);
-    }
+    lines.push(("URI: ", &payload.uri));
+    lines.push(("Version: ", &payload.version));
+    lines.push(("Chain ID: ", chain_reference));
+    lines.push(("Nonce: ", &payload.nonce));
+    lines.push(("Issued At: ", &payload.issued_at));
     for (label, field) in [
-        ("\nExpiration Time: ", &payload.expiration_time),
-        ("\nNot Before: ", &payload.not_before),
-        ("\nRequest ID: ", &payload.request_id),
+        ("Expiration Time: ", &payload.expiration_time),
+        ("Not Before: ", &payload.not_before),
+        ("Request ID: ", &payload.request_id),
     ] {
         if let Some(value) = present(field) {
-            text.push_str(label);
-            text.push_str(value);
+            lines.push((label, value));
         }
     }
     if let Some(resources) = payload.resources.as_ref().filter(|r| !r.is_empty()) {
-        text.push_str("\nResources:");
-        for resource in resources {
-            text.push_str("\n- ");
-            text.push_str(resource);
+        lines.push(("Resources:", ""));
+        lines.extend(resources.iter().map(|r| ("- ", r.as_str())));
+    }
+    let mut text = String::with_capacity(lines.iter().map(|(a, b)| a.len() + b.len() + 1).sum());
+    for (index, (prefix, value)) in lines.iter().enumerate() {
+        if index > 0 {
+            text.push('\n');
         }
+        text.push_str(prefix);
+        text.push_str(value);
     }
     text
 }
