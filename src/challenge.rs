@@ -50,22 +50,41 @@ struct PaymentRequired<'a> {
     resource: &'a Resource,
     accepts: [&'a PaymentRequirements; 1],
     error: &'static str,
-    #[serde(skip_serializing_if = "Extensions::is_empty")]
-    extensions: &'a Extensions,
 }
 
-/// `extensions` of `PAYMENT-REQUIRED`: one member per x402 extension this 402 declares, left out
-/// when it declares none.
-#[derive(Debug, Clone, Default, Serialize)]
+/// `extensions` of `PAYMENT-REQUIRED`: one member per x402 extension this 402 declares (its name
+/// and its compact JSON), after `error`; left out when it declares none.
+#[derive(Debug, Clone, Default)]
 pub struct Extensions {
-    /// docs/behaviour.md §16.1: only for a request on one of `siwx.origins`.
-    #[serde(rename = "sign-in-with-x", skip_serializing_if = "Option::is_none")]
-    pub sign_in_with_x: Option<crate::siwx::Declaration>,
+    members: Vec<(&'static str, String)>,
 }
 
 impl Extensions {
+    /// Adds the member `name` (a JSON-safe constant) with the value `json` (compact JSON).
+    pub fn declare(&mut self, name: &'static str, json: String) {
+        self.members.push((name, json));
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.sign_in_with_x.is_none()
+        self.members.is_empty()
+    }
+
+    /// Writes `,"extensions":{...}` before the closing brace of the object `json`.
+    fn append_to(&self, json: &mut Vec<u8>) {
+        if self.members.is_empty() || json.pop() != Some(b'}') {
+            return;
+        }
+        json.extend_from_slice(b",\"extensions\":{");
+        for (index, (name, value)) in self.members.iter().enumerate() {
+            if index > 0 {
+                json.push(b',');
+            }
+            json.push(b'"');
+            json.extend_from_slice(name.as_bytes());
+            json.extend_from_slice(b"\":");
+            json.extend_from_slice(value.as_bytes());
+        }
+        json.extend_from_slice(b"}}");
     }
 }
 
@@ -189,8 +208,11 @@ impl Challenge {
     pub fn with_sign_in(mut self, config: &Config, now_ms: impl FnOnce() -> u64) -> Challenge {
         if let Some(settings) = &config.siwx {
             if settings.origin_of(&self.resource.url).is_some() {
-                self.extensions.sign_in_with_x =
-                    crate::siwx::declare::declare(settings, &config.network, &self.resource.url, now_ms());
+                if let Some(json) =
+                    crate::siwx::declare::declare(settings, &config.network, &self.resource.url, now_ms())
+                {
+                    self.extensions.declare(crate::siwx::declare::EXTENSION, json);
+                }
             }
         }
         self
@@ -203,10 +225,11 @@ impl Challenge {
             resource: &self.resource,
             accepts: [&self.requirements],
             error: "Payment required",
-            extensions: &self.extensions,
         };
+        let mut json = serde_json::to_vec(&required).unwrap_or_default();
+        self.extensions.append_to(&mut json);
         vec![
-            ("payment-required", BASE64.encode(serde_json::to_vec(&required).unwrap_or_default())),
+            ("payment-required", BASE64.encode(json)),
             ("x-access-pass-tiers", config.access_pass_tiers_header.clone()),
             ("cache-control", "no-store".to_owned()),
         ]
@@ -410,5 +433,19 @@ mod tests {
             let required = decode(elsewhere.response(&c, false).header("payment-required").unwrap());
             assert!(required.get("extensions").is_none(), "{required}");
         }
+    }
+
+    #[test]
+    fn extensions_go_last_and_several_fit() {
+        let mut json = br#"{"x402Version":2,"error":"Payment required"}"#.to_vec();
+        Extensions::default().append_to(&mut json);
+        assert_eq!(json, br#"{"x402Version":2,"error":"Payment required"}"#);
+        let mut extensions = Extensions::default();
+        extensions.declare("sign-in-with-x", r#"{"info":{}}"#.to_owned());
+        extensions.declare("payment-identifier", r#"{"info":{"required":false}}"#.to_owned());
+        extensions.append_to(&mut json);
+        let parsed: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(parsed["extensions"]["sign-in-with-x"], serde_json::json!({"info": {}}));
+        assert_eq!(parsed["extensions"]["payment-identifier"]["info"]["required"], false);
     }
 }

@@ -1,153 +1,87 @@
 //! The `sign-in-with-x` member of a 402's `extensions` (docs/behaviour.md §16.1), as the
 //! package's `declareSIWxExtension` + `enrichPaymentRequiredResponse` produce it: member order,
-//! schema and all (tests/vectors/siwx/siwx.json holds its output for the same inputs).
-
-use serde::Serialize;
+//! schema and all (tests/vectors/siwx/siwx.json holds its output for the same inputs). Written as
+//! compact JSON by hand: serde's derives cost several KB of wasm for one fixed shape.
 
 use super::settings::{Origin, Settings};
 use super::time::format_millis;
 
-/// A constant JSON value, serialized member by member in the order written.
-#[derive(Debug)]
-pub enum Json {
-    Str(&'static str),
-    Arr(&'static [Json]),
-    Obj(&'static [(&'static str, Json)]),
-}
+/// The member's name in `extensions`.
+pub const EXTENSION: &str = "sign-in-with-x";
 
-impl Serialize for Json {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeMap, SerializeSeq};
-        match self {
-            Json::Str(text) => serializer.serialize_str(text),
-            Json::Arr(items) => {
-                let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for item in *items {
-                    seq.serialize_element(item)?;
-                }
-                seq.end()
-            }
-            Json::Obj(members) => {
-                let mut map = serializer.serialize_map(Some(members.len()))?;
-                for (name, value) in *members {
-                    map.serialize_entry(name, value)?;
-                }
-                map.end()
-            }
-        }
-    }
-}
-
-const STRING: Json = Json::Obj(&[("type", Json::Str("string"))]);
-const URI: Json = Json::Obj(&[("type", Json::Str("string")), ("format", Json::Str("uri"))]);
-const DATE_TIME: Json = Json::Obj(&[("type", Json::Str("string")), ("format", Json::Str("date-time"))]);
-
-/// `buildSIWxSchema()`, member for member.
-pub const SCHEMA: Json = Json::Obj(&[
-    ("$schema", Json::Str("https://json-schema.org/draft/2020-12/schema")),
-    ("type", Json::Str("object")),
-    (
-        "properties",
-        Json::Obj(&[
-            ("domain", STRING),
-            ("address", STRING),
-            ("statement", STRING),
-            ("uri", URI),
-            ("version", STRING),
-            ("chainId", STRING),
-            ("type", STRING),
-            ("nonce", STRING),
-            ("issuedAt", DATE_TIME),
-            ("expirationTime", DATE_TIME),
-            ("notBefore", DATE_TIME),
-            ("requestId", STRING),
-            ("resources", Json::Obj(&[("type", Json::Str("array")), ("items", URI)])),
-            ("signature", STRING),
-        ]),
-    ),
-    (
-        "required",
-        Json::Arr(&[
-            Json::Str("domain"),
-            Json::Str("address"),
-            Json::Str("uri"),
-            Json::Str("version"),
-            Json::Str("chainId"),
-            Json::Str("type"),
-            Json::Str("nonce"),
-            Json::Str("issuedAt"),
-            Json::Str("signature"),
-        ]),
-    ),
-]);
+/// `buildSIWxSchema()`, serialized as the package does.
+pub const SCHEMA: &str = concat!(
+    r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","properties":{"#,
+    r#""domain":{"type":"string"},"address":{"type":"string"},"statement":{"type":"string"},"#,
+    r#""uri":{"type":"string","format":"uri"},"version":{"type":"string"},"chainId":{"type":"string"},"#,
+    r#""type":{"type":"string"},"nonce":{"type":"string"},"issuedAt":{"type":"string","format":"date-time"},"#,
+    r#""expirationTime":{"type":"string","format":"date-time"},"notBefore":{"type":"string","format":"date-time"},"#,
+    r#""requestId":{"type":"string"},"resources":{"type":"array","items":{"type":"string","format":"uri"}},"#,
+    r#""signature":{"type":"string"}},"#,
+    r#""required":["domain","address","uri","version","chainId","type","nonce","issuedAt","signature"]}"#
+);
 
 /// Random bytes of a nonce: 16, written as 32 hex characters (the package's size).
 pub const NONCE_BYTES: usize = 16;
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Info {
-    pub domain: String,
-    pub uri: String,
-    pub version: &'static str,
-    pub nonce: String,
-    pub issued_at: String,
-    pub resources: [String; 1],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub statement: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SupportedChain {
-    pub chain_id: String,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-}
-
-/// `{"info":{...},"supportedChains":[...],"schema":{...}}`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Declaration {
-    pub info: Info,
-    pub supported_chains: Vec<SupportedChain>,
-    pub schema: &'static Json,
-}
-
-/// The declaration for a 402 to `resource_url` at `now_ms`, or `None` when that URL is not on a
-/// configured origin (a signature made for it would never be honoured) or no nonce could be drawn.
-pub fn declare(settings: &Settings, network: &str, resource_url: &str, now_ms: u64) -> Option<Declaration> {
+/// The declaration (compact JSON) for a 402 to `resource_url` at `now_ms`, or `None` when that URL
+/// is not on a configured origin (a signature made for it would never be honoured) or no nonce
+/// could be drawn.
+pub fn declare(settings: &Settings, network: &str, resource_url: &str, now_ms: u64) -> Option<String> {
     let origin = settings.origin_of(resource_url)?;
     let nonce = fresh_nonce()?;
-    declaration(settings, origin, network, resource_url, now_ms, nonce)
+    Some(declaration(settings, origin, network, resource_url, now_ms, &nonce))
 }
 
-/// The declaration with a given nonce (`declare` draws it).
+/// `{"info":{...},"supportedChains":[...],"schema":{...}}` with a given nonce (`declare` draws it).
 pub fn declaration(
     settings: &Settings,
     origin: &Origin,
     network: &str,
     resource_url: &str,
     now_ms: u64,
-    nonce: String,
-) -> Option<Declaration> {
-    let uri = rebase(origin, resource_url);
-    Some(Declaration {
-        info: Info {
-            domain: origin.host.clone(),
-            uri: uri.clone(),
-            version: "1",
-            nonce,
-            issued_at: format_millis(now_ms),
-            resources: [uri],
-            statement: settings.statement.clone(),
-        },
-        supported_chains: vec![SupportedChain {
-            chain_id: network.to_owned(),
-            kind: if network.starts_with("solana:") { "ed25519" } else { "eip191" },
-        }],
-        schema: &SCHEMA,
-    })
+    nonce: &str,
+) -> String {
+    let uri = json_string(&rebase(origin, resource_url));
+    let kind = if network.starts_with("solana:") { "ed25519" } else { "eip191" };
+    let statement = settings.statement.as_deref().map(json_string);
+    let (statement_member, statement) = match &statement {
+        Some(json) => (r#","statement":"#, json.as_str()),
+        None => ("", ""),
+    };
+    concat_all(&[
+        r#"{"info":{"domain":"#,
+        &json_string(&origin.host),
+        r#","uri":"#,
+        &uri,
+        r#","version":"1","nonce":"#,
+        &json_string(nonce),
+        r#","issuedAt":""#,
+        &format_millis(now_ms),
+        r#"","resources":["#,
+        &uri,
+        "]",
+        statement_member,
+        statement,
+        r#"},"supportedChains":[{"chainId":"#,
+        &json_string(network),
+        r#","type":""#,
+        kind,
+        r#""}],"schema":"#,
+        SCHEMA,
+        "}",
+    ])
+}
+
+#[inline(never)]
+fn concat_all(parts: &[&str]) -> String {
+    parts.concat()
+}
+
+/// A JSON string literal (quoted, escaped).
+#[inline(never)]
+fn json_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
 }
 
 /// The resource's path and query on the configured origin (the package's `rebaseResourcePath`),
@@ -174,8 +108,8 @@ fn rebase(origin: &Origin, resource_url: &str) -> String {
 /// 16 bytes from the host's randomness (WASI `random_get` inside Envoy), in lower-case hex.
 fn fresh_nonce() -> Option<String> {
     let mut bytes = [0u8; NONCE_BYTES];
-    if let Err(problem) = getrandom::getrandom(&mut bytes) {
-        log::error!("x402-access-pass: no randomness for a sign-in-with-x nonce: {problem}");
+    if getrandom::getrandom(&mut bytes).is_err() {
+        log::error!("x402-access-pass: no randomness for a sign-in-with-x nonce: the 402 goes without it");
         return None;
     }
     Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
@@ -204,5 +138,6 @@ mod tests {
         assert_eq!(rebase(&origin, "https://api.example.com"), "https://api.example.com/");
         assert_eq!(rebase(&origin, "https://api.example.com?x"), "https://api.example.com/?x");
         assert_eq!(rebase(&origin, "https://h/a b\"<é>#frag"), "https://api.example.com/a%20b%22%3C%C3%A9%3E");
+        assert!(serde_json::from_str::<serde_json::Value>(SCHEMA).is_ok());
     }
 }

@@ -40,9 +40,14 @@ pub struct Payload {
     pub signature: String,
 }
 
+fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
 /// The payload of one header value, or `None` when it is too long, not base64 (`^[A-Za-z0-9+/]*={0,2}$`),
 /// not UTF-8 JSON, or not of the schema's shape (required strings, known `type` and
-/// `signatureScheme`, `resources` an array of strings). Unknown members are ignored, as zod does.
+/// `signatureScheme`, `resources` an array of strings, no control character in any of them).
+/// Unknown members are ignored, as zod does.
 pub fn parse(raw: &[u8]) -> Option<Payload> {
     if raw.is_empty() || raw.len() > MAX_HEADER_BYTES {
         return None;
@@ -75,7 +80,7 @@ pub fn parse(raw: &[u8]) -> Option<Payload> {
             "resources" => {
                 let Value::Array(items) = value else { return None };
                 let strings = items.into_iter().map(|item| match item {
-                    Value::String(s) => Some(s),
+                    Value::String(s) if !has_control(&s) => Some(s),
                     _ => None,
                 });
                 p.resources = Some(strings.collect::<Option<Vec<String>>>()?);
@@ -83,8 +88,13 @@ pub fn parse(raw: &[u8]) -> Option<Payload> {
             }
             _ => continue,
         };
-        // zod: a string, never `null`, even for an optional member.
+        // zod: a string, never `null`, even for an optional member. A control character has no
+        // place in any field (CAIP-122 lines are separated by `\n`): a message carrying one could
+        // read as lines it does not hold.
         let Value::String(text) = value else { return None };
+        if has_control(&text) {
+            return None;
+        }
         *slot = text;
         seen |= bit;
     }

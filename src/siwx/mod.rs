@@ -17,7 +17,6 @@ pub mod time;
 pub mod validate;
 pub mod verify;
 
-pub use declare::Declaration;
 pub use header::Payload;
 pub use settings::{Origin, Settings};
 
