@@ -173,14 +173,7 @@ impl RootContext for Root {
         crate::ledger::create_buckets(&store::EnvoySharedData);
         match &config.siwx {
             None => log::info!("x402-access-pass: sign-in-with-x is off (no siwx.origins configured)"),
-            Some(siwx) => {
-                let mut origins = String::new();
-                for origin in &siwx.origins {
-                    origins.push(' ');
-                    origins.push_str(&origin.origin);
-                }
-                log::info!("x402-access-pass: sign-in-with-x is on for{origins}");
-            }
+            Some(siwx) => log::info!("x402-access-pass: sign-in-with-x is on for {} origin(s)", siwx.origins.len()),
         }
         let fee_payer = config.fee_payer.clone();
         let metrics = Metrics::define(&config);

@@ -79,11 +79,15 @@ pub fn parse(raw: &[u8]) -> Option<Payload> {
             "signatureScheme" => (p.signature_scheme.insert(String::new()), 0),
             "resources" => {
                 let Value::Array(items) = value else { return None };
-                let strings = items.into_iter().map(|item| match item {
-                    Value::String(s) if !has_control(&s) => Some(s),
-                    _ => None,
-                });
-                p.resources = Some(strings.collect::<Option<Vec<String>>>()?);
+                let mut resources = Vec::with_capacity(items.len());
+                for item in items {
+                    let Value::String(text) = item else { return None };
+                    if has_control(&text) {
+                        return None;
+                    }
+                    resources.push(text);
+                }
+                p.resources = Some(resources);
                 continue;
             }
             _ => continue,

@@ -11,6 +11,7 @@ import time
 import pytest
 
 import siwx
+import x402pay as xp
 from attacks import Counters
 from harness import NETWORK
 from helpers import assert_challenge, assert_purchase_ok, decode_std_b64_json, get_challenge, purchase
@@ -230,3 +231,11 @@ def test_the_python_client_matches_the_package_vectors():
         assert siwx.format_siws_message(m["info"], m["address"]) == m["message"], m["name"]
     decoded, _ = decode_std_b64_json(siwx.VECTORS["cases"][0]["header"])
     assert decoded == siwx.VECTORS["cases"][0]["payload"]
+    # encodeSIWxHeader, byte for byte; and the payload this client signs for the same info and key.
+    owner = xp.keypair_from_seed(bytes([siwx.VECTORS["keys"]["buyer"]["seed"]]) * 32)
+    for case in siwx.VECTORS["cases"]:
+        assert siwx.encode(case["payload"]) == case["header"], case["name"]
+        if case["name"] in ("valid", "all-optional-fields"):
+            payload = case["payload"]
+            info = {k: v for k, v in payload.items() if k not in ("address", "signature", "chainId", "type")}
+            assert siwx.payload(info, payload["chainId"], owner) == payload, case["name"]
