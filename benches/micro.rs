@@ -208,10 +208,12 @@ fn main() {
 
     // Sign-In-With-X: the package's valid header, at its own clock (tests/vectors/siwx/siwx.json).
     let siwx_vectors: serde_json::Value = serde_json::from_str(SIWX_VECTORS).unwrap_or_else(|e| fail("siwx.json", e));
-    let case = &siwx_vectors["cases"][0];
-    let siwx_header = case["header"].as_str().unwrap_or_else(|| fail("siwx.json", "no header")).to_owned();
-    let siwx_now = case["now"].as_u64().unwrap_or_else(|| fail("siwx.json", "no now"));
-    let settings = x402_access_pass::siwx::Settings::parse(Some(&serde_json::json!({"origins": case["origins"]})))
+    let case = siwx_vectors.pointer("/cases/0").unwrap_or_else(|| fail("siwx.json", "no cases"));
+    let siwx_header = case.get("header").and_then(serde_json::Value::as_str);
+    let siwx_header = siwx_header.unwrap_or_else(|| fail("siwx.json", "no header")).to_owned();
+    let siwx_now = case.get("now").and_then(serde_json::Value::as_u64).unwrap_or_else(|| fail("siwx.json", "no now"));
+    let origins = case.get("origins").cloned().unwrap_or_default();
+    let settings = x402_access_pass::siwx::Settings::parse(Some(&serde_json::json!({"origins": origins})))
         .ok()
         .flatten()
         .unwrap_or_else(|| fail("siwx settings", "refused"));
