@@ -164,8 +164,8 @@ impl Book {
         while self.entries.len() > PER_BUCKET {
             let soonest = self.entries.iter().enumerate().min_by_key(|(_, (_, e))| e.exp).map(|(i, _)| i);
             let Some(index) = soonest else { break };
-            let (payer, _) = self.entries.remove(index);
-            log::warn!("x402-access-pass: entitlement store full: dropped the soonest-expiring one ({payer})");
+            self.entries.remove(index);
+            log::warn!("x402-access-pass: an entitlement bucket is full: dropped the entitlement that expires soonest");
             dropped += 1;
         }
         dropped
