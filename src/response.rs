@@ -12,7 +12,7 @@ pub struct Response {
 
 /// Headers a browser needs to read the filter's answers (docs/behaviour.md §3).
 pub const EXPOSE_HEADERS: &str = "PAYMENT-REQUIRED, X-ACCESS-PASS-TIERS, ACCESS-PASS, PAYMENT-RESPONSE";
-pub const ALLOW_HEADERS: &str = "Authorization, PAYMENT-SIGNATURE, Content-Type";
+pub const ALLOW_HEADERS: &str = "Authorization, PAYMENT-SIGNATURE, SIGN-IN-WITH-X, Content-Type";
 pub const ALLOW_METHODS: &str = "GET, POST, HEAD, OPTIONS";
 const PREFLIGHT_MAX_AGE: &str = "600";
 

@@ -12,6 +12,7 @@
 //! | `solana_tx` | `solana::Transaction::decode` and every method of it             |
 //! | `token`     | `token::bearer_token`, `token::verify`, `token::verify_cached`   |
 //! | `query`     | `pricing::parse_query`, `offer::candidates`, the price parsers   |
+//! | `siwx`      | `siwx::check`, `siwx::header::parse`, `siwx::message::format`    |
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ use x402_access_pass::config::Config;
 pub mod config;
 pub mod payment;
 pub mod query;
+pub mod siwx;
 pub mod solana_tx;
 pub mod token;
 
@@ -103,6 +105,37 @@ mod tests {
         let json = r#"{"payTo":"GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv","tiers":{"30500568904943w":"0.000001"},"secret":"fuzz-config-secret-0123456789abcdef0123"}"#;
         let refused = x402_access_pass::config::Config::parse(json.as_bytes(), &|_| None).err().unwrap();
         assert_eq!(refused.field, "tiers.30500568904943w");
+    }
+
+    #[test]
+    fn siwx_inputs() {
+        replay("siwx", crate::siwx::run);
+    }
+
+    /// The golden vectors' headers through the harness: the valid ones are honoured, and a
+    /// message signed by another key never is.
+    #[test]
+    fn siwx_vectors_hold_the_invariants() {
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/vectors/siwx/siwx.json")).unwrap();
+        for case in vectors["cases"].as_array().unwrap() {
+            crate::siwx::run(case["header"].as_str().unwrap().as_bytes());
+            let mut signed = b"S\x01".to_vec();
+            signed.extend(case["payload"].to_string().as_bytes());
+            crate::siwx::run(&signed);
+            signed[1] = 0;
+            crate::siwx::run(&signed);
+        }
+        let valid = vectors["cases"][0]["header"].as_str().unwrap();
+        let s = crate::siwx::settings();
+        let honoured = x402_access_pass::siwx::check(
+            s,
+            crate::siwx::NETWORK,
+            crate::siwx::LEEWAY,
+            valid.as_bytes(),
+            crate::siwx::NOW_MS,
+        );
+        assert!(honoured.is_ok(), "{honoured:?}");
     }
 
     #[test]
