@@ -94,7 +94,9 @@ pub struct Forward {
 
 impl Forward {
     fn new(config: &Config, token: &str, payment_response: &str, claims: &PassClaims) -> Forward {
-        let mut remove_request_headers = vec!["payment-signature"];
+        // A sign-in that found no entitlement may ride along with the payment: it is the buyer's,
+        // not the upstream's (docs/behaviour.md §16.3).
+        let mut remove_request_headers = vec!["payment-signature", "sign-in-with-x"];
         if !config.forward_authorization {
             remove_request_headers.push("authorization");
         }

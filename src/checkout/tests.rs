@@ -582,7 +582,7 @@ fn a_paid_request_that_settles_is_forwarded_with_its_new_pass() {
     let run = seller.pay(NOW, &[VERIFY_OK, SETTLE_OK]);
     assert_eq!(run.calls, [Endpoint::Verify, Endpoint::Settle]);
     let forward = run.finish.forwarded();
-    assert_eq!(forward.remove_request_headers, ["payment-signature", "authorization"]);
+    assert_eq!(forward.remove_request_headers, ["payment-signature", "sign-in-with-x", "authorization"]);
     let token = response_header(forward, "access-pass");
     let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW).unwrap();
     assert_eq!((claims.tier.as_str(), claims.iat, claims.exp), ("5m", NOW, NOW + 300));
@@ -714,7 +714,7 @@ fn a_seller_that_forwards_authorization_keeps_it_on_a_paid_request() {
     config.forward_authorization = true;
     let seller = Seller::with_config(config);
     let run = seller.pay(NOW, &[VERIFY_OK, SETTLE_OK]);
-    assert_eq!(run.finish.forwarded().remove_request_headers, ["payment-signature"]);
+    assert_eq!(run.finish.forwarded().remove_request_headers, ["payment-signature", "sign-in-with-x"]);
 }
 
 #[test]

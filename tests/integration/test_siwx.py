@@ -78,7 +78,9 @@ def test_the_402_declares_sign_in_with_x_as_the_package_does_on_configured_origi
 ])
 def test_no_declaration_for_a_host_that_is_not_a_configured_origin(siwx_envoy, headers):
     required = challenge_here(siwx_envoy, "/api/data", headers)
-    assert "extensions" not in required, required
+    extensions = required.get("extensions", {})
+    assert "sign-in-with-x" not in extensions, required
+    assert "payment-identifier" in extensions, "declared in every 402 (docs/behaviour.md §17.5)"
 
 
 def test_a_remembered_402_keeps_issued_at_within_ten_seconds(siwx_envoy):
@@ -143,11 +145,22 @@ def test_a_wallet_that_never_paid_gets_the_challenge_and_may_then_pay(siwx_envoy
     assert siwx.declaration(required), required
     assert counters.delta("siwx_rejected.no_entitlement") == 1
     assert settled_by(facilitator, buyer.address) == []
-    # Paying with the signature still attached: the purchase goes through, once.
+    # Paying with the signature still attached (what the official client does after a refused
+    # sign-in): a paid request, settled once, forwarded with the pass and without either header.
     payment, _ = buyer.pay(required)
     header = siwx.sign_in(required, buyer.keypair)
     resp = purchase(siwx_envoy, "/api/data", payment, list(HERE.items()) + [("SIGN-IN-WITH-X", header)])
-    assert_purchase_ok(resp, buyer, "5m", 300, "5 minutes")
+    assert resp.status == 200 and resp.headers.get("access-pass"), resp
+    seen = [name for name, _ in json.loads(resp.body)["headers"]]
+    assert "sign-in-with-x" not in seen and "payment-signature" not in seen, seen
+    assert len(settled_by(facilitator, buyer.address)) == 1
+    # Now entitled: a fresh sign-in wins over another payment sent with it, which is never charged.
+    required = challenge_here(siwx_envoy, "/api/data?tier=5m")
+    payment, _ = buyer.pay(required)
+    header = siwx.sign_in(required, buyer.keypair)
+    resp = purchase(siwx_envoy, "/api/data?tier=5m", payment, list(HERE.items()) + [("SIGN-IN-WITH-X", header)])
+    assert resp.status == 200 and json.loads(resp.body)["upstream"] == "demo", resp
+    assert counters.delta("siwx_accepted") == 1
     assert len(settled_by(facilitator, buyer.address)) == 1
 
 
