@@ -12,6 +12,7 @@ pub mod challenge_cache;
 pub mod checkout;
 pub mod config;
 pub mod decision;
+pub mod evm;
 pub mod facilitator;
 pub mod jwt_crypto;
 pub mod known_keys;
