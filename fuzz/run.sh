@@ -23,6 +23,8 @@ for t in "$@"; do
         solana_tx) max_len=1400;  dict= ;;
         token)     max_len=6000;  dict=fuzz/dict/token.dict ;;
         query)     max_len=1024;  dict=fuzz/dict/query.dict ;;
+        evm_payment) max_len=4096; dict= ;;
+        siwe)      max_len=8192;  dict= ;;
         *) echo "unknown fuzz target $t" >&2; exit 2 ;;
     esac
     mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t" "fuzz/regressions/$t"
