@@ -41,7 +41,9 @@ pub fn run(data: &[u8]) {
         Some("") => 3, // "", "", ""
         Some(_) => 3,  // "", statement, ""
     };
-    let optional = [fields.expiration_time, fields.not_before, fields.request_id].iter().flatten().count();
+    let present = |t: Option<&str>| t.filter(|t| !t.is_empty());
+    let optional =
+        [present(fields.expiration_time), present(fields.not_before), fields.request_id].iter().flatten().count();
     let resources = fields.resources.map_or(0, |r| 1 + r.len());
     let expected = 2 + statement_lines + 5 + optional + resources;
     assert_eq!(message.split('\n').count(), expected, "a field changed the line count: {message:?}");

@@ -89,13 +89,16 @@ pub fn format_message(fields: &SiweFields<'_>) -> Result<String, SiweError> {
     if !is_date_time(fields.issued_at) {
         return Err(SiweError::IssuedAt);
     }
-    if fields.expiration_time.is_some_and(|t| !is_date_time(t)) {
+    // The formatter writes these two only when truthy: an empty one is an absent one.
+    let expiration_time = fields.expiration_time.filter(|t| !t.is_empty());
+    let not_before = fields.not_before.filter(|t| !t.is_empty());
+    if expiration_time.is_some_and(|t| !is_date_time(t)) {
         return Err(SiweError::ExpirationTime);
     }
-    if fields.not_before.is_some_and(|t| !is_date_time(t)) {
+    if not_before.is_some_and(|t| !is_date_time(t)) {
         return Err(SiweError::NotBefore);
     }
-    if fields.request_id.is_some_and(|r| !r.bytes().all(is_pchar)) {
+    if fields.request_id.is_some_and(|r| !r.bytes().all(is_pchar) || !pct_ok(r)) {
         return Err(SiweError::RequestId);
     }
     if fields.resources.is_some_and(|list| !list.iter().all(|r| is_uri(r))) {
@@ -125,8 +128,8 @@ pub fn format_message(fields: &SiweFields<'_>) -> Result<String, SiweError> {
     out.push_str("\nIssued At: ");
     out.push_str(fields.issued_at);
     let optional = [
-        ("\nExpiration Time: ", fields.expiration_time),
-        ("\nNot Before: ", fields.not_before),
+        ("\nExpiration Time: ", expiration_time),
+        ("\nNot Before: ", not_before),
         ("\nRequest ID: ", fields.request_id),
     ];
     for (title, value) in optional {
@@ -345,6 +348,27 @@ mod tests {
         for fields in bad {
             assert!(format_message(&fields).is_err(), "{fields:?}");
         }
+    }
+
+    #[test]
+    fn empty_optional_times_are_absent_but_an_empty_statement_is_not() {
+        // `if (this.expirationTime)` / `this.notBefore &&` in the formatter; `statement === undefined`.
+        let plain = format_message(&fields()).unwrap();
+        let empty_times = SiweFields { expiration_time: Some(""), not_before: Some(""), ..fields() };
+        assert_eq!(format_message(&empty_times).unwrap(), plain);
+        let empty_statement = SiweFields { statement: Some(""), ..fields() };
+        assert!(format_message(&empty_statement)
+            .unwrap()
+            .contains("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913\n\n\n\nURI: "));
+        let no_statement = SiweFields { statement: None, ..fields() };
+        assert!(format_message(&no_statement)
+            .unwrap()
+            .contains("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913\n\n\nURI: "));
+        // A request id is written even when empty; a stray `%` is no pct-encoding.
+        let empty_id = SiweFields { request_id: Some(""), ..fields() };
+        assert!(format_message(&empty_id).unwrap().ends_with("\nRequest ID: "));
+        assert_eq!(format_message(&SiweFields { request_id: Some("a%zz"), ..fields() }), Err(SiweError::RequestId));
+        assert!(format_message(&SiweFields { request_id: Some("a%2F"), ..fields() }).is_ok());
     }
 
     #[test]

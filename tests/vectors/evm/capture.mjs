@@ -276,6 +276,23 @@ const siweCases = [
     },
     merchant,
   ),
+  await siwe(
+    "base, empty expiration/not-before (omitted) and empty request id (written)",
+    {
+      domain: "api.example.com",
+      uri: "https://api.example.com/data",
+      statement: "Sign in",
+      version: "1",
+      chainId: "eip155:8453",
+      type: "eip191",
+      nonce: "00112233445566778899aabbccddeeff",
+      issuedAt,
+      expirationTime: "",
+      notBefore: "",
+      requestId: "",
+    },
+    payer,
+  ),
 ];
 const siweVectors = {
   generator: exact.generator,
