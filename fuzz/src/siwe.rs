@@ -41,7 +41,9 @@ pub fn run(data: &[u8]) {
         Some("") => 3, // "", "", ""
         Some(_) => 3,  // "", statement, ""
     };
-    let present = |t: Option<&str>| t.filter(|t| !t.is_empty());
+    fn present(t: Option<&str>) -> Option<&str> {
+        t.filter(|t| !t.is_empty())
+    }
     let optional =
         [present(fields.expiration_time), present(fields.not_before), fields.request_id].iter().flatten().count();
     let resources = fields.resources.map_or(0, |r| 1 + r.len());
