@@ -434,34 +434,73 @@ mod tests {
         assert_eq!(solana_only.verify(&body("base"))["invalidReason"], reason::NETWORK_MISMATCH);
     }
 
-    /// A payment signed for a token the stand-in chain does not have (another verifying contract).
-    fn facilitator_answer_for_asset(asset: &str) -> String {
+    /// The vectors' Base payment re-signed by the payer after `change` (asset, authorization).
+    fn signed(
+        change: impl FnOnce(&mut String, &mut x402_access_pass::evm::eip712::TransferWithAuthorization),
+    ) -> Value {
         use k256::ecdsa::SigningKey;
         use x402_access_pass::evm::address::{Address, Case};
         use x402_access_pass::evm::eip712::{Domain, TransferWithAuthorization};
-        use x402_access_pass::evm::uint::U256;
-        let v = evm_vectors();
+        use x402_access_pass::evm::{hex, uint::U256};
         let mut b = body("base");
-        b["paymentRequirements"]["asset"] = json!(asset);
-        b["paymentPayload"]["accepted"]["asset"] = json!(asset);
-        let key = SigningKey::from_slice(&[1u8; 32]).unwrap();
         let auth = b["paymentPayload"]["payload"]["authorization"].clone();
-        let addr = |s: &Value| Address::parse(s.as_str().unwrap(), Case::Strict).unwrap();
-        let transfer = TransferWithAuthorization {
-            from: addr(&auth["from"]),
-            to: addr(&auth["to"]),
-            value: U256::parse_decimal(auth["value"].as_str().unwrap()).unwrap(),
-            valid_after: U256::parse_decimal(auth["validAfter"].as_str().unwrap()).unwrap(),
-            valid_before: U256::parse_decimal(auth["validBefore"].as_str().unwrap()).unwrap(),
-            nonce: x402_access_pass::evm::hex::decode_fixed::<32>(auth["nonce"].as_str().unwrap()).unwrap(),
+        let addr = |s: &str| Address::parse(s, Case::Strict).unwrap();
+        let number = |v: &Value| U256::parse_decimal(v.as_str().unwrap()).unwrap();
+        let mut transfer = TransferWithAuthorization {
+            from: addr(auth["from"].as_str().unwrap()),
+            to: addr(auth["to"].as_str().unwrap()),
+            value: number(&auth["value"]),
+            valid_after: number(&auth["validAfter"]),
+            valid_before: number(&auth["validBefore"]),
+            nonce: hex::decode_fixed::<32>(auth["nonce"].as_str().unwrap()).unwrap(),
         };
-        let domain = Domain { name: "USD Coin", version: "2", chain_id: 8453, verifying_contract: addr(&json!(asset)) };
+        let mut asset = b["paymentRequirements"]["asset"].as_str().unwrap().to_string();
+        change(&mut asset, &mut transfer);
+        let domain = Domain { name: "USD Coin", version: "2", chain_id: 8453, verifying_contract: addr(&asset) };
+        let key = SigningKey::from_slice(&[1u8; 32]).unwrap();
         let (sig, rec) = key.sign_prehash_recoverable(&transfer.signing_hash(&domain)).unwrap();
         let mut bytes = sig.to_bytes().to_vec();
         bytes.push(27 + rec.to_byte());
-        b["paymentPayload"]["payload"]["signature"] = json!(x402_access_pass::evm::hex::encode(&bytes));
-        assert_eq!(v["keys"]["payer"]["address"], auth["from"]);
+        let decimal = |n: &U256| n.to_u64().unwrap().to_string();
+        b["paymentRequirements"]["asset"] = json!(asset);
+        b["paymentPayload"]["accepted"]["asset"] = json!(asset);
+        b["paymentPayload"]["payload"] = json!({
+            "authorization": {
+                "from": transfer.from.to_checksum(), "to": transfer.to.to_checksum(),
+                "value": decimal(&transfer.value), "validAfter": decimal(&transfer.valid_after),
+                "validBefore": decimal(&transfer.valid_before), "nonce": hex::encode(&transfer.nonce),
+            },
+            "signature": hex::encode(&bytes),
+        });
+        b
+    }
+
+    fn facilitator_answer_for_asset(asset: &str) -> String {
+        let b = signed(|a, _| *a = asset.to_string());
         facilitator().verify(&b)["invalidReason"].as_str().unwrap_or("").to_string()
+    }
+
+    #[test]
+    fn a_payment_signed_consistently_still_meets_the_sellers_terms() {
+        use x402_access_pass::evm::uint::U256;
+        let fac = facilitator();
+        let reason_of = |b: Value| fac.verify(&b)["invalidReason"].as_str().unwrap_or("").to_string();
+        // Re-signed unchanged: valid (the helper is honest).
+        assert_eq!(reason_of(signed(|_, _| {})), "");
+        // Paying someone else, with a signature that covers it.
+        let other = x402_access_pass::evm::address::Address([9u8; 20]);
+        assert_eq!(reason_of(signed(|_, t| t.to = other)), reason::RECIPIENT_MISMATCH);
+        // Not valid yet.
+        assert_eq!(reason_of(signed(|_, t| t.valid_after = U256::from_u64(evm_now() + 60))), reason::VALID_AFTER);
+        // Paying less than asked.
+        assert_eq!(reason_of(signed(|_, t| t.value = U256::from_u64(9_999))), reason::VALUE_MISMATCH);
+        // The order: recipient before the window before the value.
+        let all = signed(|_, t| {
+            t.to = other;
+            t.value = U256::from_u64(1);
+            t.valid_after = U256::from_u64(evm_now() + 60);
+        });
+        assert_eq!(reason_of(all), reason::RECIPIENT_MISMATCH);
     }
 
     #[test]
