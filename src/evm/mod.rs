@@ -2,7 +2,8 @@
 //! Sign-In-With-Ethereum (EIP-191), for USDC on Base (docs/behaviour.md §21).
 //!
 //! Host-agnostic and pure Rust like the Solana core (`crate::solana`): secp256k1 public-key
-//! recovery from `k256` (ECDSA only), keccak-256 from `sha3`. One job per file:
+//! recovery on `k256`'s curve arithmetic (no ECDSA signing or verifying code in the module),
+//! keccak-256 from `sha3`. One job per file:
 //! - `hex`: `0x` hex text to bytes and back;
 //! - `keccak`: keccak-256;
 //! - `address`: 20-byte addresses, EIP-55 checksums;

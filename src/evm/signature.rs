@@ -6,7 +6,13 @@
 //! it is refused here before any callout). The address is the last 20 bytes of keccak-256 of
 //! the recovered public key's 64 coordinate bytes.
 
-use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
+use k256::elliptic_curve::ops::{LinearCombination, Reduce};
+use k256::elliptic_curve::point::DecompressPoint;
+use k256::elliptic_curve::scalar::IsHigh;
+use k256::elliptic_curve::sec1::ToEncodedPoint;
+use k256::elliptic_curve::subtle::Choice;
+use k256::elliptic_curve::PrimeField;
+use k256::{AffinePoint, FieldBytes, ProjectivePoint, Scalar};
 
 use super::address::Address;
 use super::hex;
@@ -30,8 +36,16 @@ pub enum SignatureError {
 /// A parsed 65-byte signature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecoverableSignature {
-    signature: Signature,
-    recovery: RecoveryId,
+    r: Scalar,
+    s: Scalar,
+    y_odd: bool,
+}
+
+/// A scalar in `1..n` from 32 big-endian bytes.
+fn scalar(bytes: &[u8]) -> Option<Scalar> {
+    let bytes: [u8; 32] = bytes.try_into().ok()?;
+    let scalar = Option::<Scalar>::from(Scalar::from_repr(FieldBytes::from(bytes)))?;
+    (!bool::from(scalar.is_zero())).then_some(scalar)
 }
 
 impl RecoverableSignature {
@@ -43,32 +57,41 @@ impl RecoverableSignature {
 
     /// From `r || s || v`.
     pub fn from_bytes(bytes: &[u8; 65]) -> Result<Self, SignatureError> {
-        let (rs, v) = bytes.split_at(64);
-        let v = match v.first() {
-            Some(27 | 0) => 0,
-            Some(28 | 1) => 1,
+        let y_odd = match bytes.get(64) {
+            Some(27 | 0) => false,
+            Some(28 | 1) => true,
             _ => return Err(SignatureError::RecoveryId),
         };
-        let recovery = RecoveryId::from_byte(v).ok_or(SignatureError::RecoveryId)?;
-        let signature = Signature::from_slice(rs).map_err(|_| SignatureError::Scalar)?;
-        if signature.normalize_s().is_some() {
+        let r = bytes.get(..32).and_then(scalar).ok_or(SignatureError::Scalar)?;
+        let s = bytes.get(32..64).and_then(scalar).ok_or(SignatureError::Scalar)?;
+        if bool::from(s.is_high()) {
             return Err(SignatureError::HighS);
         }
-        Ok(Self { signature, recovery })
+        Ok(Self { r, s, y_odd })
     }
 
-    /// The address whose key made this signature over the 32-byte `hash`.
+    /// The address whose key made this signature over the 32-byte `hash`:
+    /// Q = r⁻¹ (s·R − z·G), R the curve point with x = r and the parity `v` names.
     pub fn recover(&self, hash: &[u8; 32]) -> Result<Address, SignatureError> {
-        let key = VerifyingKey::recover_from_prehash(hash, &self.signature, self.recovery)
-            .map_err(|_| SignatureError::Recovery)?;
-        Ok(address_of(&key))
+        let z = <Scalar as Reduce<k256::U256>>::reduce_bytes(&FieldBytes::from(*hash));
+        let big_r = AffinePoint::decompress(&self.r.to_repr(), Choice::from(u8::from(self.y_odd)));
+        let big_r = Option::<AffinePoint>::from(big_r).ok_or(SignatureError::Recovery)?;
+        let r_inv = Option::<Scalar>::from(self.r.invert()).ok_or(SignatureError::Recovery)?;
+        let u1 = -(r_inv * z);
+        let u2 = r_inv * self.s;
+        let q = ProjectivePoint::lincomb(&ProjectivePoint::GENERATOR, &u1, &ProjectivePoint::from(big_r), &u2);
+        let q = q.to_affine();
+        if q == AffinePoint::IDENTITY {
+            return Err(SignatureError::Recovery);
+        }
+        Ok(address_of_point(&q))
     }
 }
 
-/// The address of a public key: the last 20 bytes of keccak-256 of `X || Y`.
-pub fn address_of(key: &VerifyingKey) -> Address {
-    let point = key.to_encoded_point(false);
-    let xy = point.as_bytes().get(1..).unwrap_or_default();
+/// The address of a public key point: the last 20 bytes of keccak-256 of `X || Y`.
+pub fn address_of_point(point: &AffinePoint) -> Address {
+    let encoded = point.to_encoded_point(false);
+    let xy = encoded.as_bytes().get(1..).unwrap_or_default();
     let hash = keccak256(&[xy]);
     let mut address = [0u8; 20];
     if let Some(tail) = hash.get(12..) {
@@ -80,7 +103,11 @@ pub fn address_of(key: &VerifyingKey) -> Address {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k256::ecdsa::SigningKey;
+    use k256::ecdsa::{Signature, SigningKey};
+
+    fn address_of(key: &k256::ecdsa::VerifyingKey) -> Address {
+        address_of_point(key.as_affine())
+    }
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_slice(&[seed; 32]).unwrap()
@@ -145,6 +172,35 @@ mod tests {
         assert_eq!(RecoverableSignature::parse_hex("0x1234"), Err(SignatureError::Encoding));
         let long = format!("0x{}", "11".repeat(66));
         assert_eq!(RecoverableSignature::parse_hex(&long), Err(SignatureError::Encoding));
+    }
+
+    /// The recovery here against k256's own ECDSA recovery (which also verifies the signature
+    /// with the key it recovers): the same address for real signatures, and the same verdict
+    /// for arbitrary `r`, `s`, `v`.
+    #[test]
+    fn recovers_what_k256_ecdsa_recovers() {
+        use k256::ecdsa::{RecoveryId, VerifyingKey};
+        for seed in 1u8..=40 {
+            let signer = key(seed);
+            let hash = keccak256(&[&[seed], b"differential"]);
+            let bytes = sign(&signer, &hash, 27);
+            let ours = RecoverableSignature::from_bytes(&bytes).unwrap().recover(&hash);
+            assert_eq!(ours, Ok(address_of(signer.verifying_key())), "seed {seed}");
+
+            // Arbitrary scalars: whatever both accept must recover the same key.
+            let mut junk = [0u8; 65];
+            junk[..32].copy_from_slice(&keccak256(&[b"r", &[seed]]));
+            junk[32..64].copy_from_slice(&keccak256(&[b"s", &[seed]]));
+            junk[64] = 27 + seed % 2;
+            let Ok(theirs_sig) = Signature::from_slice(&junk[..64]) else { continue };
+            let theirs =
+                VerifyingKey::recover_from_prehash(&hash, &theirs_sig, RecoveryId::from_byte(seed % 2).unwrap())
+                    .map(|k| address_of(&k));
+            match RecoverableSignature::from_bytes(&junk) {
+                Ok(sig) => assert_eq!(sig.recover(&hash).ok(), theirs.ok(), "seed {seed}"),
+                Err(e) => assert_eq!(e, SignatureError::HighS, "seed {seed}"),
+            }
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use x402_access_pass::evm::exact::replay_key;
 use x402_access_pass::evm::hex;
 use x402_access_pass::evm::keccak::keccak256;
 use x402_access_pass::evm::payload::{ExactEvmPayload, PayloadError};
-use x402_access_pass::evm::signature::{address_of, RecoverableSignature, SignatureError};
+use x402_access_pass::evm::signature::{address_of_point, RecoverableSignature, SignatureError};
 use x402_access_pass::evm::uint::U256;
 
 use crate::facilitator::{reason as common, Invalid};
@@ -92,7 +92,7 @@ impl EvmConfig {
             .iter()
             .map(|n| Token::usdc(n).ok_or_else(|| format!("--evm-network {n}: only eip155:8453 and eip155:84532")))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(EvmConfig { tokens, signer: address_of(key.verifying_key()) })
+        Ok(EvmConfig { tokens, signer: address_of_point(key.verifying_key().as_affine()) })
     }
 
     fn token(&self, network: &str) -> Option<&Token> {
