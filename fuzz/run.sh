@@ -25,6 +25,8 @@ for t in "$@"; do
         token)     max_len=6000;  dict=fuzz/dict/token.dict ;;
         query)     max_len=1024;  dict=fuzz/dict/query.dict ;;
         siwx)      max_len=9000;  dict=fuzz/dict/siwx.dict ;;
+        evm_payment) max_len=4096; dict= ;;
+        siwe)      max_len=8192;  dict= ;;
         *) echo "unknown fuzz target $t" >&2; exit 2 ;;
     esac
     mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t" "fuzz/regressions/$t"

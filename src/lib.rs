@@ -14,6 +14,7 @@ pub mod config;
 pub mod decision;
 pub mod entitlements;
 pub mod etcd;
+pub mod evm;
 pub mod facilitator;
 pub mod fee_payer;
 pub mod jwt_crypto;

@@ -13,14 +13,18 @@
 //! | `token`     | `token::bearer_token`, `token::verify`, `token::verify_cached`   |
 //! | `query`     | `pricing::parse_query`, `offer::candidates`, the price parsers   |
 //! | `siwx`      | `siwx::check`, `siwx::header::parse`, `siwx::message::format`    |
+//! | `evm_payment` | `evm::payload::ExactEvmPayload::from_json` + `evm::exact::check` |
+//! | `siwe`      | `evm::siwe::format_message` + `evm::siwe::verify`                |
 
 #![forbid(unsafe_code)]
 
 use x402_access_pass::config::Config;
 
 pub mod config;
+pub mod evm_payment;
 pub mod payment;
 pub mod query;
+pub mod siwe;
 pub mod siwx;
 pub mod solana_tx;
 pub mod token;
@@ -161,5 +165,15 @@ mod tests {
     #[test]
     fn query_inputs() {
         replay("query", crate::query::run);
+    }
+
+    #[test]
+    fn evm_payment_inputs() {
+        replay("evm_payment", crate::evm_payment::run);
+    }
+
+    #[test]
+    fn siwe_inputs() {
+        replay("siwe", crate::siwe::run);
     }
 }
