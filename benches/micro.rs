@@ -24,6 +24,7 @@ use x402_access_pass::token::{self, PassCache, PassClaims};
 
 /// The golden vectors, compiled in (tests/vectors/README.md).
 const VECTORS: &str = include_str!("../tests/vectors/x402-svm-exact.json");
+const SIWX_VECTORS: &str = include_str!("../tests/vectors/siwx/siwx.json");
 const VECTORS_NAME: &str = "tests/vectors/x402-svm-exact.json";
 const NOW: u64 = 1_800_000_000;
 const PAY_TO: &str = "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse";
@@ -203,6 +204,32 @@ fn main() {
     });
     run("solana_tx_decode", "solana::Transaction::decode (vector transaction)", &mut || {
         usize::from(black_box(solana::Transaction::decode(black_box(&tx))).is_ok())
+    });
+
+    // Sign-In-With-X: the package's valid header, at its own clock (tests/vectors/siwx/siwx.json).
+    let siwx_vectors: serde_json::Value = serde_json::from_str(SIWX_VECTORS).unwrap_or_else(|e| fail("siwx.json", e));
+    let case = siwx_vectors.pointer("/cases/0").unwrap_or_else(|| fail("siwx.json", "no cases"));
+    let siwx_header = case.get("header").and_then(serde_json::Value::as_str);
+    let siwx_header = siwx_header.unwrap_or_else(|| fail("siwx.json", "no header")).to_owned();
+    let siwx_now = case.get("now").and_then(serde_json::Value::as_u64).unwrap_or_else(|| fail("siwx.json", "no now"));
+    let origins = case.get("origins").cloned().unwrap_or_default();
+    let settings = x402_access_pass::siwx::Settings::parse(Some(&serde_json::json!({"origins": origins})))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| fail("siwx settings", "refused"));
+    let network = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1";
+    if let Err(e) = x402_access_pass::siwx::check(&settings, network, 0, siwx_header.as_bytes(), siwx_now) {
+        fail("SIGN-IN-WITH-X", format!("{e:?}"));
+    }
+    let payload =
+        x402_access_pass::siwx::header::parse(siwx_header.as_bytes()).unwrap_or_else(|| fail("siwx", "parse"));
+    run("siwx_verify", "siwx::verify::verify: the Ed25519 check of one sign-in", &mut || {
+        usize::from(x402_access_pass::siwx::verify::verify(network, black_box(&payload)).is_ok())
+    });
+    run("siwx_check", "siwx::check: a whole SIGN-IN-WITH-X (parse, validate, Ed25519)", &mut || {
+        usize::from(
+            x402_access_pass::siwx::check(&settings, network, 0, black_box(siwx_header.as_bytes()), siwx_now).is_ok(),
+        )
     });
 
     if let Some(path) = &opts.json {

@@ -28,7 +28,7 @@ impl RequestHeaders for Headers {
 
 #[inline(never)]
 fn request_with_valid_pass(config: &Config, cache: &mut PassCache, now: u64, headers: &Headers) -> usize {
-    match decision::decide(config, cache, now, b"/api/data?page=2", headers) {
+    match decision::decide(config, cache, now * 1_000, b"/api/data?page=2", headers) {
         Decision::Forward { claim_headers } => claim_headers.len(),
         _ => 0,
     }

@@ -2,7 +2,8 @@
 """Write the derived fuzz seeds into fuzz/corpus/<target>/seed-* (git-ignored).
 
 Derived from the golden vectors (`tests/vectors/x402-svm-exact.json`:
-the official client's PAYMENT-SIGNATURE and its Solana transaction) and from the integration
+the official client's PAYMENT-SIGNATURE and its Solana transaction; `tests/vectors/siwx/siwx.json`:
+the official SIGN-IN-WITH-X headers) and from the integration
 suite (its default plugin configuration); tokens are signed here with the fuzz key ring's HS256
 secrets (fuzz/src/lib.rs). Small hand-written text seeds are committed in fuzz/seeds/<target>/;
 crash reproducers in fuzz/regressions/<target>/. Standard library only.
@@ -193,6 +194,14 @@ def main() -> None:
         transaction_seeds(write, base64.b64decode(vectors["fullySignedTxBroadcast"]), "broadcast")
         v1 = vectors["v1"]["payload"]["payload"]["transaction"]
         transaction_seeds(write, base64.b64decode(v1), "v1")
+
+    # ---- Sign-In-With-X: the package's headers (fuzz/src/siwx.rs), as sent and as `S<k><JSON>`.
+    siwx_vectors = json.loads((REPO / "tests/vectors/siwx/siwx.json").read_text())
+    for case in siwx_vectors["cases"]:
+        write("siwx", f"header-{case['name']}", case["header"])
+        write("siwx", f"signed-{case['name']}", b"S\x00" + compact(case["payload"]))
+    for case in siwx_vectors["malformed"]:
+        write("siwx", f"malformed-{case['name']}", case["header"])
 
     print("gen_seeds: " + ", ".join(f"{t} {n}" for t, n in sorted(write.count.items())))
 

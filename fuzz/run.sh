@@ -16,7 +16,8 @@ mkdir -p fuzz/logs
 summary=fuzz/logs/summary.txt
 : > "$summary"
 for t in "$@"; do
-    # Largest input: a payment header is at most 16 KiB, a pass 4 KiB, a Solana packet 1232 B.
+    # Largest input: a payment header is at most 16 KiB, a pass 4 KiB, a Solana packet 1232 B,
+    # a SIGN-IN-WITH-X header 8 KiB.
     case $t in
         config)    max_len=8192;  dict=fuzz/dict/config.dict ;;
         payment)   max_len=20000; dict=fuzz/dict/payment.dict ;;
@@ -24,6 +25,9 @@ for t in "$@"; do
         solana_tx) max_len=1400;  dict= ;;
         token)     max_len=6000;  dict=fuzz/dict/token.dict ;;
         query)     max_len=1024;  dict=fuzz/dict/query.dict ;;
+        siwx)      max_len=9000;  dict=fuzz/dict/siwx.dict ;;
+        evm_payment) max_len=4096; dict= ;;
+        siwe)      max_len=8192;  dict= ;;
         *) echo "unknown fuzz target $t" >&2; exit 2 ;;
     esac
     mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t" "fuzz/regressions/$t"

@@ -109,39 +109,49 @@ struct PaymentRequired<'a> {
     error: &'static str,
 }
 
-/// The members of `extensions` in every 402 (x402 v2), each as the official `@x402/extensions`
-/// server helper builds it. Written as JSON text and joined to the serialized `PaymentRequired`
-/// (see [`with_extensions`]): a struct per member costs more wasm than the text.
-///
-/// `payment-identifier`: `declarePaymentIdentifierExtension(false)` of `@x402/extensions` 2.27.0,
+/// `payment-identifier`, declared in every 402: `declarePaymentIdentifierExtension(false)` of `@x402/extensions` 2.27.0,
 /// member for member (docs/behaviour.md §17.5): a buyer may name its payment, and the same id for
 /// the same request is answered once.
-const EXTENSION_MEMBERS: &[(&str, &str)] = &[(
-    "payment-identifier",
-    concat!(
-        r#"{"info":{"required":false},"schema":{"$schema":"https://json-schema.org/draft/2020-12/schema","#,
-        r#""type":"object","properties":{"required":{"type":"boolean"},"id":{"type":"string","minLength":16,"#,
-        r#""maxLength":128,"pattern":"^[a-zA-Z0-9_-]+$"}},"required":["required"]}}"#
-    ),
-)];
+const PAYMENT_IDENTIFIER: &str = concat!(
+    r#"{"info":{"required":false},"schema":{"$schema":"https://json-schema.org/draft/2020-12/schema","#,
+    r#""type":"object","properties":{"required":{"type":"boolean"},"id":{"type":"string","minLength":16,"#,
+    r#""maxLength":128,"pattern":"^[a-zA-Z0-9_-]+$"}},"required":["required"]}}"#
+);
 
-/// `PaymentRequired` JSON (an object) with `"extensions":{...}` added as its last member.
-fn with_extensions(mut required: Vec<u8>) -> Vec<u8> {
-    if required.pop() != Some(b'}') {
-        return required;
+/// `extensions` of `PAYMENT-REQUIRED`: `payment-identifier` always, then one member per x402
+/// extension this 402 declares besides (its name and its compact JSON), after `error`. Each member
+/// is JSON text as the official `@x402/extensions` server helper builds it: a struct per member
+/// costs more wasm than the text.
+#[derive(Debug, Clone, Default)]
+pub struct Extensions {
+    members: Vec<(&'static str, String)>,
+}
+
+impl Extensions {
+    /// Adds the member `name` (a JSON-safe constant) with the value `json` (compact JSON).
+    pub fn declare(&mut self, name: &'static str, json: String) {
+        self.members.push((name, json));
     }
-    required.extend_from_slice(br#","extensions":{"#);
-    for (i, (name, member)) in EXTENSION_MEMBERS.iter().enumerate() {
-        if i > 0 {
-            required.push(b',');
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Writes `,"extensions":{...}` before the closing brace of the object `json`.
+    fn append_to(&self, json: &mut Vec<u8>) {
+        if json.pop() != Some(b'}') {
+            return;
         }
-        required.push(b'"');
-        required.extend_from_slice(name.as_bytes());
-        required.extend_from_slice(b"\":");
-        required.extend_from_slice(member.as_bytes());
+        json.extend_from_slice(b",\"extensions\":{\"payment-identifier\":");
+        json.extend_from_slice(PAYMENT_IDENTIFIER.as_bytes());
+        for (name, value) in &self.members {
+            json.extend_from_slice(b",\"");
+            json.extend_from_slice(name.as_bytes());
+            json.extend_from_slice(b"\":");
+            json.extend_from_slice(value.as_bytes());
+        }
+        json.extend_from_slice(b"}}");
     }
-    required.extend_from_slice(b"}}");
-    required
 }
 
 /// The JSON body: a valid x402 v1 `PaymentRequired` (`x402Version`, `error`, `accepts`) with the
@@ -197,6 +207,7 @@ pub fn resource_url(forwarded_proto: Option<&[u8]>, scheme: Option<&[u8]>, autho
 pub struct Challenge {
     pub resource: Resource,
     pub requirements: PaymentRequirements,
+    pub extensions: Extensions,
 }
 
 impl Challenge {
@@ -205,7 +216,23 @@ impl Challenge {
         Challenge {
             resource: Resource { url, description, mime_type: MIME_TYPE },
             requirements: requirements(config, offer, fee_payer),
+            extensions: Extensions::default(),
         }
+    }
+
+    /// Declares Sign-In-With-X (docs/behaviour.md §16.1) when SIWX is on and the resource URL is
+    /// on one of `siwx.origins`; the clock is read only then.
+    pub fn with_sign_in(mut self, config: &Config, now_ms: impl FnOnce() -> u64) -> Challenge {
+        if let Some(settings) = &config.siwx {
+            if settings.origin_of(&self.resource.url).is_some() {
+                if let Some(json) =
+                    crate::siwx::declare::declare(settings, &config.network, &self.resource.url, now_ms())
+                {
+                    self.extensions.declare(crate::siwx::declare::EXTENSION, json);
+                }
+            }
+        }
+        self
     }
 
     /// The headers every 402 carries: a buyer can always pay from any of them.
@@ -216,9 +243,10 @@ impl Challenge {
             accepts: [&self.requirements],
             error: "Payment required",
         };
-        let required = with_extensions(serde_json::to_vec(&required).unwrap_or_default());
+        let mut json = serde_json::to_vec(&required).unwrap_or_default();
+        self.extensions.append_to(&mut json);
         vec![
-            ("payment-required", BASE64.encode(required)),
+            ("payment-required", BASE64.encode(json)),
             ("x-access-pass-tiers", config.access_pass_tiers_header.clone()),
             ("cache-control", "no-store".to_owned()),
         ]
@@ -441,5 +469,58 @@ mod tests {
         assert_eq!(resource_url(Some(b"https, http"), Some(b"http"), b"h", b"/p"), "https://h/p");
         assert_eq!(resource_url(None, Some(b"http"), b"h", b"/p"), "http://h/p");
         assert_eq!(resource_url(None, None, b"h\xff", b"/p\xfe"), "http://h\u{fffd}/p\u{fffd}");
+    }
+
+    #[test]
+    fn a_402_on_a_configured_origin_declares_sign_in_with_x_and_others_do_not() {
+        let json = serde_json::json!({
+            "payTo": "GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv", "network": crate::config::DEVNET,
+            "secret": "unit-test-secret-0123456789abcdef0123", "tiers": {"1h": "0.50"},
+            "siwx": {"origins": ["https://api.example.com"], "statement": "Welcome back"},
+        });
+        let c = Config::parse(json.to_string().as_bytes(), &|_| None).unwrap();
+        let offer = offer::default_offer(&c).unwrap();
+        let now = || 1_772_366_400_123;
+        let url = resource_url(Some(b"https"), None, b"api.example.com", b"/api/data");
+        let here = Challenge::new(&c, &offer, url, "F").with_sign_in(&c, now);
+        for response in [here.response(&c, false), here.refusal(&c, "Payment verification failed", "x")] {
+            let required = decode(response.header("payment-required").unwrap());
+            let siwx = &required["extensions"]["sign-in-with-x"];
+            assert_eq!(siwx["info"]["domain"], "api.example.com");
+            assert_eq!(siwx["info"]["uri"], "https://api.example.com/api/data");
+            assert_eq!(siwx["info"]["resources"], serde_json::json!(["https://api.example.com/api/data"]));
+            assert_eq!(siwx["info"]["issuedAt"], "2026-03-01T12:00:00.123Z");
+            assert_eq!(siwx["info"]["statement"], "Welcome back");
+            assert_eq!(
+                siwx["supportedChains"],
+                serde_json::json!([{"chainId": crate::config::DEVNET, "type": "ed25519"}])
+            );
+            assert_eq!(siwx["schema"]["required"][0], "domain");
+        }
+        // The request's own Host decides nothing: another authority, or http, gets no declaration.
+        for (proto, host) in [(&b"https"[..], &b"evil.example"[..]), (b"http", b"api.example.com")] {
+            let url = resource_url(Some(proto), None, host, b"/api/data");
+            let elsewhere = Challenge::new(&c, &offer, url, "F").with_sign_in(&c, || panic!("no clock needed"));
+            let required = decode(elsewhere.response(&c, false).header("payment-required").unwrap());
+            assert!(required["extensions"].get("sign-in-with-x").is_none(), "{required}");
+            assert!(required["extensions"].get("payment-identifier").is_some(), "{required}");
+        }
+    }
+
+    #[test]
+    fn extensions_go_last_payment_identifier_always_and_several_fit() {
+        let plain = br#"{"x402Version":2,"error":"Payment required"}"#;
+        let mut json = plain.to_vec();
+        Extensions::default().append_to(&mut json);
+        let parsed: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(parsed["extensions"].as_object().unwrap().keys().collect::<Vec<_>>(), ["payment-identifier"]);
+        let mut json = plain.to_vec();
+        let mut extensions = Extensions::default();
+        extensions.declare("sign-in-with-x", r#"{"info":{}}"#.to_owned());
+        extensions.append_to(&mut json);
+        let parsed: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(parsed["extensions"]["sign-in-with-x"], serde_json::json!({"info": {}}));
+        assert_eq!(parsed["extensions"]["payment-identifier"]["info"]["required"], false);
+        assert_eq!(parsed["error"], "Payment required", "the members before it are kept");
     }
 }

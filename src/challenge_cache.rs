@@ -7,16 +7,24 @@
 //! challenge path. The memo is direct-mapped and fixed-size: a URL that misses evicts
 //! whatever was in its slot, so memory stays bounded whatever URLs clients invent, and a
 //! configuration change builds a new worker, and so a new memo.
+//!
+//! A challenge that declares Sign-In-With-X carries a nonce and an `issuedAt` that must be at
+//! most 10 s old when sent (docs/behaviour.md §16.5): it is remembered for `DECLARING_TTL_MS`
+//! only, and asked for with the clock.
 
 use crate::response::Response;
 
 /// Slots of a worker's memo: a few hundred KB at most (an entry is ~5 KB).
 pub const DEFAULT_SLOTS: usize = 64;
+/// How long a challenge built at a known time (one that declares Sign-In-With-X) is served again.
+pub const DECLARING_TTL_MS: u64 = 5_000;
 
 struct Entry {
     url: String,
     fee_payer: String,
     html: bool,
+    /// Built at a time, for `DECLARING_TTL_MS`: served again only before this instant.
+    expires_ms: Option<u64>,
     response: Response,
 }
 
@@ -30,19 +38,29 @@ impl ChallengeCache {
     }
 
     /// The challenge for this URL, fee payer and flavour, built by `build` when it is not
-    /// remembered. `build` returning `None` (nothing to offer) is not remembered.
+    /// remembered. `build` returning `None` (nothing to offer) is not remembered. `now_ms` is
+    /// given for a challenge that depends on the time (it declares Sign-In-With-X): then it is
+    /// remembered for `DECLARING_TTL_MS` only.
     pub fn get_or_build(
         &mut self,
         url: &str,
         fee_payer: &str,
         html: bool,
+        now_ms: Option<u64>,
         build: impl FnOnce() -> Option<Response>,
     ) -> Option<&Response> {
         let index = slot_of(url, html, self.slots.len());
         let slot = self.slots.get_mut(index)?;
-        let hit = slot.as_ref().is_some_and(|e| e.html == html && e.url == url && e.fee_payer == fee_payer);
+        let fresh = |e: &Entry| match (e.expires_ms, now_ms) {
+            (None, None) => true,
+            (Some(expires), Some(now)) => now < expires,
+            _ => false,
+        };
+        let hit = slot.as_ref().is_some_and(|e| e.html == html && e.url == url && e.fee_payer == fee_payer && fresh(e));
         if !hit {
-            *slot = Some(Entry { url: url.to_owned(), fee_payer: fee_payer.to_owned(), html, response: build()? });
+            let expires_ms = now_ms.map(|now| now.saturating_add(DECLARING_TTL_MS));
+            let response = build()?;
+            *slot = Some(Entry { url: url.to_owned(), fee_payer: fee_payer.to_owned(), html, expires_ms, response });
         }
         slot.as_ref().map(|e| &e.response)
     }
@@ -73,7 +91,7 @@ mod tests {
         let mut cache = ChallengeCache::new(8);
         let builds = Cell::new(0);
         for _ in 0..3 {
-            let r = cache.get_or_build("http://h/api", "FP", false, || {
+            let r = cache.get_or_build("http://h/api", "FP", false, None, || {
                 builds.set(builds.get() + 1);
                 Some(response("a"))
             });
@@ -86,7 +104,7 @@ mod tests {
     fn url_flavour_and_fee_payer_each_make_a_different_challenge() {
         let mut cache = ChallengeCache::new(1);
         let got = |cache: &mut ChallengeCache, url: &str, fp: &str, html: bool, tag: &str| {
-            cache.get_or_build(url, fp, html, || Some(response(tag))).cloned()
+            cache.get_or_build(url, fp, html, None, || Some(response(tag))).cloned()
         };
         assert_eq!(got(&mut cache, "http://h/a", "FP", false, "1"), Some(response("1")));
         // One slot: each differing request replaces it, never answers with the other one.
@@ -99,8 +117,8 @@ mod tests {
     #[test]
     fn nothing_to_offer_is_not_remembered() {
         let mut cache = ChallengeCache::new(4);
-        assert_eq!(cache.get_or_build("http://h/a", "FP", false, || None), None);
-        assert_eq!(cache.get_or_build("http://h/a", "FP", false, || Some(response("x"))), Some(&response("x")));
+        assert_eq!(cache.get_or_build("http://h/a", "FP", false, None, || None), None);
+        assert_eq!(cache.get_or_build("http://h/a", "FP", false, None, || Some(response("x"))), Some(&response("x")));
     }
 
     #[test]
@@ -108,9 +126,24 @@ mod tests {
         let mut cache = ChallengeCache::new(4);
         for i in 0..1_000 {
             let url = format!("http://h/a?{i}");
-            assert!(cache.get_or_build(&url, "FP", false, || Some(response(&url))).is_some());
+            assert!(cache.get_or_build(&url, "FP", false, None, || Some(response(&url))).is_some());
         }
         assert_eq!(cache.slots.len(), 4);
         assert!(cache.slots.iter().flatten().count() <= 4);
+    }
+
+    #[test]
+    fn a_challenge_built_at_a_time_is_served_for_a_few_seconds_only() {
+        let mut cache = ChallengeCache::new(4);
+        let at = |cache: &mut ChallengeCache, now: u64, tag: &str| {
+            cache.get_or_build("http://h/a", "FP", false, Some(now), || Some(response(tag))).cloned()
+        };
+        assert_eq!(at(&mut cache, 1_000, "first"), Some(response("first")));
+        assert_eq!(at(&mut cache, 1_000 + DECLARING_TTL_MS - 1, "second"), Some(response("first")));
+        assert_eq!(at(&mut cache, 1_000 + DECLARING_TTL_MS, "third"), Some(response("third")));
+        // Never mixed with the timeless flavour of the same request.
+        let timeless = cache.get_or_build("http://h/a", "FP", false, None, || Some(response("timeless"))).cloned();
+        assert_eq!(timeless, Some(response("timeless")));
+        const { assert!(DECLARING_TTL_MS <= 10_000, "issuedAt must stay within 10 s of sending") };
     }
 }

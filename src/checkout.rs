@@ -17,6 +17,7 @@
 
 use crate::challenge::{self, Challenge};
 use crate::config::Config;
+use crate::entitlements::Entitlement;
 use crate::facilitator::{self, CalloutResult, Settlement, Unavailable, Verification};
 use crate::ledger::{LedgerAnswer, LedgerOp, PurchaseKey};
 use crate::payment::{self, CheckedPayment, Wire};
@@ -94,8 +95,10 @@ pub struct Forward {
 
 impl Forward {
     fn new(config: &Config, wire: Wire, token: &str, payment_response: &str, claims: &PassClaims) -> Forward {
-        // Both payment headers: the upstream never sees a payment, whichever was processed.
-        let mut remove_request_headers = vec!["payment-signature", "x-payment"];
+        // Both payment headers: the upstream never sees a payment, whichever was processed. A
+        // sign-in that found no entitlement may ride along with the payment: it is the buyer's,
+        // not the upstream's (docs/behaviour.md §16.3).
+        let mut remove_request_headers = vec!["payment-signature", "x-payment", "sign-in-with-x"];
         if !config.forward_authorization {
             remove_request_headers.push("authorization");
         }
@@ -194,6 +197,8 @@ pub struct Checkout {
     serve: bool,
     id: Option<Identified>,
     state: State,
+    /// Once the money moved: the payer's entitlement, recorded after the outcome (§16.3).
+    entitle: Option<LedgerOp>,
 }
 
 /// A payment on a request that names no pass (no `tier`, no `duration`) is a paid request
@@ -262,7 +267,7 @@ impl Checkout {
         let serve = is_paid_request(config, path);
         let id =
             id.map(|id| Identified { at: PurchaseKey::of_identifier(&id), request: request_fingerprint(method, path) });
-        let mut checkout = Checkout { checked, challenge, body, at, serve, id, state: State::Claiming };
+        let mut checkout = Checkout { checked, challenge, body, at, serve, id, state: State::Claiming, entitle: None };
         let step = match checkout.id.is_some() {
             true => checkout.identify(None),
             false => Step::Ledger(LedgerOp::Claim(checkout.at.clone())),
@@ -316,9 +321,9 @@ impl Checkout {
                     self.state = State::Closing(finish, false);
                     Step::Ledger(op)
                 }
-                None => self.finish(*finish),
+                None => self.entitle_then_finish(finish),
             },
-            (State::Closing(finish, false), _) => self.finish(*finish),
+            (State::Closing(finish, false), _) => self.entitle_then_finish(finish),
             (state, _) => self.out_of_order(state),
         }
     }
@@ -540,6 +545,8 @@ impl Checkout {
             None => Answer::Local(receipt.response(self.checked.payment.wire)),
         };
         let finish = Finish { answer, counts, log: Some(self.outcome("settled", &detail)) };
+        let entitlement = Entitlement::of(&pass.claims);
+        self.entitle = Some(LedgerOp::Entitle { payer: pass.claims.payer.clone(), entitlement });
         self.close(finish, Some(Entry::Settled { at: now, receipt }))
     }
 
@@ -563,6 +570,18 @@ impl Checkout {
             Some(entry) => LedgerOp::Put(at, Box::new(entry)),
             None => LedgerOp::Forget(at),
         })
+    }
+
+    /// The outcome is recorded; a payer whose money moved is entitled (docs/behaviour.md §16.3)
+    /// before the answer leaves, so their next `SIGN-IN-WITH-X` finds it.
+    fn entitle_then_finish(&mut self, finish: Box<Finish>) -> Step {
+        match self.entitle.take() {
+            Some(op) => {
+                self.state = State::Closing(finish, false);
+                Step::Ledger(op)
+            }
+            None => self.finish(*finish),
+        }
     }
 
     fn finish(&mut self, finish: Finish) -> Step {

@@ -157,6 +157,8 @@ pub struct Config {
     pub max_paid_body_bytes: u64,
     /// `X-ACCESS-PASS-TIERS` value, built once (it is the same for every request).
     pub access_pass_tiers_header: String,
+    /// Sign-In-With-X (docs/behaviour.md §16): `None` when `siwx.origins` is not set.
+    pub siwx: Option<crate::siwx::Settings>,
 }
 
 /// The top-level settings, each still a raw JSON value: every field is validated by hand
@@ -191,6 +193,7 @@ struct RawConfig {
     settle_deadline_ms: Option<Value>,
     pay_and_serve: Option<Value>,
     max_paid_body_bytes: Option<Value>,
+    siwx: Option<Value>,
 }
 
 impl RawConfig {
@@ -231,6 +234,7 @@ impl RawConfig {
                 "settleDeadlineMs" => &mut raw.settle_deadline_ms,
                 "payAndServe" => &mut raw.pay_and_serve,
                 "maxPaidBodyBytes" => &mut raw.max_paid_body_bytes,
+                "siwx" => &mut raw.siwx,
                 _ => return Err(ConfigError::new(&name, "unknown field")),
             };
             if slot.replace(value).is_some() {
@@ -407,6 +411,8 @@ impl Config {
             pay_and_serve,
             max_paid_body_bytes,
             access_pass_tiers_header: String::new(),
+            siwx: crate::siwx::Settings::parse(raw.siwx.as_ref())
+                .map_err(|(field, problem)| ConfigError::new(field, problem))?,
         };
         config.access_pass_tiers_header =
             catalogue::tiers_header(&config.tiers, config.rate_per_hour.as_ref(), &config.issuer);
@@ -1200,5 +1206,23 @@ mod tests {
         );
         assert_eq!(decode_ed25519(&pem, &PKCS8_PRIVATE_PREFIX), Some(seed));
         assert_eq!(decode_ed25519("AAAA", &PKCS8_PRIVATE_PREFIX), None);
+    }
+
+    #[test]
+    fn siwx_is_off_without_origins_and_each_mistake_is_one_line() {
+        let base = serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET});
+        assert!(parse(base.clone()).unwrap().siwx.is_none());
+        let mut on = base.clone();
+        on["siwx"] = serde_json::json!({"origins": ["https://api.example.com"], "statement": "Welcome back"});
+        let siwx = parse(on).unwrap().siwx.unwrap();
+        assert_eq!(siwx.origins[0].host, "api.example.com");
+        assert_eq!((siwx.max_age_seconds, siwx.statement.as_deref()), (300, Some("Welcome back")));
+        let mut bad = base;
+        bad["siwx"] = serde_json::json!({"origins": ["https://api.example.com/api"]});
+        let e = error_of(bad);
+        assert_eq!(
+            e.to_string(),
+            "invalid x402-access-pass configuration: siwx.origins[0]: must not include a path, query, or fragment"
+        );
     }
 }

@@ -1,8 +1,13 @@
-//! The order of decisions for one request (docs/behaviour.md §3), host-agnostic: the
-//! proxy-wasm layer supplies the headers, this decides what happens.
+//! The order of decisions for one request (docs/behaviour.md §3 and §16.4), host-agnostic:
+//! the proxy-wasm layer supplies the headers, this decides what happens. A valid Bearer pass;
+//! else a verified `SIGN-IN-WITH-X` whose payer holds an entitlement; else a payment; else the
+//! challenge.
 
 use crate::config::{Claim, Config};
+use crate::entitlements::Entitlement;
 use crate::payment::Wire;
+use crate::response::Response;
+use crate::siwx;
 use crate::token::{self, PassCache, PassClaims, Rejection};
 
 /// Request headers as raw bytes, read lazily: the hot path (a valid pass)
@@ -25,15 +30,22 @@ pub enum Decision<'a> {
     Purchase { payment: Vec<u8>, wire: Wire, rejected: Option<Rejection> },
     /// Neither a valid pass nor a payment: the 402 challenge.
     Challenge { rejected: Option<Rejection> },
+    /// A `SIGN-IN-WITH-X` came without a valid pass (docs/behaviour.md §16): `Ok(payer)` when it
+    /// verified, and the request is forwarded if the ledger holds an entitlement for that payer
+    /// ([`honour`]); else why not. When it is not honoured, `otherwise` (a purchase or the
+    /// challenge) follows, as if the header had not come.
+    SignIn { outcome: Result<String, siwx::Reason>, otherwise: Box<Decision<'a>> },
 }
 
+/// `now_ms`: the clock in milliseconds (a signed-in message is timed to the millisecond).
 pub fn decide<'a>(
     config: &'a Config,
     cache: &mut PassCache,
-    now: u64,
+    now_ms: u64,
     path: &[u8],
     headers: &dyn RequestHeaders,
 ) -> Decision<'a> {
+    let now = now_ms / 1_000;
     if !config.applies_to(path) {
         return Decision::Untouched;
     }
@@ -53,8 +65,48 @@ pub fn decide<'a>(
             None => rejected = Some(Rejection::NotBearer),
         }
     }
-    // `PAYMENT-SIGNATURE` (x402 v2) wins over `X-PAYMENT` (v1) when a request carries both: only
-    // it is processed, and the other is never charged (docs/behaviour.md §20).
+    let otherwise = payment_or_challenge(headers, rejected);
+    match (&config.siwx, config.siwx.as_ref().and_then(|_| headers.header(siwx::HEADER))) {
+        (Some(settings), Some(raw)) => {
+            let leeway = config.verify_policy.leeway_seconds;
+            let outcome = siwx::check(settings, &config.network, leeway, &raw, now_ms);
+            Decision::SignIn { outcome, otherwise: Box::new(otherwise) }
+        }
+        _ => otherwise,
+    }
+}
+
+/// A verified sign-in, once the ledger answered: the claim headers to forward with when `payer`
+/// holds an entitlement on this network that is honoured at `now` (`now <= exp + leeway`).
+pub fn honour<'a>(
+    config: &'a Config,
+    payer: &str,
+    entitlement: Option<&Entitlement>,
+    now: u64,
+) -> Option<Vec<(&'a str, String)>> {
+    let entitlement =
+        entitlement.filter(|e| e.network == config.network && e.honoured(now, config.verify_policy.leeway_seconds))?;
+    Some(claim_headers(config, &entitlement.claims(config, payer)))
+}
+
+/// 503 `ledger_unavailable` (docs/behaviour.md §19): a sign-in whose entitlement could not be
+/// looked up is never answered 402, which would charge a buyer who already paid.
+pub fn ledger_unavailable() -> Response {
+    Response {
+        status: 503,
+        headers: vec![
+            ("content-type", "application/json".to_owned()),
+            ("cache-control", "no-store".to_owned()),
+            ("retry-after", "1".to_owned()),
+        ],
+        body: br#"{"error":"Entitlements are unavailable, try again shortly","reason":"ledger_unavailable"}"#.to_vec(),
+    }
+}
+
+/// A payment, else the challenge. `PAYMENT-SIGNATURE` (x402 v2) wins over `X-PAYMENT` (v1) when a
+/// request carries both: only it is processed, and the other is never charged (docs/behaviour.md
+/// §20).
+fn payment_or_challenge<'a>(headers: &dyn RequestHeaders, rejected: Option<Rejection>) -> Decision<'a> {
     for wire in [Wire::V2, Wire::V1] {
         if let Some(payment) = headers.header(wire.request_header()) {
             return Decision::Purchase { payment, wire, rejected };
@@ -127,7 +179,7 @@ mod tests {
     }
 
     fn run<'a>(c: &'a Config, path: &str, h: &Headers) -> Decision<'a> {
-        decide(c, &mut PassCache::new(16), 1_000, path.as_bytes(), h)
+        decide(c, &mut PassCache::new(16), 1_000_000, path.as_bytes(), h)
     }
 
     #[test]
@@ -192,5 +244,82 @@ mod tests {
         let auth = format!("Bearer {}", valid_token(&c, 1_000));
         let h = headers(&[(":method", b"GET"), ("authorization", auth.as_bytes()), ("x-payment", b"v1")]);
         assert!(matches!(run(&c, "/api/data", &h), Decision::Forward { .. }));
+    }
+
+    const VECTORS: &str = include_str!("../tests/vectors/siwx/siwx.json");
+
+    /// Sells on devnet at https://api.example.com, where the vectors' payloads were signed.
+    fn siwx_config() -> Config {
+        let json = serde_json::json!({
+            "payTo": "GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv", "secret": SECRET,
+            "network": crate::config::DEVNET, "tiers": {"1h": "0.50"}, "protect": [{"prefix": "/api/"}],
+            "siwx": {"origins": ["https://api.example.com"]},
+        });
+        Config::parse(json.to_string().as_bytes(), &|_| None).unwrap()
+    }
+
+    fn vector(name: &str) -> (Vec<u8>, u64, String) {
+        let v: serde_json::Value = serde_json::from_str(VECTORS).unwrap();
+        let case = v["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone();
+        let header = case["header"].as_str().unwrap().as_bytes().to_vec();
+        (header, case["now"].as_u64().unwrap(), case["payload"]["address"].as_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn a_valid_pass_wins_over_a_sign_in_and_a_sign_in_over_a_payment() {
+        let c = siwx_config();
+        let (siwx, now_ms, payer) = vector("valid");
+        let auth = format!("Bearer {}", valid_token(&c, now_ms / 1_000));
+        let h = headers(&[(":method", b"GET"), ("authorization", auth.as_bytes()), ("sign-in-with-x", &siwx)]);
+        let decided = decide(&c, &mut PassCache::new(16), now_ms, b"/api/data", &h);
+        assert!(matches!(decided, Decision::Forward { .. }), "{decided:?}");
+        let h = headers(&[(":method", b"GET"), ("sign-in-with-x", &siwx), ("payment-signature", b"x")]);
+        let Decision::SignIn { outcome, otherwise } = decide(&c, &mut PassCache::new(16), now_ms, b"/api/data", &h)
+        else {
+            panic!("not a sign-in")
+        };
+        assert_eq!(outcome, Ok(payer));
+        assert!(matches!(*otherwise, Decision::Purchase { .. }));
+    }
+
+    #[test]
+    fn a_bad_sign_in_carries_its_reason_and_then_the_challenge() {
+        let c = siwx_config();
+        let (siwx, now_ms, _) = vector("signed-for-another-site");
+        for (raw, reason) in [(&siwx[..], siwx::Reason::Domain), (b"\xff\xfe", siwx::Reason::Malformed)] {
+            let h = headers(&[(":method", b"GET"), ("sign-in-with-x", raw)]);
+            let decided = decide(&c, &mut PassCache::new(16), now_ms, b"/api/data", &h);
+            assert_eq!(
+                decided,
+                Decision::SignIn { outcome: Err(reason), otherwise: Box::new(Decision::Challenge { rejected: None }) }
+            );
+        }
+        // SIWX off: the header is not even read.
+        let (siwx, now_ms, _) = vector("valid");
+        let h = headers(&[(":method", b"GET"), ("sign-in-with-x", &siwx)]);
+        assert_eq!(
+            decide(&config(), &mut PassCache::new(16), now_ms, b"/api/data", &h),
+            Decision::Challenge { rejected: None }
+        );
+    }
+
+    #[test]
+    fn an_entitlement_is_honoured_until_exp_and_leeway_with_its_own_claims() {
+        let c = siwx_config();
+        let e = Entitlement { tier: "1h".into(), iat: 1_000, exp: 4_600, network: c.network.clone() };
+        let claims = honour(&c, "Buyer", Some(&e), 4_600).unwrap();
+        assert_eq!(
+            claims,
+            vec![
+                ("x-access-pass-tier", "1h".to_owned()),
+                ("x-access-pass-payer", "Buyer".to_owned()),
+                ("x-access-pass-expires", "4600".to_owned()),
+                ("x-access-pass-network", c.network.clone()),
+            ]
+        );
+        assert_eq!(honour(&c, "Buyer", Some(&e), 4_601), None, "past exp");
+        assert_eq!(honour(&c, "Buyer", None, 2_000), None, "never paid");
+        let elsewhere = Entitlement { network: crate::config::MAINNET.into(), ..e };
+        assert_eq!(honour(&c, "Buyer", Some(&elsewhere), 2_000), None, "another network's pass");
     }
 }

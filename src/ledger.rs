@@ -6,6 +6,7 @@
 //! data, reached through the small [`SharedStore`] interface; the compare-and-swap loop that makes
 //! it safe across workers lives here, where it is tested natively.
 
+use crate::entitlements::{self, Delta, Entitlement};
 use crate::replay::{bucket_key, Bucket, Claim, Entry, FirstOutcome, IdClaim, Policy, BUCKETS};
 
 /// Where one purchase lives: its bucket and its key inside the bucket (`replay::locate`).
@@ -47,6 +48,10 @@ pub enum LedgerOp {
     ReleaseId { id: PurchaseKey, payment: PurchaseKey },
     /// Read where a payment stands, changing nothing.
     Look(PurchaseKey),
+    /// The payer bought a pass: record what it entitles them to (docs/behaviour.md §16.3).
+    Entitle { payer: String, entitlement: Entitlement },
+    /// What this payer is entitled to, if anything.
+    Entitlement(String),
 }
 
 /// The ledger's answer to one [`LedgerOp`].
@@ -56,6 +61,10 @@ pub enum LedgerAnswer {
     Identified(IdClaim),
     Looked(FirstOutcome),
     Done,
+    /// An `Entitle` was recorded; the number of entitlements held changed by this much.
+    Granted(Delta),
+    /// The answer to `Entitlement`.
+    Entitled(Option<Entitlement>),
     /// The ledger could not be read or written.
     Unavailable,
 }
@@ -92,8 +101,9 @@ pub struct LocalLedger<'a, S: SharedStore> {
     pub policy: Policy,
 }
 
-/// Creates the buckets of the local ledger that do not exist yet. Creation is the one write that
-/// cannot be a compare-and-swap; it happens at start-up, before requests.
+/// Creates the buckets of the local ledger that do not exist yet, purchases' and entitlements'.
+/// Creation is the one write that cannot be a compare-and-swap; it happens at start-up, before
+/// requests.
 pub fn create_buckets(store: &impl SharedStore) {
     for index in 0..BUCKETS {
         let key = bucket_key(index);
@@ -101,6 +111,7 @@ pub fn create_buckets(store: &impl SharedStore) {
             let _ = store.write(&key, b"", None);
         }
     }
+    entitlements::create_buckets(store);
 }
 
 impl<S: SharedStore> LocalLedger<'_, S> {
@@ -160,6 +171,10 @@ impl<S: SharedStore> Ledger for LocalLedger<'_, S> {
             LedgerOp::Look(at) => self.store.read(&bucket_key(at.bucket)).map(|(bytes, _)| {
                 LedgerAnswer::Looked(Bucket::decode(bytes.as_deref()).first_outcome(&at.key, now, policy))
             }),
+            LedgerOp::Entitle { payer, entitlement } => {
+                entitlements::grant(self.store, payer, entitlement, now).map(LedgerAnswer::Granted)
+            }
+            LedgerOp::Entitlement(payer) => entitlements::lookup(self.store, payer).ok().map(LedgerAnswer::Entitled),
         };
         answer.unwrap_or(LedgerAnswer::Unavailable)
     }
@@ -283,13 +298,29 @@ mod tests {
     }
 
     #[test]
+    fn entitlements_are_granted_and_looked_up_through_the_ledger() {
+        let store = MemoryStore::default();
+        let ledger = LocalLedger { store: &store, policy: POLICY };
+        create_buckets(&store);
+        let entitlement = Entitlement { tier: "1h".into(), iat: 100, exp: 3_700, network: "solana:x".into() };
+        let ask = LedgerOp::Entitlement("Buyer".into());
+        assert_eq!(ledger.run(&ask, 100), LedgerAnswer::Entitled(None));
+        let grant = LedgerOp::Entitle { payer: "Buyer".into(), entitlement: entitlement.clone() };
+        assert_eq!(ledger.run(&grant, 100), LedgerAnswer::Granted(1));
+        assert_eq!(ledger.run(&grant, 101), LedgerAnswer::Granted(0));
+        assert_eq!(ledger.run(&ask, 102), LedgerAnswer::Entitled(Some(entitlement)));
+        store.broken.set(true);
+        assert_eq!(ledger.run(&ask, 103), LedgerAnswer::Unavailable);
+    }
+
+    #[test]
     fn buckets_are_created_once_and_swept_only_when_something_expired() {
         let store = MemoryStore::default();
         let ledger = LocalLedger { store: &store, policy: POLICY };
         create_buckets(&store);
-        assert_eq!(store.writes.get(), BUCKETS);
+        assert_eq!(store.writes.get(), BUCKETS + entitlements::BUCKETS);
         create_buckets(&store);
-        assert_eq!(store.writes.get(), BUCKETS);
+        assert_eq!(store.writes.get(), BUCKETS + entitlements::BUCKETS);
         assert_eq!(ledger.run(&LedgerOp::Claim(at("k")), 100), LedgerAnswer::Claimed(Claim::Fresh));
         let writes = store.writes.get();
         ledger.sweep(3, 110);

@@ -12,7 +12,9 @@ pub mod challenge_cache;
 pub mod checkout;
 pub mod config;
 pub mod decision;
+pub mod entitlements;
 pub mod etcd;
+pub mod evm;
 pub mod facilitator;
 pub mod fee_payer;
 pub mod jwt_crypto;
@@ -25,6 +27,7 @@ pub mod purchase;
 pub mod replay;
 pub mod response;
 pub mod settle_outcome;
+pub mod siwx;
 pub mod solana;
 pub mod token;
 

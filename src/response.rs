@@ -14,11 +14,11 @@ pub struct Response {
 /// `X-PAYMENT-RESPONSE` (§20).
 pub const EXPOSE_HEADERS: &str =
     "PAYMENT-REQUIRED, X-ACCESS-PASS-TIERS, ACCESS-PASS, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE";
-/// The request headers a buyer in a browser may send: v1's `X-PAYMENT` too, and the
-/// `Access-Control-Expose-Headers` request header `x402-fetch` 1.2.0 adds to its paid request
-/// (docs/behaviour.md §20).
+/// The request headers a buyer in a browser may send: `SIGN-IN-WITH-X` (§16), v1's `X-PAYMENT`,
+/// and the `Access-Control-Expose-Headers` request header `x402-fetch` 1.2.0 adds to its paid
+/// request (docs/behaviour.md §20).
 pub const ALLOW_HEADERS: &str =
-    "Authorization, PAYMENT-SIGNATURE, X-PAYMENT, Access-Control-Expose-Headers, Content-Type";
+    "Authorization, PAYMENT-SIGNATURE, SIGN-IN-WITH-X, X-PAYMENT, Access-Control-Expose-Headers, Content-Type";
 pub const ALLOW_METHODS: &str = "GET, POST, HEAD, OPTIONS";
 const PREFLIGHT_MAX_AGE: &str = "600";
 

@@ -85,11 +85,16 @@ def load_config(path: pathlib.Path) -> dict:
     return config
 
 
-def demo_plugin_config(config: dict, facilitator_addr: str) -> dict:
-    """What Envoy gets: the seller's configuration pointed at the demo's facilitator."""
+def demo_plugin_config(config: dict, facilitator_addr: str, listener_port: int = 0) -> dict:
+    """What Envoy gets: the seller's configuration pointed at the demo's facilitator. With
+    Sign-In-With-X on, the demo's own listener (X402_DEMO_PORT) is one of its origins."""
     loaded = {k: v for k, v in config.items() if k not in DROPPED}
     loaded["facilitatorUrl"] = f"http://{facilitator_addr}"
     loaded["facilitatorCluster"] = FACILITATOR_CLUSTER
+    siwx = loaded.get("siwx")
+    if listener_port and isinstance(siwx, dict) and isinstance(siwx.get("origins"), list):
+        own = [f"http://{host}:{listener_port}" for host in ("127.0.0.1", "localhost")]
+        loaded["siwx"] = {**siwx, "origins": siwx["origins"] + [o for o in own if o not in siwx["origins"]]}
     return loaded
 
 
@@ -353,7 +358,7 @@ def main() -> int:
         except (RuntimeError, TimeoutError) as err:
             raise DemoError(f"the test facilitator did not start: {str(err).splitlines()[0]}") from None
         upstream = DemoUpstream().start()
-        envoy = Envoy("demo", demo_plugin_config(config, facilitator.addr), facilitator.port, upstream.port, run_dir,
+        envoy = Envoy("demo", demo_plugin_config(config, facilitator.addr, listener_port), facilitator.port, upstream.port, run_dir,
                       listener_port=listener_port, admin_port=admin_port)
         try:
             envoy.start()

@@ -13,14 +13,20 @@
 //! | `solana_tx` | `solana::Transaction::decode` and every method of it             |
 //! | `token`     | `token::bearer_token`, `token::verify`, `token::verify_cached`   |
 //! | `query`     | `pricing::parse_query`, `offer::candidates`, the price parsers   |
+//! | `siwx`      | `siwx::check`, `siwx::header::parse`, `siwx::message::format`    |
+//! | `evm_payment` | `evm::payload::ExactEvmPayload::from_json` + `evm::exact::check` |
+//! | `siwe`      | `evm::siwe::format_message` + `evm::siwe::verify`                |
 
 #![forbid(unsafe_code)]
 
 use x402_access_pass::config::Config;
 
 pub mod config;
+pub mod evm_payment;
 pub mod payment;
 pub mod query;
+pub mod siwe;
+pub mod siwx;
 pub mod solana_tx;
 pub mod token;
 
@@ -107,6 +113,37 @@ mod tests {
     }
 
     #[test]
+    fn siwx_inputs() {
+        replay("siwx", crate::siwx::run);
+    }
+
+    /// The golden vectors' headers through the harness: the valid ones are honoured, and a
+    /// message signed by another key never is.
+    #[test]
+    fn siwx_vectors_hold_the_invariants() {
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/vectors/siwx/siwx.json")).unwrap();
+        for case in vectors["cases"].as_array().unwrap() {
+            crate::siwx::run(case["header"].as_str().unwrap().as_bytes());
+            let mut signed = b"S\x01".to_vec();
+            signed.extend(case["payload"].to_string().as_bytes());
+            crate::siwx::run(&signed);
+            signed[1] = 0;
+            crate::siwx::run(&signed);
+        }
+        let valid = vectors["cases"][0]["header"].as_str().unwrap();
+        let s = crate::siwx::settings();
+        let honoured = x402_access_pass::siwx::check(
+            s,
+            crate::siwx::NETWORK,
+            crate::siwx::LEEWAY,
+            valid.as_bytes(),
+            crate::siwx::NOW_MS,
+        );
+        assert!(honoured.is_ok(), "{honoured:?}");
+    }
+
+    #[test]
     fn config_inputs() {
         replay("config", crate::config::run);
     }
@@ -134,5 +171,15 @@ mod tests {
     #[test]
     fn query_inputs() {
         replay("query", crate::query::run);
+    }
+
+    #[test]
+    fn evm_payment_inputs() {
+        replay("evm_payment", crate::evm_payment::run);
+    }
+
+    #[test]
+    fn siwe_inputs() {
+        replay("siwe", crate::siwe::run);
     }
 }

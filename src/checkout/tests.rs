@@ -606,7 +606,7 @@ fn a_paid_request_that_settles_is_forwarded_with_its_new_pass() {
     let run = seller.pay(NOW, &[VERIFY_OK, SETTLE_OK]);
     assert_eq!(run.calls, [Endpoint::Verify, Endpoint::Settle]);
     let forward = run.finish.forwarded();
-    assert_eq!(forward.remove_request_headers, ["payment-signature", "x-payment", "authorization"]);
+    assert_eq!(forward.remove_request_headers, ["payment-signature", "x-payment", "sign-in-with-x", "authorization"]);
     let token = response_header(forward, "access-pass");
     let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW).unwrap();
     assert_eq!((claims.tier.as_str(), claims.iat, claims.exp), ("5m", NOW, NOW + 300));
@@ -740,7 +740,7 @@ fn a_seller_that_forwards_authorization_keeps_it_on_a_paid_request() {
     config.forward_authorization = true;
     let seller = Seller::with_config(config);
     let run = seller.pay(NOW, &[VERIFY_OK, SETTLE_OK]);
-    assert_eq!(run.finish.forwarded().remove_request_headers, ["payment-signature", "x-payment"]);
+    assert_eq!(run.finish.forwarded().remove_request_headers, ["payment-signature", "x-payment", "sign-in-with-x"]);
 }
 
 #[test]
@@ -1005,7 +1005,7 @@ fn a_v1_paid_request_is_forwarded_with_x_payment_response_and_its_pass() {
     let run = seller.pay_v1(NOW, PAID, &[VERIFY_OK, SETTLE_V1_OK]);
     assert_eq!(run.calls, [Endpoint::Verify, Endpoint::Settle]);
     let forward = run.finish.forwarded();
-    assert_eq!(forward.remove_request_headers, ["payment-signature", "x-payment", "authorization"]);
+    assert_eq!(forward.remove_request_headers, ["payment-signature", "x-payment", "sign-in-with-x", "authorization"]);
     assert!(forward.response_headers.iter().all(|(name, _)| *name != "payment-response"));
     let token = response_header(forward, "access-pass");
     let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW).unwrap();
@@ -1090,4 +1090,60 @@ fn a_v1_network_name_for_another_network_or_no_network_is_refused() {
         );
         assert!(run.calls.is_empty());
     }
+}
+
+/// The payer's entitlement (docs/behaviour.md §16.3), as a later `SIGN-IN-WITH-X` finds it.
+fn entitlement_of(seller: &Seller, payer: &str) -> Option<crate::entitlements::Entitlement> {
+    match seller.ledger().run(&LedgerOp::Entitlement(payer.to_owned()), NOW) {
+        LedgerAnswer::Entitled(found) => found,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn payer_of(seller: &Seller) -> String {
+    Checkout::begin(
+        &seller.config,
+        b"GET",
+        b"/weather?tier=5m",
+        Wire::V2,
+        &header(),
+        challenge(&seller.config),
+        &fee_payer(),
+    )
+    .map(|(checkout, _)| checkout.checked().payer.clone())
+    .unwrap_or_else(|_| panic!("the vector passes the local checks"))
+}
+
+#[test]
+fn a_settled_purchase_entitles_its_payer_and_a_refused_one_does_not() {
+    let refused = Seller::new();
+    let payer = payer_of(&refused);
+    refused.buy(NOW, &[VERIFY_OK, (Endpoint::Settle, Reply::Ok(r#"{"success":false,"errorReason":"insufficient_funds","transaction":"","network":"solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"}"#))]);
+    assert_eq!(entitlement_of(&refused, &payer), None, "no money moved: no entitlement");
+
+    let seller = Seller::new();
+    let run = seller.buy(NOW, &[VERIFY_OK, SETTLE_OK]);
+    assert_eq!(run.finish.local().status, 200);
+    let entitlement = entitlement_of(&seller, &payer).expect("an entitlement from the moment the settlement is known");
+    assert_eq!((entitlement.tier.as_str(), entitlement.iat, entitlement.exp), ("5m", NOW, NOW + 300));
+    assert_eq!(entitlement.network, seller.config.network);
+
+    // A paid request (docs/behaviour.md §15) entitles its payer the same way: that is how a
+    // standard client comes back with SIGN-IN-WITH-X.
+    let paid = Seller::new();
+    paid.pay(NOW, &[VERIFY_OK, SETTLE_OK]).finish.forwarded();
+    assert_eq!(entitlement_of(&paid, &payer).map(|e| e.exp), Some(NOW + 300));
+}
+
+#[test]
+fn a_recovered_settlement_entitles_its_payer_for_the_pass_signed_anew() {
+    let seller = Seller::with_deadline(0);
+    let payer = payer_of(&seller);
+    let first = seller.buy(NOW, &[VERIFY_OK, (Endpoint::Settle, Reply::TimedOut)]);
+    assert_eq!(first.finish.local().status, 503);
+    assert_eq!(entitlement_of(&seller, &payer), None, "unknown: not yet");
+    let again = seller.buy(NOW + 30, &[SETTLE_OK]);
+    assert_eq!(again.finish.local().status, 200);
+    let entitlement = entitlement_of(&seller, &payer).unwrap();
+    assert_eq!((entitlement.iat, entitlement.exp), (NOW + 30, NOW + 330));
 }

@@ -11,7 +11,7 @@ use proxy_wasm::hostcalls;
 
 use crate::checkout::{Answer, Checkout, Count, Finish, Forward, Step};
 use crate::facilitator::CalloutResult;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerAnswer};
 use crate::response::{self, Response};
 
 use super::host;
@@ -65,6 +65,9 @@ pub fn execute(worker: &Worker, mut flow: Flow, mut step: Step) {
             Step::Ledger(op) => {
                 let ledger = store::local_ledger(worker.replay_policy());
                 let answer = ledger.run(&op, host::now_seconds());
+                if let LedgerAnswer::Granted(delta) = answer {
+                    worker.metrics.shift(worker.metrics.entitlements, delta);
+                }
                 flow.checkout.on_ledger(config, answer, host::now_millis())
             }
             Step::Callout(endpoint) => {

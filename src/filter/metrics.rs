@@ -36,6 +36,11 @@ pub struct Metrics {
     pub settle_retries: Option<u32>,
     pub settlements_recovered: Option<u32>,
     pub fee_payer_unavailable: Option<u32>,
+    /// Requests forwarded on a verified `SIGN-IN-WITH-X` and an entitlement (docs/behaviour.md §16).
+    pub siwx_accepted: Option<u32>,
+    pub ledger_errors: Option<u32>,
+    /// Gauge: entitlements held in this Envoy's shared data, moved by every worker's writes.
+    pub entitlements: Option<u32>,
     dynamic: Names,
     by_tier: Names,
 }
@@ -63,6 +68,9 @@ impl Metrics {
             settle_retries: counter("settle_retries"),
             settlements_recovered: counter("settlements_recovered"),
             fee_payer_unavailable: counter("fee_payer_unavailable"),
+            siwx_accepted: counter("siwx_accepted"),
+            ledger_errors: counter("ledger_errors"),
+            entitlements: hostcalls::define_metric(MetricType::Gauge, "x402_access_pass.entitlements").ok(),
             dynamic: RefCell::new(HashMap::new()),
             by_tier: RefCell::new(HashMap::new()),
         };
@@ -78,6 +86,13 @@ impl Metrics {
     pub fn add(&self, id: Option<u32>, amount: u64) {
         if let Some(id) = id {
             let _ = hostcalls::increment_metric(id, i64::try_from(amount).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Moves a gauge by `delta` (negative lowers it).
+    pub fn shift(&self, id: Option<u32>, delta: i64) {
+        if let (Some(id), true) = (id, delta != 0) {
+            let _ = hostcalls::increment_metric(id, delta);
         }
     }
 

@@ -11,6 +11,7 @@ use crate::checkout::{self, Answer, Checkout, Finish};
 use crate::config::AllowedOrigins;
 use crate::decision::{self, Decision, RequestHeaders};
 use crate::fee_payer;
+use crate::ledger::{Ledger, LedgerAnswer, LedgerOp};
 use crate::offer;
 use crate::payment::Wire;
 use crate::purchase;
@@ -19,6 +20,7 @@ use crate::token::Rejection;
 
 use super::flows::{self, Flow, PaidSlot};
 use super::host;
+use super::store;
 use super::worker::Worker;
 
 /// Request headers straight from Envoy, as bytes. Remembers whether `:method` was `HEAD`, so
@@ -106,7 +108,7 @@ impl Request {
     /// The challenge for this request: priced at its first candidate.
     fn challenge(&self, worker: &Worker, fee_payer: &str, url: String) -> Option<Challenge> {
         let offer = offer::candidates(&worker.config, &self.path).into_iter().next()?;
-        Some(Challenge::new(&worker.config, &offer, url, fee_payer))
+        Some(Challenge::new(&worker.config, &offer, url, fee_payer).with_sign_in(&worker.config, host::now_millis))
     }
 
     /// Runs `then` with the fee payer as the core says (`fee_payer::next`): now if it is known,
@@ -142,9 +144,12 @@ impl Request {
             Then::Challenge => {
                 let html = host::request_header("accept")
                     .is_some_and(|accept| accept.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")));
+                // A challenge that declares Sign-In-With-X is remembered for a few seconds only.
+                let declares = worker.config.siwx.as_ref().is_some_and(|s| s.origin_of(&url).is_some());
+                let now_ms = declares.then(host::now_millis);
                 let mut challenges = worker.challenges.borrow_mut();
                 let build = || Some(self.challenge(worker, fee_payer, url.clone())?.response(&worker.config, html));
-                match challenges.get_or_build(&url, fee_payer, html, build) {
+                match challenges.get_or_build(&url, fee_payer, html, now_ms, build) {
                     Some(answer) => {
                         worker.metrics.inc(worker.metrics.challenges_issued);
                         self.respond(worker, answer);
@@ -229,6 +234,44 @@ impl Request {
     }
 }
 
+impl Request {
+    /// A `SIGN-IN-WITH-X` (docs/behaviour.md §16.3): a verified payer holding an entitlement is
+    /// forwarded like a valid pass; `None` lets the request go on as if the header had not come.
+    fn sign_in(&mut self, worker: &Worker, outcome: Result<String, crate::siwx::Reason>) -> Option<Action> {
+        let payer = match outcome {
+            Ok(payer) => payer,
+            Err(reason) => {
+                worker.metrics.inc_reason("siwx_rejected", reason.as_str());
+                return None;
+            }
+        };
+        let now = host::now_seconds();
+        let found = match store::local_ledger(worker.replay_policy()).run(&LedgerOp::Entitlement(payer.clone()), now) {
+            LedgerAnswer::Entitled(found) => found,
+            _ => {
+                worker.metrics.inc(worker.metrics.ledger_errors);
+                self.respond(worker, &decision::ledger_unavailable());
+                return Some(Action::Pause);
+            }
+        };
+        let Some(claim_headers) = decision::honour(&worker.config, &payer, found.as_ref(), now) else {
+            worker.metrics.inc_reason("siwx_rejected", crate::siwx::Reason::NoEntitlement.as_str());
+            return None;
+        };
+        for (name, value) in &claim_headers {
+            host::set_request_header(name, value);
+        }
+        if !worker.config.forward_authorization {
+            host::remove_request_header("authorization");
+        }
+        host::remove_request_header(crate::siwx::HEADER);
+        worker.metrics.inc(worker.metrics.siwx_accepted);
+        self.answering = false;
+        self.forwarded = true;
+        Some(Action::Continue)
+    }
+}
+
 fn count_rejection(worker: &Worker, rejected: Option<Rejection>) {
     if let Some(rejection) = rejected {
         worker.metrics.inc_reason("tokens_rejected", rejection.as_str());
@@ -278,9 +321,16 @@ impl HttpContext for Request {
         let headers = EnvoyHeaders::default();
         let decision = {
             let mut cache = worker.cache.borrow_mut();
-            decision::decide(&worker.config, &mut cache, host::now_seconds(), &path, &headers)
+            decision::decide(&worker.config, &mut cache, host::now_millis(), &path, &headers)
         };
         self.head = headers.head.get();
+        let decision = match decision {
+            Decision::SignIn { outcome, otherwise } => match self.sign_in(&worker, outcome) {
+                Some(action) => return action,
+                None => *otherwise,
+            },
+            decision => decision,
+        };
         if matches!(decision, Decision::Untouched | Decision::Forward { .. }) {
             self.answering = false;
         }
@@ -316,6 +366,11 @@ impl HttpContext for Request {
             }
             Decision::Challenge { rejected } => {
                 count_rejection(&worker, rejected);
+                self.path = path;
+                self.with_fee_payer(&worker, Then::Challenge)
+            }
+            // Unwrapped above (a sign-in never holds another); never forwarded unchecked.
+            Decision::SignIn { .. } => {
                 self.path = path;
                 self.with_fee_payer(&worker, Then::Challenge)
             }

@@ -10,6 +10,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
 use crate::config::Config;
+use crate::entitlements;
 use crate::replay::BUCKETS;
 
 use super::flows;
@@ -38,6 +39,7 @@ pub struct Root {
     supported_next_ms: u64,
     supported_backoff_ms: u64,
     sweep_cursor: usize,
+    entitlement_cursor: usize,
     /// `false` until the first tick has set the steady period.
     steady_ticks: bool,
     ticks: u32,
@@ -107,6 +109,10 @@ impl RootContext for Root {
             }
         };
         crate::ledger::create_buckets(&store::EnvoySharedData);
+        match &config.siwx {
+            None => log::info!("x402-access-pass: sign-in-with-x is off (no siwx.origins configured)"),
+            Some(siwx) => log::info!("x402-access-pass: sign-in-with-x is on for {} origin(s)", siwx.origins.len()),
+        }
         self.worker = Some(Rc::new(Worker::new(config, self.context_id)));
         self.supported_in_flight = None;
         self.supported_next_ms = 0;
@@ -135,6 +141,10 @@ impl RootContext for Root {
             // One bucket a second: the whole store is swept every BUCKETS seconds.
             store::local_ledger(worker.replay_policy()).sweep(self.sweep_cursor, host::now_seconds());
             self.sweep_cursor = (self.sweep_cursor + 1) % BUCKETS;
+            // And one entitlement bucket: expired entitlements leave the gauge as they go.
+            let dropped = entitlements::sweep(&store::EnvoySharedData, self.entitlement_cursor, host::now_seconds());
+            worker.metrics.shift(worker.metrics.entitlements, -dropped);
+            self.entitlement_cursor = (self.entitlement_cursor + 1) % entitlements::BUCKETS;
         }
     }
 

@@ -20,6 +20,7 @@ import time
 
 import pytest
 
+import siwx
 import x402pay as xp
 from attacks import (STALE_AFTER_SECONDS, Counters, Ledger, assert_pass_is_what_was_paid, custom_price,
                      json_reason, race, raw_exchange, tokens_of, upstream_header_values, worker_connections)
@@ -795,3 +796,130 @@ def test_after_an_envoy_restart_an_unknown_settlement_is_not_recovered_but_not_c
     again = purchase(second, "/api/data?tier=1h", header)
     assert_payment_error(again, "duplicate_settlement", error="Payment settlement failed")
     ledger.assert_charged({tx.message_hash: PRICES["1h"]})
+
+
+# =========================================================================== Sign-In-With-X (docs/behaviour.md §16)
+# test_siwx.py covers the flow, the declaration, another site's message, old and expired messages
+# and an expired entitlement; here: forgeries and malformed headers. None may reach the upstream,
+# charge anyone or cost more than the challenge; the VM keeps serving.
+
+SIWX_ORIGIN = "https://api.siwx.test"
+SIWX_HERE = [("Host", "api.siwx.test"), ("X-Forwarded-Proto", "https")]
+
+
+@pytest.fixture(scope="module")
+def siwx_envoy(module_envoys):
+    return module_envoys.start("siwx-adversarial", siwx={"origins": [SIWX_ORIGIN]})
+
+
+@pytest.fixture
+def entitled(siwx_envoy, buyer):
+    """`buyer` has bought a 1h pass on siwx_envoy."""
+    required = get_challenge(siwx_envoy, "/api/data?tier=1h", SIWX_HERE)
+    header, _ = buyer.pay(required)
+    assert_purchase_ok(purchase(siwx_envoy, "/api/data?tier=1h", header, SIWX_HERE), buyer, "1h", 3600, "1 hour")
+    return buyer
+
+
+def _siwx_info() -> dict:
+    return siwx.info_for(SIWX_ORIGIN, "/api/data")
+
+
+def _siwx_signed(keypair, **changes) -> dict:
+    chain = changes.pop("chainId", NETWORK)
+    return siwx.payload({**_siwx_info(), **changes}, chain, keypair)
+
+
+def _assert_siwx_refused(siwx_envoy, upstream, headers, counters: Counters, reason: str | None) -> None:
+    before_up = upstream.count()
+    resp = siwx_envoy.get("/api/data", SIWX_HERE + headers)
+    assert_challenge(resp)
+    assert upstream.count() == before_up, upstream.requests[before_up:]
+    if reason:
+        assert counters.delta(f"siwx_rejected.{reason}") >= 1, (reason, siwx_envoy.stats())
+    assert counters.delta("siwx_accepted") == 0
+
+
+def test_a_small_order_key_forgery_that_classic_ed25519_accepts_is_refused(siwx_envoy, upstream):
+    """The identity point as the public key with R = identity, S = 0 verifies any message under
+    tweetnacl alone (tests/vectors/siwx/siwx.json: small-order-key)."""
+    identity = bytes([1]) + bytes(31)
+    forged = bytes([1]) + bytes(63)
+    info = _siwx_info()
+    payload = {"domain": info["domain"], "address": xp.b58encode(identity), "uri": info["uri"], "version": "1",
+               "chainId": NETWORK, "type": "ed25519", "nonce": info["nonce"], "issuedAt": info["issuedAt"],
+               "resources": info["resources"], "signature": xp.b58encode(forged)}
+    _assert_siwx_refused(siwx_envoy, upstream, [("SIGN-IN-WITH-X", siwx.encode(payload))], Counters(siwx_envoy),
+                         "signature")
+
+
+def test_a_paid_wallets_address_with_someone_elses_signature_is_refused(siwx_envoy, upstream, entitled, new_buyer):
+    thief = new_buyer()
+    payload = _siwx_signed(thief.keypair)
+    payload["address"] = entitled.address  # claims the paid wallet, signed by another key
+    _assert_siwx_refused(siwx_envoy, upstream, [("SIGN-IN-WITH-X", siwx.encode(payload))], Counters(siwx_envoy),
+                         "signature")
+    # The paid wallet's own signature, with one field changed after signing.
+    payload = _siwx_signed(entitled.keypair)
+    payload["uri"] = payload["uri"] + "?tier=24h"
+    _assert_siwx_refused(siwx_envoy, upstream, [("SIGN-IN-WITH-X", siwx.encode(payload))], Counters(siwx_envoy),
+                         "signature")
+
+
+@pytest.mark.parametrize("name, changes, reason", [
+    ("domain-upper-case", {"domain": "API.SIWX.TEST"}, "domain"),
+    ("domain-with-port", {"domain": "api.siwx.test:443"}, "domain"),
+    ("uri-userinfo", {"uri": "https://api.siwx.test@evil.example/api/data"}, "uri"),
+    ("uri-other-host", {"uri": "https://api.siwx.test.evil.example/api/data"}, "uri"),
+    ("uri-http", {"uri": "http://api.siwx.test/api/data"}, "uri"),
+    ("statement-with-a-line-break", {"statement": "Hi\nURI: https://evil.example/"}, "malformed"),
+    ("chain-of-another-network", {"chainId": "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"}, "chain"),
+    ("issued-at-not-a-date", {"issuedAt": "yesterday"}, "issued_at"),
+    ("issued-at-without-zone", {"issuedAt": "2030-01-01T00:00:00"}, "issued_at"),
+    ("expiration-not-a-date", {"expirationTime": "soon"}, "expired"),
+])
+def test_a_message_signed_by_the_paid_wallet_but_not_for_here_is_refused(siwx_envoy, upstream, entitled, name,
+                                                                          changes, reason):
+    header = siwx.encode(_siwx_signed(entitled.keypair, **changes))
+    _assert_siwx_refused(siwx_envoy, upstream, [("SIGN-IN-WITH-X", header)], Counters(siwx_envoy), reason)
+
+
+def _deep_json(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("name, value", [
+    ("not-base64", b"not base64!"),
+    ("base64url", base64.urlsafe_b64encode(b'{"domain":"\xff\xfe?>"}').rstrip(b"=")),
+    ("json-array", base64.b64encode(b"[]")),
+    ("deeply-nested", base64.b64encode(_deep_json(2000).encode())),
+    ("huge-number", base64.b64encode(b'{"domain":1e999999}')),
+    ("null-members", base64.b64encode(json.dumps({k: None for k in ("domain", "address", "uri", "version", "chainId", "type", "nonce", "issuedAt", "signature")}).encode())),
+    ("latin-1-inside", base64.b64encode(b'{"domain":"caf\xe9"}')),
+    ("non-utf8-header-bytes", b"\xc3\x28\xff\xfe"),
+    ("9-KiB", base64.b64encode(b"{" + b" " * 7000 + b"}")),
+])
+def test_a_malformed_sign_in_header_is_the_challenge_never_a_5xx_nor_a_trap(siwx_envoy, upstream, facilitator,
+                                                                             name, value):
+    ledger = Ledger(facilitator)
+    counters = Counters(siwx_envoy)
+    before_up = upstream.count()
+    status, headers, body = raw_exchange(siwx_envoy, b"GET", b"/api/data", [(b"SIGN-IN-WITH-X", value)])
+    assert status == 402, (status, body[:300])
+    assert counters.delta("siwx_rejected.malformed") == 1
+    assert upstream.count() == before_up
+    ledger.assert_nothing_charged(no_callout=True)
+    # The worker's VM is alive and serving.
+    assert siwx_envoy.get("/api/data").status == 402
+
+
+def test_two_sign_in_headers_that_are_not_one_valid_message_are_refused(siwx_envoy, upstream, entitled):
+    good = siwx.encode(_siwx_signed(entitled.keypair)).encode()
+    status, _, body = raw_exchange(siwx_envoy, b"GET", b"/api/data",
+                                   [(b"SIGN-IN-WITH-X", b"garbage"), (b"SIGN-IN-WITH-X", b"garbage")])
+    assert status == 402, body[:300]
+    # A valid one next to garbage: Envoy hands the filter one value; it is honoured only if it is
+    # the valid message itself, and nothing is ever charged or answered with a 5xx.
+    status, _, body = raw_exchange(siwx_envoy, b"GET", b"/api/data",
+                                   [(b"SIGN-IN-WITH-X", good), (b"SIGN-IN-WITH-X", b"garbage")])
+    assert status in (200, 402), body[:300]

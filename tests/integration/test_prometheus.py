@@ -205,7 +205,7 @@ def test_a_real_prometheus_scrapes_the_counters_purchases_move_and_the_dashboard
         labels = prometheus.query('x402_access_pass_settled_atomic_by_tier{tier="1h"}')[0]["metric"]
         assert labels["job"] == "x402-access-pass" and labels["instance"] == admin, labels
         names = prometheus.metric_names()
-        unlabelled = sorted(n for n in names if re.search(r"_by_tier_|_(purchases_failed|tokens_rejected)_", n))
+        unlabelled = sorted(n for n in names if re.search(r"_by_tier_|_(purchases_failed|tokens_rejected|siwx_rejected)_", n))
         assert not unlabelled, f"the shipped relabelling left these names: {unlabelled}"
 
         # Every expression of the dashboard: valid PromQL, metrics that exist, and data.

@@ -17,6 +17,8 @@ pub struct Options {
     pub control_listen: String,
     pub rpc_listen: Option<String>,
     pub config: Config,
+    /// EVM networks served too (`--evm-network`).
+    pub evm: Option<crate::evm::EvmConfig>,
     pub ata_owners: Vec<x402_access_pass::solana::Pubkey>,
 }
 
@@ -73,9 +75,18 @@ fn parse_json(body: &[u8]) -> Result<Value, Reply> {
 }
 
 impl App {
-    pub fn new(config: Config, ata_owners: &[x402_access_pass::solana::Pubkey]) -> App {
+    pub fn new(
+        config: Config,
+        evm: Option<crate::evm::EvmConfig>,
+        ata_owners: &[x402_access_pass::solana::Pubkey],
+    ) -> App {
         let rpc = Rpc::new(&config.network, config.asset, config.decimals, ata_owners);
-        App { facilitator: Facilitator::new(config), faults: Faults::default(), rpc, listener: OnceLock::new() }
+        App {
+            facilitator: Facilitator::new(config).with_evm(evm),
+            faults: Faults::default(),
+            rpc,
+            listener: OnceLock::new(),
+        }
     }
 
     /// The normal answer of a facilitator endpoint.
@@ -178,6 +189,19 @@ impl App {
                 ok(json!({"ok": true, "records": records}))
             }
             ("GET", "/state") => ok(self.facilitator.state()),
+            // The EVM stand-in chain: {"network":"eip155:…","address":"0x…","amount":"…"}.
+            ("POST", "/evm/balance") => {
+                let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+                let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default();
+                let set = text("amount")
+                    .parse::<u64>()
+                    .map_err(|_| "amount must be a decimal string".to_string())
+                    .and_then(|amount| self.facilitator.set_evm_balance(text("network"), text("address"), amount));
+                match set {
+                    Ok(()) => ok(json!({"ok": true})),
+                    Err(e) => Reply::Send(Response::json(400, &json!({"ok": false, "error": e}))),
+                }
+            }
             ("GET", "/health") | ("GET", "/") => ok(json!({"ok": true})),
             _ => Reply::Send(Response::json(404, &json!({"error": "not_found"}))),
         }
@@ -220,7 +244,7 @@ pub fn start(opts: Options) -> io::Result<(Arc<App>, Bound)> {
         control: control_listener.local_addr()?,
         rpc: rpc_listener.as_ref().map(TcpListener::local_addr).transpose()?,
     };
-    let app = Arc::new(App::new(opts.config, &opts.ata_owners));
+    let app = Arc::new(App::new(opts.config, opts.evm, &opts.ata_owners));
 
     let a = Arc::clone(&app);
     let fac_handler: Arc<http::Handler> = Arc::new(move |req: &Request| {

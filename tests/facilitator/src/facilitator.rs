@@ -2,6 +2,7 @@
 //! `/verify` and `/settle`, without a blockchain. Pure functions over JSON
 //! values; the HTTP layer is in `app`.
 
+use crate::evm::{self, EvmConfig};
 use crate::pda::associated_token_address;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -108,6 +109,49 @@ fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
     path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
 }
 
+/// A payment that verified, on either family.
+enum Verified {
+    Svm(Valid),
+    Evm(evm::ValidEvm),
+}
+
+impl Verified {
+    fn payer(&self) -> String {
+        match self {
+            Verified::Svm(v) => v.payer.clone(),
+            Verified::Evm(v) => v.payer(),
+        }
+    }
+}
+
+fn network_of(body: &Value) -> String {
+    str_at(body, &["paymentRequirements", "network"]).unwrap_or_default().to_string()
+}
+
+/// Both objects present and x402 v2, for every network.
+fn common_checks(body: &Value) -> Result<(&Value, &Value, &Value), Invalid> {
+    let payload = body.get("paymentPayload").filter(|v| v.is_object());
+    let reqs = body.get("paymentRequirements").filter(|v| v.is_object());
+    let (Some(payload), Some(reqs)) = (payload, reqs) else {
+        return Err(invalid(reason::INVALID_PAYLOAD));
+    };
+    let version_ok = |v: Option<&Value>| v.is_none_or(|v| v.as_u64() == Some(2));
+    if !version_ok(body.get("x402Version")) || payload.get("x402Version").and_then(Value::as_u64) != Some(2) {
+        return Err(invalid(reason::INVALID_X402_VERSION));
+    }
+    let accepted = payload.get("accepted").filter(|v| v.is_object());
+    let Some(accepted) = accepted else {
+        return Err(invalid(reason::INVALID_PAYLOAD));
+    };
+    Ok((payload, reqs, accepted))
+}
+
+/// The x402 version of a body whose payload says 1 and whose own `x402Version`, when given, agrees.
+fn v1_body(body: &Value) -> bool {
+    let payload = body.get("paymentPayload").and_then(|p| p.get("x402Version")).and_then(Value::as_u64);
+    payload == Some(1) && body.get("x402Version").is_none_or(|v| v.as_u64() == Some(1))
+}
+
 /// Verifies a `/verify` or `/settle` body, check by check in the order of
 /// `@x402/svm`'s exact facilitator.
 ///
@@ -117,17 +161,13 @@ fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
 /// as `x402` 1.2.0's `verifySchemesAndNetworks` checks them (`unsupported_scheme`,
 /// `invalid_network`), and the amount is `maxAmountRequired`. Every other check is the same.
 pub fn verify(cfg: &Config, body: &Value) -> Result<Valid, Invalid> {
-    let payload = body.get("paymentPayload").filter(|v| v.is_object());
-    let reqs = body.get("paymentRequirements").filter(|v| v.is_object());
-    let (Some(payload), Some(reqs)) = (payload, reqs) else {
-        return Err(invalid(reason::INVALID_PAYLOAD));
-    };
-    // The payload's version, which the body's (when given) must repeat.
-    let version = payload.get("x402Version").and_then(Value::as_u64).filter(|v| *v == 1 || *v == 2);
-    let Some(version) = version.filter(|v| body.get("x402Version").is_none_or(|b| b.as_u64() == Some(*v))) else {
-        return Err(invalid(reason::INVALID_X402_VERSION));
-    };
-    if version == 1 {
+    let version = if v1_body(body) { 1 } else { 2 };
+    let (payload, reqs) = if version == 1 {
+        let payload = body.get("paymentPayload").filter(|v| v.is_object());
+        let reqs = body.get("paymentRequirements").filter(|v| v.is_object());
+        let (Some(payload), Some(reqs)) = (payload, reqs) else {
+            return Err(invalid(reason::INVALID_PAYLOAD));
+        };
         // Scheme and network: the payload's, the same as the requirements', and ours.
         if str_at(payload, &["scheme"]) != Some("exact") || str_at(reqs, &["scheme"]) != Some("exact") {
             return Err(invalid(reason::V1_UNSUPPORTED_SCHEME));
@@ -136,11 +176,9 @@ pub fn verify(cfg: &Config, body: &Value) -> Result<Valid, Invalid> {
         if network.is_none() || network != v1_network(&cfg.network) || str_at(payload, &["network"]) != network {
             return Err(invalid(reason::V1_INVALID_NETWORK));
         }
+        (payload, reqs)
     } else {
-        let accepted = payload.get("accepted").filter(|v| v.is_object());
-        let Some(accepted) = accepted else {
-            return Err(invalid(reason::INVALID_PAYLOAD));
-        };
+        let (payload, reqs, accepted) = common_checks(body)?;
 
         // Scheme and network.
         if str_at(reqs, &["scheme"]) != Some("exact") || str_at(accepted, &["scheme"]) != Some("exact") {
@@ -150,7 +188,8 @@ pub fn verify(cfg: &Config, body: &Value) -> Result<Valid, Invalid> {
         if network != Some(cfg.network.as_str()) || str_at(accepted, &["network"]) != network {
             return Err(invalid(reason::NETWORK_MISMATCH));
         }
-    }
+        (payload, reqs)
+    };
 
     // Fee payer: named by the requirements, and ours.
     let Some(fee_payer) = str_at(reqs, &["extra", "feePayer"]).and_then(decode_pubkey) else {
@@ -297,7 +336,10 @@ pub fn co_sign(cfg: &Config, wire: &[u8]) -> Option<(Vec<u8>, [u8; 64])> {
 pub struct Settlement {
     /// The x402 version it was settled in.
     pub version: u64,
+    /// Solana: SHA-256 of the transaction message; EVM: the replay key of (from, nonce).
     pub message_hash: [u8; 32],
+    pub network: String,
+    pub asset: String,
     pub transaction: String,
     pub signed_transaction: String,
     pub payer: String,
@@ -322,6 +364,8 @@ struct Store {
     pending: std::collections::HashSet<[u8; 32]>,
     settlements: Vec<Settlement>,
     counts: Counts,
+    /// The EVM token contracts' stand-in.
+    chain: evm::Chain,
 }
 
 /// How `/settle` answers (the settle fault modes of `faults::Mode`).
@@ -349,7 +393,15 @@ pub enum SettleAs {
 /// The facilitator: configuration plus the settlement records.
 pub struct Facilitator {
     pub cfg: Config,
+    /// EVM networks it also serves (`--evm-network`), if any.
+    pub evm: Option<EvmConfig>,
+    /// Unix seconds (EVM authorizations' validity window); tests fix it.
+    pub clock: fn() -> u64,
     store: Mutex<Store>,
+}
+
+fn system_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -361,13 +413,21 @@ fn v1_network(caip2: &str) -> Option<&'static str> {
     match caip2 {
         "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp" => Some("solana"),
         "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1" => Some("solana-devnet"),
+        "eip155:8453" => Some("base"),
+        "eip155:84532" => Some("base-sepolia"),
         _ => None,
     }
 }
 
 impl Facilitator {
     pub fn new(cfg: Config) -> Facilitator {
-        Facilitator { cfg, store: Mutex::new(Store::default()) }
+        Facilitator { cfg, evm: None, clock: system_now, store: Mutex::new(Store::default()) }
+    }
+
+    /// Also serves the EVM networks of `evm`.
+    pub fn with_evm(mut self, evm: Option<EvmConfig>) -> Facilitator {
+        self.evm = evm;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
@@ -385,28 +445,131 @@ impl Facilitator {
         if let Some(v1) = v1_network(&self.cfg.network) {
             kinds.push(json!({"x402Version": 1, "scheme": "exact", "network": v1, "extra": {"feePayer": fp}}));
         }
-        json!({"kinds": kinds, "extensions": [], "signers": {"solana:*": [fp]}})
+        let mut signers = json!({"solana:*": [fp]});
+        if let Some(evm) = &self.evm {
+            // As @x402/evm's ExactEvmScheme: no `extra`, the facilitator's account as signer.
+            for token in &evm.tokens {
+                kinds.push(json!({"x402Version": 2, "scheme": "exact", "network": token.network}));
+            }
+            for token in &evm.tokens {
+                if let Some(v1) = v1_network(&token.network) {
+                    kinds.push(json!({"x402Version": 1, "scheme": "exact", "network": v1}));
+                }
+            }
+            signers["eip155:*"] = json!([evm.signer.to_checksum()]);
+        }
+        json!({"kinds": kinds, "extensions": [], "signers": signers})
+    }
+
+    /// Verifies a body for a Solana or (when configured) an EVM network.
+    fn verify_any(&self, body: &Value, simulate: bool) -> Result<Verified, Invalid> {
+        if evm::is_evm(body) {
+            common_checks(body)?;
+            let Some(cfg) = &self.evm else {
+                return Err(invalid(evm::reason::NETWORK_MISMATCH));
+            };
+            let chain = &self.lock().chain;
+            return evm::verify(cfg, body, (self.clock)(), chain, simulate).map(Verified::Evm);
+        }
+        verify(&self.cfg, body).map(Verified::Svm)
     }
 
     pub fn verify(&self, body: &Value) -> Value {
-        match verify(&self.cfg, body) {
-            Ok(v) => json!({"isValid": true, "payer": v.payer}),
+        match self.verify_any(body, true).map(|v| v.payer()) {
+            Ok(payer) => json!({"isValid": true, "payer": payer}),
             Err(e) => json!({"isValid": false, "invalidReason": e.reason, "payer": e.payer}),
         }
     }
 
-    /// The network a settle answer names: a v1 body's by its v1 name (as `x402` 1.2.0 answers,
-    /// `network: paymentRequirements.network`), else the CAIP-2 id.
+    /// The network a Solana settle answer names: a v1 body's by its v1 name (as `x402` 1.2.0
+    /// answers, `network: paymentRequirements.network`), else the CAIP-2 id.
     fn answer_network(&self, body: &Value) -> String {
-        let v1 = body.get("paymentPayload").and_then(|p| p.get("x402Version")).and_then(Value::as_u64) == Some(1);
         match v1_network(&self.cfg.network) {
-            Some(name) if v1 => name.to_owned(),
+            Some(name) if v1_body(body) => name.to_owned(),
             _ => self.cfg.network.clone(),
         }
     }
 
     fn settle_error(&self, body: &Value, reason: &str, payer: &str) -> Value {
-        json!({"success": false, "errorReason": reason, "transaction": "", "network": self.answer_network(body), "payer": payer})
+        self.settle_error_on(&self.answer_network(body), reason, payer)
+    }
+
+    fn settle_error_on(&self, network: &str, reason: &str, payer: &str) -> Value {
+        json!({"success": false, "errorReason": reason, "transaction": "", "network": network, "payer": payer})
+    }
+
+    /// Sets an EVM account's balance on the stand-in chain (the control API's `/evm/balance`).
+    pub fn set_evm_balance(&self, network: &str, account: &str, amount: u64) -> Result<(), String> {
+        let token = self.evm.as_ref().and_then(|e| e.tokens.iter().find(|t| t.network == network));
+        let token = token.ok_or_else(|| format!("network {network} is not an --evm-network"))?;
+        let account = x402_access_pass::evm::address::Address::parse(
+            &account.to_ascii_lowercase(),
+            x402_access_pass::evm::address::Case::Strict,
+        )
+        .ok_or_else(|| format!("{account} is not an address"))?;
+        self.lock().chain.set_balance(token.chain_id, account, amount);
+        Ok(())
+    }
+
+    /// `/settle` of an EVM payment that verified: a payment this facilitator already settled
+    /// (its authorization nonce used) is refused as the token contract refuses it
+    /// (`invalid_exact_evm_nonce_already_used`), unless it was left pending; the settle fault
+    /// modes answer as for Solana, in the EVM reasons.
+    fn settle_evm(&self, valid: evm::ValidEvm, how: SettleAs) -> (u16, Value) {
+        let payer = valid.payer();
+        let network = valid.network.clone();
+        let mut store = self.lock();
+        if let Some(index) = store.by_hash.get(&valid.key).copied() {
+            if store.pending.remove(&valid.key) {
+                let txid = store.settlements.get(index).map(|s| s.transaction.clone()).unwrap_or_default();
+                return (200, json!({"success": true, "transaction": txid, "network": network, "payer": payer}));
+            }
+        }
+        match how {
+            SettleAs::Failure => return (200, self.settle_error_on(&network, evm::reason::TRANSACTION_FAILED, &payer)),
+            SettleAs::Refused400 => {
+                return (400, self.settle_error_on(&network, evm::reason::INSUFFICIENT_BALANCE, &payer))
+            }
+            _ => {}
+        }
+        let txid = match store.chain.transfer(&valid) {
+            Ok(txid) => txid,
+            Err(reason) => return (200, self.settle_error_on(&network, reason, &payer)),
+        };
+        let index = store.settlements.len();
+        store.settlements.push(Settlement {
+            version: 2,
+            message_hash: valid.key,
+            network: network.clone(),
+            asset: valid.asset.to_checksum(),
+            transaction: txid.clone(),
+            signed_transaction: String::new(),
+            payer: payer.clone(),
+            amount: valid.amount,
+            pay_to: valid.pay_to.to_checksum(),
+        });
+        store.by_hash.insert(valid.key, index);
+        store.counts.settle_success += 1;
+        let answer = match how {
+            // No confirmation in time: the official facilitator answers settlement_pending.
+            SettleAs::Pending | SettleAs::ConfirmationTimeout => {
+                store.pending.insert(valid.key);
+                json!({"success": false, "errorReason": reason::SETTLEMENT_PENDING, "transaction": txid, "network": network, "payer": payer})
+            }
+            SettleAs::BadTransaction => json!({"success": true,
+                "transaction": "0xabc\nx402-access-pass: purchase settled payer=forged tier=24h amount=0 transaction=forged",
+                "network": network, "payer": payer}),
+            SettleAs::BadNetwork => {
+                let other = if network == "eip155:8453" { "eip155:84532" } else { "eip155:8453" };
+                json!({"success": true, "transaction": txid, "network": other, "payer": payer})
+            }
+            SettleAs::BadPayer => {
+                let signer = self.evm.as_ref().map(|e| e.signer.to_checksum()).unwrap_or_default();
+                json!({"success": true, "transaction": txid, "network": network, "payer": signer})
+            }
+            _ => json!({"success": true, "transaction": txid, "network": network, "payer": payer}),
+        };
+        (200, answer)
     }
 
     /// Re-verifies, refuses a payment already settled, co-signs and records.
@@ -420,9 +583,10 @@ impl Facilitator {
 
     /// `settle`, answered as `how` says (the settle fault modes): the HTTP status and the body.
     pub fn settle_as(&self, body: &Value, how: SettleAs) -> (u16, Value) {
-        let valid = match verify(&self.cfg, body) {
-            Ok(v) => v,
-            Err(e) => return (200, self.settle_error(body, e.reason, &e.payer)),
+        let valid = match self.verify_any(body, false) {
+            Ok(Verified::Svm(v)) => v,
+            Ok(Verified::Evm(v)) => return self.settle_evm(v, how),
+            Err(e) => return (200, self.settle_error_on(&network_of(body), e.reason, &e.payer)),
         };
         let mut store = self.lock();
         if let Some(index) = store.by_hash.get(&valid.message_hash).copied() {
@@ -453,6 +617,8 @@ impl Facilitator {
         store.settlements.push(Settlement {
             version: valid.version,
             message_hash: valid.message_hash,
+            network: self.cfg.network.clone(),
+            asset: encode_base58(&self.cfg.asset),
             transaction: txid.clone(),
             signed_transaction: B64.encode(&signed),
             payer: valid.payer.clone(),
@@ -482,7 +648,6 @@ impl Facilitator {
 
     pub fn state(&self) -> Value {
         let store = self.lock();
-        let asset = encode_base58(&self.cfg.asset);
         let settlements: Vec<Value> = store
             .settlements
             .iter()
@@ -494,15 +659,24 @@ impl Facilitator {
                     "payer": s.payer,
                     "amount": s.amount.to_string(),
                     "payTo": s.pay_to,
-                    "asset": asset,
-                    "network": self.cfg.network,
+                    "asset": s.asset,
+                    "network": s.network,
                     "signedTransaction": s.signed_transaction,
                 })
             })
             .collect();
         let c = store.counts;
+        let balances: Vec<Value> = store
+            .chain
+            .balances()
+            .into_iter()
+            .map(|(chain, account, amount)| {
+                json!({"network": format!("eip155:{chain}"), "address": account.to_checksum(), "amount": amount.to_string()})
+            })
+            .collect();
         json!({
             "settlements": settlements,
+            "evmBalances": balances,
             "counts": {"supported": c.supported, "verify": c.verify, "settle": c.settle, "settleSuccess": c.settle_success, "rpc": c.rpc},
         })
     }
@@ -546,7 +720,7 @@ mod tests {
 
     /// The vectors' v1 payment, as a v1 buyer's seller sends it: `x402Version: 1` body, the v1
     /// payload and the v1 requirements.
-    fn v1_body() -> Value {
+    fn v1_request() -> Value {
         let v = testdata::vectors();
         json!({"x402Version": 1, "paymentPayload": v["v1"]["payload"], "paymentRequirements": v["v1"]["requirements"]})
     }
@@ -555,8 +729,8 @@ mod tests {
     fn verify_accepts_the_official_v1_payment_and_settles_it_in_v1() {
         let v = testdata::vectors();
         let fac = facilitator();
-        assert_eq!(fac.verify(&v1_body()), v["v1"]["verify"]);
-        let answer = fac.settle(&v1_body(), false);
+        assert_eq!(fac.verify(&v1_request()), v["v1"]["verify"]);
+        let answer = fac.settle(&v1_request(), false);
         assert_eq!(answer["success"], true);
         assert_eq!(answer["network"], "solana-devnet", "a v1 answer names the v1 network");
         assert_eq!(answer["payer"], v["v1"]["verify"]["payer"]);
@@ -564,7 +738,7 @@ mod tests {
         assert_eq!(state["settlements"][0]["x402Version"], 1);
         assert_eq!(state["settlements"][0]["amount"], "1000");
         // The same transaction again, in either version: settled once.
-        let again = fac.settle(&v1_body(), false);
+        let again = fac.settle(&v1_request(), false);
         assert_eq!(
             (again["success"].as_bool(), again["errorReason"].as_str()),
             (Some(false), Some(reason::DUPLICATE_SETTLEMENT))
@@ -577,36 +751,36 @@ mod tests {
     fn verify_refuses_v1_bodies_as_the_v1_facilitator_does() {
         let fac = facilitator();
         let r = |b: &Value| fac.verify(b)["invalidReason"].as_str().unwrap_or_default().to_owned();
-        let mut b = v1_body();
+        let mut b = v1_request();
         b["paymentPayload"]["network"] = json!("solana");
         assert_eq!(r(&b), reason::V1_INVALID_NETWORK);
-        let mut b = v1_body();
+        let mut b = v1_request();
         b["paymentRequirements"]["network"] = json!("solana");
         b["paymentPayload"]["network"] = json!("solana");
         assert_eq!(r(&b), reason::V1_INVALID_NETWORK, "a v1 name for another network than ours");
-        let mut b = v1_body();
+        let mut b = v1_request();
         b["paymentRequirements"]["network"] = json!(testdata::DEVNET);
         b["paymentPayload"]["network"] = json!(testdata::DEVNET);
         assert_eq!(r(&b), reason::V1_INVALID_NETWORK, "v1 names networks by v1 names only");
-        let mut b = v1_body();
+        let mut b = v1_request();
         b["paymentPayload"]["scheme"] = json!("upto");
         assert_eq!(r(&b), reason::V1_UNSUPPORTED_SCHEME);
-        let mut b = v1_body();
+        let mut b = v1_request();
         b["paymentRequirements"]["maxAmountRequired"] = json!("2000");
         assert_eq!(r(&b), reason::AMOUNT_MISMATCH);
         // Versions must agree: a v2 payload in a v1 body, a v1 payload in a v2 body.
         let mut b = verify_body();
         b["x402Version"] = json!(1);
         assert_eq!(r(&b), reason::INVALID_X402_VERSION);
-        let mut b = v1_body();
+        let mut b = v1_request();
         b["x402Version"] = json!(2);
         assert_eq!(r(&b), reason::INVALID_X402_VERSION);
-        let mut b = v1_body();
+        let mut b = v1_request();
         b["paymentPayload"]["x402Version"] = json!(3);
         b["x402Version"] = json!(3);
         assert_eq!(r(&b), reason::INVALID_X402_VERSION);
         // A refused v1 settle answers in v1 too.
-        let mut b = v1_body();
+        let mut b = v1_request();
         b["paymentPayload"]["scheme"] = json!("upto");
         assert_eq!(fac.settle(&b, false)["network"], "solana-devnet");
         assert_eq!(fac.state()["settlements"].as_array().unwrap().len(), 0);

@@ -3,6 +3,7 @@
 //! integration tests and `make run` (docs/behaviour.md §13). See README.md.
 
 mod app;
+mod evm;
 mod facilitator;
 mod faults;
 mod http;
@@ -20,7 +21,8 @@ use x402_access_pass::solana::decode_pubkey;
 const USAGE: &str =
     "usage: x402-test-facilitator --listen HOST:PORT --control-listen HOST:PORT [--rpc-listen HOST:PORT]
     --network CAIP2 --asset MINT_BASE58 --fee-payer-seed-hex 64HEX
-    [--decimals 6] [--ata-owner BASE58]... [--ready-file PATH]";
+    [--decimals 6] [--ata-owner BASE58]... [--ready-file PATH]
+    [--evm-network eip155:84532|eip155:8453]... [--evm-signer-key-hex 64HEX]";
 
 fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     if s.len() != 64 || !s.is_ascii() {
@@ -43,6 +45,8 @@ fn parse_args(args: &[String]) -> Result<(app::Options, Option<String>), String>
     let mut decimals = 6u8;
     let mut owners = Vec::new();
     let mut ready = None;
+    let mut evm_networks = Vec::new();
+    let mut evm_key = None;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
@@ -72,6 +76,11 @@ fn parse_args(args: &[String]) -> Result<(app::Options, Option<String>), String>
                     .push(decode_pubkey(&v).ok_or_else(|| format!("--ata-owner {v} is not a base58 32-byte address"))?);
             }
             "--ready-file" => ready = Some(value()?),
+            "--evm-network" => evm_networks.push(value()?),
+            "--evm-signer-key-hex" => {
+                let v = value()?;
+                evm_key = Some(parse_hex32(&v).ok_or("--evm-signer-key-hex must be 64 hex digits")?);
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -80,12 +89,19 @@ fn parse_args(args: &[String]) -> Result<(app::Options, Option<String>), String>
     let asset = need(asset, "--asset")?;
     let seed = seed.ok_or("--fee-payer-seed-hex is required")?;
     let config = facilitator::Config::new(&network, &asset, seed, decimals)?;
+    let evm = match (evm_networks.is_empty(), evm_key) {
+        (true, None) => None,
+        (true, Some(_)) => return Err("--evm-signer-key-hex needs an --evm-network".into()),
+        (false, None) => return Err("--evm-network needs --evm-signer-key-hex".into()),
+        (false, Some(key)) => Some(evm::EvmConfig::new(&evm_networks, key)?),
+    };
     Ok((
         app::Options {
             listen: need(listen, "--listen")?,
             control_listen: need(control, "--control-listen")?,
             rpc_listen: rpc,
             config,
+            evm,
             ata_owners: owners,
         },
         ready,
@@ -139,6 +155,12 @@ fn main() -> ExitCode {
 mod cli_tests {
     use super::*;
 
+    impl app::Options {
+        fn config_evm(&self) -> Option<&evm::EvmConfig> {
+            self.evm.as_ref()
+        }
+    }
+
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
     }
@@ -157,6 +179,31 @@ mod cli_tests {
         assert_eq!(o.ata_owners.len(), 2);
         assert_eq!(o.rpc_listen.as_deref(), Some("127.0.0.1:0"));
         assert_eq!(ready.as_deref(), Some("/tmp/x"));
+    }
+
+    #[test]
+    fn evm_networks_need_a_signer_key_and_a_base_network() {
+        let base = format!(
+            "--listen a --control-listen b --network n --asset 4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU --fee-payer-seed-hex {}",
+            "1".repeat(64)
+        );
+        let key = "04".repeat(32);
+        let (o, _) = parse_args(&args(&format!(
+            "{base} --evm-network eip155:84532 --evm-network eip155:8453 --evm-signer-key-hex {key}"
+        )))
+        .unwrap();
+        let evm = o.config_evm();
+        assert_eq!(evm.map(|e| e.tokens.len()), Some(2));
+        assert_eq!(evm.map(|e| e.signer.to_checksum()).as_deref(), Some("0xc48B812bB43401392c037381AcA934F4069C0517"));
+        assert!(parse_args(&args(&format!("{base} --evm-network eip155:84532"))).is_err());
+        assert!(parse_args(&args(&format!("{base} --evm-signer-key-hex {key}"))).is_err());
+        assert!(parse_args(&args(&format!("{base} --evm-network eip155:1 --evm-signer-key-hex {key}"))).is_err());
+        assert!(parse_args(&args(&format!(
+            "{base} --evm-network eip155:8453 --evm-signer-key-hex {}",
+            "0".repeat(64)
+        )))
+        .is_err());
+        assert!(parse_args(&args(&base)).unwrap().0.config_evm().is_none());
     }
 
     #[test]

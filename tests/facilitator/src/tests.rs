@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 use x402_access_pass::solana::decode_pubkey;
 
 fn start() -> (Arc<App>, Bound) {
+    start_with(None)
+}
+
+fn start_with(evm: Option<crate::evm::EvmConfig>) -> (Arc<App>, Bound) {
     let v = testdata::vectors();
     let merchant = decode_pubkey(v["keys"]["merchant"].as_str().unwrap()).unwrap();
     app::start(app::Options {
@@ -17,6 +21,7 @@ fn start() -> (Arc<App>, Bound) {
         control_listen: "127.0.0.1:0".into(),
         rpc_listen: Some("127.0.0.1:0".into()),
         config: testdata::config(),
+        evm,
         ata_owners: vec![merchant],
     })
     .unwrap()
@@ -204,4 +209,52 @@ fn chunked_and_expect_continue_requests() {
     s.read_to_string(&mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK"), "{out}");
     assert!(out.contains(r#""isValid":true"#));
+}
+
+#[test]
+fn evm_payments_over_the_wire_with_balances_from_the_control_port() {
+    let (_app, b) = start_with(Some(testdata::evm_config()));
+    let v = testdata::evm_vectors();
+    let mut c = Conn::open(b.facilitator).unwrap();
+    let supported = c.request("GET", "/supported", b"").unwrap().json();
+    assert!(supported["kinds"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"x402Version": 2, "scheme": "exact", "network": "eip155:8453"})));
+    assert_eq!(supported["signers"]["eip155:*"], v["supported"]["signers"]["eip155:*"]);
+    // Solana is still served alongside.
+    let (_, verify) = wire(1);
+    assert_eq!(c.request("POST", "/verify", &verify).unwrap().json()["isValid"], true);
+
+    let payer = v["keys"]["payer"]["address"].as_str().unwrap();
+    let body = testdata::evm_body(&testdata::fresh_evm_payment("base", 0x31), &v["base"]["requirements"]);
+    let body = body.to_string().into_bytes();
+    assert_eq!(c.request("POST", "/verify", &body).unwrap().json(), json!({"isValid": true, "payer": payer}));
+    let balance = |amount: &str| {
+        let req = json!({"network": "eip155:8453", "address": payer, "amount": amount}).to_string();
+        request(b.control, "POST", "/evm/balance", req.as_bytes()).unwrap().status
+    };
+    assert_eq!(balance("5"), 200);
+    assert_eq!(
+        c.request("POST", "/settle", &body).unwrap().json()["errorReason"],
+        "invalid_exact_evm_insufficient_balance"
+    );
+    assert_eq!(balance("10000"), 200);
+    let settled = c.request("POST", "/settle", &body).unwrap().json();
+    assert_eq!((settled["success"].as_bool(), settled["payer"].as_str()), (Some(true), Some(payer)));
+    let again = c.request("POST", "/settle", &body).unwrap().json();
+    assert_eq!(again["errorReason"], "invalid_exact_evm_nonce_already_used");
+    let s = state(&b);
+    assert_eq!(s["settlements"].as_array().unwrap().len(), 1);
+    assert_eq!(s["settlements"][0]["amount"], "10000");
+    assert_eq!(s["settlements"][0]["transaction"], settled["transaction"]);
+    assert!(s["evmBalances"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"network": "eip155:8453", "address": payer, "amount": "0"})));
+    // Balances only for served networks and real addresses.
+    let bad = json!({"network": "eip155:1", "address": payer, "amount": "1"}).to_string();
+    assert_eq!(request(b.control, "POST", "/evm/balance", bad.as_bytes()).unwrap().status, 400);
+    let bad = json!({"network": "eip155:8453", "address": "0x12", "amount": "1"}).to_string();
+    assert_eq!(request(b.control, "POST", "/evm/balance", bad.as_bytes()).unwrap().status, 400);
 }
