@@ -50,7 +50,8 @@ DEFAULT_CLAIM_HEADERS = {
     "x-access-pass-network": "network",
 }
 CLAIMS = ("tier", "payer", "exp", "iat", "duration", "network", "iss", "sub")
-EXPOSE_HEADERS = "PAYMENT-REQUIRED, X-ACCESS-PASS-TIERS, ACCESS-PASS, PAYMENT-RESPONSE"
+# The filter's own list (src/response.rs), v1's X-PAYMENT-RESPONSE included (docs/behaviour.md §20).
+EXPOSE_HEADERS = "PAYMENT-REQUIRED, X-ACCESS-PASS-TIERS, ACCESS-PASS, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE"
 UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 MIN_HS256_SECRET = 32
 MAX_KID_LEN = 256
