@@ -44,7 +44,12 @@ from data_upstream import DataUpstream  # noqa: E402
 from upstream import BackgroundServer  # noqa: E402
 
 TAP_COUNTS = {"tests", "suites", "pass", "fail", "cancelled", "skipped", "todo"}
-NODE_TEST_TIMEOUT_S = int(os.environ.get("X402_INTEROP_TIMEOUT", "420"))
+NODE_TEST_TIMEOUT_S = int(os.environ.get("X402_INTEROP_TIMEOUT", "600"))
+# The official Python buyer (`x402` 2.25.0), in its own virtualenv (make python-buyers).
+PYTHON_BUYERS = pathlib.Path(os.environ.get("X402_PYTHON", HERE / "python" / ".venv" / "bin" / "python"))
+# The faults Envoy works settlement outcomes out inside the buyer's request for this long
+# (docs/behaviour.md §17), as tests/integration/test_settle_outcomes.py does.
+FAULTS_SETTLE_DEADLINE_MS = 8000
 
 
 class _StaticHandler(SimpleHTTPRequestHandler):
@@ -106,6 +111,9 @@ def main() -> int:
         print("tests/interop/node_modules is missing: run `npm ci` in tests/interop (make interop does)",
               file=sys.stderr)
         return 2
+    if not args.serve and not PYTHON_BUYERS.exists():
+        print(f"{PYTHON_BUYERS} is missing: run `make python-buyers` (make interop does)", file=sys.stderr)
+        return 2
     files = args.files or sorted(p.name for p in HERE.glob("*.test.mjs"))
     if not (DASHBOARD_DIST / "index.html").exists():
         print(f"{DASHBOARD_DIST}/index.html is missing: build examples/dashboard (make interop does)",
@@ -133,15 +141,24 @@ def main() -> int:
         # The harness's plugin config (tiers 5m/1h/24h at 0.05/0.50/2.00, ratePerHour 0.50, devnet,
         # CORS for any origin), and the same with only the dashboard's origin allowed.
         config = default_plugin_config(facilitator.addr)
-        envoy = Envoy("interop", config, facilitator.port, upstream.port, OUT).start()
-        parts.append(envoy)
         origin_config = default_plugin_config(facilitator.addr, cors={"allowOrigins": [site.origin]})
-        origin_envoy = Envoy("origin-only", origin_config, facilitator.port, upstream.port, OUT).start()
-        parts.append(origin_envoy)
+        # Settle faults: the same, with a settle deadline long enough to work every outcome out.
+        faults_config = default_plugin_config(facilitator.addr, settleDeadlineMs=FAULTS_SETTLE_DEADLINE_MS)
+        envoy = Envoy("interop", config, facilitator.port, upstream.port, OUT)
+        origin_envoy = Envoy("origin-only", origin_config, facilitator.port, upstream.port, OUT)
+        faults_envoy = Envoy("faults", faults_config, facilitator.port, upstream.port, OUT)
+        envoys = (envoy, origin_envoy, faults_envoy)
+        # Started together, then waited for: each takes a second or two to come up.
+        for part in envoys:
+            parts.append(part.start(wait_ready=False))
+        for part in envoys:
+            part.wait_ready()
         env = {
             "X402_API": f"http://127.0.0.1:{envoy.port}",
             "X402_ENVOY_ADMIN": f"http://{envoy.admin[0]}:{envoy.admin[1]}",
             "X402_API_ORIGIN_ONLY": f"http://127.0.0.1:{origin_envoy.port}",
+            "X402_API_FAULTS": f"http://127.0.0.1:{faults_envoy.port}",
+            "X402_PYTHON": str(PYTHON_BUYERS),
             "X402_FACILITATOR_URL": f"http://{facilitator.addr}",
             "X402_CONTROL_URL": f"http://{facilitator.control}",
             "X402_RPC_URL": f"http://{facilitator.rpc}",
@@ -163,7 +180,7 @@ def main() -> int:
             print(f"\nDashboard: {site.origin}/?api={env['X402_API']}&rpc={env['X402_RPC_URL']}\n"
                   f"Paywall:   {env['X402_API']}/api/data\nCtrl-C stops everything.", flush=True)
             while not stopping.is_set():
-                for part in (facilitator, envoy, origin_envoy):
+                for part in (facilitator, *envoys):
                     if not part.proc.alive():
                         print(f"{part.name} exited; see {OUT}", file=sys.stderr)
                         return 1
@@ -193,7 +210,7 @@ def main() -> int:
             print("interop: no test ran", file=sys.stderr)
             code = 1
         if code != 0:
-            for part in (facilitator, envoy, origin_envoy):
+            for part in (facilitator, *envoys):
                 if part.proc and not part.proc.alive():
                     print(f"{part.name} had exited: see {part.proc.log_path}", file=sys.stderr)
             print(f"logs: {OUT}", file=sys.stderr)
