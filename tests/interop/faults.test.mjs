@@ -11,7 +11,7 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  PRICE, assertPaidOncePerDelivery, clearFaults, dexterClient, env, faultsInForce, newBuyer, officialClient,
+  NEEDS_SERVE, PRICE, assertPaidOncePerDelivery, clearFaults, dexterClient, env, faultsInForce, newBuyer, officialClient,
   setFault, upstreamGot, wireOf,
 } from './lib.mjs';
 
@@ -174,3 +174,24 @@ for (const [name, fault, reason] of REFUSED) {
     assert.equal(settled[0].call, client.calls[3]);
   });
 }
+
+test('@dexterai/x402: the fallback payment after a refused purchase returns the upstream\'s data', { todo: NEEDS_SERVE }, async () => {
+  // With pay-and-serve (docs/behaviour.md §15) the client's fallback, a plain payment on the
+  // original request (no tier), is forwarded: the buyer gets what it asked for, not only a pass.
+  const buyer = newBuyer('faults dexter: fallback gets data');
+  const client = dexterClient(buyer, {});
+  const first = await withSettleFault({ mode: 'refused_400' }, () => call(client.fetch, '/api/data/0?page=0'));
+  await assertFaultUsed('refused_400');
+  assert.deepEqual(wireOf(client.calls, env.apiFaults), [
+    ['GET', '/api/data/0?page=0', 402, '-'],
+    ['POST', '/api/data/0?page=0&tier=5m', 402, 'PAYMENT-SIGNATURE'],
+    ['GET', '/api/data/0?page=0', 200, 'PAYMENT-SIGNATURE'],
+  ]);
+  const { settled, unsettled } = await assertPaidOncePerDelivery(buyer, client.calls);
+  assert.equal(unsettled.length, 1);
+  assert.equal(settled.length, 1);
+  assert.equal(settled[0].delivered, 'data');
+  assert.equal(first.status, 200);
+  assert.equal(first.body.path, '/api/data/0?page=0');
+  assert.equal(upstreamGot(first.body)['x-access-pass-payer'], buyer.address);
+});

@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Keypair } from '@solana/web3.js';
@@ -23,6 +24,8 @@ export const env = {
   apiOriginOnly: required('X402_API_ORIGIN_ONLY'),
   // settleDeadlineMs 8000: settlement outcomes worked out inside the buyer's request (faults.test.mjs)
   apiFaults: required('X402_API_FAULTS'),
+  // siwx.origins = its own origin, and a 1-minute default pass (siwx.test.mjs, python.test.mjs)
+  apiSiwx: required('X402_API_SIWX'),
   python: required('X402_PYTHON'),
   envoyAdmin: required('X402_ENVOY_ADMIN'),
   facilitator: required('X402_FACILITATOR_URL'),
@@ -308,4 +311,66 @@ export function wireOf(calls, base) {
     c.headers['payment-signature'] ? 'PAYMENT-SIGNATURE'
       : c.headers['sign-in-with-x'] ? 'SIGN-IN-WITH-X'
         : c.headers.authorization ? 'Bearer' : '-']);
+}
+
+/** The SIWX Envoy's tiers (run.py SIWX_TIERS): tier id -> atomic price. */
+export const SIWX_PRICE = { '1m': '10000', '1h': '500000' };
+
+// Tests that need a feature of another branch carry one of these as their `todo` until it is
+// merged (tests/interop/README.md lists them).
+export const NEEDS_SERVE = 'needs pay-and-serve (docs/behaviour.md §15, branch serve)';
+export const NEEDS_SERVE_AND_SIWX = 'needs pay-and-serve and Sign-In-With-X (docs/behaviour.md §15, §16; branches serve, siwx)';
+export const NEEDS_SIWX = 'needs Sign-In-With-X (docs/behaviour.md §16, branch siwx)';
+
+/** Calls `path` of `base` with a paying fetch; the answer as the buyer's code sees it. */
+export async function callApi(fetchWithPayment, base, path, init) {
+  const res = await fetchWithPayment(base + path, init);
+  const text = await res.text();
+  let body = null;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON
+  }
+  return { status: res.status, headers: res.headers, body, text };
+}
+
+/** Waits until the pass (or entitlement) ending at `exp` (seconds) has run out, leeway 0. */
+export async function sleepPast(exp) {
+  const ms = (exp + 1) * 1000 - Date.now();
+  if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+}
+
+const BUYER_PY = path.join(path.dirname(new URL(import.meta.url).pathname), 'python', 'buyer.py');
+
+/** Runs the official Python buyer (python/buyer.py, x402 2.25.0 in python/.venv) for `buyer`:
+ *  GETs each URL in turn with the `httpx` or `requests` integration. Returns what it printed:
+ *  {address, calls: [{status, accessPass, paymentResponse, body, text} | {error}], wire: [the
+ *  requests that went out, in recordingFetch's shape]}. */
+export function pythonBuyer(buyer, client, urls, { siwx = false, timeoutMs = 60000 } = {}) {
+  const args = [BUYER_PY, '--client', client, '--seed-hex', buyer.seedHex, '--rpc', env.rpc,
+    ...(siwx ? ['--siwx'] : []), ...urls];
+  return new Promise((resolve, reject) => {
+    const child = spawn(env.python, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code !== 0) {
+        reject(new Error(`buyer.py ${client} exited ${code ?? signal}: ${err.slice(-2000)}`));
+        return;
+      }
+      try {
+        const result = JSON.parse(out);
+        if (result.address !== buyer.address) throw new Error(`buyer.py is ${result.address}, not ${buyer.address}`);
+        resolve(result);
+      } catch (e) {
+        reject(new Error(`buyer.py ${client}: ${e.message}\n${out.slice(0, 2000)}\n${err.slice(-2000)}`));
+      }
+    });
+  });
 }

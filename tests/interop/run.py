@@ -25,6 +25,7 @@ import os
 import pathlib
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -50,6 +51,11 @@ PYTHON_BUYERS = pathlib.Path(os.environ.get("X402_PYTHON", HERE / "python" / ".v
 # The faults Envoy works settlement outcomes out inside the buyer's request for this long
 # (docs/behaviour.md §17), as tests/integration/test_settle_outcomes.py does.
 FAULTS_SETTLE_DEADLINE_MS = 8000
+# The SIWX Envoy sells a 1-minute default pass, so a test can see it run out.
+SIWX_TIERS = {"1m": "0.01", "1h": "0.50"}
+# Sign-In-With-X (docs/behaviour.md §16) comes with branch `siwx`: until it is merged the filter
+# refuses a `siwx` member, so the SIWX Envoy runs without one and siwx.test.mjs is todo.
+SIWX_IN_FILTER = False
 
 
 class _StaticHandler(SimpleHTTPRequestHandler):
@@ -81,6 +87,13 @@ class StaticSite(BackgroundServer):
     def stop(self) -> None:
         super().stop()
         self.server.log.close()
+
+
+def free_port() -> int:
+    """A loopback port free now, for an Envoy whose configuration must name its own origin."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def tap_summary(path: pathlib.Path) -> dict[str, int]:
@@ -144,10 +157,17 @@ def main() -> int:
         origin_config = default_plugin_config(facilitator.addr, cors={"allowOrigins": [site.origin]})
         # Settle faults: the same, with a settle deadline long enough to work every outcome out.
         faults_config = default_plugin_config(facilitator.addr, settleDeadlineMs=FAULTS_SETTLE_DEADLINE_MS)
+        # Sign-In-With-X: its own origin in siwx.origins (so its port is chosen first), a 1-minute
+        # default pass.
+        siwx_port = free_port()
+        siwx_origin = f"http://127.0.0.1:{siwx_port}"
+        siwx = {"origins": [siwx_origin]} if SIWX_IN_FILTER else None
+        siwx_config = default_plugin_config(facilitator.addr, tiers=SIWX_TIERS, siwx=siwx)
         envoy = Envoy("interop", config, facilitator.port, upstream.port, OUT)
         origin_envoy = Envoy("origin-only", origin_config, facilitator.port, upstream.port, OUT)
         faults_envoy = Envoy("faults", faults_config, facilitator.port, upstream.port, OUT)
-        envoys = (envoy, origin_envoy, faults_envoy)
+        siwx_envoy = Envoy("siwx", siwx_config, facilitator.port, upstream.port, OUT, listener_port=siwx_port)
+        envoys = (envoy, origin_envoy, faults_envoy, siwx_envoy)
         # Started together, then waited for: each takes a second or two to come up.
         for part in envoys:
             parts.append(part.start(wait_ready=False))
@@ -158,6 +178,7 @@ def main() -> int:
             "X402_ENVOY_ADMIN": f"http://{envoy.admin[0]}:{envoy.admin[1]}",
             "X402_API_ORIGIN_ONLY": f"http://127.0.0.1:{origin_envoy.port}",
             "X402_API_FAULTS": f"http://127.0.0.1:{faults_envoy.port}",
+            "X402_API_SIWX": siwx_origin,
             "X402_PYTHON": str(PYTHON_BUYERS),
             "X402_FACILITATOR_URL": f"http://{facilitator.addr}",
             "X402_CONTROL_URL": f"http://{facilitator.control}",

@@ -1,0 +1,62 @@
+// The official x402 v2 buyer for Node, unchanged: `wrapFetchWithPayment(fetch, x402Client)` from
+// @x402/fetch 2.27.0 with the exact SVM scheme of @x402/svm 2.27.0 and a @solana/kit key pair
+// signer (lib.mjs officialClient), against Envoy + the filter (the harness's plugin config: 5m /
+// 1h / 24h at 0.05 / 0.50 / 2.00 USDC). This client pays per request: it sends the request again,
+// unchanged, with PAYMENT-SIGNATURE, expects the resource in the answer, and never keeps a pass.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodePaymentResponseHeader } from '@x402/fetch';
+import {
+  NEEDS_SERVE, PRICE, assertPaidOncePerDelivery, callApi, env, newBuyer, officialClient, upstreamGot, wireOf,
+} from './lib.mjs';
+
+const CALLS = 3;
+
+async function threeCalls(label) {
+  const buyer = newBuyer(label);
+  const client = await officialClient(buyer);
+  const answers = [];
+  for (let i = 0; i < CALLS; i++) answers.push(await callApi(client.fetch, env.api, `/api/data/${i}?page=${i}`));
+  assert.deepEqual(wireOf(client.calls, env.api), Array.from({ length: CALLS }, (_, i) => [
+    ['GET', `/api/data/${i}?page=${i}`, 402, '-'],
+    ['GET', `/api/data/${i}?page=${i}`, 200, 'PAYMENT-SIGNATURE'],
+  ]).flat());
+  return { buyer, client, answers };
+}
+
+test('@x402/fetch: each call pays exactly once, at the default price, and every payment is answered with what it paid for', async () => {
+  const { buyer, client, answers } = await threeCalls('official: pays once per call');
+  const { settled, unsettled } = await assertPaidOncePerDelivery(buyer, client.calls);
+  assert.equal(settled.length, CALLS, 'one settlement per call: this client never reuses a pass');
+  assert.equal(unsettled.length, 0);
+  for (const [i, s] of settled.entries()) {
+    assert.equal(s.settlement.amount, PRICE['5m'], 'the default pass (§4): tiers[0]');
+    assert.equal(s.claims.tier, '5m');
+    assert.equal(answers[i].status, 200);
+    assert.equal(answers[i].headers.get('access-pass'), s.token);
+  }
+});
+
+test('@x402/fetch: every call returns the upstream\'s data, with PAYMENT-RESPONSE and ACCESS-PASS', { todo: NEEDS_SERVE }, async () => {
+  // docs/behaviour.md §15: a payment on a request without tier/duration buys the default pass and
+  // the request itself is forwarded; the upstream sees the pass's claims, never the payment.
+  const { buyer, client, answers } = await threeCalls('official: pay and serve');
+  const { settled } = await assertPaidOncePerDelivery(buyer, client.calls);
+  assert.equal(settled.length, CALLS);
+  for (const [i, s] of settled.entries()) {
+    assert.equal(s.delivered, 'data', `call ${i} got the upstream's answer`);
+    const answer = answers[i];
+    assert.equal(answer.body.path, `/api/data/${i}?page=${i}`, 'forwarded with its path and query');
+    assert.equal(answer.body.method, 'GET');
+    const got = upstreamGot(answer.body);
+    assert.equal(got['x-access-pass-tier'], '5m');
+    assert.equal(got['x-access-pass-payer'], buyer.address);
+    assert.equal(got['x-access-pass-network'], env.network);
+    assert.equal(got['payment-signature'], undefined, 'the upstream never sees PAYMENT-SIGNATURE');
+    assert.equal(answer.headers.get('access-pass'), s.token);
+    assert.deepEqual(decodePaymentResponseHeader(answer.headers.get('payment-response')), {
+      success: true, transaction: s.settlement.transaction, network: env.network, payer: buyer.address,
+    });
+  }
+});
