@@ -39,8 +39,8 @@ DASHBOARD_DIST = pathlib.Path(os.environ.get("X402_DASHBOARD_DIST", REPO / "exam
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
 
-from harness import (ASSET, FEE_PAYER, MERCHANT, NETWORK, SECRET, Envoy, Facilitator,  # noqa: E402
-                     default_plugin_config)
+from harness import (ASSET, FEE_PAYER, MERCHANT, NETWORK, SECRET, Envoy, EnvoyExited,  # noqa: E402
+                     Facilitator, default_plugin_config)
 from data_upstream import DataUpstream  # noqa: E402
 from upstream import BackgroundServer  # noqa: E402
 
@@ -94,6 +94,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def start_siwx_envoy(facilitator: Facilitator, upstream_port: int, parts: list) -> Envoy:
+    """Envoy "siwx": a 1-minute default pass and, once the filter has SIWX, its own origin in
+    siwx.origins, so its port is chosen before it starts (again, should another process take that
+    port first). Returned ready."""
+    for attempt in range(3):
+        port = free_port()
+        siwx = {"origins": [f"http://127.0.0.1:{port}"]} if SIWX_IN_FILTER else None
+        config = default_plugin_config(facilitator.addr, tiers=SIWX_TIERS, siwx=siwx)
+        envoy = Envoy("siwx", config, facilitator.port, upstream_port, OUT, listener_port=port)
+        parts.append(envoy.start(wait_ready=False))
+        try:
+            envoy.wait_ready()
+            return envoy
+        except EnvoyExited:
+            if attempt == 2:
+                raise
+            print(f"Envoy siwx could not start on port {port}; another port", file=sys.stderr)
+    raise AssertionError("unreachable")
 
 
 def tap_summary(path: pathlib.Path) -> dict[str, int]:
@@ -157,22 +177,17 @@ def main() -> int:
         origin_config = default_plugin_config(facilitator.addr, cors={"allowOrigins": [site.origin]})
         # Settle faults: the same, with a settle deadline long enough to work every outcome out.
         faults_config = default_plugin_config(facilitator.addr, settleDeadlineMs=FAULTS_SETTLE_DEADLINE_MS)
-        # Sign-In-With-X: its own origin in siwx.origins (so its port is chosen first), a 1-minute
-        # default pass.
-        siwx_port = free_port()
-        siwx_origin = f"http://127.0.0.1:{siwx_port}"
-        siwx = {"origins": [siwx_origin]} if SIWX_IN_FILTER else None
-        siwx_config = default_plugin_config(facilitator.addr, tiers=SIWX_TIERS, siwx=siwx)
         envoy = Envoy("interop", config, facilitator.port, upstream.port, OUT)
         origin_envoy = Envoy("origin-only", origin_config, facilitator.port, upstream.port, OUT)
         faults_envoy = Envoy("faults", faults_config, facilitator.port, upstream.port, OUT)
-        siwx_envoy = Envoy("siwx", siwx_config, facilitator.port, upstream.port, OUT, listener_port=siwx_port)
-        envoys = (envoy, origin_envoy, faults_envoy, siwx_envoy)
         # Started together, then waited for: each takes a second or two to come up.
-        for part in envoys:
+        for part in (envoy, origin_envoy, faults_envoy):
             parts.append(part.start(wait_ready=False))
+        siwx_envoy = start_siwx_envoy(facilitator, upstream.port, parts)
+        envoys = (envoy, origin_envoy, faults_envoy, siwx_envoy)
         for part in envoys:
             part.wait_ready()
+        siwx_origin = f"http://127.0.0.1:{siwx_envoy.port}"
         env = {
             "X402_API": f"http://127.0.0.1:{envoy.port}",
             "X402_ENVOY_ADMIN": f"http://{envoy.admin[0]}:{envoy.admin[1]}",
