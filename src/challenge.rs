@@ -50,6 +50,83 @@ struct PaymentRequired<'a> {
     resource: &'a Resource,
     accepts: [&'a PaymentRequirements; 1],
     error: &'static str,
+    extensions: Extensions,
+}
+
+/// `extensions` of every 402: one member per x402 extension this filter declares, each as the
+/// official `@x402/extensions` server helper builds it.
+#[derive(Serialize)]
+struct Extensions {
+    /// `declarePaymentIdentifierExtension(false)` (docs/behaviour.md §17.5): a buyer may name its
+    /// payment; the same id for the same request is answered once.
+    #[serde(rename = "payment-identifier")]
+    payment_identifier: PaymentIdentifierDeclaration,
+}
+
+impl Extensions {
+    const DECLARED: Extensions = Extensions {
+        payment_identifier: PaymentIdentifierDeclaration {
+            info: PaymentIdentifierInfo { required: false },
+            schema: PaymentIdentifierSchema {
+                schema: "https://json-schema.org/draft/2020-12/schema",
+                kind: "object",
+                properties: PaymentIdentifierProperties {
+                    required: JsonType { kind: "boolean" },
+                    id: PaymentIdSchema {
+                        kind: "string",
+                        min_length: crate::payment::PAYMENT_ID_MIN_LENGTH,
+                        max_length: crate::payment::PAYMENT_ID_MAX_LENGTH,
+                        pattern: "^[a-zA-Z0-9_-]+$",
+                    },
+                },
+                required: ["required"],
+            },
+        },
+    };
+}
+
+#[derive(Serialize)]
+struct PaymentIdentifierDeclaration {
+    info: PaymentIdentifierInfo,
+    schema: PaymentIdentifierSchema,
+}
+
+#[derive(Serialize)]
+struct PaymentIdentifierInfo {
+    required: bool,
+}
+
+/// `paymentIdentifierSchema` of `@x402/extensions/payment-identifier`, member for member.
+#[derive(Serialize)]
+struct PaymentIdentifierSchema {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    properties: PaymentIdentifierProperties,
+    required: [&'static str; 1],
+}
+
+#[derive(Serialize)]
+struct PaymentIdentifierProperties {
+    required: JsonType,
+    id: PaymentIdSchema,
+}
+
+#[derive(Serialize)]
+struct JsonType {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentIdSchema {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    min_length: usize,
+    max_length: usize,
+    pattern: &'static str,
 }
 
 #[derive(Serialize)]
@@ -172,6 +249,7 @@ impl Challenge {
             resource: &self.resource,
             accepts: [&self.requirements],
             error: "Payment required",
+            extensions: Extensions::DECLARED,
         };
         vec![
             ("payment-required", BASE64.encode(serde_json::to_vec(&required).unwrap_or_default())),
@@ -309,7 +387,11 @@ mod tests {
                 r#"{"x402Version":2,"resource":{"url":"https://api.example.com/api/data?tier=1h","description":"Access pass: 1 hour","mimeType":"application/json"},"#,
                 r#""accepts":[{"scheme":"exact","network":"solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp","amount":"500000","maxAmountRequired":"500000","#,
                 r#""asset":"EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v","payTo":"GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv","maxTimeoutSeconds":60,"#,
-                r#""extra":{"feePayer":"FeePayer1111111111111111111111111111111111","decimals":6}}],"error":"Payment required"}"#
+                r#""extra":{"feePayer":"FeePayer1111111111111111111111111111111111","decimals":6}}],"error":"Payment required","#,
+                // declarePaymentIdentifierExtension(false) of @x402/extensions 2.27.0, member for member
+                r#""extensions":{"payment-identifier":{"info":{"required":false},"schema":{"$schema":"https://json-schema.org/draft/2020-12/schema","#,
+                r#""type":"object","properties":{"required":{"type":"boolean"},"id":{"type":"string","minLength":16,"maxLength":128,"#,
+                r#""pattern":"^[a-zA-Z0-9_-]+$"}},"required":["required"]}}}}"#
             )
         );
         let tiers = decode(r.header("x-access-pass-tiers").unwrap());

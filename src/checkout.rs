@@ -6,6 +6,10 @@
 //! with its counters and log line. The proxy-wasm layer only executes steps and feeds answers
 //! back; it decides nothing. A ledger that answers later (by callout) is driven the same way.
 //!
+//! A payment that selects no pass is a paid request (docs/behaviour.md §15): the same purchase,
+//! but its end is the buyer's own request forwarded upstream with the new pass, not the filter's
+//! 200 ([`Answer::Forward`]).
+//!
 //! The order that keeps money safe: claim the payment in the ledger (one request per payment),
 //! `/verify`, sign the pass, record it as pending, `/settle`, record the outcome. A pass is signed
 //! before any money moves, so nothing can fail after settling; a settle outcome that is not known
@@ -17,10 +21,11 @@ use crate::facilitator::{self, CalloutResult, Settlement, Unavailable, Verificat
 use crate::ledger::{LedgerAnswer, LedgerOp, PurchaseKey};
 use crate::payment::{self, CheckedPayment};
 use crate::purchase::{self, IssuedPass, Receipt};
-use crate::replay::{Claim, Entry};
+use crate::replay::{Claim, Entry, FirstOutcome, IdClaim};
 use crate::response::Response;
 use crate::settle_outcome::{self, Failure};
 use crate::token;
+use crate::token::PassClaims;
 
 /// The first wait before `/settle` is asked again; it doubles up to `MAX_BACKOFF_MS`.
 const FIRST_BACKOFF_MS: u64 = 200;
@@ -52,6 +57,8 @@ pub enum Count {
         atomic: u64,
     },
     ReplaysServed,
+    /// A paid request forwarded upstream with its pass (docs/behaviour.md §15).
+    PaidRequestsForwarded,
     SettlementsUnknown,
     /// `/settle` asked again inside the request, this many times.
     SettleRetries(u64),
@@ -63,10 +70,51 @@ pub enum Count {
     PurchasesFailed(String),
 }
 
+/// How a purchase ends for its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The filter answers the request itself (a Part I purchase, or any failure).
+    Local(Response),
+    /// A paid request: the buyer's own request goes upstream (docs/behaviour.md §15).
+    Forward(Forward),
+}
+
+/// What a paid request that bought its pass does on its way upstream and back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// Request headers to remove: the payment, and `authorization` unless it is forwarded.
+    pub remove_request_headers: Vec<&'static str>,
+    /// Claim headers set from the pass (docs/behaviour.md §8), replacing the client's copies.
+    pub set_request_headers: Vec<(String, String)>,
+    /// Added to the upstream's response: `ACCESS-PASS` and `PAYMENT-RESPONSE`. (The filter adds
+    /// CORS and merges `private` into `Cache-Control`.)
+    pub response_headers: Vec<(&'static str, String)>,
+}
+
+impl Forward {
+    fn new(config: &Config, token: &str, payment_response: &str, claims: &PassClaims) -> Forward {
+        let mut remove_request_headers = vec!["payment-signature"];
+        if !config.forward_authorization {
+            remove_request_headers.push("authorization");
+        }
+        Forward {
+            remove_request_headers,
+            set_request_headers: crate::decision::claim_headers(config, claims)
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect(),
+            response_headers: vec![
+                ("access-pass", token.to_owned()),
+                ("payment-response", payment_response.to_owned()),
+            ],
+        }
+    }
+}
+
 /// The end of a purchase: what to answer, what to count, what to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finish {
-    pub response: Response,
+    pub answer: Answer,
     pub counts: Vec<Count>,
     /// The one log line of a purchase outcome (docs/behaviour.md §10), when there is one.
     pub log: Option<String>,
@@ -87,6 +135,17 @@ pub enum Step {
 }
 
 enum State {
+    /// Binding the payment identifier; `took_over`: this is the second try, after the payment
+    /// that held it was found abandoned.
+    Identifying {
+        took_over: bool,
+    },
+    /// Reading where the identifier's first payment stands.
+    LookingFirst {
+        first: PurchaseKey,
+        stale: bool,
+        took_over: bool,
+    },
     Claiming,
     Verifying,
     /// The pass is signed; waiting for the ledger to hold it as pending.
@@ -94,9 +153,17 @@ enum State {
     Settling(Settling),
     /// Between two `/settle` attempts.
     Sleeping(Settling),
-    /// Waiting for the ledger to record the outcome, then answering.
-    Closing(Box<Finish>),
+    /// Waiting for the ledger to record the outcome, then answering; `release`: the purchase was
+    /// dropped, so its payment identifier is let go next.
+    Closing(Box<Finish>, bool),
     Done,
+}
+
+/// A payment identifier carried by the payment (docs/behaviour.md §17.5).
+struct Identified {
+    at: PurchaseKey,
+    /// SHA-256 (hex) of the request's method and path with its query.
+    request: String,
 }
 
 /// A settlement being worked out (docs/behaviour.md §17).
@@ -121,6 +188,9 @@ pub struct Checkout {
     /// The `/verify` and `/settle` body (the same for both).
     body: Vec<u8>,
     at: PurchaseKey,
+    /// A paid request (docs/behaviour.md §15): success forwards it rather than answering 200.
+    serve: bool,
+    id: Option<Identified>,
     state: State,
 }
 
@@ -131,37 +201,63 @@ pub fn refuse_without_signing_key(config: &Config) -> Option<Finish> {
         return None;
     }
     Some(Finish {
-        response: Response::json(
+        answer: Answer::Local(Response::json(
             503,
             &serde_json::json!({"error": "Passes are not sold here", "reason": "sales_disabled"}),
-        ),
+        )),
         counts: vec![Count::PurchasesFailed("sales_disabled".to_owned())],
-        log: Some(outcome_line("refused", None, "reason=sales_disabled (this filter holds verify-only keys)")),
+        log: Some(outcome_line("purchase refused", None, "reason=sales_disabled (this filter holds verify-only keys)")),
     })
 }
 
 impl Checkout {
     /// Decodes, binds and checks the payment locally (docs/behaviour.md §6.1–§6.3), then asks to
     /// claim it in the ledger. A payment refused here never reaches the facilitator.
+    /// `method` and `path` (with its query) are the request's: a payment identifier is bound to
+    /// them (docs/behaviour.md §17.5).
     pub fn begin(
         config: &Config,
+        method: &[u8],
         path: &[u8],
         header: &[u8],
         challenge: Challenge,
         fee_payer: &str,
     ) -> Result<(Checkout, Step), Finish> {
-        let checked = match payment::decode_header(header).and_then(|p| payment::check(config, path, p)) {
+        let checked = payment::decode_header(header).and_then(|p| payment::check(config, path, p)).and_then(|c| {
+            let id = payment::identifier(&c.payment.payload)?;
+            Ok((c, id))
+        });
+        let (checked, id) = match checked {
             Ok(checked) => checked,
             Err(refusal) => {
-                let log = outcome_line("refused", None, &format!("reason={}", refusal.reason()));
+                let log = outcome_line("purchase refused", None, &format!("reason={}", refusal.reason()));
                 return Err(refuse(config, &challenge, "Payment verification failed", refusal.reason(), log));
             }
         };
         let requirements = challenge::requirements(config, &checked.offer, fee_payer);
         let body = facilitator::request_body(&checked.payment.payload, &requirements);
         let at = PurchaseKey::of(&checked.message_hash);
-        let step = Step::Ledger(LedgerOp::Claim(at.clone()));
-        Ok((Checkout { checked, challenge, body, at, state: State::Claiming }, step))
+        let serve = config.pay_and_serve && !crate::pricing::selects_pass(path);
+        let id =
+            id.map(|id| Identified { at: PurchaseKey::of_identifier(&id), request: request_fingerprint(method, path) });
+        let mut checkout = Checkout { checked, challenge, body, at, serve, id, state: State::Claiming };
+        let step = match checkout.id.is_some() {
+            true => checkout.identify(None),
+            false => Step::Ledger(LedgerOp::Claim(checkout.at.clone())),
+        };
+        Ok((checkout, step))
+    }
+
+    /// Binds the payment identifier to this payment and request (or learns who holds it).
+    fn identify(&mut self, takeover: Option<String>) -> Step {
+        let Some(id) = &self.id else { return Step::Ledger(LedgerOp::Claim(self.at.clone())) };
+        self.state = State::Identifying { took_over: takeover.is_some() };
+        Step::Ledger(LedgerOp::ClaimId {
+            id: id.at.clone(),
+            request: id.request.clone(),
+            payment: self.at.clone(),
+            takeover,
+        })
     }
 
     pub fn body(&self) -> &[u8] {
@@ -175,19 +271,32 @@ impl Checkout {
     /// The ledger answered the last [`Step::Ledger`].
     pub fn on_ledger(&mut self, config: &Config, answer: LedgerAnswer, now_ms: u64) -> Step {
         match (std::mem::replace(&mut self.state, State::Done), answer) {
+            (State::Identifying { took_over }, LedgerAnswer::Identified(claim)) => self.identified(claim, took_over),
+            (State::LookingFirst { first, stale, took_over }, LedgerAnswer::Looked(outcome)) => {
+                self.first_outcome(config, first, stale && !took_over, outcome)
+            }
             (State::Claiming, LedgerAnswer::Claimed(claim)) => self.claimed(config, claim, now_ms),
-            (State::Claiming, _) => self.finish(Finish {
-                response: purchase::settlement_unknown(),
+            (State::Claiming | State::Identifying { .. } | State::LookingFirst { .. }, _) => self.finish(Finish {
+                answer: Answer::Local(purchase::settlement_unknown()),
                 counts: vec![Count::PurchasesFailed("store_unavailable".to_owned())],
                 log: None,
             }),
             (State::SavingPending(pass), LedgerAnswer::Done) => self.settle(pass, false, now_ms),
             // Not recorded: nothing was charged; drop what may be there and say so.
-            (State::SavingPending(_), _) => {
-                self.close(Finish { response: purchase::settlement_unknown(), counts: Vec::new(), log: None }, None)
-            }
+            (State::SavingPending(_), _) => self.close(
+                Finish { answer: Answer::Local(purchase::settlement_unknown()), counts: Vec::new(), log: None },
+                None,
+            ),
             // Recording the outcome is best effort: the answer stands either way.
-            (State::Closing(finish), _) => self.finish(*finish),
+            (State::Closing(finish, true), _) => match &self.id {
+                Some(id) => {
+                    let op = LedgerOp::ReleaseId { id: id.at.clone(), payment: self.at.clone() };
+                    self.state = State::Closing(finish, false);
+                    Step::Ledger(op)
+                }
+                None => self.finish(*finish),
+            },
+            (State::Closing(finish, false), _) => self.finish(*finish),
             (state, _) => self.out_of_order(state),
         }
     }
@@ -215,6 +324,57 @@ impl Checkout {
         }
     }
 
+    /// docs/behaviour.md §17.5: the identifier is this payment's, another request's, or names
+    /// another payment for this request, whose outcome is then the answer.
+    fn identified(&mut self, claim: IdClaim, took_over: bool) -> Step {
+        match claim {
+            IdClaim::Bound => {
+                self.state = State::Claiming;
+                Step::Ledger(LedgerOp::Claim(self.at.clone()))
+            }
+            IdClaim::Conflict => self.finish(Finish {
+                answer: Answer::Local(purchase::identifier_conflict()),
+                counts: vec![Count::PurchasesFailed("payment_identifier_conflict".to_owned())],
+                log: Some(self.outcome("refused", "reason=payment_identifier_conflict")),
+            }),
+            IdClaim::Taken { bucket, payment, stale } => {
+                let first = PurchaseKey { bucket, key: payment };
+                self.state = State::LookingFirst { first: first.clone(), stale, took_over };
+                Step::Ledger(LedgerOp::Look(first))
+            }
+        }
+    }
+
+    /// Another payment was first with this identifier for this request: its outcome, never a
+    /// second settlement. `stale`: that payment was never recorded and its binding is old enough
+    /// to be abandoned, so this payment takes the identifier over.
+    fn first_outcome(&mut self, config: &Config, first: PurchaseKey, stale: bool, outcome: FirstOutcome) -> Step {
+        match outcome {
+            FirstOutcome::Settled(receipt) => {
+                let (answer, counts) = match self.forward(config, &receipt) {
+                    Some(forward) => {
+                        (Answer::Forward(forward), vec![Count::ReplaysServed, Count::PaidRequestsForwarded])
+                    }
+                    None => (Answer::Local(receipt.response()), vec![Count::ReplaysServed]),
+                };
+                let log =
+                    self.outcome("replayed", "the first payment of its payment identifier was served; not settled");
+                self.finish(Finish { answer, counts, log: Some(log) })
+            }
+            FirstOutcome::Spent => {
+                let log = self.outcome("refused", "reason=duplicate_payment (its payment identifier was spent)");
+                let finish = refuse(config, &self.challenge, "Payment verification failed", "duplicate_payment", log);
+                self.finish(finish)
+            }
+            FirstOutcome::Absent if stale => self.identify(Some(first.key)),
+            FirstOutcome::InProgress | FirstOutcome::Absent => self.finish(Finish {
+                answer: Answer::Local(purchase::in_progress()),
+                counts: vec![Count::PurchasesFailed("payment_in_progress".to_owned())],
+                log: Some(self.outcome("in progress elsewhere", "status=409 (its payment identifier's first payment)")),
+            }),
+        }
+    }
+
     fn claimed(&mut self, config: &Config, claim: Claim, now_ms: u64) -> Step {
         match claim {
             Claim::Fresh => {
@@ -222,15 +382,25 @@ impl Checkout {
                 Step::Callout(Endpoint::Verify)
             }
             Claim::InProgress => self.finish(Finish {
-                response: purchase::in_progress(),
+                answer: Answer::Local(purchase::in_progress()),
                 counts: vec![Count::PurchasesFailed("payment_in_progress".to_owned())],
                 log: Some(self.outcome("in progress elsewhere", "status=409")),
             }),
-            Claim::Replay(receipt) => self.finish(Finish {
-                response: receipt.response(),
-                counts: vec![Count::ReplaysServed],
-                log: Some(self.outcome("replayed", "the same pass was served again")),
-            }),
+            Claim::Replay(receipt) => {
+                let (answer, counts, detail) = match self.forward(config, &receipt) {
+                    Some(forward) => (
+                        Answer::Forward(forward),
+                        vec![Count::ReplaysServed, Count::PaidRequestsForwarded],
+                        "the request was forwarded again with the same pass",
+                    ),
+                    None => (
+                        Answer::Local(receipt.response()),
+                        vec![Count::ReplaysServed],
+                        "the same pass was served again",
+                    ),
+                };
+                self.finish(Finish { answer, counts, log: Some(self.outcome("replayed", detail)) })
+            }
             Claim::Duplicate => {
                 let log = self.outcome("refused", "reason=duplicate_payment");
                 let finish = refuse(config, &self.challenge, "Payment verification failed", "duplicate_payment", log);
@@ -255,8 +425,14 @@ impl Checkout {
                         ))
                     }
                     Err(problem) => {
+                        // Before `/settle`: nothing was charged, and the payment may be sent again.
                         log::error!("x402-access-pass: could not sign a pass: {problem}");
-                        self.close(unavailable(Unavailable::BadResponse, None), None)
+                        let finish = Finish {
+                            answer: Answer::Local(purchase::pass_signing_failed()),
+                            counts: vec![Count::PurchasesFailed("pass_signing_failed".to_owned())],
+                            log: Some(self.outcome("refused", "reason=pass_signing_failed")),
+                        };
+                        self.close(finish, None)
                     }
                 }
             }
@@ -319,7 +495,7 @@ impl Checkout {
         counts.push(Count::SettlementsUnknown);
         push_retries(&mut counts, &settling);
         let finish = Finish {
-            response: purchase::settlement_unknown(),
+            answer: Answer::Local(purchase::settlement_unknown()),
             counts,
             log: Some(self.outcome("settlement unknown", &detail)),
         };
@@ -355,7 +531,15 @@ impl Checkout {
             detail.push_str(&format!(" recovered after {} attempt(s) here", settling.attempts));
         }
         push_retries(&mut counts, &settling);
-        let finish = Finish { response: receipt.response(), counts, log: Some(self.outcome("settled", &detail)) };
+        let answer = match self.forward(config, &receipt) {
+            Some(forward) => {
+                counts.push(Count::PaidRequestsForwarded);
+                detail.push_str(" forwarded upstream");
+                Answer::Forward(forward)
+            }
+            None => Answer::Local(receipt.response()),
+        };
+        let finish = Finish { answer, counts, log: Some(self.outcome("settled", &detail)) };
         self.close(finish, Some(Entry::Settled { at: now, receipt }))
     }
 
@@ -373,7 +557,7 @@ impl Checkout {
 
     /// Records `entry` (or forgets the purchase when `None`: nothing was charged), then answers.
     fn close(&mut self, finish: Finish, entry: Option<Entry>) -> Step {
-        self.state = State::Closing(Box::new(finish));
+        self.state = State::Closing(Box::new(finish), entry.is_none());
         let at = self.at.clone();
         Step::Ledger(match entry {
             Some(entry) => LedgerOp::Put(at, Box::new(entry)),
@@ -395,22 +579,42 @@ impl Checkout {
             State::SavingPending(_) => "saving the pending pass",
             State::Settling(_) => "settling",
             State::Sleeping(_) => "waiting to settle again",
-            State::Closing(_) => "recording the outcome",
+            State::Closing(..) => "recording the outcome",
+            State::Identifying { .. } => "binding the payment identifier",
+            State::LookingFirst { .. } => "reading the payment identifier's first payment",
             State::Done => "done",
         };
         log::error!("x402-access-pass: purchase step out of order while {name}");
-        self.finish(Finish { response: purchase::settlement_unknown(), counts: Vec::new(), log: None })
+        self.finish(Finish { answer: Answer::Local(purchase::settlement_unknown()), counts: Vec::new(), log: None })
+    }
+
+    /// For a paid request, what forwarding it with this receipt's pass means. `None` for a
+    /// Part I purchase (and for a receipt recorded without its claims, answered as Part I).
+    fn forward(&self, config: &Config, receipt: &Receipt) -> Option<Forward> {
+        let claims = receipt.claims.as_ref().filter(|_| self.serve)?;
+        Some(Forward::new(config, &receipt.token, &receipt.payment_response, claims))
     }
 
     fn outcome(&self, outcome: &str, detail: &str) -> String {
-        outcome_line(outcome, Some(&self.checked), detail)
+        let what = if self.serve { format!("paid request {outcome}") } else { format!("purchase {outcome}") };
+        outcome_line(&what, Some(&self.checked), detail)
     }
+}
+
+/// What a payment identifier is bound to: the request's method and path (with its query).
+fn request_fingerprint(method: &[u8], path: &[u8]) -> String {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    hash.update(method);
+    hash.update(b" ");
+    hash.update(path);
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// 402 with the challenge headers and `{"error", "reason"}`.
 fn refuse(config: &Config, challenge: &Challenge, error: &str, reason: &str, log: String) -> Finish {
     Finish {
-        response: challenge.refusal(config, error, reason),
+        answer: Answer::Local(challenge.refusal(config, error, reason)),
         counts: vec![Count::PurchasesFailed(reason.to_owned())],
         log: Some(log),
     }
@@ -419,7 +623,7 @@ fn refuse(config: &Config, challenge: &Challenge, error: &str, reason: &str, log
 /// 502: the facilitator could not be asked; nothing was charged.
 fn unavailable(problem: Unavailable, log: Option<String>) -> Finish {
     Finish {
-        response: purchase::facilitator_unavailable(&problem.reason()),
+        answer: Answer::Local(purchase::facilitator_unavailable(&problem.reason())),
         counts: vec![unavailable_count(problem), Count::PurchasesFailed(problem.reason())],
         log,
     }
@@ -439,13 +643,14 @@ fn unavailable_count(problem: Unavailable) -> Count {
 }
 
 /// The one log line of a purchase outcome: never a secret, never a whole token.
+/// `outcome` starts with what was bought: `purchase …` or `paid request …`.
 fn outcome_line(outcome: &str, checked: Option<&CheckedPayment>, detail: &str) -> String {
     match checked {
         Some(c) => format!(
-            "x402-access-pass: purchase {outcome} payer={} tier={} amount={} {detail}",
+            "x402-access-pass: {outcome} payer={} tier={} amount={} {detail}",
             c.payer, c.offer.tier, c.offer.atomic
         ),
-        None => format!("x402-access-pass: purchase {outcome} {detail}"),
+        None => format!("x402-access-pass: {outcome} {detail}"),
     }
 }
 

@@ -167,6 +167,9 @@ pub struct Config {
     /// How long a purchase works out an unknown settlement inside the buyer's request,
     /// counted from the first `/settle` (docs/behaviour.md §17.1).
     pub settle_deadline_ms: u64,
+    /// A payment that selects no pass buys the default one and the request is forwarded upstream
+    /// (docs/behaviour.md §15); `false`: every payment is a purchase answered by the filter.
+    pub pay_and_serve: bool,
     /// `X-ACCESS-PASS-TIERS` value, built once (it is the same for every request).
     pub access_pass_tiers_header: String,
 }
@@ -201,6 +204,7 @@ struct RawConfig {
     cors: Option<Value>,
     replay_window_seconds: Option<Value>,
     settle_deadline_ms: Option<Value>,
+    pay_and_serve: Option<Value>,
 }
 
 impl RawConfig {
@@ -239,6 +243,7 @@ impl RawConfig {
                 "cors" => &mut raw.cors,
                 "replayWindowSeconds" => &mut raw.replay_window_seconds,
                 "settleDeadlineMs" => &mut raw.settle_deadline_ms,
+                "payAndServe" => &mut raw.pay_and_serve,
                 _ => return Err(ConfigError::new(&name, "unknown field")),
             };
             if slot.replace(value).is_some() {
@@ -360,6 +365,11 @@ impl Config {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(ConfigError::new("forwardAuthorization", "must be true or false")),
         };
+        let pay_and_serve = match &raw.pay_and_serve {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(ConfigError::new("payAndServe", "must be true or false")),
+        };
         let claim_headers = parse_claim_headers(&raw.claim_headers)?;
         let allowed_origins = parse_cors(&raw.cors)?;
         let replay_window_seconds = optional_u64(&raw.replay_window_seconds, "replayWindowSeconds")?.unwrap_or(600);
@@ -405,6 +415,7 @@ impl Config {
             allowed_origins,
             replay_window_seconds,
             settle_deadline_ms,
+            pay_and_serve,
             access_pass_tiers_header: String::new(),
         };
         config.access_pass_tiers_header = challenge::access_pass_tiers_header(&config);
@@ -863,6 +874,18 @@ mod tests {
     }
 
     #[test]
+    fn pay_and_serve_is_on_unless_turned_off_and_must_be_a_boolean() {
+        let off = parse(
+            serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "payAndServe": false}),
+        );
+        assert!(!off.unwrap().pay_and_serve);
+        let e = error_of(
+            serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "payAndServe": "no"}),
+        );
+        assert_eq!((e.field.as_str(), e.problem.as_str()), ("payAndServe", "must be true or false"));
+    }
+
+    #[test]
     fn minimal_configuration_gets_every_default() {
         let c = parse(serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET})).unwrap();
         assert_eq!(c.network, MAINNET);
@@ -880,6 +903,7 @@ mod tests {
         assert_eq!(c.replay_window_seconds, 600);
         assert_eq!(c.settle_deadline_ms, 20_000);
         assert!(!c.forward_authorization);
+        assert!(c.pay_and_serve);
         assert_eq!(c.allowed_origins, AllowedOrigins::Any);
         assert_eq!(c.claim_headers.len(), 4);
         assert!(c.applies_to(b"/anything?x=1"));

@@ -6,7 +6,7 @@
 //! data, reached through the small [`SharedStore`] interface; the compare-and-swap loop that makes
 //! it safe across workers lives here, where it is tested natively.
 
-use crate::replay::{bucket_key, Bucket, Claim, Entry, Policy, BUCKETS};
+use crate::replay::{bucket_key, Bucket, Claim, Entry, FirstOutcome, IdClaim, Policy, BUCKETS};
 
 /// Where one purchase lives: its bucket and its key inside the bucket (`replay::locate`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +20,15 @@ impl PurchaseKey {
         let (bucket, key) = crate::replay::locate(message_hash);
         PurchaseKey { bucket, key }
     }
+
+    /// Where a payment identifier lives (docs/behaviour.md §17.5): by the SHA-256 of the id,
+    /// under keys of their own (`id:`), never those of a payment.
+    pub fn of_identifier(id: &str) -> PurchaseKey {
+        use sha2::Digest as _;
+        let hash: [u8; 32] = sha2::Sha256::digest(id.as_bytes()).into();
+        let (bucket, key) = crate::replay::locate(&hash);
+        PurchaseKey { bucket, key: format!("id:{key}") }
+    }
 }
 
 /// What the purchase flow asks of the ledger.
@@ -31,12 +40,21 @@ pub enum LedgerOp {
     Put(PurchaseKey, Box<Entry>),
     /// Drop the purchase: nothing was charged, the payment may be retried.
     Forget(PurchaseKey),
+    /// Bind a payment identifier to this payment for this request, or say who holds it
+    /// (`Bucket::claim_id`); `takeover`: the abandoned payment it may be taken from.
+    ClaimId { id: PurchaseKey, request: String, payment: PurchaseKey, takeover: Option<String> },
+    /// Let the identifier go if this payment holds it (the payment was dropped).
+    ReleaseId { id: PurchaseKey, payment: PurchaseKey },
+    /// Read where a payment stands, changing nothing.
+    Look(PurchaseKey),
 }
 
 /// The ledger's answer to one [`LedgerOp`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LedgerAnswer {
     Claimed(Claim),
+    Identified(IdClaim),
+    Looked(FirstOutcome),
     Done,
     /// The ledger could not be read or written.
     Unavailable,
@@ -131,6 +149,17 @@ impl<S: SharedStore> Ledger for LocalLedger<'_, S> {
                 self.update(at.bucket, now, |b| b.set(&at.key, Entry::clone(entry))).map(|()| LedgerAnswer::Done)
             }
             LedgerOp::Forget(at) => self.update(at.bucket, now, |b| b.remove(&at.key)).map(|()| LedgerAnswer::Done),
+            LedgerOp::ClaimId { id, request, payment, takeover } => self
+                .update(id.bucket, now, |b| {
+                    b.claim_id(&id.key, request, payment.bucket, &payment.key, takeover.as_deref(), now, policy)
+                })
+                .map(LedgerAnswer::Identified),
+            LedgerOp::ReleaseId { id, payment } => {
+                self.update(id.bucket, now, |b| b.release_id(&id.key, &payment.key)).map(|()| LedgerAnswer::Done)
+            }
+            LedgerOp::Look(at) => self.store.read(&bucket_key(at.bucket)).map(|(bytes, _)| {
+                LedgerAnswer::Looked(Bucket::decode(bytes.as_deref()).first_outcome(&at.key, now, policy))
+            }),
         };
         answer.unwrap_or(LedgerAnswer::Unavailable)
     }
@@ -226,6 +255,31 @@ mod tests {
             ledger.run(&LedgerOp::Put(at("k"), Box::new(Entry::Spent { at: 1 })), 100),
             LedgerAnswer::Unavailable
         );
+    }
+
+    #[test]
+    fn identifiers_are_claimed_released_and_first_payments_looked_at_without_a_write() {
+        let store = MemoryStore::default();
+        let ledger = LocalLedger { store: &store, policy: POLICY };
+        create_buckets(&store);
+        let id = PurchaseKey::of_identifier("pay_7d5d747be160e280504c099d984bcfe0");
+        assert!(id.key.starts_with("id:") && id.key.len() == 67, "{}", id.key);
+        let claim = |payment: &str| LedgerOp::ClaimId {
+            id: id.clone(),
+            request: "r".into(),
+            payment: at(payment),
+            takeover: None,
+        };
+        assert_eq!(ledger.run(&claim("p1"), 100), LedgerAnswer::Identified(IdClaim::Bound));
+        let taken = IdClaim::Taken { bucket: 3, payment: "p1".into(), stale: false };
+        assert_eq!(ledger.run(&claim("p2"), 101), LedgerAnswer::Identified(taken));
+        let writes = store.writes.get();
+        assert_eq!(ledger.run(&LedgerOp::Look(at("p1")), 101), LedgerAnswer::Looked(FirstOutcome::Absent));
+        assert_eq!(ledger.run(&LedgerOp::Claim(at("p1")), 101), LedgerAnswer::Claimed(Claim::Fresh));
+        assert_eq!(ledger.run(&LedgerOp::Look(at("p1")), 101), LedgerAnswer::Looked(FirstOutcome::InProgress));
+        assert_eq!(store.writes.get(), writes + 1, "looking writes nothing");
+        assert_eq!(ledger.run(&LedgerOp::ReleaseId { id: id.clone(), payment: at("p1") }, 102), LedgerAnswer::Done);
+        assert_eq!(ledger.run(&claim("p2"), 103), LedgerAnswer::Identified(IdClaim::Bound));
     }
 
     #[test]

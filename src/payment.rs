@@ -13,6 +13,11 @@ use crate::solana::{self, Transaction};
 /// Larger headers are refused before any decoding.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
+/// A payment identifier (`@x402/extensions/payment-identifier` 2.27.0): 16 to 128 characters of
+/// `[a-zA-Z0-9_-]`.
+pub const PAYMENT_ID_MIN_LENGTH: usize = 16;
+pub const PAYMENT_ID_MAX_LENGTH: usize = 128;
+
 /// Why a payment was refused before any facilitator call; `reason()` is the
 /// `reason` of the 402 body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +29,7 @@ pub enum Refusal {
     PayToMismatch,
     AmountMismatch,
     InvalidTransaction,
+    InvalidPaymentIdentifier,
 }
 
 impl Refusal {
@@ -36,6 +42,7 @@ impl Refusal {
             Refusal::PayToMismatch => "pay_to_mismatch",
             Refusal::AmountMismatch => "amount_mismatch",
             Refusal::InvalidTransaction => "invalid_transaction",
+            Refusal::InvalidPaymentIdentifier => "invalid_payment_identifier",
         }
     }
 }
@@ -94,6 +101,28 @@ pub fn decode_header(raw: &[u8]) -> Result<Payment, Refusal> {
     })
 }
 
+/// The buyer's payment identifier, where the official client puts it:
+/// `extensions["payment-identifier"].info.id` (docs/behaviour.md §17.5). `None` without one (the
+/// declaration echoed back without an id included); an id that is not a string of 16–128
+/// `[a-zA-Z0-9_-]` is refused, as the package's `validatePaymentIdentifier` refuses it.
+pub fn identifier(payload: &Value) -> Result<Option<String>, Refusal> {
+    let id = payload
+        .get("extensions")
+        .and_then(|e| e.get("payment-identifier"))
+        .and_then(|e| e.get("info"))
+        .and_then(|info| info.get("id"));
+    match id {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id))
+            if (PAYMENT_ID_MIN_LENGTH..=PAYMENT_ID_MAX_LENGTH).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+        {
+            Ok(Some(id.clone()))
+        }
+        Some(_) => Err(Refusal::InvalidPaymentIdentifier),
+    }
+}
+
 /// SPEC §6.2 then §6.3: the payment must be for this seller, network and asset,
 /// pay exactly the price of one of the request's candidates (the first that
 /// matches is the pass issued), and carry a transaction that really pays that
@@ -136,4 +165,39 @@ fn check_transaction(config: &Config, wire: &[u8], price: u64) -> Result<([u8; 3
         return Err(invalid);
     }
     Ok((tx.message_hash(), solana::encode_base58(transfer.authority)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_id(id: Value) -> Value {
+        serde_json::json!({"x402Version": 2, "extensions": {"payment-identifier": {"info": {"required": false, "id": id}}}})
+    }
+
+    #[test]
+    fn a_payment_identifier_is_read_where_the_official_client_puts_it() {
+        assert_eq!(
+            identifier(&with_id("pay_7d5d747be160e280504c099d984bcfe0".into())),
+            Ok(Some("pay_7d5d747be160e280504c099d984bcfe0".into()))
+        );
+        assert_eq!(identifier(&with_id("a".repeat(16).into())), Ok(Some("a".repeat(16))));
+        assert_eq!(identifier(&with_id("A-_9".repeat(32).into())), Ok(Some("A-_9".repeat(32))));
+        // No id: the declaration echoed back, or no extensions at all.
+        assert_eq!(
+            identifier(&serde_json::json!({"extensions": {"payment-identifier": {"info": {"required": false}}}})),
+            Ok(None)
+        );
+        assert_eq!(identifier(&serde_json::json!({"x402Version": 2})), Ok(None));
+        assert_eq!(identifier(&with_id(Value::Null)), Ok(None));
+        for bad in [
+            Value::from("a".repeat(15)),
+            Value::from("a".repeat(129)),
+            Value::from("pay_abc!@#defghijklmnop"),
+            Value::from("pay_ünicode_0123456789"),
+            Value::from(1234567890123456789_u64),
+        ] {
+            assert_eq!(identifier(&with_id(bad.clone())), Err(Refusal::InvalidPaymentIdentifier), "{bad}");
+        }
+    }
 }

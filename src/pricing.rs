@@ -132,6 +132,18 @@ pub fn parse_query(path: &[u8]) -> PassQuery {
     query
 }
 
+/// Whether the query names a pass at all: a `tier` or `duration` parameter, whatever its value.
+/// A payment without one is a paid request for the default pass (docs/behaviour.md §15).
+pub fn selects_pass(path: &[u8]) -> bool {
+    let Some(start) = path.iter().position(|&b| b == b'?') else { return false };
+    let rest = path.get(start + 1..).unwrap_or_default();
+    let rest = rest.split(|&b| b == b'#').next().unwrap_or_default();
+    rest.split(|&b| b == b'&').any(|pair| {
+        let key = pair.split(|&b| b == b'=').next().unwrap_or_default();
+        key == b"tier" || key == b"duration"
+    })
+}
+
 fn percent_decode(raw: &[u8]) -> Option<String> {
     if raw.len() > 32 {
         return None; // no tier id or duration is this long
@@ -246,6 +258,16 @@ mod tests {
         assert_eq!(parse_query(b"/api?tier=%32%34h").tiers, vec!["24h"]);
         assert_eq!(parse_query(b"/api?tier=%zz&tier=\xff").tiers, Vec::<String>::new());
         assert_eq!(parse_query(b"/api?tier").tiers, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_query_selects_a_pass_by_naming_tier_or_duration_whatever_the_value() {
+        for path in [&b"/api?tier=1h"[..], b"/api?x=1&duration=60", b"/api?tier", b"/api?duration=", b"/a?tier=\xff"] {
+            assert!(selects_pass(path), "{}", String::from_utf8_lossy(path));
+        }
+        for path in [&b"/api"[..], b"/api?", b"/api?tiers=1h", b"/api?x=tier", b"/api?q=1#tier=1h"] {
+            assert!(!selects_pass(path), "{}", String::from_utf8_lossy(path));
+        }
     }
 
     #[test]

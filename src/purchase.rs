@@ -43,6 +43,10 @@ pub struct Receipt {
     pub token: String,
     pub payment_response: String,
     pub body: String,
+    /// The pass's claims: a paid request sent again is forwarded with them (docs/behaviour.md
+    /// §15). Absent from records written before paid requests existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<Box<PassClaims>>,
 }
 
 impl Receipt {
@@ -92,6 +96,7 @@ impl Receipt {
             token: pass.token.clone(),
             payment_response: BASE64.encode(serde_json::to_vec(&payment_response).unwrap_or_default()),
             body: serde_json::to_string(&body).unwrap_or_default(),
+            claims: Some(Box::new(pass.claims.clone())),
         }
     }
 
@@ -115,10 +120,27 @@ pub fn in_progress() -> Response {
         .with_header("retry-after", "1")
 }
 
+/// 409: this payment identifier was first used for another request (docs/behaviour.md §17.5).
+pub fn identifier_conflict() -> Response {
+    Response::json(
+        409,
+        &serde_json::json!({"error": "Payment identifier already used for another request", "reason": "payment_identifier_conflict"}),
+    )
+}
+
 /// 502: `/verify` could not be asked; nothing was charged.
 pub fn facilitator_unavailable(reason: &str) -> Response {
     Response::json(502, &serde_json::json!({"error": "Facilitator unavailable", "reason": reason}))
         .with_header("retry-after", RETRY_AFTER_SECONDS)
+}
+
+/// 500: the pass could not be signed (a key problem of this filter). Checked before `/settle`,
+/// so nothing was charged.
+pub fn pass_signing_failed() -> Response {
+    Response::json(
+        500,
+        &serde_json::json!({"error": "Access pass could not be issued", "reason": "pass_signing_failed"}),
+    )
 }
 
 /// 503: `/settle` did not answer; the money may have moved, so the same

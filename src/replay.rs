@@ -22,6 +22,10 @@ pub const SPENT_RETENTION_SECONDS: u64 = 3_600;
 /// An unknown settlement is kept this long for its buyer to come back.
 pub const UNKNOWN_RETENTION_SECONDS: u64 = 86_400;
 
+/// A payment identifier is remembered as long as the longest-lived purchase record it can name
+/// (docs/behaviour.md §17.5): an unknown settlement's.
+pub const IDENTIFIER_RETENTION_SECONDS: u64 = UNKNOWN_RETENTION_SECONDS;
+
 /// Shared-data key of bucket `index`.
 pub fn bucket_key(index: usize) -> String {
     format!("x402_access_pass.purchases.{index}")
@@ -49,6 +53,34 @@ pub enum Entry {
     Settled { at: u64, receipt: Receipt },
     /// Settled, and its replay window is over.
     Spent { at: u64 },
+    /// A payment identifier (docs/behaviour.md §17.5), first used at `since` for the request
+    /// whose fingerprint is `request`, by the payment at `bucket`/`payment`.
+    Identifier { since: u64, request: String, bucket: usize, payment: String },
+}
+
+/// What a payment carrying an identifier may do (docs/behaviour.md §17.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdClaim {
+    /// The identifier is this payment's (new, or this payment's own): go on as usual.
+    Bound,
+    /// The identifier was first used for another request: 409.
+    Conflict,
+    /// Another payment holds it for this request: the answer is that payment's outcome. `stale`
+    /// when it was bound long enough ago that a payment still unrecorded was abandoned.
+    Taken { bucket: usize, payment: String, stale: bool },
+}
+
+/// Where the first payment of an identifier stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirstOutcome {
+    /// Pending or unknown: 409 while it is worked out.
+    InProgress,
+    /// Settled within its replay window: its answer again.
+    Settled(Receipt),
+    /// Settled, and its window is over.
+    Spent,
+    /// Nothing recorded: not yet claimed, or dropped (nothing was charged).
+    Absent,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -150,11 +182,61 @@ impl Bucket {
             }
             Some(Entry::Settled { at, .. }) => (Claim::Duplicate, Some(Entry::Spent { at: *at })),
             Some(Entry::Spent { .. }) => (Claim::Duplicate, None),
+            // Identifier keys never meet payment keys (`id:` prefix); refuse rather than guess.
+            Some(Entry::Identifier { .. }) => (Claim::InProgress, None),
         };
         if let Some(entry) = next {
             self.set(key, entry);
         }
         claim
+    }
+
+    /// Binds identifier `key` to a payment for a request, or says who holds it. `takeover` names
+    /// the payment that held it when that one was found abandoned: it is replaced only if it
+    /// still holds it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn claim_id(
+        &mut self,
+        key: &str,
+        request: &str,
+        bucket: usize,
+        payment: &str,
+        takeover: Option<&str>,
+        now: u64,
+        policy: Policy,
+    ) -> IdClaim {
+        let claim = match self.get(key) {
+            Some(Entry::Identifier { request: first, .. }) if first != request => return IdClaim::Conflict,
+            Some(Entry::Identifier { payment: held, .. }) if held == payment => return IdClaim::Bound,
+            Some(Entry::Identifier { payment: held, .. }) if takeover == Some(held.as_str()) => IdClaim::Bound,
+            Some(Entry::Identifier { since, bucket, payment: held, .. }) => {
+                let stale = now.saturating_sub(*since) >= policy.stale_after_seconds;
+                return IdClaim::Taken { bucket: *bucket, payment: held.clone(), stale };
+            }
+            _ => IdClaim::Bound,
+        };
+        let entry = Entry::Identifier { since: now, request: request.to_owned(), bucket, payment: payment.to_owned() };
+        self.set(key, entry);
+        claim
+    }
+
+    /// Lets identifier `key` go if `payment` holds it: that payment was dropped, nothing charged.
+    pub fn release_id(&mut self, key: &str, payment: &str) {
+        if matches!(self.get(key), Some(Entry::Identifier { payment: held, .. }) if held == payment) {
+            self.remove(key);
+        }
+    }
+
+    /// Where the payment at `key` stands, read only.
+    pub fn first_outcome(&self, key: &str, now: u64, policy: Policy) -> FirstOutcome {
+        match self.get(key) {
+            None | Some(Entry::Identifier { .. }) => FirstOutcome::Absent,
+            Some(Entry::Pending { .. }) | Some(Entry::Unknown { .. }) => FirstOutcome::InProgress,
+            Some(Entry::Settled { at, receipt }) if now.saturating_sub(*at) <= policy.replay_window_seconds => {
+                FirstOutcome::Settled(receipt.clone())
+            }
+            Some(Entry::Settled { .. }) | Some(Entry::Spent { .. }) => FirstOutcome::Spent,
+        }
     }
 
     /// Drops what is no longer needed; returns whether anything changed.
@@ -169,6 +251,7 @@ impl Bucket {
             Entry::Spent { at } => {
                 now.saturating_sub(*at) < policy.replay_window_seconds.saturating_add(SPENT_RETENTION_SECONDS)
             }
+            Entry::Identifier { since, .. } => now.saturating_sub(*since) < IDENTIFIER_RETENTION_SECONDS,
         });
         let mut changed = before != self.entries.len();
         for (_, entry) in &mut self.entries {
@@ -208,7 +291,12 @@ mod tests {
     }
 
     fn receipt() -> Receipt {
-        Receipt { token: "t".into(), payment_response: "pr".into(), body: "{}".into() }
+        Receipt {
+            token: "t".into(),
+            payment_response: "pr".into(),
+            body: "{}".into(),
+            claims: Some(Box::new(pass().claims)),
+        }
     }
 
     #[test]
@@ -260,6 +348,62 @@ mod tests {
         assert!(b.get("unknown").is_some());
         assert!(!b.sweep(800, POLICY));
         b.sweep(100 + 600 + SPENT_RETENTION_SECONDS + UNKNOWN_RETENTION_SECONDS, POLICY);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn an_identifier_is_bound_once_per_request_and_names_its_first_payment() {
+        let mut b = Bucket::default();
+        let claim = |b: &mut Bucket, request: &str, payment: &str, takeover: Option<&str>, now: u64| {
+            b.claim_id("id:k", request, 7, payment, takeover, now, POLICY)
+        };
+        assert_eq!(claim(&mut b, "GET /a", "p1", None, 100), IdClaim::Bound);
+        assert_eq!(claim(&mut b, "GET /a", "p1", None, 101), IdClaim::Bound, "the same payment again");
+        assert_eq!(claim(&mut b, "GET /b", "p1", None, 101), IdClaim::Conflict);
+        assert_eq!(claim(&mut b, "GET /b", "p2", None, 101), IdClaim::Conflict);
+        assert_eq!(
+            claim(&mut b, "GET /a", "p2", None, 101),
+            IdClaim::Taken { bucket: 7, payment: "p1".into(), stale: false }
+        );
+        assert_eq!(
+            claim(&mut b, "GET /a", "p2", None, 100 + POLICY.stale_after_seconds),
+            IdClaim::Taken { bucket: 7, payment: "p1".into(), stale: true }
+        );
+        // Taken over only from the payment that was found abandoned.
+        assert_eq!(
+            claim(&mut b, "GET /a", "p2", Some("p0"), 200),
+            IdClaim::Taken { bucket: 7, payment: "p1".into(), stale: true }
+        );
+        assert_eq!(claim(&mut b, "GET /a", "p2", Some("p1"), 200), IdClaim::Bound);
+        assert!(matches!(b.get("id:k"), Some(Entry::Identifier { payment, since: 200, .. }) if payment == "p2"));
+        // Released only by the payment that holds it.
+        b.release_id("id:k", "p1");
+        assert!(b.get("id:k").is_some());
+        b.release_id("id:k", "p2");
+        assert_eq!(b.get("id:k"), None);
+    }
+
+    #[test]
+    fn the_first_payment_of_an_identifier_is_read_as_it_stands() {
+        let mut b = Bucket::default();
+        assert_eq!(b.first_outcome("k", 100, POLICY), FirstOutcome::Absent);
+        b.set("k", Entry::Pending { since: 100, pass: None });
+        assert_eq!(b.first_outcome("k", 100, POLICY), FirstOutcome::InProgress);
+        b.set("k", Entry::Unknown { since: 100, pass: pass() });
+        assert_eq!(b.first_outcome("k", 100, POLICY), FirstOutcome::InProgress);
+        b.set("k", Entry::Settled { at: 100, receipt: receipt() });
+        assert_eq!(b.first_outcome("k", 700, POLICY), FirstOutcome::Settled(receipt()));
+        assert_eq!(b.first_outcome("k", 701, POLICY), FirstOutcome::Spent);
+        b.set("k", Entry::Spent { at: 100 });
+        assert_eq!(b.first_outcome("k", 701, POLICY), FirstOutcome::Spent);
+    }
+
+    #[test]
+    fn identifiers_live_as_long_as_purchase_records() {
+        let mut b = Bucket::default();
+        b.set("id:k", Entry::Identifier { since: 100, request: "r".into(), bucket: 0, payment: "p".into() });
+        assert!(!b.sweep(100 + IDENTIFIER_RETENTION_SECONDS - 1, POLICY));
+        assert!(b.sweep(100 + IDENTIFIER_RETENTION_SECONDS, POLICY));
         assert!(b.is_empty());
     }
 

@@ -56,6 +56,20 @@ pub fn cors_headers<'a>(config: &'a Config, origin: Option<&[u8]>) -> Vec<(&'sta
     headers
 }
 
+/// The upstream's `Cache-Control` with `private` merged in, as the official x402 server does for
+/// a response carrying `PAYMENT-RESPONSE`: a shared cache must never keep a buyer's pass.
+pub fn private_cache_control(upstream: Option<&[u8]>) -> String {
+    let value = upstream.map(String::from_utf8_lossy).unwrap_or_default();
+    let value = value.trim();
+    if value.is_empty() {
+        return "private".to_owned();
+    }
+    if value.split(',').any(|d| d.trim().eq_ignore_ascii_case("private")) {
+        return value.to_owned();
+    }
+    format!("{value}, private")
+}
+
 /// The answer to a CORS preflight: 204, never a 402.
 pub fn preflight(config: &Config, origin: Option<&[u8]>) -> Response {
     Response {
@@ -68,4 +82,18 @@ pub fn preflight(config: &Config, origin: Option<&[u8]>) -> Response {
         body: Vec::new(),
     }
     .with_cors(config, origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paid_response_is_private_to_the_buyer_whatever_the_upstream_said() {
+        assert_eq!(private_cache_control(None), "private");
+        assert_eq!(private_cache_control(Some(b"  ")), "private");
+        assert_eq!(private_cache_control(Some(b"max-age=60")), "max-age=60, private");
+        assert_eq!(private_cache_control(Some(b"no-cache, Private")), "no-cache, Private");
+        assert_eq!(private_cache_control(Some(b"public, max-age=60")), "public, max-age=60, private");
+    }
 }

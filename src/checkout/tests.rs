@@ -94,13 +94,14 @@ struct Run {
 
 /// Drives one purchase at `now` (seconds); each callout takes `CALLOUT_MS` of the clock.
 fn drive(ledger: &dyn Ledger, config: &Config, header: &[u8], now: u64, replies: &[(Endpoint, Reply)]) -> Run {
-    drive_with(ledger, config, header, now, replies, None)
+    drive_with(ledger, config, PART_ONE, header, now, replies, None)
 }
 
 /// As `drive`, answering every `/settle` past the scripted ones with `then`.
 fn drive_with(
     ledger: &dyn Ledger,
     config: &Config,
+    path: &[u8],
     header: &[u8],
     now: u64,
     replies: &[(Endpoint, Reply)],
@@ -109,7 +110,8 @@ fn drive_with(
     let mut calls = Vec::new();
     let mut waits = Vec::new();
     let mut clock_ms = now * 1_000;
-    let (mut checkout, mut step) = match Checkout::begin(config, b"/weather", header, challenge(config), &fee_payer()) {
+    let (mut checkout, mut step) = match Checkout::begin(config, b"GET", path, header, challenge(config), &fee_payer())
+    {
         Ok(started) => started,
         Err(finish) => return Run { finish, calls, waits },
     };
@@ -174,7 +176,7 @@ impl Seller {
     }
 
     fn entry(&self, now: u64) -> Option<Entry> {
-        let hash = Checkout::begin(&self.config, b"/weather", &header(), challenge(&self.config), &fee_payer())
+        let hash = Checkout::begin(&self.config, b"GET", PART_ONE, &header(), challenge(&self.config), &fee_payer())
             .map(|(checkout, _)| checkout.checked().message_hash)
             .unwrap_or_else(|_| panic!("the vector passes the local checks"));
         let at = PurchaseKey::of(&hash);
@@ -193,6 +195,31 @@ fn failed(reason: &str) -> Count {
 
 const CALLOUT_MS: u64 = 50;
 
+/// A Part I purchase: the request names its pass (docs/behaviour.md §6), the filter answers.
+const PART_ONE: &[u8] = b"/weather?tier=5m";
+/// A paid request: the same payment on a request that names no pass (docs/behaviour.md §15).
+const PAID: &[u8] = b"/weather?city=Lisbon";
+
+impl Finish {
+    /// The filter's own answer; a test expecting one fails on a forward.
+    fn local(&self) -> &Response {
+        match &self.answer {
+            Answer::Local(response) => response,
+            Answer::Forward(forward) => panic!("forwarded upstream, not answered: {forward:?}"),
+        }
+    }
+
+    /// The paid request's forward; a test expecting one fails on a local answer.
+    fn forwarded(&self) -> &Forward {
+        match &self.answer {
+            Answer::Forward(forward) => forward,
+            Answer::Local(response) => {
+                panic!("answered {} {}", response.status, String::from_utf8_lossy(&response.body))
+            }
+        }
+    }
+}
+
 const VERIFY_OK: (Endpoint, Reply) = (Endpoint::Verify, Reply::Ok(VALID));
 const SETTLE_OK: (Endpoint, Reply) = (Endpoint::Settle, Reply::Ok(SETTLED));
 
@@ -201,7 +228,7 @@ fn a_fresh_payment_is_verified_signed_settled_and_recorded() {
     let seller = Seller::new();
     let run = seller.buy(NOW, &[VERIFY_OK, SETTLE_OK]);
     assert_eq!(run.calls, [Endpoint::Verify, Endpoint::Settle]);
-    let response = &run.finish.response;
+    let response = &run.finish.local();
     assert_eq!(response.status, 200);
     let token = response.header("access-pass").unwrap();
     let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW).unwrap();
@@ -223,12 +250,12 @@ fn the_same_payment_again_is_the_same_answer_and_no_callout() {
     let seller = Seller::new();
     let first = seller.buy(NOW, &[VERIFY_OK, SETTLE_OK]);
     let again = seller.buy(NOW + 600, &[]);
-    assert_eq!(again.finish.response, first.finish.response);
+    assert_eq!(again.finish.local(), first.finish.local());
     assert_eq!(again.finish.counts, [Count::ReplaysServed]);
     // Past the replay window: refused, never settled again.
     let late = seller.buy(NOW + 601, &[]);
-    assert_eq!((late.finish.response.status, reason(&late.finish.response).as_str()), (402, "duplicate_payment"));
-    assert!(late.finish.response.header("payment-required").is_some());
+    assert_eq!((late.finish.local().status, reason(late.finish.local()).as_str()), (402, "duplicate_payment"));
+    assert!(late.finish.local().header("payment-required").is_some());
 }
 
 #[test]
@@ -239,17 +266,19 @@ fn while_the_payment_is_in_flight_elsewhere_the_answer_is_409() {
     assert_eq!(hash, None);
     // Another request claims it and is still verifying.
     let (checkout, step) =
-        Checkout::begin(&seller.config, b"/weather", &header(), challenge(&seller.config), &fee_payer()).ok().unwrap();
+        Checkout::begin(&seller.config, b"GET", PART_ONE, &header(), challenge(&seller.config), &fee_payer())
+            .ok()
+            .unwrap();
     let Step::Ledger(claim) = step else { panic!("a claim first") };
     assert_eq!(seller.ledger().run(&claim, NOW), LedgerAnswer::Claimed(Claim::Fresh));
     drop(checkout);
     let run = seller.buy(NOW + 1, &[]);
-    assert_eq!(run.finish.response.status, 409);
-    assert_eq!(run.finish.response.header("retry-after"), Some("1"));
+    assert_eq!(run.finish.local().status, 409);
+    assert_eq!(run.finish.local().header("retry-after"), Some("1"));
     assert_eq!(run.finish.counts, [failed("payment_in_progress")]);
     // Abandoned (its worker died): taken over once stale, and verified afresh.
     let run = seller.buy(NOW + POLICY.stale_after_seconds, &[VERIFY_OK, SETTLE_OK]);
-    assert_eq!(run.finish.response.status, 200);
+    assert_eq!(run.finish.local().status, 200);
 }
 
 #[test]
@@ -259,10 +288,7 @@ fn a_payment_refused_locally_never_reaches_the_facilitator_or_the_ledger() {
     for bad in [&b"not base64 at all"[..], b"e30=", b""] {
         let run = drive(&seller.ledger(), &seller.config, bad, NOW, &[]);
         assert!(run.calls.is_empty());
-        assert_eq!(
-            (run.finish.response.status, reason(&run.finish.response).as_str()),
-            (402, "invalid_payment_header")
-        );
+        assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (402, "invalid_payment_header"));
         assert_eq!(run.finish.counts, [failed("invalid_payment_header")]);
         assert!(run.finish.log.unwrap().contains("reason=invalid_payment_header"));
     }
@@ -274,11 +300,11 @@ fn a_payment_the_facilitator_finds_invalid_is_402_and_may_be_sent_again() {
     let seller = Seller::new();
     let invalid = Reply::Ok(r#"{"isValid":false,"invalidReason":"invalid_exact_svm_payload_amount_mismatch"}"#);
     let run = seller.buy(NOW, &[(Endpoint::Verify, invalid)]);
-    assert_eq!(run.finish.response.status, 402);
-    assert_eq!(reason(&run.finish.response), "invalid_exact_svm_payload_amount_mismatch");
-    assert!(run.finish.response.header("payment-required").is_some());
+    assert_eq!(run.finish.local().status, 402);
+    assert_eq!(reason(run.finish.local()), "invalid_exact_svm_payload_amount_mismatch");
+    assert!(run.finish.local().header("payment-required").is_some());
     assert_eq!(seller.entry(NOW), None, "nothing was charged: forgotten");
-    assert_eq!(seller.buy(NOW, &[VERIFY_OK, SETTLE_OK]).finish.response.status, 200);
+    assert_eq!(seller.buy(NOW, &[VERIFY_OK, SETTLE_OK]).finish.local().status, 200);
 }
 
 #[test]
@@ -291,8 +317,8 @@ fn a_facilitator_that_cannot_verify_is_502_and_nothing_is_charged() {
     ] {
         let seller = Seller::new();
         let run = seller.buy(NOW, &[(Endpoint::Verify, reply)]);
-        assert_eq!((run.finish.response.status, reason(&run.finish.response)), (502, expected.to_owned()));
-        assert!(run.finish.response.header("retry-after").is_some());
+        assert_eq!((run.finish.local().status, reason(run.finish.local())), (502, expected.to_owned()));
+        assert!(run.finish.local().header("retry-after").is_some());
         assert_eq!(run.finish.counts, [count, failed(expected)]);
         assert_eq!(seller.entry(NOW), None);
     }
@@ -303,8 +329,8 @@ fn a_refused_settlement_is_402_and_forgotten() {
     let seller = Seller::new();
     let refused = Reply::Ok(r#"{"success":false,"errorReason":"insufficient_funds","transaction":""}"#);
     let run = seller.buy(NOW, &[VERIFY_OK, (Endpoint::Settle, refused)]);
-    assert_eq!((run.finish.response.status, reason(&run.finish.response).as_str()), (402, "insufficient_funds"));
-    let body: serde_json::Value = serde_json::from_slice(&run.finish.response.body).unwrap();
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (402, "insufficient_funds"));
+    let body: serde_json::Value = serde_json::from_slice(&run.finish.local().body).unwrap();
     assert_eq!(body["error"], "Payment settlement failed");
     assert_eq!(seller.entry(NOW), None);
 }
@@ -314,15 +340,15 @@ fn an_unknown_settlement_keeps_its_pass_and_the_same_payment_recovers_it() {
     for lost in [Reply::TimedOut, Reply::Status(502), Reply::Failed, Reply::Ok("{\"success\":tr")] {
         let seller = Seller::with_deadline(0);
         let run = seller.buy(NOW, &[VERIFY_OK, (Endpoint::Settle, lost)]);
-        assert_eq!((run.finish.response.status, reason(&run.finish.response).as_str()), (503, "settlement_unknown"));
-        assert!(run.finish.response.header("retry-after").is_some());
+        assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (503, "settlement_unknown"));
+        assert!(run.finish.local().header("retry-after").is_some());
         assert_eq!(run.finish.counts.get(1), Some(&Count::SettlementsUnknown));
         let Some(Entry::Unknown { pass, .. }) = seller.entry(NOW) else { panic!("kept as unknown") };
         // The same payment 63 s later: settled again (a facilitator settles it at most once), never
         // verified anew, and its pass lasts its full five minutes from now (docs/behaviour.md §17.4).
         let again = seller.buy(NOW + 63, &[SETTLE_OK]);
-        assert_eq!(again.finish.response.status, 200);
-        let token = again.finish.response.header("access-pass").unwrap();
+        assert_eq!(again.finish.local().status, 200);
+        let token = again.finish.local().header("access-pass").unwrap();
         assert_ne!(token, pass.token);
         let claims =
             token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW + 63).unwrap();
@@ -341,12 +367,12 @@ fn duplicate_settlement_means_landed_only_for_a_payment_this_filter_left_unknown
     let seller = Seller::with_deadline(0);
     seller.buy(NOW, &[VERIFY_OK, (Endpoint::Settle, Reply::TimedOut)]);
     let recovered = seller.buy(NOW + 1, &[(Endpoint::Settle, duplicate)]);
-    assert_eq!(recovered.finish.response.status, 200);
+    assert_eq!(recovered.finish.local().status, 200);
     assert!(recovered.finish.log.unwrap().contains("transaction=(recovered: settled earlier)"));
 
     let fresh = Seller::new();
     let run = fresh.buy(NOW, &[VERIFY_OK, (Endpoint::Settle, duplicate)]);
-    assert_eq!((run.finish.response.status, reason(&run.finish.response).as_str()), (402, "duplicate_settlement"));
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (402, "duplicate_settlement"));
 }
 
 #[test]
@@ -354,7 +380,7 @@ fn a_ledger_that_cannot_claim_answers_503_before_any_callout() {
     let seller = Seller::new();
     let flaky = FlakyLedger { inner: seller.ledger(), ops: Cell::new(0), fail_at: 1 };
     let run = drive(&flaky, &seller.config, &header(), NOW, &[]);
-    assert_eq!((run.finish.response.status, reason(&run.finish.response).as_str()), (503, "settlement_unknown"));
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (503, "settlement_unknown"));
     assert_eq!(run.finish.counts, [failed("store_unavailable")]);
 }
 
@@ -365,7 +391,7 @@ fn a_pass_that_cannot_be_held_as_pending_is_never_settled() {
     let flaky = FlakyLedger { inner: seller.ledger(), ops: Cell::new(0), fail_at: 2 };
     let run = drive(&flaky, &seller.config, &header(), NOW, &[VERIFY_OK]);
     assert_eq!(run.calls, [Endpoint::Verify]);
-    assert_eq!((run.finish.response.status, reason(&run.finish.response).as_str()), (503, "settlement_unknown"));
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (503, "settlement_unknown"));
     assert_eq!(seller.entry(NOW), None, "forgotten: the payment may be sent again");
 }
 
@@ -374,7 +400,7 @@ fn losing_compare_and_swap_races_changes_nothing_for_the_buyer() {
     let seller = Seller::new();
     seller.store.conflicts.set(5);
     let run = seller.buy(NOW, &[VERIFY_OK, SETTLE_OK]);
-    assert_eq!(run.finish.response.status, 200);
+    assert_eq!(run.finish.local().status, 200);
     assert!(matches!(seller.entry(NOW), Some(Entry::Settled { .. })));
 }
 
@@ -382,10 +408,12 @@ fn losing_compare_and_swap_races_changes_nothing_for_the_buyer() {
 fn an_answer_the_flow_did_not_ask_for_is_503_and_keeps_the_ledger() {
     let seller = Seller::new();
     let (mut checkout, _claim) =
-        Checkout::begin(&seller.config, b"/weather", &header(), challenge(&seller.config), &fee_payer()).ok().unwrap();
+        Checkout::begin(&seller.config, b"GET", PART_ONE, &header(), challenge(&seller.config), &fee_payer())
+            .ok()
+            .unwrap();
     let step = checkout.on_callout(&seller.config, Reply::Ok(SETTLED).result(), NOW);
     let Step::Finish(finish) = step else { panic!("finished") };
-    assert_eq!(finish.response.status, 503);
+    assert_eq!(finish.local().status, 503);
 }
 
 #[test]
@@ -396,7 +424,7 @@ fn a_filter_with_verify_only_keys_sells_nothing() {
         "tiers":{"5m":"0.001"},"keys":[{"kid":"e","alg":"EdDSA","publicKey":"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}]}"#;
     let Ok(sidecar) = Config::parse(json.as_bytes(), &|_| None) else { panic!("a verify-only config") };
     let finish = refuse_without_signing_key(&sidecar).unwrap();
-    assert_eq!((finish.response.status, reason(&finish.response).as_str()), (503, "sales_disabled"));
+    assert_eq!((finish.local().status, reason(finish.local()).as_str()), (503, "sales_disabled"));
     assert_eq!(finish.counts, [failed("sales_disabled")]);
 }
 
@@ -415,7 +443,7 @@ fn a_lost_settle_answer_is_asked_again_inside_the_request_and_the_buyer_leaves_w
         let run = seller.buy(NOW, &[VERIFY_OK, settle(lost), SETTLE_OK]);
         assert_eq!(run.calls, [Endpoint::Verify, Endpoint::Settle, Endpoint::Settle]);
         assert_eq!(run.waits, [200]);
-        assert_eq!(run.finish.response.status, 200, "{:?}", run.finish.log);
+        assert_eq!(run.finish.local().status, 200, "{:?}", run.finish.log);
         assert!(run.finish.counts.contains(&Count::SettleRetries(1)));
         assert!(run.finish.counts.contains(&Count::SettlementsRecovered));
         assert!(run.finish.counts.contains(&Count::SettledAtomic { tier: "5m".to_owned(), atomic: 1000 }));
@@ -428,9 +456,9 @@ fn settlement_pending_waits_longer_each_time_until_it_settles() {
     let seller = Seller::new();
     let run = seller.buy(NOW, &[VERIFY_OK, settle(PENDING), settle(PENDING), settle(PENDING), SETTLE_OK]);
     assert_eq!(run.waits, [200, 400, 800]);
-    assert_eq!(run.finish.response.status, 200);
+    assert_eq!(run.finish.local().status, 200);
     // Its pass counts from when it is handed out, not from the first attempt.
-    let token = run.finish.response.header("access-pass").unwrap();
+    let token = run.finish.local().header("access-pass").unwrap();
     let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW + 2).unwrap();
     assert_eq!(claims.exp - claims.iat, 300);
     assert_eq!(claims.iat, (NOW * 1_000 + 5 * CALLOUT_MS + 1_400) / 1_000);
@@ -439,8 +467,9 @@ fn settlement_pending_waits_longer_each_time_until_it_settles() {
 #[test]
 fn past_the_deadline_the_answer_is_503_and_the_pass_is_kept_for_the_same_payment() {
     let seller = Seller::new();
-    let run = drive_with(&seller.ledger(), &seller.config, &header(), NOW, &[VERIFY_OK], Some(Reply::TimedOut));
-    assert_eq!((run.finish.response.status, reason(&run.finish.response).as_str()), (503, "settlement_unknown"));
+    let run =
+        drive_with(&seller.ledger(), &seller.config, PART_ONE, &header(), NOW, &[VERIFY_OK], Some(Reply::TimedOut));
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (503, "settlement_unknown"));
     // Waits double to 2 s; no wait is started that would end past the 20 s deadline.
     assert_eq!(run.waits[..5], [200, 400, 800, 1_600, 2_000]);
     let settles = run.calls.iter().filter(|c| **c == Endpoint::Settle).count() as u64;
@@ -467,7 +496,7 @@ fn already_processed_after_an_unknown_attempt_means_it_landed() {
             r#"{"success":false,"errorReason":"settle_exact_svm_transaction_confirmation_timed_out","transaction":""}"#,
         );
         let run = seller.buy(NOW, &[VERIFY_OK, settle(confirmation), settle(Reply::Ok(already))]);
-        assert_eq!(run.finish.response.status, 200, "{already}");
+        assert_eq!(run.finish.local().status, 200, "{already}");
         assert!(run.finish.counts.contains(&Count::SettlementsRecovered));
     }
 }
@@ -477,12 +506,12 @@ fn an_unrecognized_refusal_is_asked_once_more_and_the_same_twice_is_a_refusal() 
     let odd = Reply::Ok(r#"{"success":false,"errorReason":"Facilitator: the moon is full","transaction":""}"#);
     let seller = Seller::new();
     let run = seller.buy(NOW, &[VERIFY_OK, settle(odd), SETTLE_OK]);
-    assert_eq!(run.finish.response.status, 200);
+    assert_eq!(run.finish.local().status, 200);
 
     let seller = Seller::new();
     let run = seller.buy(NOW, &[VERIFY_OK, settle(odd), settle(odd)]);
-    assert_eq!(run.finish.response.status, 402);
-    assert_eq!(reason(&run.finish.response), "facilitator__the_moon_is_full");
+    assert_eq!(run.finish.local().status, 402);
+    assert_eq!(reason(run.finish.local()), "facilitator__the_moon_is_full");
     assert_eq!(seller.entry(NOW + 1), None);
 }
 
@@ -491,7 +520,7 @@ fn a_refusal_sent_with_http_400_is_a_refusal_at_once() {
     let seller = Seller::new();
     let refused = Reply::StatusBody(400, r#"{"success":false,"errorReason":"insufficient_funds","transaction":""}"#);
     let run = seller.buy(NOW, &[VERIFY_OK, settle(refused)]);
-    assert_eq!((run.finish.response.status, reason(&run.finish.response).as_str()), (402, "insufficient_funds"));
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (402, "insufficient_funds"));
     assert!(run.waits.is_empty());
     assert_eq!(seller.entry(NOW), None);
 }
@@ -507,7 +536,7 @@ fn a_malformed_success_is_not_believed_and_never_reaches_the_log() {
     let seller = Seller::with_deadline(0);
     for bad in [forged, other_network] {
         let seller_run = seller.buy(NOW, &[VERIFY_OK, settle(bad)]);
-        assert_eq!(seller_run.finish.response.status, 503);
+        assert_eq!(seller_run.finish.local().status, 503);
         let log = seller_run.finish.log.unwrap();
         assert!(!log.contains('\n') && !log.contains("5mYP"), "{log}");
         // The payment stays unknown; clean up for the next variant.
@@ -515,13 +544,368 @@ fn a_malformed_success_is_not_believed_and_never_reaches_the_log() {
     }
     let seller = Seller::new();
     let run = seller.buy(NOW, &[VERIFY_OK, settle(forged), SETTLE_OK]);
-    assert_eq!(run.finish.response.status, 200);
+    assert_eq!(run.finish.local().status, 200);
     assert!(run.finish.log.unwrap().ends_with(&format!("transaction={TX} recovered after 2 attempt(s) here")));
 }
 
 fn message_hash(seller: &Seller) -> [u8; 32] {
-    match Checkout::begin(&seller.config, b"/weather", &header(), challenge(&seller.config), &fee_payer()) {
+    match Checkout::begin(&seller.config, b"GET", PART_ONE, &header(), challenge(&seller.config), &fee_payer()) {
         Ok((checkout, _)) => checkout.checked().message_hash,
         Err(_) => panic!("the vector passes the local checks"),
     }
+}
+
+// Paid requests (docs/behaviour.md §15): the same purchase, ending in the buyer's own request
+// forwarded upstream with the new pass.
+
+impl Seller {
+    /// The vector's payment on a request that names no pass.
+    fn pay(&self, now: u64, replies: &[(Endpoint, Reply)]) -> Run {
+        drive_with(&self.ledger(), &self.config, PAID, &header(), now, replies, None)
+    }
+}
+
+fn decoded_payment_response(forward: &Forward) -> serde_json::Value {
+    use base64::Engine as _;
+    let (_, value) = forward.response_headers.iter().find(|(name, _)| *name == "payment-response").unwrap();
+    let json = base64::engine::general_purpose::STANDARD.decode(value).unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
+
+fn response_header<'a>(forward: &'a Forward, name: &str) -> &'a str {
+    forward.response_headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap()
+}
+
+#[test]
+fn a_paid_request_that_settles_is_forwarded_with_its_new_pass() {
+    let seller = Seller::new();
+    let run = seller.pay(NOW, &[VERIFY_OK, SETTLE_OK]);
+    assert_eq!(run.calls, [Endpoint::Verify, Endpoint::Settle]);
+    let forward = run.finish.forwarded();
+    assert_eq!(forward.remove_request_headers, ["payment-signature", "authorization"]);
+    let token = response_header(forward, "access-pass");
+    let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), NOW).unwrap();
+    assert_eq!((claims.tier.as_str(), claims.iat, claims.exp), ("5m", NOW, NOW + 300));
+    let expires = (NOW + 300).to_string();
+    let set: Vec<(&str, &str)> =
+        forward.set_request_headers.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+    assert_eq!(
+        set,
+        [
+            ("x-access-pass-tier", "5m"),
+            ("x-access-pass-payer", claims.payer.as_str()),
+            ("x-access-pass-expires", expires.as_str()),
+            ("x-access-pass-network", "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"),
+        ]
+    );
+    assert_eq!(
+        decoded_payment_response(forward),
+        serde_json::json!({"success": true, "transaction": TX, "network": seller.config.network, "payer": claims.payer})
+    );
+    assert_eq!(
+        run.finish.counts,
+        [
+            Count::PurchasesSucceeded,
+            Count::SettledAtomic { tier: "5m".to_owned(), atomic: 1000 },
+            Count::PaidRequestsForwarded
+        ]
+    );
+    let log = run.finish.log.unwrap();
+    assert!(log.starts_with("x402-access-pass: paid request settled payer="), "{log}");
+    assert!(log.ends_with(&format!("transaction={TX} forwarded upstream")), "{log}");
+    assert!(matches!(seller.entry(NOW), Some(Entry::Settled { at: NOW, .. })));
+}
+
+#[test]
+fn the_same_paid_request_again_is_forwarded_again_with_the_same_pass_and_never_settled_twice() {
+    let seller = Seller::new();
+    let first = seller.pay(NOW, &[VERIFY_OK, SETTLE_OK]);
+    let again = seller.pay(NOW + 600, &[]);
+    assert!(again.calls.is_empty());
+    assert_eq!(again.finish.forwarded(), first.finish.forwarded());
+    assert_eq!(again.finish.counts, [Count::ReplaysServed, Count::PaidRequestsForwarded]);
+    assert!(again.finish.log.unwrap().contains("paid request replayed"));
+    // Sent as a Part I purchase, the same payment gets the receipt of that same pass.
+    let part_one = seller.buy(NOW + 600, &[]);
+    assert_eq!(
+        part_one.finish.local().header("access-pass"),
+        Some(response_header(first.finish.forwarded(), "access-pass"))
+    );
+    // Past the replay window: refused, never settled again, never forwarded.
+    let late = seller.pay(NOW + 601, &[]);
+    assert_eq!((late.finish.local().status, reason(late.finish.local()).as_str()), (402, "duplicate_payment"));
+}
+
+#[test]
+fn a_receipt_recorded_without_its_claims_is_served_as_a_purchase() {
+    let seller = Seller::new();
+    let first = seller.pay(NOW, &[VERIFY_OK, SETTLE_OK]);
+    let at = PurchaseKey::of(&message_hash(&seller));
+    let Some(Entry::Settled { at: settled_at, mut receipt }) = seller.entry(NOW) else { panic!("settled") };
+    receipt.claims = None;
+    seller.ledger().run(&LedgerOp::Put(at, Box::new(Entry::Settled { at: settled_at, receipt })), NOW);
+    let again = seller.pay(NOW + 1, &[]);
+    assert_eq!(
+        again.finish.local().header("access-pass"),
+        Some(response_header(first.finish.forwarded(), "access-pass"))
+    );
+}
+
+#[test]
+fn a_paid_request_whose_payment_is_refused_is_answered_as_a_purchase_would_be() {
+    let seller = Seller::new();
+    let invalid = Reply::Ok(r#"{"isValid":false,"invalidReason":"invalid_exact_svm_payload_amount_mismatch"}"#);
+    let run = seller.pay(NOW, &[(Endpoint::Verify, invalid)]);
+    assert_eq!(run.finish.local().status, 402);
+    assert!(run.finish.local().header("payment-required").is_some());
+    let refused = Reply::Ok(r#"{"success":false,"errorReason":"insufficient_funds","transaction":""}"#);
+    let run = seller.pay(NOW, &[VERIFY_OK, (Endpoint::Settle, refused)]);
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (402, "insufficient_funds"));
+    assert!(!run.finish.counts.contains(&Count::PaidRequestsForwarded));
+    assert_eq!(seller.entry(NOW), None);
+    let run = seller.pay(NOW, &[(Endpoint::Verify, Reply::TimedOut)]);
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (502, "facilitator_timeout"));
+    let garbage = drive_with(&seller.ledger(), &seller.config, PAID, b"e30=", NOW, &[], None);
+    assert_eq!(reason(garbage.finish.local()), "invalid_payment_header");
+}
+
+#[test]
+fn a_paid_request_left_unknown_is_503_and_the_same_payment_again_is_forwarded() {
+    let seller = Seller::with_deadline(0);
+    let run = seller.pay(NOW, &[VERIFY_OK, (Endpoint::Settle, Reply::TimedOut)]);
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (503, "settlement_unknown"));
+    assert!(matches!(seller.entry(NOW), Some(Entry::Unknown { .. })));
+    // While another request works it out: 409, as for a purchase.
+    let (_, claim) =
+        Checkout::begin(&seller.config, b"GET", PAID, &header(), challenge(&seller.config), &fee_payer()).ok().unwrap();
+    let Step::Ledger(claim) = claim else { panic!("a claim first") };
+    assert!(matches!(seller.ledger().run(&claim, NOW + 1), LedgerAnswer::Claimed(Claim::Recover(_))));
+    let busy = seller.pay(NOW + 2, &[]);
+    assert_eq!((busy.finish.local().status, reason(busy.finish.local()).as_str()), (409, "payment_in_progress"));
+    // The recovering request went away; once stale, the same payment settles and is forwarded.
+    let later = NOW + 1 + POLICY.stale_after_seconds;
+    let again = seller.pay(later, &[SETTLE_OK]);
+    let token = response_header(again.finish.forwarded(), "access-pass");
+    let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), later).unwrap();
+    assert_eq!(claims.iat, later, "a recovered pass lasts its full duration from now");
+    assert!(again.finish.counts.contains(&Count::SettlementsRecovered));
+    assert!(again.finish.counts.contains(&Count::PaidRequestsForwarded));
+}
+
+#[test]
+fn a_request_naming_its_pass_or_a_seller_without_pay_and_serve_gets_the_purchase_answer() {
+    for path in [&b"/weather?tier=5m"[..], b"/weather?duration=300&tier=5m", b"/weather?city=x&tier=5m"] {
+        let seller = Seller::new();
+        let run = drive_with(&seller.ledger(), &seller.config, path, &header(), NOW, &[VERIFY_OK, SETTLE_OK], None);
+        assert_eq!(run.finish.local().status, 200);
+        assert!(!run.finish.counts.contains(&Count::PaidRequestsForwarded));
+    }
+    let mut config = config();
+    config.pay_and_serve = false;
+    let part_one_only = Seller::with_config(config);
+    let run = part_one_only.pay(NOW, &[VERIFY_OK, SETTLE_OK]);
+    assert_eq!(run.finish.local().status, 200);
+    assert!(run.finish.log.unwrap().starts_with("x402-access-pass: purchase settled"));
+}
+
+#[test]
+fn a_seller_that_forwards_authorization_keeps_it_on_a_paid_request() {
+    let mut config = config();
+    config.forward_authorization = true;
+    let seller = Seller::with_config(config);
+    let run = seller.pay(NOW, &[VERIFY_OK, SETTLE_OK]);
+    assert_eq!(run.finish.forwarded().remove_request_headers, ["payment-signature"]);
+}
+
+#[test]
+fn a_pass_that_cannot_be_signed_is_500_pass_signing_failed_and_nothing_is_settled() {
+    // A verify-only key ring: the filter refuses sales up front (sales_disabled); driven past that
+    // check, signing fails after /verify and before any /settle.
+    let json = r#"{"payTo":"GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse","network":"solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1",
+        "tiers":{"5m":"0.001"},"keys":[{"kid":"e","alg":"EdDSA","publicKey":"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}]}"#;
+    let Ok(sidecar) = Config::parse(json.as_bytes(), &|_| None) else { panic!("a verify-only config") };
+    let seller = Seller::with_config(sidecar);
+    for path in [PART_ONE, PAID] {
+        let run = drive_with(&seller.ledger(), &seller.config, path, &header(), NOW, &[VERIFY_OK], None);
+        assert_eq!(run.calls, [Endpoint::Verify], "never settled");
+        assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (500, "pass_signing_failed"));
+        assert_eq!(run.finish.counts, [failed("pass_signing_failed")]);
+        assert!(run.finish.log.as_deref().unwrap().contains("reason=pass_signing_failed"));
+        assert_eq!(seller.entry(NOW), None, "forgotten: nothing was charged");
+    }
+}
+
+// Payment identifiers (docs/behaviour.md §17.5). The one signed payment of the vectors stands
+// for "this payment"; "another payment" holding the same id is written into the ledger as the
+// filter would have recorded it.
+
+const ID: &str = "pay_7d5d747be160e280504c099d984bcfe0";
+const OTHER: &str = "0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f";
+
+/// The vector's payment with `extensions["payment-identifier"].info.id` set, as the official
+/// client's `appendPaymentIdentifierToExtensions` leaves it (the transaction is unchanged).
+fn header_with_id(id: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut payload: serde_json::Value = serde_json::from_slice(&b64.decode(header()).unwrap()).unwrap();
+    payload["extensions"] = serde_json::json!({"payment-identifier": {"info": {"required": false, "id": id}}});
+    b64.encode(serde_json::to_vec(&payload).unwrap()).into_bytes()
+}
+
+impl Seller {
+    fn pay_with_id(&self, now: u64, path: &[u8], replies: &[(Endpoint, Reply)]) -> Run {
+        drive_with(&self.ledger(), &self.config, path, &header_with_id(ID), now, replies, None)
+    }
+
+    /// Another payment holds `ID` for `GET path` since `since`, in state `entry` (if any).
+    fn another_payment_holds_the_id(&self, path: &[u8], since: u64, entry: Option<Entry>) {
+        let first = PurchaseKey { bucket: 15, key: OTHER.to_owned() };
+        let id = PurchaseKey::of_identifier(ID);
+        let binding = Entry::Identifier {
+            since,
+            request: request_fingerprint(b"GET", path),
+            bucket: first.bucket,
+            payment: first.key.clone(),
+        };
+        assert_eq!(self.ledger().run(&LedgerOp::Put(id, Box::new(binding)), since), LedgerAnswer::Done);
+        if let Some(entry) = entry {
+            assert_eq!(self.ledger().run(&LedgerOp::Put(first, Box::new(entry)), since), LedgerAnswer::Done);
+        }
+    }
+
+    fn id_entry(&self, now: u64) -> Option<Entry> {
+        let id = PurchaseKey::of_identifier(ID);
+        self.ledger().update(id.bucket, now, |b| b.get(&id.key).cloned()).unwrap()
+    }
+}
+
+fn settled_receipt_of_another_payment(seller: &Seller) -> Receipt {
+    let claims = purchase::claims(
+        &seller.config,
+        &Checkout::begin(&seller.config, b"GET", PAID, &header(), challenge(&seller.config), &fee_payer())
+            .ok()
+            .unwrap()
+            .0
+            .checked,
+        NOW,
+    );
+    let token = token::sign(&seller.config.keys, &claims).unwrap();
+    Receipt::new(&IssuedPass { token, claims }, TX, &seller.config.network)
+}
+
+#[test]
+fn a_payment_with_an_identifier_is_bound_to_it_and_bought_as_usual() {
+    let seller = Seller::new();
+    let run = seller.pay_with_id(NOW, PAID, &[VERIFY_OK, SETTLE_OK]);
+    assert_eq!(run.calls, [Endpoint::Verify, Endpoint::Settle]);
+    run.finish.forwarded();
+    let Some(Entry::Identifier { request, payment, .. }) = seller.id_entry(NOW) else { panic!("bound") };
+    assert_eq!((request, payment), (request_fingerprint(b"GET", PAID), PurchaseKey::of(&message_hash(&seller)).key));
+    // The same payment with the same id again: the usual replay, never settled twice.
+    let again = seller.pay_with_id(NOW + 1, PAID, &[]);
+    assert_eq!(again.finish.forwarded(), run.finish.forwarded());
+}
+
+#[test]
+fn another_payment_with_a_settled_first_payment_of_its_identifier_gets_that_outcome_and_is_never_settled() {
+    let seller = Seller::new();
+    let receipt = settled_receipt_of_another_payment(&seller);
+    seller.another_payment_holds_the_id(PAID, NOW, Some(Entry::Settled { at: NOW, receipt: receipt.clone() }));
+    let run = seller.pay_with_id(NOW + 5, PAID, &[]);
+    assert!(run.calls.is_empty(), "no callout: {:?}", run.calls);
+    let forward = run.finish.forwarded();
+    assert_eq!(response_header(forward, "access-pass"), receipt.token);
+    assert_eq!(response_header(forward, "payment-response"), receipt.payment_response);
+    assert_eq!(run.finish.counts, [Count::ReplaysServed, Count::PaidRequestsForwarded]);
+    assert_eq!(seller.entry(NOW + 5), None, "this payment was never claimed");
+    // As a Part I purchase, the first payment's 200 again.
+    let seller = Seller::new();
+    seller.another_payment_holds_the_id(PART_ONE, NOW, Some(Entry::Settled { at: NOW, receipt: receipt.clone() }));
+    let run = seller.pay_with_id(NOW + 5, PART_ONE, &[]);
+    assert_eq!(run.finish.local(), &receipt.response());
+}
+
+#[test]
+fn while_the_first_payment_of_an_identifier_is_pending_or_unknown_another_gets_409() {
+    let pass = settled_receipt_of_another_payment(&Seller::new());
+    let issued = IssuedPass { token: pass.token.clone(), claims: *pass.claims.clone().unwrap() };
+    for entry in [Entry::Pending { since: NOW, pass: None }, Entry::Unknown { since: NOW, pass: issued }] {
+        let seller = Seller::new();
+        seller.another_payment_holds_the_id(PAID, NOW, Some(entry));
+        let run = seller.pay_with_id(NOW + 1, PAID, &[]);
+        assert!(run.calls.is_empty());
+        assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (409, "payment_in_progress"));
+        assert_eq!(run.finish.local().header("retry-after"), Some("1"));
+        assert_eq!(seller.entry(NOW + 1), None);
+    }
+}
+
+#[test]
+fn an_identifier_used_for_another_request_is_409_payment_identifier_conflict() {
+    let seller = Seller::new();
+    seller.another_payment_holds_the_id(b"/weather?city=Oslo", NOW, None);
+    let run = seller.pay_with_id(NOW + 1, PAID, &[]);
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (409, "payment_identifier_conflict"));
+    assert_eq!(run.finish.counts, [failed("payment_identifier_conflict")]);
+    // The same payment with the same id for another method is another request too.
+    let seller = Seller::new();
+    seller.pay_with_id(NOW, PAID, &[VERIFY_OK, SETTLE_OK]);
+    let (mut checkout, step) =
+        Checkout::begin(&seller.config, b"POST", PAID, &header_with_id(ID), challenge(&seller.config), &fee_payer())
+            .ok()
+            .unwrap();
+    let Step::Ledger(op) = step else { panic!("the identifier first") };
+    let Step::Finish(finish) = checkout.on_ledger(&seller.config, seller.ledger().run(&op, NOW), NOW * 1_000) else {
+        panic!("answered at once")
+    };
+    assert_eq!(reason(finish.local()), "payment_identifier_conflict");
+}
+
+#[test]
+fn an_identifier_whose_first_payment_is_spent_is_a_duplicate() {
+    let seller = Seller::new();
+    seller.another_payment_holds_the_id(PAID, NOW, Some(Entry::Spent { at: NOW }));
+    let run = seller.pay_with_id(NOW + 700, PAID, &[]);
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (402, "duplicate_payment"));
+}
+
+#[test]
+fn an_identifier_held_by_a_payment_never_recorded_is_409_then_taken_over_once_abandoned() {
+    let seller = Seller::new();
+    seller.another_payment_holds_the_id(PAID, NOW, None);
+    let early = seller.pay_with_id(NOW + 1, PAID, &[]);
+    assert_eq!(reason(early.finish.local()), "payment_in_progress");
+    let late = seller.pay_with_id(NOW + POLICY.stale_after_seconds, PAID, &[VERIFY_OK, SETTLE_OK]);
+    late.finish.forwarded();
+    let Some(Entry::Identifier { payment, .. }) = seller.id_entry(NOW + 20) else { panic!("bound") };
+    assert_eq!(payment, PurchaseKey::of(&message_hash(&seller)).key);
+}
+
+#[test]
+fn a_payment_dropped_without_a_charge_lets_its_identifier_go() {
+    let seller = Seller::new();
+    let invalid = Reply::Ok(r#"{"isValid":false,"invalidReason":"insufficient_funds"}"#);
+    let run = seller.pay_with_id(NOW, PAID, &[(Endpoint::Verify, invalid)]);
+    assert_eq!(run.finish.local().status, 402);
+    assert_eq!(seller.id_entry(NOW), None, "released: the buyer may pay again with the same id");
+    assert_eq!(seller.entry(NOW), None);
+    // A settlement left unknown keeps it: the money may have moved.
+    let seller = Seller::with_deadline(0);
+    seller.pay_with_id(NOW, PAID, &[VERIFY_OK, (Endpoint::Settle, Reply::TimedOut)]);
+    assert!(matches!(seller.id_entry(NOW), Some(Entry::Identifier { .. })));
+}
+
+#[test]
+fn a_malformed_identifier_is_refused_before_any_callout_or_ledger_write() {
+    let seller = Seller::new();
+    let writes = seller.store.writes.get();
+    for bad in ["short", "pay_abc!@#defghijklmnop"] {
+        let run = drive_with(&seller.ledger(), &seller.config, PAID, &header_with_id(bad), NOW, &[], None);
+        assert_eq!(
+            (run.finish.local().status, reason(run.finish.local()).as_str()),
+            (402, "invalid_payment_identifier")
+        );
+        assert!(run.calls.is_empty());
+    }
+    assert_eq!(seller.store.writes.get(), writes);
 }

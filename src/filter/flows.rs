@@ -5,10 +5,11 @@
 //! request by its context id. Nothing here decides: the core's checkout does.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
 
-use crate::checkout::{Checkout, Count, Finish, Step};
+use crate::checkout::{Answer, Checkout, Count, Finish, Forward, Step};
 use crate::facilitator::CalloutResult;
 use crate::ledger::Ledger;
 use crate::response::{self, Response};
@@ -23,6 +24,12 @@ const MAX_STEPS: usize = 16;
 /// this long after its timeout. Its ledger record stays, as for a worker that died.
 const LOST_CALLOUT_GRACE_MS: u64 = 10_000;
 
+/// The response headers a paid request's upstream answer gets (`ACCESS-PASS`,
+/// `PAYMENT-RESPONSE`), shared by the request and its flow: the flow fills it when it forwards
+/// the request, the request reads it in `on_http_response_headers`. Whichever goes first drops
+/// its half; nothing outlives both.
+pub type PaidSlot = Rc<RefCell<Option<Vec<(&'static str, String)>>>>;
+
 /// One purchase and the request it answers.
 pub struct Flow {
     pub context_id: u32,
@@ -30,6 +37,10 @@ pub struct Flow {
     /// The request's `Origin` (CORS of the answer) and whether it was a `HEAD`.
     pub origin: Option<Vec<u8>>,
     pub head: bool,
+    /// Running inside the request's own callback (its headers, or a callout it made): a
+    /// forward then only sets the headers, and the callback lets the request continue.
+    pub inline: bool,
+    pub paid: PaidSlot,
 }
 
 #[derive(Default)]
@@ -59,6 +70,7 @@ pub fn execute(worker: &Worker, mut flow: Flow, mut step: Step) {
             Step::Callout(endpoint) => {
                 match host::dispatch(&config.facilitator, "POST", endpoint.path(), Some(flow.checkout.body())) {
                     Some(token) => {
+                        flow.inline = false;
                         worker.flows.calls.borrow_mut().push((token, host::now_millis(), flow));
                         return;
                     }
@@ -67,6 +79,7 @@ pub fn execute(worker: &Worker, mut flow: Flow, mut step: Step) {
             }
             Step::Wait(ms) => {
                 let wake = host::now_millis().saturating_add(ms);
+                flow.inline = false;
                 worker.flows.sleeping.borrow_mut().push((wake, flow));
                 return;
             }
@@ -123,7 +136,35 @@ fn finish_flow(worker: &Worker, flow: &Flow, finish: Finish) {
     if let Some(line) = &finish.log {
         log::info!("{line}");
     }
-    respond(worker, flow, &finish.response);
+    match finish.answer {
+        Answer::Local(response) => respond(worker, flow, &response),
+        Answer::Forward(forward) => forward_upstream(worker, flow, forward),
+    }
+}
+
+/// Sends a paid request on upstream (docs/behaviour.md §15): its headers as the checkout said,
+/// the response headers left for the request to add, then the request resumed, from whichever
+/// context runs the flow now. Inline, the request's own callback continues it instead.
+fn forward_upstream(worker: &Worker, flow: &Flow, forward: Forward) {
+    if !flow.inline && hostcalls::set_effective_context(flow.context_id).is_err() {
+        log::info!(
+            "x402-access-pass: the buyer's request went away before it could be forwarded; its pass is recorded"
+        );
+        return;
+    }
+    for name in &forward.remove_request_headers {
+        host::remove_request_header(name);
+    }
+    for (name, value) in &forward.set_request_headers {
+        host::set_request_header(name, value);
+    }
+    *flow.paid.borrow_mut() = Some(forward.response_headers);
+    if !flow.inline {
+        if let Err(status) = hostcalls::resume_http_request() {
+            log::warn!("x402-access-pass: could not resume a paid request: {status:?}");
+        }
+        let _ = hostcalls::set_effective_context(worker.root_context_id);
+    }
 }
 
 /// Answers the flow's request, from whichever context runs the flow now. A request that went
@@ -149,6 +190,7 @@ pub fn count_checkout(worker: &Worker, count: &Count) {
             m.settled_by_tier(tier, *atomic);
         }
         Count::ReplaysServed => m.inc(m.replays_served),
+        Count::PaidRequestsForwarded => m.inc(m.paid_requests_forwarded),
         Count::SettlementsUnknown => m.inc(m.settlements_unknown),
         Count::SettleRetries(n) => m.add(m.settle_retries, *n),
         Count::SettlementsRecovered => m.inc(m.settlements_recovered),

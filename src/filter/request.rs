@@ -7,7 +7,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use crate::challenge::{self, Challenge};
-use crate::checkout::{self, Checkout, Finish};
+use crate::checkout::{self, Answer, Checkout, Finish};
 use crate::config::AllowedOrigins;
 use crate::decision::{self, Decision, RequestHeaders};
 use crate::offer;
@@ -15,7 +15,7 @@ use crate::purchase;
 use crate::response::{self, Response};
 use crate::token::Rejection;
 
-use super::flows::{self, Flow};
+use super::flows::{self, Flow, PaidSlot};
 use super::host;
 use super::root::Worker;
 
@@ -67,6 +67,9 @@ pub struct Request {
     /// A `HEAD` request: the filter's answers carry no body.
     head: bool,
     waiting: Waiting,
+    /// Filled when this request was paid for and forwarded (docs/behaviour.md §15): the headers
+    /// its upstream answer gets.
+    paid: PaidSlot,
 }
 
 impl Request {
@@ -80,6 +83,7 @@ impl Request {
             origin: None,
             head: false,
             waiting: Waiting::Nothing,
+            paid: PaidSlot::default(),
         }
     }
 
@@ -159,22 +163,44 @@ impl Request {
         }
     }
 
-    /// A purchase (docs/behaviour.md §6): the core's checkout decides, the worker's flows
-    /// execute it, and answer this request when it is done.
+    /// A purchase (docs/behaviour.md §6) or a paid request (§15): the core's checkout decides,
+    /// the worker's flows execute it, and answer or forward this request when it is done.
+    /// `Continue` when the flow forwarded it at once (a paid request sent again).
     fn purchase(&mut self, worker: &Rc<Worker>, fee_payer: &str, challenge: Challenge, header: &[u8]) -> Action {
-        match Checkout::begin(&worker.config, &self.path, header, challenge, fee_payer) {
+        let method = host::request_header(":method").unwrap_or_default();
+        match Checkout::begin(&worker.config, &method, &self.path, header, challenge, fee_payer) {
             Ok((checkout, step)) => {
                 let flow = Flow {
                     context_id: self.context_id,
                     checkout: Box::new(checkout),
                     origin: self.origin.clone(),
                     head: self.head,
+                    inline: true,
+                    paid: Rc::clone(&self.paid),
                 };
                 flows::execute(worker, flow, step);
+                if self.is_paid() {
+                    return Action::Continue;
+                }
             }
             Err(finish) => self.finish(worker, finish),
         }
         Action::Pause
+    }
+
+    /// This request was paid for and goes upstream.
+    fn is_paid(&self) -> bool {
+        self.paid.borrow().is_some()
+    }
+
+    /// Whether the body (or trailers) must wait: the filter answers this request itself, or has
+    /// not yet decided to forward it.
+    fn holding(&self) -> Action {
+        if self.answering && !self.is_paid() {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
     }
 
     /// Counts, logs and answers an answer the checkout gave before any purchase began.
@@ -185,7 +211,14 @@ impl Request {
         if let Some(line) = &finish.log {
             log::info!("{line}");
         }
-        self.respond(worker, &finish.response);
+        match &finish.answer {
+            Answer::Local(response) => self.respond(worker, response),
+            // Only a settled purchase forwards; nothing is settled before a flow begins.
+            Answer::Forward(_) => {
+                log::error!("x402-access-pass: a purchase forwarded before it began");
+                self.respond(worker, &purchase::settlement_unknown());
+            }
+        }
     }
 }
 
@@ -286,28 +319,30 @@ impl HttpContext for Request {
     // resume the request. Envoy already stops all iteration when headers pause;
     // this keeps that true on hosts that stop only the headers.
     fn on_http_request_body(&mut self, _body_size: usize, _end_of_stream: bool) -> Action {
-        if self.answering {
-            Action::Pause
-        } else {
-            Action::Continue
-        }
+        self.holding()
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        if self.answering {
-            Action::Pause
-        } else {
-            Action::Continue
-        }
+        self.holding()
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        if self.forwarded {
+        let paid = self.paid.borrow_mut().take();
+        if self.forwarded || paid.is_some() {
             if let Some(worker) = &self.worker {
                 for (name, value) in response::cors_headers(&worker.config, self.origin.as_deref()) {
                     host::set_response_header(name, value);
                 }
             }
+        }
+        // A paid request's answer (docs/behaviour.md §15): the upstream's status and body as
+        // they are, plus the pass and the settlement, kept out of shared caches.
+        if let Some(headers) = paid {
+            for (name, value) in &headers {
+                host::set_response_header(name, value);
+            }
+            let cache_control = response::private_cache_control(host::response_header("cache-control").as_deref());
+            host::set_response_header("cache-control", &cache_control);
         }
         Action::Continue
     }

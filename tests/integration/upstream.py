@@ -1,5 +1,6 @@
 """Demo upstream: answers every path with 200 JSON echoing the method, path and request headers
-(`/health`: {"status": "ok"}), and keeps a log of the requests it answered. Its own API, under
+(`/health`: {"status": "ok"}; `X-Upstream-Status: <code>` answers that status instead of 200),
+and keeps a log of the requests it answered (with their bodies). Its own API, under
 /__x402_upstream/, is never logged:
 
     GET    /__x402_upstream/requests   the request log, as JSON
@@ -81,7 +82,11 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(API_PREFIX):
             self._own_api(path)
             return
-        self._send(200, json.dumps(self.payload(self.record_request())).encode())
+        headers = self.record_request()
+        # `X-Upstream-Status: <code>` makes it answer with that status (tests of an upstream that fails).
+        status = self.headers.get("X-Upstream-Status", "200")
+        self._send(int(status) if status.isdigit() and 200 <= int(status) <= 599 else 200,
+                   json.dumps(self.payload(headers)).encode())
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _answer
 
