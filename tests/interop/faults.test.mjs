@@ -11,7 +11,7 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  NEEDS_SERVE, PRICE, assertPaidOncePerDelivery, clearFaults, dexterClient, env, faultsInForce, newBuyer, officialClient,
+  PRICE, assertPaidOncePerDelivery, clearFaults, dexterClient, env, faultsInForce, newBuyer, officialClient,
   setFault, upstreamGot, wireOf,
 } from './lib.mjs';
 
@@ -99,7 +99,7 @@ for (const [name, fault] of RECOVERED) {
     assert.equal(got['x-access-pass-expires'], String(bought.claims.exp));
   });
 
-  test(`@x402/fetch under "${name}": each call pays once and gets what it paid for`, async () => {
+  test(`@x402/fetch under "${name}": each call pays once and gets the data`, async () => {
     const buyer = newBuyer(`faults official: ${name}`);
     const client = await officialClient(buyer);
     const first = await withSettleFault(fault, () => call(client.fetch, '/api/data/0'));
@@ -117,12 +117,15 @@ for (const [name, fault] of RECOVERED) {
     const { settled, unsettled } = await assertPaidOncePerDelivery(buyer, client.calls);
     assert.equal(settled.length, 2, 'this client never reuses a pass: two calls, two payments');
     assert.equal(unsettled.length, 0);
-    for (const s of settled) assert.equal(s.settlement.amount, PRICE['5m']);
+    for (const s of settled) {
+      assert.equal(s.settlement.amount, PRICE['5m']);
+      assert.equal(s.delivered, 'data', 'the paid request was forwarded (docs/behaviour.md §15)');
+    }
   });
 }
 
 for (const [name, fault, reason] of REFUSED) {
-  test(`@dexterai/x402 when the purchase is ${name}: nothing charged for it; its fallback payment is settled once and answered`, async () => {
+  test(`@dexterai/x402 when the purchase is ${name}: nothing charged for it; its fallback payment is settled once and gets the data`, async () => {
     // SPEC §14: a purchase answered non-2xx makes the client fall back to a plain x402 payment of
     // the original 402, sent on the original request (a second, different payment). The fault has
     // been used by then, so that one settles.
@@ -146,6 +149,7 @@ for (const [name, fault, reason] of REFUSED) {
     assert.equal(unsettled[0], client.calls[1]);
     assert.equal(settled.length, 2, 'the fallback payment and the next purchase');
     assert.equal(settled[0].call, client.calls[2]);
+    assert.equal(settled[0].delivered, 'data', 'the fallback names no pass: forwarded (docs/behaviour.md §15)');
     assert.equal(first.status, 200);
     assert.equal(first.headers.get('access-pass'), settled[0].token);
     // the next call bought a pass of its own: the fallback's is not kept by this client
@@ -172,10 +176,11 @@ for (const [name, fault, reason] of REFUSED) {
     assert.equal(unsettled.length, 1);
     assert.equal(settled.length, 1);
     assert.equal(settled[0].call, client.calls[3]);
+    assert.equal(settled[0].delivered, 'data');
   });
 }
 
-test('@dexterai/x402: the fallback payment after a refused purchase returns the upstream\'s data', { todo: NEEDS_SERVE }, async () => {
+test('@dexterai/x402: the fallback payment after a refused purchase returns the upstream\'s data', async () => {
   // With pay-and-serve (docs/behaviour.md §15) the client's fallback, a plain payment on the
   // original request (no tier), is forwarded: the buyer gets what it asked for, not only a pass.
   const buyer = newBuyer('faults dexter: fallback gets data');

@@ -12,7 +12,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  NEEDS_SERVE_AND_SIWX, NEEDS_SIWX, SIWX_PRICE, assertPaidOncePerDelivery, callApi, decodeB64Json, env, newBuyer,
+  NEEDS_SIWX, SIWX_PRICE, assertPaidOncePerDelivery, callApi, decodeB64Json, env, newBuyer,
   officialClient, pythonBuyer, sleepPast, upstreamGot, wireOf,
 } from './lib.mjs';
 
@@ -39,7 +39,7 @@ function assertServedBySignIn(answer, buyer, bought) {
 }
 
 describe('Sign-In-With-X: pay once, come back for free until the pass runs out', { concurrency: true }, () => {
-  test('@x402/fetch with createSIWxClientExtension', { todo: NEEDS_SERVE_AND_SIWX }, async () => {
+  test('@x402/fetch with createSIWxClientExtension', { todo: NEEDS_SIWX }, async () => {
     const buyer = newBuyer('siwx: official node');
     const client = await officialClient(buyer, { siwx: true });
     const first = await callApi(client.fetch, env.apiSiwx, '/api/data/0');
@@ -64,7 +64,7 @@ describe('Sign-In-With-X: pay once, come back for free until the pass runs out',
     assert.equal(again.settled.length, 2, 'exactly one more payment once the pass ran out');
   });
 
-  test('Python x402 (httpx) with create_siwx_client_extension', { todo: NEEDS_SERVE_AND_SIWX }, async () => {
+  test('Python x402 (httpx) with create_siwx_client_extension', { todo: NEEDS_SIWX }, async () => {
     const buyer = newBuyer('siwx: python httpx');
     const url = (i) => `${env.apiSiwx}/api/data/${i}`;
     const run1 = await pythonBuyer(buyer, 'httpx', [url(0), url(1), url(2)], { siwx: true });
