@@ -27,6 +27,7 @@ export const env = {
   // siwx.origins = its own origin, and a 1-minute default pass (siwx.test.mjs, python.test.mjs)
   apiSiwx: required('X402_API_SIWX'),
   python: required('X402_PYTHON'),
+  upstream: required('X402_UPSTREAM'),
   envoyAdmin: required('X402_ENVOY_ADMIN'),
   facilitator: required('X402_FACILITATOR_URL'),
   control: required('X402_CONTROL_URL'),
@@ -173,6 +174,13 @@ export function faultsInForce() {
 /** Clears every fault (the settlement records stay). */
 export function clearFaults() {
   return control('POST', '/reset');
+}
+
+/** The requests the upstream answered (method, path, headers, body), from its own log. */
+export async function upstreamRequests() {
+  const res = await fetch(`${env.upstream}/__x402_upstream/requests`, { signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`upstream request log -> ${res.status}`);
+  return res.json();
 }
 
 export async function settlementsOf(payer) {

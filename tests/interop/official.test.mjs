@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodePaymentResponseHeader } from '@x402/fetch';
 import {
-  PRICE, assertPaidOncePerDelivery, callApi, env, newBuyer, officialClient, upstreamGot, wireOf,
+  PRICE, assertPaidOncePerDelivery, callApi, env, newBuyer, officialClient, upstreamGot, upstreamRequests, wireOf,
 } from './lib.mjs';
 
 const CALLS = 3;
@@ -50,4 +50,31 @@ test('@x402/fetch: each call pays exactly once, at the default price, and return
       success: true, transaction: s.settlement.transaction, network: env.network, payer: buyer.address,
     });
   }
+});
+
+test('@x402/fetch: a POST with a JSON body is paid once and reaches the upstream with its method and body', async () => {
+  // §15.2: the original request is forwarded, body included (Envoy holds it while the callouts run).
+  const buyer = newBuyer('official: POST body');
+  const client = await officialClient(buyer);
+  const path = `/api/orders/${buyer.address}`;
+  const order = JSON.stringify({ item: 'report', quantity: 3, note: 'paid with @x402/fetch' });
+  const answer = await callApi(client.fetch, env.api, path, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: order,
+  });
+  assert.deepEqual(wireOf(client.calls, env.api), [
+    ['POST', path, 402, '-'],
+    ['POST', path, 200, 'PAYMENT-SIGNATURE'],
+  ]);
+  const { settled } = await assertPaidOncePerDelivery(buyer, client.calls);
+  assert.equal(settled.length, 1);
+  assert.equal(settled[0].delivered, 'data');
+  assert.equal(answer.body.method, 'POST');
+  const received = (await upstreamRequests()).filter((r) => r.path === path);
+  assert.equal(received.length, 1, 'the upstream saw the paid request once (never the 402 one)');
+  assert.equal(received[0].method, 'POST');
+  assert.equal(received[0].body, order);
+  const headers = Object.fromEntries(received[0].headers);
+  assert.equal(headers['content-type'], 'application/json');
+  assert.equal(headers['payment-signature'], undefined);
+  assert.equal(headers['x-access-pass-payer'], buyer.address);
 });

@@ -194,6 +194,7 @@ def main() -> int:
             "X402_API_ORIGIN_ONLY": f"http://127.0.0.1:{origin_envoy.port}",
             "X402_API_FAULTS": f"http://127.0.0.1:{faults_envoy.port}",
             "X402_API_SIWX": siwx_origin,
+            "X402_UPSTREAM": f"http://127.0.0.1:{upstream.port}",
             "X402_PYTHON": str(PYTHON_BUYERS),
             "X402_FACILITATOR_URL": f"http://{facilitator.addr}",
             "X402_CONTROL_URL": f"http://{facilitator.control}",
