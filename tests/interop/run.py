@@ -56,6 +56,10 @@ SIWX_TIERS = {"1m": "0.01", "1h": "0.50"}
 # Sign-In-With-X (docs/behaviour.md §16) comes with branch `siwx`: until it is merged the filter
 # refuses a `siwx` member, so the SIWX Envoy runs without one and siwx.test.mjs is todo.
 SIWX_IN_FILTER = False
+# Test files that run in a node process of their own, beside the others, against their own
+# facilitator (so the faults that faults.test.mjs sets never reach them): siwx.test.mjs mostly
+# waits for a one-minute pass to run out.
+BESIDE = ("siwx.test.mjs",)
 
 
 class _StaticHandler(SimpleHTTPRequestHandler):
@@ -167,6 +171,9 @@ def main() -> int:
     try:
         facilitator = Facilitator(OUT, "facilitator").start()
         parts.append(facilitator)
+        # The SIWX Envoy's own facilitator (BESIDE).
+        siwx_facilitator = Facilitator(OUT, "facilitator-siwx").start()
+        parts.append(siwx_facilitator)
         upstream = DataUpstream().start()
         parts.append(upstream)
         site = StaticSite(DASHBOARD_DIST, OUT / "dashboard-static.log").start()
@@ -183,7 +190,7 @@ def main() -> int:
         # Started together, then waited for: each takes a second or two to come up.
         for part in (envoy, origin_envoy, faults_envoy):
             parts.append(part.start(wait_ready=False))
-        siwx_envoy = start_siwx_envoy(facilitator, upstream.port, parts)
+        siwx_envoy = start_siwx_envoy(siwx_facilitator, upstream.port, parts)
         envoys = (envoy, origin_envoy, faults_envoy, siwx_envoy)
         for part in envoys:
             part.wait_ready()
@@ -217,37 +224,62 @@ def main() -> int:
             print(f"\nDashboard: {site.origin}/?api={env['X402_API']}&rpc={env['X402_RPC_URL']}\n"
                   f"Paywall:   {env['X402_API']}/api/data\nCtrl-C stops everything.", flush=True)
             while not stopping.is_set():
-                for part in (facilitator, *envoys):
+                for part in (facilitator, siwx_facilitator, *envoys):
                     if not part.proc.alive():
                         print(f"{part.name} exited; see {OUT}", file=sys.stderr)
                         return 1
                 time.sleep(0.5)
             return 0
 
-        tap = OUT / "results.tap"
-        cmd = ["node", "--test", "--test-concurrency=1", "--test-timeout=150000",
-               "--test-reporter=spec", "--test-reporter-destination=stdout",
-               "--test-reporter=tap", f"--test-reporter-destination={tap}", *files]
-        print("$ " + " ".join(cmd), flush=True)
-        # Its own process group, so a timeout also ends the browsers it started.
-        proc = subprocess.Popen(cmd, cwd=HERE, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-        try:
-            code = proc.wait(timeout=NODE_TEST_TIMEOUT_S)
-        except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
-            if isinstance(exc, subprocess.TimeoutExpired):
-                print(f"node --test did not finish within {NODE_TEST_TIMEOUT_S}s", file=sys.stderr)
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            code = 1
-        summary = tap_summary(tap)
+        beside = [f for f in files if f in BESIDE]
+        runs = [("main", [f for f in files if f not in BESIDE], env)]
+        if beside:
+            runs.append(("beside", beside, {
+                **env,
+                "X402_FACILITATOR_URL": f"http://{siwx_facilitator.addr}",
+                "X402_CONTROL_URL": f"http://{siwx_facilitator.control}",
+                "X402_RPC_URL": f"http://{siwx_facilitator.rpc}",
+            }))
+        procs = []
+        for name, run_files, run_env in runs:
+            if not run_files:
+                continue
+            tap = OUT / ("results.tap" if name == "main" else f"results-{name}.tap")
+            # The main run's spec report goes to the terminal as it runs, the other's once it is done.
+            spec = "stdout" if name == "main" else str(OUT / f"results-{name}.txt")
+            cmd = ["node", "--test", "--test-concurrency=1", "--test-timeout=150000",
+                   "--test-reporter=spec", f"--test-reporter-destination={spec}",
+                   "--test-reporter=tap", f"--test-reporter-destination={tap}", *run_files]
+            print("$ " + " ".join(cmd), flush=True)
+            # Its own process group, so a timeout also ends the browsers it started.
+            procs.append((name, tap, spec, subprocess.Popen(
+                cmd, cwd=HERE, env={**os.environ, **run_env}, stdin=subprocess.DEVNULL, start_new_session=True)))
+        deadline = time.monotonic() + NODE_TEST_TIMEOUT_S
+        code = 0
+        for name, tap, spec, proc in procs:
+            try:
+                rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
+                if isinstance(exc, subprocess.TimeoutExpired):
+                    print(f"node --test ({name}) did not finish within {NODE_TEST_TIMEOUT_S}s", file=sys.stderr)
+                for _, _, _, other in procs:
+                    if other.poll() is None:
+                        os.killpg(other.pid, signal.SIGKILL)
+                        other.wait(timeout=10)
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                rc = 1
+            if spec != "stdout" and pathlib.Path(spec).exists():
+                print(f"--- {' '.join(f for f in files if f in BESIDE)} (beside the others) ---")
+                print(pathlib.Path(spec).read_text(errors="replace"), end="", flush=True)
+            for key, value in tap_summary(tap).items():
+                summary[key] = summary.get(key, 0) + value
+            code = code or rc
         if code == 0 and (not summary or summary.get("pass", 0) == 0):
             print("interop: no test ran", file=sys.stderr)
             code = 1
         if code != 0:
-            for part in (facilitator, *envoys):
+            for part in (facilitator, siwx_facilitator, *envoys):
                 if part.proc and not part.proc.alive():
                     print(f"{part.name} had exited: see {part.proc.log_path}", file=sys.stderr)
             print(f"logs: {OUT}", file=sys.stderr)
