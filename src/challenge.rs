@@ -50,83 +50,41 @@ struct PaymentRequired<'a> {
     resource: &'a Resource,
     accepts: [&'a PaymentRequirements; 1],
     error: &'static str,
-    extensions: Extensions,
 }
 
-/// `extensions` of every 402: one member per x402 extension this filter declares, each as the
-/// official `@x402/extensions` server helper builds it.
-#[derive(Serialize)]
-struct Extensions {
-    /// `declarePaymentIdentifierExtension(false)` (docs/behaviour.md §17.5): a buyer may name its
-    /// payment; the same id for the same request is answered once.
-    #[serde(rename = "payment-identifier")]
-    payment_identifier: PaymentIdentifierDeclaration,
-}
+/// The members of `extensions` in every 402 (x402 v2), each as the official `@x402/extensions`
+/// server helper builds it. Written as JSON text and joined to the serialized `PaymentRequired`
+/// (see [`with_extensions`]): a struct per member costs more wasm than the text.
+///
+/// `payment-identifier`: `declarePaymentIdentifierExtension(false)` of `@x402/extensions` 2.27.0,
+/// member for member (docs/behaviour.md §17.5): a buyer may name its payment, and the same id for
+/// the same request is answered once.
+const EXTENSION_MEMBERS: &[(&str, &str)] = &[(
+    "payment-identifier",
+    concat!(
+        r#"{"info":{"required":false},"schema":{"$schema":"https://json-schema.org/draft/2020-12/schema","#,
+        r#""type":"object","properties":{"required":{"type":"boolean"},"id":{"type":"string","minLength":16,"#,
+        r#""maxLength":128,"pattern":"^[a-zA-Z0-9_-]+$"}},"required":["required"]}}"#
+    ),
+)];
 
-impl Extensions {
-    const DECLARED: Extensions = Extensions {
-        payment_identifier: PaymentIdentifierDeclaration {
-            info: PaymentIdentifierInfo { required: false },
-            schema: PaymentIdentifierSchema {
-                schema: "https://json-schema.org/draft/2020-12/schema",
-                kind: "object",
-                properties: PaymentIdentifierProperties {
-                    required: JsonType { kind: "boolean" },
-                    id: PaymentIdSchema {
-                        kind: "string",
-                        min_length: crate::payment::PAYMENT_ID_MIN_LENGTH,
-                        max_length: crate::payment::PAYMENT_ID_MAX_LENGTH,
-                        pattern: "^[a-zA-Z0-9_-]+$",
-                    },
-                },
-                required: ["required"],
-            },
-        },
-    };
-}
-
-#[derive(Serialize)]
-struct PaymentIdentifierDeclaration {
-    info: PaymentIdentifierInfo,
-    schema: PaymentIdentifierSchema,
-}
-
-#[derive(Serialize)]
-struct PaymentIdentifierInfo {
-    required: bool,
-}
-
-/// `paymentIdentifierSchema` of `@x402/extensions/payment-identifier`, member for member.
-#[derive(Serialize)]
-struct PaymentIdentifierSchema {
-    #[serde(rename = "$schema")]
-    schema: &'static str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    properties: PaymentIdentifierProperties,
-    required: [&'static str; 1],
-}
-
-#[derive(Serialize)]
-struct PaymentIdentifierProperties {
-    required: JsonType,
-    id: PaymentIdSchema,
-}
-
-#[derive(Serialize)]
-struct JsonType {
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PaymentIdSchema {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    min_length: usize,
-    max_length: usize,
-    pattern: &'static str,
+/// `PaymentRequired` JSON (an object) with `"extensions":{...}` added as its last member.
+fn with_extensions(mut required: Vec<u8>) -> Vec<u8> {
+    if required.pop() != Some(b'}') {
+        return required;
+    }
+    required.extend_from_slice(br#","extensions":{"#);
+    for (i, (name, member)) in EXTENSION_MEMBERS.iter().enumerate() {
+        if i > 0 {
+            required.push(b',');
+        }
+        required.push(b'"');
+        required.extend_from_slice(name.as_bytes());
+        required.extend_from_slice(b"\":");
+        required.extend_from_slice(member.as_bytes());
+    }
+    required.extend_from_slice(b"}}");
+    required
 }
 
 #[derive(Serialize)]
@@ -249,10 +207,10 @@ impl Challenge {
             resource: &self.resource,
             accepts: [&self.requirements],
             error: "Payment required",
-            extensions: Extensions::DECLARED,
         };
+        let required = with_extensions(serde_json::to_vec(&required).unwrap_or_default());
         vec![
-            ("payment-required", BASE64.encode(serde_json::to_vec(&required).unwrap_or_default())),
+            ("payment-required", BASE64.encode(required)),
             ("x-access-pass-tiers", config.access_pass_tiers_header.clone()),
             ("cache-control", "no-store".to_owned()),
         ]

@@ -351,15 +351,7 @@ impl Checkout {
     fn first_outcome(&mut self, config: &Config, first: PurchaseKey, stale: bool, outcome: FirstOutcome) -> Step {
         match outcome {
             FirstOutcome::Settled(receipt) => {
-                let (answer, counts) = match self.forward(config, &receipt) {
-                    Some(forward) => {
-                        (Answer::Forward(forward), vec![Count::ReplaysServed, Count::PaidRequestsForwarded])
-                    }
-                    None => (Answer::Local(receipt.response()), vec![Count::ReplaysServed]),
-                };
-                let log =
-                    self.outcome("replayed", "the first payment of its payment identifier was served; not settled");
-                self.finish(Finish { answer, counts, log: Some(log) })
+                self.replay(config, &receipt, " (the first payment of its payment identifier; this one not settled)")
             }
             FirstOutcome::Spent => {
                 let log = self.outcome("refused", "reason=duplicate_payment (its payment identifier was spent)");
@@ -386,21 +378,7 @@ impl Checkout {
                 counts: vec![Count::PurchasesFailed("payment_in_progress".to_owned())],
                 log: Some(self.outcome("in progress elsewhere", "status=409")),
             }),
-            Claim::Replay(receipt) => {
-                let (answer, counts, detail) = match self.forward(config, &receipt) {
-                    Some(forward) => (
-                        Answer::Forward(forward),
-                        vec![Count::ReplaysServed, Count::PaidRequestsForwarded],
-                        "the request was forwarded again with the same pass",
-                    ),
-                    None => (
-                        Answer::Local(receipt.response()),
-                        vec![Count::ReplaysServed],
-                        "the same pass was served again",
-                    ),
-                };
-                self.finish(Finish { answer, counts, log: Some(self.outcome("replayed", detail)) })
-            }
+            Claim::Replay(receipt) => self.replay(config, &receipt, ""),
             Claim::Duplicate => {
                 let log = self.outcome("refused", "reason=duplicate_payment");
                 let finish = refuse(config, &self.challenge, "Payment verification failed", "duplicate_payment", log);
@@ -588,6 +566,21 @@ impl Checkout {
         self.finish(Finish { answer: Answer::Local(purchase::settlement_unknown()), counts: Vec::new(), log: None })
     }
 
+    /// A settled payment's answer again (docs/behaviour.md §6.5, §15): its 200, or its request
+    /// forwarded again with the same pass; never a second settlement.
+    fn replay(&mut self, config: &Config, receipt: &Receipt, why: &str) -> Step {
+        let mut counts = vec![Count::ReplaysServed];
+        let (answer, detail) = match self.forward(config, receipt) {
+            Some(forward) => {
+                counts.push(Count::PaidRequestsForwarded);
+                (Answer::Forward(forward), "the request was forwarded again with the same pass")
+            }
+            None => (Answer::Local(receipt.response()), "the same pass was served again"),
+        };
+        let log = self.outcome("replayed", &format!("{detail}{why}"));
+        self.finish(Finish { answer, counts, log: Some(log) })
+    }
+
     /// For a paid request, what forwarding it with this receipt's pass means. `None` for a
     /// Part I purchase (and for a receipt recorded without its claims, answered as Part I).
     fn forward(&self, config: &Config, receipt: &Receipt) -> Option<Forward> {
@@ -608,7 +601,7 @@ fn request_fingerprint(method: &[u8], path: &[u8]) -> String {
     hash.update(method);
     hash.update(b" ");
     hash.update(path);
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::replay::locate(&hash.finalize().into()).1
 }
 
 /// 402 with the challenge headers and `{"error", "reason"}`.

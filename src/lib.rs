@@ -12,6 +12,7 @@ pub mod checkout;
 pub mod config;
 pub mod decision;
 pub mod facilitator;
+pub mod fee_payer;
 pub mod jwt_crypto;
 pub mod known_keys;
 pub mod ledger;

@@ -53,9 +53,10 @@ pub enum Entry {
     Settled { at: u64, receipt: Receipt },
     /// Settled, and its replay window is over.
     Spent { at: u64 },
-    /// A payment identifier (docs/behaviour.md §17.5), first used at `since` for the request
-    /// whose fingerprint is `request`, by the payment at `bucket`/`payment`.
-    Identifier { since: u64, request: String, bucket: usize, payment: String },
+    /// A payment identifier (docs/behaviour.md §17.5): `(since, request, bucket, payment)`, first
+    /// used at `since` for the request whose fingerprint is `request`, by the payment at
+    /// `bucket`/`payment`. (A tuple: a struct variant's decoder costs more wasm.)
+    Identifier(u64, String, usize, String),
 }
 
 /// What a payment carrying an identifier may do (docs/behaviour.md §17.5).
@@ -183,7 +184,7 @@ impl Bucket {
             Some(Entry::Settled { at, .. }) => (Claim::Duplicate, Some(Entry::Spent { at: *at })),
             Some(Entry::Spent { .. }) => (Claim::Duplicate, None),
             // Identifier keys never meet payment keys (`id:` prefix); refuse rather than guess.
-            Some(Entry::Identifier { .. }) => (Claim::InProgress, None),
+            Some(Entry::Identifier(..)) => (Claim::InProgress, None),
         };
         if let Some(entry) = next {
             self.set(key, entry);
@@ -206,23 +207,23 @@ impl Bucket {
         policy: Policy,
     ) -> IdClaim {
         let claim = match self.get(key) {
-            Some(Entry::Identifier { request: first, .. }) if first != request => return IdClaim::Conflict,
-            Some(Entry::Identifier { payment: held, .. }) if held == payment => return IdClaim::Bound,
-            Some(Entry::Identifier { payment: held, .. }) if takeover == Some(held.as_str()) => IdClaim::Bound,
-            Some(Entry::Identifier { since, bucket, payment: held, .. }) => {
+            Some(Entry::Identifier(_, first, _, _)) if first != request => return IdClaim::Conflict,
+            Some(Entry::Identifier(_, _, _, held)) if held == payment => return IdClaim::Bound,
+            Some(Entry::Identifier(_, _, _, held)) if takeover == Some(held.as_str()) => IdClaim::Bound,
+            Some(Entry::Identifier(since, _, bucket, held)) => {
                 let stale = now.saturating_sub(*since) >= policy.stale_after_seconds;
                 return IdClaim::Taken { bucket: *bucket, payment: held.clone(), stale };
             }
             _ => IdClaim::Bound,
         };
-        let entry = Entry::Identifier { since: now, request: request.to_owned(), bucket, payment: payment.to_owned() };
+        let entry = Entry::Identifier(now, request.to_owned(), bucket, payment.to_owned());
         self.set(key, entry);
         claim
     }
 
     /// Lets identifier `key` go if `payment` holds it: that payment was dropped, nothing charged.
     pub fn release_id(&mut self, key: &str, payment: &str) {
-        if matches!(self.get(key), Some(Entry::Identifier { payment: held, .. }) if held == payment) {
+        if matches!(self.get(key), Some(Entry::Identifier(_, _, _, held)) if held == payment) {
             self.remove(key);
         }
     }
@@ -230,7 +231,7 @@ impl Bucket {
     /// Where the payment at `key` stands, read only.
     pub fn first_outcome(&self, key: &str, now: u64, policy: Policy) -> FirstOutcome {
         match self.get(key) {
-            None | Some(Entry::Identifier { .. }) => FirstOutcome::Absent,
+            None | Some(Entry::Identifier(..)) => FirstOutcome::Absent,
             Some(Entry::Pending { .. }) | Some(Entry::Unknown { .. }) => FirstOutcome::InProgress,
             Some(Entry::Settled { at, receipt }) if now.saturating_sub(*at) <= policy.replay_window_seconds => {
                 FirstOutcome::Settled(receipt.clone())
@@ -251,7 +252,7 @@ impl Bucket {
             Entry::Spent { at } => {
                 now.saturating_sub(*at) < policy.replay_window_seconds.saturating_add(SPENT_RETENTION_SECONDS)
             }
-            Entry::Identifier { since, .. } => now.saturating_sub(*since) < IDENTIFIER_RETENTION_SECONDS,
+            Entry::Identifier(since, ..) => now.saturating_sub(*since) < IDENTIFIER_RETENTION_SECONDS,
         });
         let mut changed = before != self.entries.len();
         for (_, entry) in &mut self.entries {
@@ -375,7 +376,7 @@ mod tests {
             IdClaim::Taken { bucket: 7, payment: "p1".into(), stale: true }
         );
         assert_eq!(claim(&mut b, "GET /a", "p2", Some("p1"), 200), IdClaim::Bound);
-        assert!(matches!(b.get("id:k"), Some(Entry::Identifier { payment, since: 200, .. }) if payment == "p2"));
+        assert!(matches!(b.get("id:k"), Some(Entry::Identifier(200, _, _, payment)) if payment == "p2"));
         // Released only by the payment that holds it.
         b.release_id("id:k", "p1");
         assert!(b.get("id:k").is_some());
@@ -401,7 +402,7 @@ mod tests {
     #[test]
     fn identifiers_live_as_long_as_purchase_records() {
         let mut b = Bucket::default();
-        b.set("id:k", Entry::Identifier { since: 100, request: "r".into(), bucket: 0, payment: "p".into() });
+        b.set("id:k", Entry::Identifier(100, "r".into(), 0, "p".into()));
         assert!(!b.sweep(100 + IDENTIFIER_RETENTION_SECONDS - 1, POLICY));
         assert!(b.sweep(100 + IDENTIFIER_RETENTION_SECONDS, POLICY));
         assert!(b.is_empty());

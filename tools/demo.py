@@ -249,7 +249,8 @@ def banner(config: dict, config_path: pathlib.Path, base: str, admin: str, upstr
         walk_name = f"tier {walk_tier} ({label(walk_seconds)})"
     else:
         default = "1 hour at ratePerHour"
-        walk_price, walk_query = duration_price(rate_atomic, 3_600, decimals), ""
+        # Named as a duration: a payment naming no pass is a paid request, answered by the upstream.
+        walk_price, walk_query = duration_price(rate_atomic, 3_600, decimals), "?duration=3600"
         walk_name = "the default pass (1 hour)"
     asks = " or ".join((["?tier="] if tiers else []) + (["?duration="] if rate else []))
     lines.append(f"  a request without {asks} buys the default pass: {default}")

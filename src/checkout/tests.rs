@@ -761,12 +761,7 @@ impl Seller {
     fn another_payment_holds_the_id(&self, path: &[u8], since: u64, entry: Option<Entry>) {
         let first = PurchaseKey { bucket: 15, key: OTHER.to_owned() };
         let id = PurchaseKey::of_identifier(ID);
-        let binding = Entry::Identifier {
-            since,
-            request: request_fingerprint(b"GET", path),
-            bucket: first.bucket,
-            payment: first.key.clone(),
-        };
+        let binding = Entry::Identifier(since, request_fingerprint(b"GET", path), first.bucket, first.key.clone());
         assert_eq!(self.ledger().run(&LedgerOp::Put(id, Box::new(binding)), since), LedgerAnswer::Done);
         if let Some(entry) = entry {
             assert_eq!(self.ledger().run(&LedgerOp::Put(first, Box::new(entry)), since), LedgerAnswer::Done);
@@ -799,7 +794,7 @@ fn a_payment_with_an_identifier_is_bound_to_it_and_bought_as_usual() {
     let run = seller.pay_with_id(NOW, PAID, &[VERIFY_OK, SETTLE_OK]);
     assert_eq!(run.calls, [Endpoint::Verify, Endpoint::Settle]);
     run.finish.forwarded();
-    let Some(Entry::Identifier { request, payment, .. }) = seller.id_entry(NOW) else { panic!("bound") };
+    let Some(Entry::Identifier(_, request, _, payment)) = seller.id_entry(NOW) else { panic!("bound") };
     assert_eq!((request, payment), (request_fingerprint(b"GET", PAID), PurchaseKey::of(&message_hash(&seller)).key));
     // The same payment with the same id again: the usual replay, never settled twice.
     let again = seller.pay_with_id(NOW + 1, PAID, &[]);
@@ -877,7 +872,7 @@ fn an_identifier_held_by_a_payment_never_recorded_is_409_then_taken_over_once_ab
     assert_eq!(reason(early.finish.local()), "payment_in_progress");
     let late = seller.pay_with_id(NOW + POLICY.stale_after_seconds, PAID, &[VERIFY_OK, SETTLE_OK]);
     late.finish.forwarded();
-    let Some(Entry::Identifier { payment, .. }) = seller.id_entry(NOW + 20) else { panic!("bound") };
+    let Some(Entry::Identifier(_, _, _, payment)) = seller.id_entry(NOW + 20) else { panic!("bound") };
     assert_eq!(payment, PurchaseKey::of(&message_hash(&seller)).key);
 }
 
@@ -892,7 +887,7 @@ fn a_payment_dropped_without_a_charge_lets_its_identifier_go() {
     // A settlement left unknown keeps it: the money may have moved.
     let seller = Seller::with_deadline(0);
     seller.pay_with_id(NOW, PAID, &[VERIFY_OK, (Endpoint::Settle, Reply::TimedOut)]);
-    assert!(matches!(seller.id_entry(NOW), Some(Entry::Identifier { .. })));
+    assert!(matches!(seller.id_entry(NOW), Some(Entry::Identifier(..))));
 }
 
 #[test]

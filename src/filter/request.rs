@@ -10,6 +10,7 @@ use crate::challenge::{self, Challenge};
 use crate::checkout::{self, Answer, Checkout, Finish};
 use crate::config::AllowedOrigins;
 use crate::decision::{self, Decision, RequestHeaders};
+use crate::fee_payer;
 use crate::offer;
 use crate::purchase;
 use crate::response::{self, Response};
@@ -18,9 +19,6 @@ use crate::token::Rejection;
 use super::flows::{self, Flow, PaidSlot};
 use super::host;
 use super::root::Worker;
-
-/// After a failed `/supported`, requests wait this long before asking again.
-const FEE_PAYER_RETRY_MS: u64 = 1_000;
 
 /// Request headers straight from Envoy, as bytes. Remembers whether `:method` was `HEAD`, so
 /// that answering the request does not read it again.
@@ -110,17 +108,18 @@ impl Request {
         Some(Challenge::new(&worker.config, &offer, url, fee_payer))
     }
 
-    /// Runs `then` now if the fee payer is known, else asks the facilitator and
-    /// runs it when the answer comes (bounded by the callout timeout).
+    /// Runs `then` with the fee payer as the core says (`fee_payer::next`): now if it is known,
+    /// else when `/supported` answers (bounded by the callout timeout), or answers 503.
     fn with_fee_payer(&mut self, worker: &Rc<Worker>, then: Then) -> Action {
-        let known = worker.fee_payer.borrow().clone();
-        // The clock is read only when the fee payer is unknown: not on every challenge.
-        let recently_failed =
-            || host::now_millis().saturating_sub(worker.fee_payer_failed_at_ms.get()) < FEE_PAYER_RETRY_MS;
-        match known {
-            Some(fee_payer) => self.run(worker, &fee_payer, then),
-            None if recently_failed() => self.fee_payer_unknown(worker),
-            None => match host::dispatch(&worker.config.facilitator, "GET", "/supported", None) {
+        let next = fee_payer::next(
+            worker.fee_payer.borrow().as_deref(),
+            worker.fee_payer_failed_at_ms.get(),
+            host::now_millis,
+        );
+        match next {
+            fee_payer::Next::Go(fee_payer) => self.run(worker, &fee_payer, then),
+            fee_payer::Next::Unavailable => self.fee_payer_unknown(worker),
+            fee_payer::Next::Ask => match host::dispatch(&worker.config.facilitator, "GET", "/supported", None) {
                 Some(token) => {
                     self.waiting = Waiting::FeePayer { token, started: host::now_millis(), then };
                     Action::Pause
@@ -327,7 +326,8 @@ impl HttpContext for Request {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let paid = self.paid.borrow_mut().take();
+        // Read, not taken: the request's body may still be on its way (`holding`).
+        let paid = self.paid.borrow();
         if self.forwarded || paid.is_some() {
             if let Some(worker) = &self.worker {
                 for (name, value) in response::cors_headers(&worker.config, self.origin.as_deref()) {
@@ -337,8 +337,8 @@ impl HttpContext for Request {
         }
         // A paid request's answer (docs/behaviour.md §15): the upstream's status and body as
         // they are, plus the pass and the settlement, kept out of shared caches.
-        if let Some(headers) = paid {
-            for (name, value) in &headers {
+        if let Some(headers) = paid.as_ref() {
+            for (name, value) in headers {
                 host::set_response_header(name, value);
             }
             let cache_control = response::private_cache_control(host::response_header("cache-control").as_deref());

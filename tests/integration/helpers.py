@@ -29,6 +29,21 @@ TIERS_INFO = {
 }
 PRICES = {"5m": 50000, "1h": 500000, "24h": 2000000}
 
+# `extensions["payment-identifier"]` of every 402: declarePaymentIdentifierExtension(false) of
+# @x402/extensions 2.27.0, member for member (docs/behaviour.md §17.5).
+PAYMENT_IDENTIFIER_DECLARATION = {
+    "info": {"required": False},
+    "schema": {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {
+            "required": {"type": "boolean"},
+            "id": {"type": "string", "minLength": 16, "maxLength": 128, "pattern": "^[a-zA-Z0-9_-]+$"},
+        },
+        "required": ["required"],
+    },
+}
+
 
 def decode_std_b64_json(value: str) -> tuple[Any, str]:
     """Decode a header that MUST be standard base64 of compact JSON; returns (object, raw text)."""

@@ -278,7 +278,7 @@ def test_the_same_transaction_in_another_envelope_is_the_same_payment(envoy, fac
     required = get_challenge(envoy, "/api/data")
     payload, tx = buyer.pay_payload(required)
     ledger = Ledger(facilitator)
-    first = purchase(envoy, "/api/data", xp.b64_json(payload))
+    first = purchase(envoy, "/api/data?tier=5m", xp.b64_json(payload))
     token, _ = assert_purchase_ok(first, buyer, "5m", 300, "5 minutes")
     envelopes = {
         "another resource": xp.b64_json(dict(payload, resource={"url": "https://evil.example/", "description": "x",
@@ -288,6 +288,7 @@ def test_the_same_transaction_in_another_envelope_is_the_same_payment(envoy, fac
         "fee payer slot filled": xp.b64_json(_with_fee_payer_slot(payload, os.urandom(64))),
     }
     for name, header in envelopes.items():
+        # As a purchase (the same 200) and as a paid request (forwarded with the same pass).
         for path in ("/api/data", "/api/data?tier=24h"):
             again = purchase(envoy, path, header)
             assert again.status == 200 and again.headers["access-pass"] == token, (name, path, again)
@@ -622,7 +623,7 @@ def test_a_misbehaving_supported_at_start_gives_bounded_503s_then_the_challenge(
 
     assert_challenge(wait_until(challenge, 45, interval=0.5, what="the challenge once /supported answers"))
     fresh = new_buyer()
-    bought, tx, _ = buy(envoy, fresh, "/api/data")
+    bought, tx, _ = buy(envoy, fresh, "/api/data?tier=5m")
     token, _ = assert_purchase_ok(bought, fresh, "5m", 300, "5 minutes")
     assert len(facilitator.settlements_for(tx.message_hash)) == 1
 

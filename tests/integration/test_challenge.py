@@ -4,7 +4,8 @@ filter touches at all (§3): bypass, unprotected paths, CORS preflight."""
 import pytest
 
 from harness import ASSET, FEE_PAYER, MERCHANT, NETWORK, query
-from helpers import (EXPOSE, TIERS_INFO, assert_challenge, decode_std_b64_json, expected_offer, expose_set)
+from helpers import (EXPOSE, PAYMENT_IDENTIFIER_DECLARATION, TIERS_INFO, assert_challenge, decode_std_b64_json,
+                     expected_offer, expose_set)
 
 
 def test_a_request_without_pass_gets_the_challenge_decoded_field_by_field(envoy):
@@ -22,6 +23,7 @@ def test_a_request_without_pass_gets_the_challenge_decoded_field_by_field(envoy)
                      "mimeType": "application/json"},
         "accepts": [expected_offer(50000)],
         "error": "Payment required",
+        "extensions": {"payment-identifier": PAYMENT_IDENTIFIER_DECLARATION},
     }, raw
     offer = required["accepts"][0]
     assert offer["extra"]["feePayer"] == FEE_PAYER  # the facilitator's fee payer, from /supported

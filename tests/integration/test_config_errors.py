@@ -78,6 +78,6 @@ def test_secret_from_the_vm_environment_is_accepted(envoys, facilitator, new_buy
     envoy = envoys.start("secret-env", plugin_config=default_plugin_config(
         facilitator.addr, secret=None, secretEnv="X402_TEST_SECRET"))
     fresh = new_buyer()
-    resp, _, _ = buy(envoy, fresh, "/api/data")
+    resp, _, _ = buy(envoy, fresh, "/api/data?tier=5m")
     token, _ = assert_purchase_ok(resp, fresh, "5m", 300, "5 minutes")
     assert hs256(decode_jwt(token)[2], ENV_SECRET) == token

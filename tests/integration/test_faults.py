@@ -10,6 +10,9 @@ from helpers import (assert_challenge, assert_cors, assert_purchase_ok, buy, get
                      purchase)
 
 TIMEOUT_MS = 2000  # facilitatorTimeoutMs of the default test config
+# A purchase answered by the filter (docs/behaviour.md §6): the request names its pass. The
+# default pass, so the price is the one an unqualified challenge asks.
+PURCHASE = "/api/data?tier=5m"
 
 
 def assert_unavailable(resp, reasons):
@@ -23,11 +26,11 @@ def assert_unavailable(resp, reasons):
 
 def assert_recovered(envoy, new_buyer):
     fresh = new_buyer()
-    resp, _, _ = buy(envoy, fresh, "/api/data")
+    resp, _, _ = buy(envoy, fresh, PURCHASE)
     assert_purchase_ok(resp, fresh, "5m", 300, "5 minutes")
 
 
-def prepared_payment(envoy, buyer, path="/api/data"):
+def prepared_payment(envoy, buyer, path=PURCHASE):
     required = get_challenge(envoy, path)
     return buyer.pay(required)
 
@@ -43,19 +46,19 @@ def prepared_payment(envoy, buyer, path="/api/data"):
 def test_a_failing_verify_gets_502_with_retry_after(envoy, facilitator, buyer, new_buyer, mode, options, reasons):
     header, tx = prepared_payment(envoy, buyer)
     facilitator.fault("verify", mode, **options)
-    resp = purchase(envoy, "/api/data", header)
+    resp = purchase(envoy, PURCHASE, header)
     assert_unavailable(resp, reasons)
     assert facilitator.settlements_for(tx.message_hash) == []
     facilitator.clear_faults()
     # Nothing was charged: the same payment can be sent again and goes through.
-    assert_purchase_ok(purchase(envoy, "/api/data", header), buyer, "5m", 300, "5 minutes")
+    assert_purchase_ok(purchase(envoy, PURCHASE, header), buyer, "5m", 300, "5 minutes")
     assert_recovered(envoy, new_buyer)
 
 
 def test_a_slow_verify_times_out_with_502_within_the_configured_timeout(envoy, facilitator, buyer, new_buyer):
     header, tx = prepared_payment(envoy, buyer)
     facilitator.fault("verify", "slow", delay_ms=TIMEOUT_MS + 2500)
-    resp = purchase(envoy, "/api/data", header, )
+    resp = purchase(envoy, PURCHASE, header, )
     assert_unavailable(resp, {"facilitator_timeout"})
     assert resp.elapsed < TIMEOUT_MS / 1000 + 1.5, resp.elapsed
     facilitator.clear_faults()
@@ -66,7 +69,7 @@ def test_a_slow_verify_times_out_with_502_within_the_configured_timeout(envoy, f
 def test_a_verify_connection_reset_gets_502(envoy, facilitator, buyer, new_buyer):
     header, _ = prepared_payment(envoy, buyer)
     facilitator.fault("verify", "reset")
-    resp = purchase(envoy, "/api/data", header)
+    resp = purchase(envoy, PURCHASE, header)
     assert_unavailable(resp, {"facilitator_bad_response", "facilitator_timeout", "facilitator_error_503"})
     facilitator.clear_faults()
     assert_recovered(envoy, new_buyer)
@@ -76,7 +79,7 @@ def test_a_refused_facilitator_connection_gets_502(envoy, facilitator, buyer, ne
     header, _ = prepared_payment(envoy, buyer)
     facilitator.fault("all", "refuse")
     try:
-        resp = purchase(envoy, "/api/data", header)
+        resp = purchase(envoy, PURCHASE, header)
         assert_unavailable(resp, {"facilitator_timeout", "facilitator_bad_response", "facilitator_error_503"})
     finally:
         facilitator.clear_faults()
@@ -86,7 +89,7 @@ def test_a_refused_facilitator_connection_gets_502(envoy, facilitator, buyer, ne
 def test_a_settle_failure_gets_402_payment_settlement_failed(envoy, facilitator, buyer, new_buyer):
     header, tx = prepared_payment(envoy, buyer)
     facilitator.fault("settle", "settle_failure")
-    resp = purchase(envoy, "/api/data", header)
+    resp = purchase(envoy, PURCHASE, header)
     assert resp.status == 402, resp
     assert_challenge(resp)
     body = resp.json()
@@ -161,7 +164,7 @@ def test_without_a_fee_payer_requests_get_503_then_the_challenge_once_the_facili
     required, _ = assert_challenge(resp)
     assert required["accepts"][0]["extra"]["feePayer"] == FEE_PAYER
     fresh = new_buyer()
-    bought, _, _ = buy(envoy, fresh, "/api/data")
+    bought, _, _ = buy(envoy, fresh, PURCHASE)
     assert_purchase_ok(bought, fresh, "5m", 300, "5 minutes")
 
 
@@ -185,7 +188,7 @@ def test_a_pinned_fee_payer_needs_no_supported_call(envoys, facilitator, new_buy
         required, _ = assert_challenge(envoy.get("/api/data"))
         assert required["accepts"][0]["extra"]["feePayer"] == FEE_PAYER
         fresh = new_buyer()
-        bought, _, _ = buy(envoy, fresh, "/api/data")
+        bought, _, _ = buy(envoy, fresh, PURCHASE)
         assert_purchase_ok(bought, fresh, "5m", 300, "5 minutes")
     finally:
         facilitator.clear_faults()

@@ -50,7 +50,7 @@ def test_non_utf8_header_values_get_a_402_and_both_workers_keep_serving(envoy, b
             assert_challenge(r)
         else:
             assert r.status == 200, r
-    resp, _, _ = buy(envoy, buyer, "/api/data")
+    resp, _, _ = buy(envoy, buyer, "/api/data?tier=5m")
     assert_purchase_ok(resp, buyer, "5m", 300, "5 minutes")
 
 

@@ -109,7 +109,7 @@ def test_cors_answers_only_allowed_origins(cors_envoy):
 
 
 def test_a_pass_holder_from_an_allowed_origin_gets_the_api_and_the_workers_keep_serving(cors_envoy, buyer):
-    resp, _, _ = buy(cors_envoy, buyer, "/api/data", origin=ORIGIN)
+    resp, _, _ = buy(cors_envoy, buyer, "/api/data?tier=5m", origin=ORIGIN)
     token, _ = assert_purchase_ok(resp, buyer, "5m", 300, "5 minutes", origin=ORIGIN)
     for headers in ({"Origin": ORIGIN}, {}):
         used = cors_envoy.get("/api/data", {**bearer(token), **headers})

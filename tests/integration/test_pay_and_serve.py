@@ -204,3 +204,27 @@ def test_a_seller_without_pay_and_serve_answers_every_payment_itself(envoys, fac
     assert_purchase_ok(resp, buyer, DEFAULT, 300, "5 minutes")
     assert upstream_saw(upstream, path) == []
     ledger.assert_charged({tx.message_hash: PRICES[DEFAULT]})
+
+
+@pytest.mark.parametrize("mode", ["settle_pending", "status"])
+def test_a_paid_request_whose_settlement_is_worked_out_after_a_wait_is_forwarded_from_the_tick(
+        envoys, facilitator, upstream, buyer, mode):
+    """The second /settle leaves from the worker's tick (docs/behaviour.md §17.1): the request is
+    then forwarded from the root context, on behalf of the buyer's request."""
+    envoy = envoys.start(f"pay-and-serve-retry-{mode}", settleDeadlineMs=5000)
+    path = f"/api/retried?mode={mode}"
+    header, tx = pay(envoy, buyer, path)
+    ledger = Ledger(facilitator)
+    counters = Counters(envoy)
+    facilitator.fault("settle", mode, count=1, **({"status": 502} if mode == "status" else {}))
+    try:
+        resp = envoy.post(path, [("PAYMENT-SIGNATURE", header), ("Content-Type", "application/json")],
+                          '{"after":"a wait"}')
+    finally:
+        facilitator.clear_faults()
+    assert resp.status == 200 and resp.json()["upstream"] == "demo", resp
+    assert_forwarded_with_pass(resp, upstream, path, buyer, tx, facilitator)
+    assert upstream_saw(upstream, path)[-1]["body"] == '{"after":"a wait"}'
+    ledger.assert_charged({tx.message_hash: PRICES[DEFAULT]})
+    assert counters.delta("settle_retries") >= 1
+    assert counters.delta("paid_requests_forwarded") == 1

@@ -57,7 +57,7 @@ def test_a_pass_unlocks_the_api_with_claim_headers_and_without_authorization(env
 
 
 def test_bearer_scheme_is_case_insensitive_and_tolerates_several_spaces(envoy, buyer):
-    resp, _, _ = buy(envoy, buyer, "/api/data")
+    resp, _, _ = buy(envoy, buyer, "/api/data?tier=5m")
     token, _ = assert_purchase_ok(resp, buyer, "5m", 300, "5 minutes")
     for value in (f"bearer {token}", f"BEARER   {token}", f"Bearer {token}"):
         used = envoy.get("/api/x", {"Authorization": value})
@@ -65,7 +65,7 @@ def test_bearer_scheme_is_case_insensitive_and_tolerates_several_spaces(envoy, b
 
 
 def test_a_valid_pass_wins_over_a_payment_so_nobody_pays_twice(envoy, facilitator, upstream, buyer):
-    resp, _, _ = buy(envoy, buyer, "/api/data")
+    resp, _, _ = buy(envoy, buyer, "/api/data?tier=5m")
     token, _ = assert_purchase_ok(resp, buyer, "5m", 300, "5 minutes")
     required = get_challenge(envoy, "/api/data?tier=24h")
     header, _ = buyer.pay(required)
@@ -77,11 +77,12 @@ def test_a_valid_pass_wins_over_a_payment_so_nobody_pays_twice(envoy, facilitato
 
 
 @pytest.mark.parametrize("params, price, tier, seconds, label", [
-    ({}, 50000, "5m", 300, "5 minutes"),
+    # The default pass, named (without tier or duration a payment is a paid request: test_pay_and_serve.py).
+    ({"tier": "5m"}, 50000, "5m", 300, "5 minutes"),
     ({"tier": "24h"}, 2000000, "24h", 86400, "1 day"),
     ({"duration": "7200"}, 1000000, "custom", 7200, "2 hours"),
     ({"duration": "5400"}, 750000, "custom", 5400, "90 minutes"),
-], ids=["default", "24h", "duration-7200", "duration-5400"])
+], ids=["5m", "24h", "duration-7200", "duration-5400"])
 def test_each_kind_of_pass_can_be_bought(envoy, buyer, params, price, tier, seconds, label):
     path = query("/api/data", **params)
     required = get_challenge(envoy, path)
@@ -102,9 +103,9 @@ def test_a_payment_on_a_get_request_also_buys_the_pass(envoy, upstream, buyer):
 
 def test_an_expired_pass_sent_with_a_payment_does_not_block_the_purchase(envoy, buyer):
     expired = hs256(pass_claims(buyer.address, iat=int(time.time()) - 7200), SECRET)
-    required = get_challenge(envoy, "/api/data")
+    required = get_challenge(envoy, "/api/data?tier=5m")
     header, _ = buyer.pay(required)
-    resp = purchase(envoy, "/api/data", header, [("Authorization", f"Bearer {expired}")])
+    resp = purchase(envoy, "/api/data?tier=5m", header, [("Authorization", f"Bearer {expired}")])
     assert_purchase_ok(resp, buyer, "5m", 300, "5 minutes")
 
 

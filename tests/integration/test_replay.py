@@ -76,16 +76,21 @@ def test_after_the_replay_window_the_same_payment_is_a_duplicate(short_envoy, fa
     required = get_challenge(short_envoy, "/api/data")
     assert required["accepts"][0]["amount"] == "10000"
     header, _ = buyer.pay(required)
-    first = purchase(short_envoy, "/api/data", header)
+    first = purchase(short_envoy, "/api/data?tier=1m", header)
     assert_purchase_ok(first, buyer, "1m", 60, "1 minute")
-    again = purchase(short_envoy, "/api/data", header)
+    again = purchase(short_envoy, "/api/data?tier=1m", header)
     assert again.status == 200 and again.headers["access-pass"] == first.headers["access-pass"], again
+    # As a paid request (naming no pass), the same payment is forwarded with the same pass.
+    served = purchase(short_envoy, "/api/data", header)
+    assert served.status == 200 and served.json()["upstream"] == "demo", served
+    assert served.headers["access-pass"] == first.headers["access-pass"], served
     time.sleep(3.2)
     before = facilitator.counts()
-    late = purchase(short_envoy, "/api/data", header)
-    assert late.status == 402, late
-    assert_challenge(late)
-    assert late.json().get("reason") == "duplicate_payment", late
+    for path in ("/api/data?tier=1m", "/api/data"):
+        late = purchase(short_envoy, path, header)
+        assert late.status == 402, late
+        assert_challenge(late)
+        assert late.json().get("reason") == "duplicate_payment", late
     assert facilitator.counts()["settleSuccess"] == before["settleSuccess"]
 
 

@@ -127,7 +127,7 @@ def test_the_spec_vector_token_itself_is_expired_and_gets_the_challenge(vector_e
 
 
 def test_passes_issued_by_the_filter_verify_with_the_configured_secret(vector_envoy, buyer):
-    resp, _, _ = buy(vector_envoy, buyer, "/api/data")
+    resp, _, _ = buy(vector_envoy, buyer, "/api/data?tier=5m")
     token, claims = assert_purchase_ok(resp, buyer, "5m", 300, "5 minutes")
     # Same header, same claims bytes, same secret: the same token, signature included.
     assert hs256(decode_jwt(token)[2], VECTOR_SECRET) == token
