@@ -194,6 +194,30 @@ pub struct Checkout {
     state: State,
 }
 
+/// A payment on a request that names no pass (no `tier`, no `duration`) is a paid request
+/// (docs/behaviour.md §15), unless `payAndServe` is off.
+pub fn is_paid_request(config: &Config, path: &[u8]) -> bool {
+    config.pay_and_serve && !crate::pricing::selects_pass(path)
+}
+
+/// 413 before anything is charged for a paid request whose body (by its `Content-Length`) is larger
+/// than `maxPaidBodyBytes`, Envoy's buffer: it could not be held while the callouts run
+/// (docs/behaviour.md §15). A purchase never forwards its body, so any size will do for it.
+pub fn refuse_large_body(config: &Config, path: &[u8], content_length: Option<&[u8]>) -> Option<Finish> {
+    let length: u64 = std::str::from_utf8(content_length?).ok()?.trim().parse().ok()?;
+    if length <= config.max_paid_body_bytes || !is_paid_request(config, path) {
+        return None;
+    }
+    Some(Finish {
+        answer: Answer::Local(Response::json(
+            413,
+            &serde_json::json!({"error": "Payload Too Large", "reason": "payload_too_large"}),
+        )),
+        counts: vec![Count::PurchasesFailed("payload_too_large".to_owned())],
+        log: Some(outcome_line("paid request refused", None, "reason=payload_too_large (body over maxPaidBodyBytes)")),
+    })
+}
+
 /// 503 `sales_disabled` when this filter cannot sign passes (a ring of public keys only is a
 /// verify-only sidecar: it checks passes sold elsewhere).
 pub fn refuse_without_signing_key(config: &Config) -> Option<Finish> {
@@ -237,7 +261,7 @@ impl Checkout {
         let requirements = challenge::requirements(config, &checked.offer, fee_payer);
         let body = facilitator::request_body(&checked.payment.payload, &requirements);
         let at = PurchaseKey::of(&checked.message_hash);
-        let serve = config.pay_and_serve && !crate::pricing::selects_pass(path);
+        let serve = is_paid_request(config, path);
         let id =
             id.map(|id| Identified { at: PurchaseKey::of_identifier(&id), request: request_fingerprint(method, path) });
         let mut checkout = Checkout { checked, challenge, body, at, serve, id, state: State::Claiming };

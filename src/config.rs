@@ -170,6 +170,9 @@ pub struct Config {
     /// A payment that selects no pass buys the default one and the request is forwarded upstream
     /// (docs/behaviour.md §15); `false`: every payment is a purchase answered by the filter.
     pub pay_and_serve: bool,
+    /// The largest `Content-Length` a paid request may carry: its body is held while the
+    /// callouts run, within Envoy's buffer (docs/behaviour.md §15).
+    pub max_paid_body_bytes: u64,
     /// `X-ACCESS-PASS-TIERS` value, built once (it is the same for every request).
     pub access_pass_tiers_header: String,
 }
@@ -205,6 +208,7 @@ struct RawConfig {
     replay_window_seconds: Option<Value>,
     settle_deadline_ms: Option<Value>,
     pay_and_serve: Option<Value>,
+    max_paid_body_bytes: Option<Value>,
 }
 
 impl RawConfig {
@@ -244,6 +248,7 @@ impl RawConfig {
                 "replayWindowSeconds" => &mut raw.replay_window_seconds,
                 "settleDeadlineMs" => &mut raw.settle_deadline_ms,
                 "payAndServe" => &mut raw.pay_and_serve,
+                "maxPaidBodyBytes" => &mut raw.max_paid_body_bytes,
                 _ => return Err(ConfigError::new(&name, "unknown field")),
             };
             if slot.replace(value).is_some() {
@@ -370,6 +375,8 @@ impl Config {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(ConfigError::new("payAndServe", "must be true or false")),
         };
+        // Envoy's default buffer limit (`per_connection_buffer_limit_bytes`): 1 MiB.
+        let max_paid_body_bytes = optional_u64(&raw.max_paid_body_bytes, "maxPaidBodyBytes")?.unwrap_or(1_048_576);
         let claim_headers = parse_claim_headers(&raw.claim_headers)?;
         let allowed_origins = parse_cors(&raw.cors)?;
         let replay_window_seconds = optional_u64(&raw.replay_window_seconds, "replayWindowSeconds")?.unwrap_or(600);
@@ -416,6 +423,7 @@ impl Config {
             replay_window_seconds,
             settle_deadline_ms,
             pay_and_serve,
+            max_paid_body_bytes,
             access_pass_tiers_header: String::new(),
         };
         config.access_pass_tiers_header = challenge::access_pass_tiers_header(&config);
@@ -883,6 +891,14 @@ mod tests {
             serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "payAndServe": "no"}),
         );
         assert_eq!((e.field.as_str(), e.problem.as_str()), ("payAndServe", "must be true or false"));
+        let limit = parse(
+            serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "maxPaidBodyBytes": 65536}),
+        );
+        assert_eq!(limit.unwrap().max_paid_body_bytes, 65_536);
+        let e = error_of(
+            serde_json::json!({"payTo": MERCHANT, "tiers": {"1h": "0.50"}, "secret": SECRET, "maxPaidBodyBytes": -1}),
+        );
+        assert_eq!(e.field, "maxPaidBodyBytes");
     }
 
     #[test]
@@ -904,6 +920,7 @@ mod tests {
         assert_eq!(c.settle_deadline_ms, 20_000);
         assert!(!c.forward_authorization);
         assert!(c.pay_and_serve);
+        assert_eq!(c.max_paid_body_bytes, 1_048_576);
         assert_eq!(c.allowed_origins, AllowedOrigins::Any);
         assert_eq!(c.claim_headers.len(), 4);
         assert!(c.applies_to(b"/anything?x=1"));

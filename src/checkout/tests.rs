@@ -904,3 +904,25 @@ fn a_malformed_identifier_is_refused_before_any_callout_or_ledger_write() {
     }
     assert_eq!(seller.store.writes.get(), writes);
 }
+
+#[test]
+fn a_paid_request_with_a_body_larger_than_envoys_buffer_is_413_before_anything() {
+    let mut config = config();
+    config.max_paid_body_bytes = 1_000;
+    let refused = refuse_large_body(&config, PAID, Some(b"1001")).unwrap();
+    assert_eq!((refused.local().status, reason(refused.local()).as_str()), (413, "payload_too_large"));
+    assert_eq!(refused.counts, [failed("payload_too_large")]);
+    for (path, length) in [
+        (PAID, Some(&b"1000"[..])),
+        (PAID, Some(b" 12 ")),
+        (PAID, None),
+        (PAID, Some(b"not a number")),
+        (PAID, Some(b"\xff")),
+        // A purchase never forwards its body.
+        (PART_ONE, Some(b"5000000")),
+    ] {
+        assert_eq!(refuse_large_body(&config, path, length), None, "{length:?}");
+    }
+    config.pay_and_serve = false;
+    assert_eq!(refuse_large_body(&config, PAID, Some(b"5000000")), None);
+}

@@ -299,7 +299,10 @@ impl HttpContext for Request {
             }
             Decision::Purchase { payment, rejected } => {
                 count_rejection(&worker, rejected);
-                if let Some(refusal) = checkout::refuse_without_signing_key(&worker.config) {
+                let length = host::request_header("content-length");
+                let refusal = checkout::refuse_without_signing_key(&worker.config)
+                    .or_else(|| checkout::refuse_large_body(&worker.config, &path, length.as_deref()));
+                if let Some(refusal) = refusal {
                     self.finish(&worker, refusal);
                     return Action::Pause;
                 }

@@ -228,3 +228,23 @@ def test_a_paid_request_whose_settlement_is_worked_out_after_a_wait_is_forwarded
     ledger.assert_charged({tx.message_hash: PRICES[DEFAULT]})
     assert counters.delta("settle_retries") >= 1
     assert counters.delta("paid_requests_forwarded") == 1
+
+
+def test_a_paid_body_larger_than_the_buffer_is_413_before_anything_is_charged(envoys, facilitator, upstream, buyer):
+    """maxPaidBodyBytes is the buffer a paid request's body waits in (default: Envoy's 1 MiB
+    per-connection buffer); a declared body over it is refused before any callout."""
+    envoy = envoys.start("pay-and-serve-small-buffer", maxPaidBodyBytes=65536)
+    path = "/api/upload-large"
+    header, tx = pay(envoy, buyer, path)
+    ledger = Ledger(facilitator)
+    resp = envoy.request("PUT", path, [("PAYMENT-SIGNATURE", header)], "z" * (65536 + 1))
+    assert resp.status == 413 and json_reason(resp) == "payload_too_large", resp
+    assert_cors(resp)
+    assert upstream_saw(upstream, path) == []
+    ledger.assert_nothing_charged(no_callout=True)
+    # At the limit it is held, paid for and forwarded whole.
+    body = "z" * 65536
+    resp = envoy.request("PUT", path, [("PAYMENT-SIGNATURE", header)], body)
+    assert resp.status == 200, resp
+    assert upstream_saw(upstream, path)[-1]["body"] == body
+    ledger.assert_charged({tx.message_hash: PRICES[DEFAULT]})
