@@ -24,7 +24,7 @@ export const env = {
   apiOriginOnly: required('X402_API_ORIGIN_ONLY'),
   // settleDeadlineMs 8000: settlement outcomes worked out inside the buyer's request (faults.test.mjs)
   apiFaults: required('X402_API_FAULTS'),
-  // siwx.origins = its own origin, and a 1-minute default pass (siwx.test.mjs, python.test.mjs)
+  // siwx.origins = its own origin, a 1-minute default pass, its own facilitator (siwx.test.mjs)
   apiSiwx: required('X402_API_SIWX'),
   python: required('X402_PYTHON'),
   upstream: required('X402_UPSTREAM'),
