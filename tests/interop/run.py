@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Interop suite: the published @dexterai/x402 buyer client, React hook and Express middleware
-against the real Envoy + the x402-access-pass filter.
+"""Interop suite: real buyers against the real Envoy + the x402-access-pass filter: the published
+@dexterai/x402 client, React hook and Express middleware, and the official x402 v2 buyers
+(@x402/fetch + @x402/svm + @x402/extensions on npm, x402 on PyPI through python/buyer.py).
 
 Starts, on loopback with ephemeral ports, the project's test facilitator (with its Solana RPC
-stand-in), the demo upstream (plus /api/metrics for the dashboard), Envoy with the filter
-(`tests/integration/harness.py`), and a static server for the built dashboard
-(`examples/dashboard/dist`, a different origin than the API); then runs `node --test` on
-`tests/interop/*.test.mjs` with the URLs in environment variables, and tears everything down.
+stand-in) and a second one for the SIWX Envoy, the demo upstream (plus /api/metrics for the
+dashboard), the Envoys with the filter (`tests/integration/harness.py`), and a static server for
+the built dashboard (`examples/dashboard/dist`, a different origin than the API); then runs
+`node --test` on `tests/interop/*.test.mjs` with the URLs in environment variables (the files of
+BESIDE in a second node process at the same time), and tears everything down.
 
     .venv/bin/python tests/interop/run.py                   # every test file
     .venv/bin/python tests/interop/run.py client.test.mjs   # some of them
