@@ -65,9 +65,9 @@ pub struct Request {
     /// A `HEAD` request: the filter's answers carry no body.
     head: bool,
     waiting: Waiting,
-    /// Filled when this request was paid for and forwarded (docs/behaviour.md §15): the headers
-    /// its upstream answer gets.
-    paid: PaidSlot,
+    /// Made when a purchase begins (no allocation on the hot path), filled when this request was
+    /// paid for and forwarded (docs/behaviour.md §15): the headers its upstream answer gets.
+    paid: Option<PaidSlot>,
 }
 
 impl Request {
@@ -81,7 +81,7 @@ impl Request {
             origin: None,
             head: false,
             waiting: Waiting::Nothing,
-            paid: PaidSlot::default(),
+            paid: None,
         }
     }
 
@@ -175,7 +175,7 @@ impl Request {
                     origin: self.origin.clone(),
                     head: self.head,
                     inline: true,
-                    paid: Rc::clone(&self.paid),
+                    paid: Rc::clone(self.paid.get_or_insert_with(PaidSlot::default)),
                 };
                 flows::execute(worker, flow, step);
                 if self.is_paid() {
@@ -189,7 +189,7 @@ impl Request {
 
     /// This request was paid for and goes upstream.
     fn is_paid(&self) -> bool {
-        self.paid.borrow().is_some()
+        self.paid.as_ref().is_some_and(|slot| slot.borrow().is_some())
     }
 
     /// Whether the body (or trailers) must wait: the filter answers this request itself, or has
@@ -330,7 +330,8 @@ impl HttpContext for Request {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         // Read, not taken: the request's body may still be on its way (`holding`).
-        let paid = self.paid.borrow();
+        let paid = self.paid.as_ref().map(|slot| slot.borrow());
+        let paid = paid.as_ref().and_then(|headers| headers.as_ref());
         if self.forwarded || paid.is_some() {
             if let Some(worker) = &self.worker {
                 for (name, value) in response::cors_headers(&worker.config, self.origin.as_deref()) {
@@ -340,7 +341,7 @@ impl HttpContext for Request {
         }
         // A paid request's answer (docs/behaviour.md §15): the upstream's status and body as
         // they are, plus the pass and the settlement, kept out of shared caches.
-        if let Some(headers) = paid.as_ref() {
+        if let Some(headers) = paid {
             for (name, value) in headers {
                 host::set_response_header(name, value);
             }
