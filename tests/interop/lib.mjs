@@ -324,9 +324,6 @@ export function wireOf(calls, base) {
 /** The SIWX Envoy's tiers (run.py SIWX_TIERS): tier id -> atomic price. */
 export const SIWX_PRICE = { '1m': '10000', '1h': '500000' };
 
-// Tests that need a feature of another branch carry this as their `todo` until it is merged
-// (tests/interop/README.md lists them).
-export const NEEDS_SIWX = 'needs Sign-In-With-X (docs/behaviour.md §16, branch siwx)';
 
 /** Calls `path` of `base` with a paying fetch; the answer as the buyer's code sees it. */
 export async function callApi(fetchWithPayment, base, path, init) {

@@ -55,9 +55,6 @@ PYTHON_BUYERS = pathlib.Path(os.environ.get("X402_PYTHON", HERE / "python" / ".v
 FAULTS_SETTLE_DEADLINE_MS = 8000
 # The SIWX Envoy sells a 1-minute default pass, so a test can see it run out.
 SIWX_TIERS = {"1m": "0.01", "1h": "0.50"}
-# Sign-In-With-X (docs/behaviour.md §16) comes with branch `siwx`: until it is merged the filter
-# refuses a `siwx` member, so the SIWX Envoy runs without one and siwx.test.mjs is todo.
-SIWX_IN_FILTER = False
 # Test files that run in a node process of their own, beside the others, against their own
 # facilitator (so the faults that faults.test.mjs sets never reach them): siwx.test.mjs mostly
 # waits for a one-minute pass to run out.
@@ -103,12 +100,11 @@ def free_port() -> int:
 
 
 def start_siwx_envoy(facilitator: Facilitator, upstream_port: int, parts: list) -> Envoy:
-    """Envoy "siwx": a 1-minute default pass and, once the filter has SIWX, its own origin in
-    siwx.origins, so its port is chosen before it starts (again, should another process take that
+    """Envoy "siwx": a 1-minute default pass and its own origin in siwx.origins, so its port is chosen before it starts (again, should another process take that
     port first). Returned ready."""
     for attempt in range(3):
         port = free_port()
-        siwx = {"origins": [f"http://127.0.0.1:{port}"]} if SIWX_IN_FILTER else None
+        siwx = {"origins": [f"http://127.0.0.1:{port}"]}
         config = default_plugin_config(facilitator.addr, tiers=SIWX_TIERS, siwx=siwx)
         envoy = Envoy("siwx", config, facilitator.port, upstream_port, OUT, listener_port=port)
         parts.append(envoy.start(wait_ready=False))

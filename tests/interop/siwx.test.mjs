@@ -12,7 +12,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  NEEDS_SIWX, SIWX_PRICE, assertPaidOncePerDelivery, callApi, decodeB64Json, env, newBuyer,
+  SIWX_PRICE, assertPaidOncePerDelivery, callApi, decodeB64Json, env, newBuyer,
   officialClient, pythonBuyer, sleepPast, upstreamGot, wireOf,
 } from './lib.mjs';
 
@@ -39,7 +39,7 @@ function assertServedBySignIn(answer, buyer, bought) {
 }
 
 describe('Sign-In-With-X: pay once, come back for free until the pass runs out', { concurrency: true }, () => {
-  test('@x402/fetch with createSIWxClientExtension', { todo: NEEDS_SIWX }, async () => {
+  test('@x402/fetch with createSIWxClientExtension', async () => {
     const buyer = newBuyer('siwx: official node');
     const client = await officialClient(buyer, { siwx: true });
     const first = await callApi(client.fetch, env.apiSiwx, '/api/data/0');
@@ -64,7 +64,7 @@ describe('Sign-In-With-X: pay once, come back for free until the pass runs out',
     assert.equal(again.settled.length, 2, 'exactly one more payment once the pass ran out');
   });
 
-  test('Python x402 (httpx) with create_siwx_client_extension', { todo: NEEDS_SIWX }, async () => {
+  test('Python x402 (httpx) with create_siwx_client_extension', async () => {
     const buyer = newBuyer('siwx: python httpx');
     const url = (i) => `${env.apiSiwx}/api/data/${i}`;
     const run1 = await pythonBuyer(buyer, 'httpx', [url(0), url(1), url(2)], { siwx: true });
@@ -85,7 +85,7 @@ describe('Sign-In-With-X: pay once, come back for free until the pass runs out',
   });
 });
 
-test('the 402 declares sign-in-with-x the way the official client reads it', { todo: NEEDS_SIWX }, async () => {
+test('the 402 declares sign-in-with-x the way the official client reads it', async () => {
   const res = await fetch(`${env.apiSiwx}/api/data`);
   assert.equal(res.status, 402);
   const required = decodeB64Json(res.headers.get('payment-required'));
@@ -95,7 +95,7 @@ test('the 402 declares sign-in-with-x the way the official client reads it', { t
   assert.deepEqual(siwx.supportedChains, [{ chainId: env.network, type: 'ed25519' }]);
 });
 
-test('Python x402 (requests) with the SIWX extension: the sync client cannot run its async hook, so the call fails before paying', { todo: NEEDS_SIWX }, async () => {
+test('Python x402 (requests) with the SIWX extension: the sync client cannot run its async hook, so the call fails before paying', async () => {
   // x402 2.25.0: x402HTTPClientSync.handle_payment_required raises TypeError ("Async hooks are not
   // supported in x402HTTPClientSync") for the extension's async on_payment_required, and the
   // requests adapter turns it into PaymentError. A requests buyer that registers the extension
