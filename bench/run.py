@@ -55,6 +55,8 @@ OUT = REPO / "target/bench"
 WASM = harness.WASM
 FLOOR_WASM = pathlib.Path(os.environ.get(
     "X402_BENCH_FLOOR_WASM", OUT / "floor-filter/wasm32-wasip1/release/floor_filter.wasm"))
+# rustc's output before tools/wasm-opt.sh (cargo hard-links it to WASM, which `make wasm` replaces).
+RUSTC_WASM = pathlib.Path(WASM).parent / "deps" / pathlib.Path(WASM).name
 SYMBOLS_WASM = OUT / "wasm-symbols/wasm32-wasip1/release/x402_access_pass.wasm"
 WRK_REPORT = HERE / "wrk/report.lua"
 WRK_PASSES = HERE / "wrk/passes.lua"
@@ -658,7 +660,15 @@ class Bench:
 
     def size(self) -> None:
         symbols = SYMBOLS_WASM if SYMBOLS_WASM.exists() and not self.args.quick else None
-        ours = wasm_size.analyse(WASM, symbols)
+        ours = wasm_size.analyse(WASM)
+        if symbols is not None:
+            # Attribution by crate reads rustc's output (cargo's deps/ copy), before wasm-opt
+            # (tools/wasm-opt.sh) rewrote the shipped module: the symbols build is that code.
+            linked = wasm_size.analyse(RUSTC_WASM, symbols)
+            for key in ("attribution_error", "functions", "by_crate", "by_group", "largest_functions"):
+                if key in linked:
+                    ours[key] = linked[key]
+            ours["attributed_bytes"] = linked["bytes"]
         floor = wasm_size.analyse(FLOOR_WASM)
         if "attribution_error" in ours:
             self.problem(ours["attribution_error"])

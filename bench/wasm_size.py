@@ -2,6 +2,10 @@
 
     python3 bench/wasm_size.py STRIPPED.wasm [WITH_SYMBOLS.wasm]
 
+`make wasm` runs wasm-opt over rustc's output (tools/wasm-opt.sh), so for the attribution by crate
+pass rustc's own output, cargo's target/wasm32-wasip1/release/deps/x402_access_pass.wasm, as
+STRIPPED; the shipped module (target/wasm32-wasip1/release/) is the one whose size counts.
+
 The release build strips symbols, so the attribution reads a second build of the same code
 without stripping (`CARGO_PROFILE_RELEASE_STRIP=false`, see mk/bench.mk); its code section must
 be the same size as the stripped one's, which is checked. Attribution is by each function's

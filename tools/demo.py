@@ -211,7 +211,7 @@ def _rules(rules: list[dict]) -> str:
 
 
 def banner(config: dict, config_path: pathlib.Path, base: str, admin: str, upstream_port: int, facilitator_addr: str,
-           run_dir: pathlib.Path) -> str:
+           run_dir: pathlib.Path, rpc_addr: str = "") -> str:
     """What `make run` prints, all of it derived from the loaded configuration. Shell commands are
     the lines indented by exactly four spaces (tests/integration/test_demo.py runs them)."""
     decimals = (config.get("asset") or {}).get("decimals", 6)
@@ -238,6 +238,10 @@ def banner(config: dict, config_path: pathlib.Path, base: str, admin: str, upstr
         + (f"; bypass {_rules(config['bypass'])}" if config.get("bypass") else ""),
         f"  upstream     127.0.0.1:{upstream_port} (answers JSON echoing the headers it gets)",
         f"  facilitator  {facilitator_addr} (fee payer {FEE_PAYER})",
+    ]
+    if rpc_addr:  # what the official clients' Solana scheme signs against (README: every kind of buyer)
+        lines.append(f"  solana rpc   http://{rpc_addr} (the RPC stand-in: a buyer client's rpcUrl)")
+    lines += [
         f"  logs         {_shown(run_dir)}/",
         "",
         "Passes for sale (prices in USD, paid in the asset above):",
@@ -367,7 +371,8 @@ def main() -> int:
         except (RuntimeError, TimeoutError) as err:
             raise DemoError(f"Envoy did not start: {str(err).splitlines()[0]}") from None
         print("\n" + banner(config, args.config, f"http://127.0.0.1:{envoy.port}",
-                            f"http://127.0.0.1:{envoy.admin[1]}", upstream.port, facilitator.addr, run_dir),
+                            f"http://127.0.0.1:{envoy.admin[1]}", upstream.port, facilitator.addr, run_dir,
+                            facilitator.rpc),
               flush=True)
         while not stopping:
             for name, proc in (("facilitator", facilitator.proc), ("envoy", envoy.proc)):

@@ -183,6 +183,13 @@ def walk_through(demo: Demo, config: dict, expect_tier: str, expect_free: str | 
     assert config["payTo"] in banner and NETWORK in banner and "devnet" in banner
     run_dir = os.path.relpath(demo.out / "run", REPO)  # as typed from the repository root, where the demo runs
     assert f"  logs         {run_dir}/\n" in banner and f"tee {run_dir}/purchase.txt\n" in banner, banner
+    # The RPC stand-in a standard client signs against (README: every kind of buyer) answers.
+    rpc = re.search(r"^  solana rpc   (http://127\.0\.0\.1:\d+) ", banner, re.M)
+    assert rpc, banner
+    host, port = rpc.group(1)[len("http://"):].split(":")
+    ask = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getLatestBlockhash", "params": []}).encode()
+    answer = http_request(host, int(port), "POST", "/", [("content-type", "application/json")], ask)
+    assert answer.status == 200 and answer.json()["result"]["value"]["blockhash"], answer
 
     tiers = sorted((config.get("tiers") or {}).items(), key=lambda kv: xp_seconds(kv[0]))
     assert [(t, p) for t, _, p in banner_tiers(banner)] == tiers, banner

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Interop suite: the published @dexterai/x402 buyer client, React hook and Express middleware
-against the real Envoy + the x402-access-pass filter.
+"""Interop suite: real buyers against the real Envoy + the x402-access-pass filter: the published
+@dexterai/x402 client, React hook and Express middleware, and the official x402 v2 buyers
+(@x402/fetch + @x402/svm + @x402/extensions on npm, x402 on PyPI through python/buyer.py).
 
 Starts, on loopback with ephemeral ports, the project's test facilitator (with its Solana RPC
-stand-in), the demo upstream (plus /api/metrics for the dashboard), Envoy with the filter
-(`tests/integration/harness.py`), and a static server for the built dashboard
-(`examples/dashboard/dist`, a different origin than the API); then runs `node --test` on
-`tests/interop/*.test.mjs` with the URLs in environment variables, and tears everything down.
+stand-in) and a second one for the SIWX Envoy, the demo upstream (plus /api/metrics for the
+dashboard), the Envoys with the filter (`tests/integration/harness.py`), and a static server for
+the built dashboard (`examples/dashboard/dist`, a different origin than the API); then runs
+`node --test` on `tests/interop/*.test.mjs` with the URLs in environment variables (the files of
+BESIDE in a second node process at the same time), and tears everything down.
 
     .venv/bin/python tests/interop/run.py                   # every test file
     .venv/bin/python tests/interop/run.py client.test.mjs   # some of them
@@ -25,6 +27,7 @@ import os
 import pathlib
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -38,13 +41,24 @@ DASHBOARD_DIST = pathlib.Path(os.environ.get("X402_DASHBOARD_DIST", REPO / "exam
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
 
-from harness import (ASSET, FEE_PAYER, MERCHANT, NETWORK, SECRET, Envoy, Facilitator,  # noqa: E402
-                     default_plugin_config)
+from harness import (ASSET, FEE_PAYER, MERCHANT, NETWORK, SECRET, Envoy, EnvoyExited,  # noqa: E402
+                     Facilitator, default_plugin_config)
 from data_upstream import DataUpstream  # noqa: E402
 from upstream import BackgroundServer  # noqa: E402
 
 TAP_COUNTS = {"tests", "suites", "pass", "fail", "cancelled", "skipped", "todo"}
-NODE_TEST_TIMEOUT_S = int(os.environ.get("X402_INTEROP_TIMEOUT", "420"))
+NODE_TEST_TIMEOUT_S = int(os.environ.get("X402_INTEROP_TIMEOUT", "600"))
+# The official Python buyer (`x402` 2.25.0), in its own virtualenv (make python-buyers).
+PYTHON_BUYERS = pathlib.Path(os.environ.get("X402_PYTHON", HERE / "python" / ".venv" / "bin" / "python"))
+# The faults Envoy works settlement outcomes out inside the buyer's request for this long
+# (docs/behaviour.md §17), as tests/integration/test_settle_outcomes.py does.
+FAULTS_SETTLE_DEADLINE_MS = 8000
+# The SIWX Envoy sells a 1-minute default pass, so a test can see it run out.
+SIWX_TIERS = {"1m": "0.01", "1h": "0.50"}
+# Test files that run in a node process of their own, beside the others, against their own
+# facilitator (so the faults that faults.test.mjs sets never reach them): siwx.test.mjs mostly
+# waits for a one-minute pass to run out.
+BESIDE = ("siwx.test.mjs",)
 
 
 class _StaticHandler(SimpleHTTPRequestHandler):
@@ -78,6 +92,32 @@ class StaticSite(BackgroundServer):
         self.server.log.close()
 
 
+def free_port() -> int:
+    """A loopback port free now, for an Envoy whose configuration must name its own origin."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_siwx_envoy(facilitator: Facilitator, upstream_port: int, parts: list) -> Envoy:
+    """Envoy "siwx": a 1-minute default pass and its own origin in siwx.origins, so its port is chosen before it starts (again, should another process take that
+    port first). Returned ready."""
+    for attempt in range(3):
+        port = free_port()
+        siwx = {"origins": [f"http://127.0.0.1:{port}"]}
+        config = default_plugin_config(facilitator.addr, tiers=SIWX_TIERS, siwx=siwx)
+        envoy = Envoy("siwx", config, facilitator.port, upstream_port, OUT, listener_port=port)
+        parts.append(envoy.start(wait_ready=False))
+        try:
+            envoy.wait_ready()
+            return envoy
+        except EnvoyExited:
+            if attempt == 2:
+                raise
+            print(f"Envoy siwx could not start on port {port}; another port", file=sys.stderr)
+    raise AssertionError("unreachable")
+
+
 def tap_summary(path: pathlib.Path) -> dict[str, int]:
     """The closing counts of node's TAP reporter (`# pass 9`, `# fail 0`, `# todo 1`...)."""
     counts: dict[str, int] = {}
@@ -106,6 +146,9 @@ def main() -> int:
         print("tests/interop/node_modules is missing: run `npm ci` in tests/interop (make interop does)",
               file=sys.stderr)
         return 2
+    if not args.serve and not PYTHON_BUYERS.exists():
+        print(f"{PYTHON_BUYERS} is missing: run `make python-buyers` (make interop does)", file=sys.stderr)
+        return 2
     files = args.files or sorted(p.name for p in HERE.glob("*.test.mjs"))
     if not (DASHBOARD_DIST / "index.html").exists():
         print(f"{DASHBOARD_DIST}/index.html is missing: build examples/dashboard (make interop does)",
@@ -126,6 +169,9 @@ def main() -> int:
     try:
         facilitator = Facilitator(OUT, "facilitator").start()
         parts.append(facilitator)
+        # The SIWX Envoy's own facilitator (BESIDE).
+        siwx_facilitator = Facilitator(OUT, "facilitator-siwx").start()
+        parts.append(siwx_facilitator)
         upstream = DataUpstream().start()
         parts.append(upstream)
         site = StaticSite(DASHBOARD_DIST, OUT / "dashboard-static.log").start()
@@ -133,15 +179,28 @@ def main() -> int:
         # The harness's plugin config (tiers 5m/1h/24h at 0.05/0.50/2.00, ratePerHour 0.50, devnet,
         # CORS for any origin), and the same with only the dashboard's origin allowed.
         config = default_plugin_config(facilitator.addr)
-        envoy = Envoy("interop", config, facilitator.port, upstream.port, OUT).start()
-        parts.append(envoy)
         origin_config = default_plugin_config(facilitator.addr, cors={"allowOrigins": [site.origin]})
-        origin_envoy = Envoy("origin-only", origin_config, facilitator.port, upstream.port, OUT).start()
-        parts.append(origin_envoy)
+        # Settle faults: the same, with a settle deadline long enough to work every outcome out.
+        faults_config = default_plugin_config(facilitator.addr, settleDeadlineMs=FAULTS_SETTLE_DEADLINE_MS)
+        envoy = Envoy("interop", config, facilitator.port, upstream.port, OUT)
+        origin_envoy = Envoy("origin-only", origin_config, facilitator.port, upstream.port, OUT)
+        faults_envoy = Envoy("faults", faults_config, facilitator.port, upstream.port, OUT)
+        # Started together, then waited for: each takes a second or two to come up.
+        for part in (envoy, origin_envoy, faults_envoy):
+            parts.append(part.start(wait_ready=False))
+        siwx_envoy = start_siwx_envoy(siwx_facilitator, upstream.port, parts)
+        envoys = (envoy, origin_envoy, faults_envoy, siwx_envoy)
+        for part in envoys:
+            part.wait_ready()
+        siwx_origin = f"http://127.0.0.1:{siwx_envoy.port}"
         env = {
             "X402_API": f"http://127.0.0.1:{envoy.port}",
             "X402_ENVOY_ADMIN": f"http://{envoy.admin[0]}:{envoy.admin[1]}",
             "X402_API_ORIGIN_ONLY": f"http://127.0.0.1:{origin_envoy.port}",
+            "X402_API_FAULTS": f"http://127.0.0.1:{faults_envoy.port}",
+            "X402_API_SIWX": siwx_origin,
+            "X402_UPSTREAM": f"http://127.0.0.1:{upstream.port}",
+            "X402_PYTHON": str(PYTHON_BUYERS),
             "X402_FACILITATOR_URL": f"http://{facilitator.addr}",
             "X402_CONTROL_URL": f"http://{facilitator.control}",
             "X402_RPC_URL": f"http://{facilitator.rpc}",
@@ -163,37 +222,62 @@ def main() -> int:
             print(f"\nDashboard: {site.origin}/?api={env['X402_API']}&rpc={env['X402_RPC_URL']}\n"
                   f"Paywall:   {env['X402_API']}/api/data\nCtrl-C stops everything.", flush=True)
             while not stopping.is_set():
-                for part in (facilitator, envoy, origin_envoy):
+                for part in (facilitator, siwx_facilitator, *envoys):
                     if not part.proc.alive():
                         print(f"{part.name} exited; see {OUT}", file=sys.stderr)
                         return 1
                 time.sleep(0.5)
             return 0
 
-        tap = OUT / "results.tap"
-        cmd = ["node", "--test", "--test-concurrency=1", "--test-timeout=150000",
-               "--test-reporter=spec", "--test-reporter-destination=stdout",
-               "--test-reporter=tap", f"--test-reporter-destination={tap}", *files]
-        print("$ " + " ".join(cmd), flush=True)
-        # Its own process group, so a timeout also ends the browsers it started.
-        proc = subprocess.Popen(cmd, cwd=HERE, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-        try:
-            code = proc.wait(timeout=NODE_TEST_TIMEOUT_S)
-        except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
-            if isinstance(exc, subprocess.TimeoutExpired):
-                print(f"node --test did not finish within {NODE_TEST_TIMEOUT_S}s", file=sys.stderr)
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            code = 1
-        summary = tap_summary(tap)
+        beside = [f for f in files if f in BESIDE]
+        runs = [("main", [f for f in files if f not in BESIDE], env)]
+        if beside:
+            runs.append(("beside", beside, {
+                **env,
+                "X402_FACILITATOR_URL": f"http://{siwx_facilitator.addr}",
+                "X402_CONTROL_URL": f"http://{siwx_facilitator.control}",
+                "X402_RPC_URL": f"http://{siwx_facilitator.rpc}",
+            }))
+        procs = []
+        for name, run_files, run_env in runs:
+            if not run_files:
+                continue
+            tap = OUT / ("results.tap" if name == "main" else f"results-{name}.tap")
+            # The main run's spec report goes to the terminal as it runs, the other's once it is done.
+            spec = "stdout" if name == "main" else str(OUT / f"results-{name}.txt")
+            cmd = ["node", "--test", "--test-concurrency=1", "--test-timeout=150000",
+                   "--test-reporter=spec", f"--test-reporter-destination={spec}",
+                   "--test-reporter=tap", f"--test-reporter-destination={tap}", *run_files]
+            print("$ " + " ".join(cmd), flush=True)
+            # Its own process group, so a timeout also ends the browsers it started.
+            procs.append((name, tap, spec, subprocess.Popen(
+                cmd, cwd=HERE, env={**os.environ, **run_env}, stdin=subprocess.DEVNULL, start_new_session=True)))
+        deadline = time.monotonic() + NODE_TEST_TIMEOUT_S
+        code = 0
+        for name, tap, spec, proc in procs:
+            try:
+                rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
+                if isinstance(exc, subprocess.TimeoutExpired):
+                    print(f"node --test ({name}) did not finish within {NODE_TEST_TIMEOUT_S}s", file=sys.stderr)
+                for _, _, _, other in procs:
+                    if other.poll() is None:
+                        os.killpg(other.pid, signal.SIGKILL)
+                        other.wait(timeout=10)
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                rc = 1
+            if spec != "stdout" and pathlib.Path(spec).exists():
+                print(f"--- {' '.join(f for f in files if f in BESIDE)} (beside the others) ---")
+                print(pathlib.Path(spec).read_text(errors="replace"), end="", flush=True)
+            for key, value in tap_summary(tap).items():
+                summary[key] = summary.get(key, 0) + value
+            code = code or rc
         if code == 0 and (not summary or summary.get("pass", 0) == 0):
             print("interop: no test ran", file=sys.stderr)
             code = 1
         if code != 0:
-            for part in (facilitator, envoy, origin_envoy):
+            for part in (facilitator, siwx_facilitator, *envoys):
                 if part.proc and not part.proc.alive():
                     print(f"{part.name} had exited: see {part.proc.log_path}", file=sys.stderr)
             print(f"logs: {OUT}", file=sys.stderr)

@@ -96,7 +96,7 @@ impl Mode {
 }
 
 /// One fault, as set by `POST /fault`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fault {
     pub mode: Mode,
     /// Sleep before answering (`slow`; also honoured with any other mode).
@@ -105,6 +105,9 @@ pub struct Fault {
     pub status: u16,
     /// Requests left to apply it to; `None` = until cleared.
     pub remaining: Option<u64>,
+    /// The fault that takes over once `remaining` is used up (`"then"`): a sequence such as an
+    /// answer lost, then `already_processed` to the retry, with no race against the client.
+    pub then: Option<Box<Fault>>,
 }
 
 const DEFAULT_SLOW_MS: u64 = 2000;
@@ -113,11 +116,6 @@ const DEFAULT_SLOW_MS: u64 = 2000;
 pub fn parse(body: &[u8]) -> Result<(Vec<Endpoint>, Fault), String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
     let obj = v.as_object().ok_or("body must be a JSON object")?;
-    for k in obj.keys() {
-        if !matches!(k.as_str(), "endpoint" | "mode" | "delayMs" | "status" | "count") {
-            return Err(format!("unknown field {k:?}"));
-        }
-    }
     let endpoints = match obj.get("endpoint").and_then(Value::as_str).unwrap_or("all") {
         "all" => Endpoint::ALL.to_vec(),
         "supported" => vec![Endpoint::Supported],
@@ -125,6 +123,17 @@ pub fn parse(body: &[u8]) -> Result<(Vec<Endpoint>, Fault), String> {
         "settle" => vec![Endpoint::Settle],
         other => return Err(format!("unknown endpoint {other:?}")),
     };
+    Ok((endpoints, parse_fault(obj, true)?))
+}
+
+/// One fault object; `top`: the body itself (it may name the endpoint), not a `then`.
+fn parse_fault(obj: &Map<String, Value>, top: bool) -> Result<Fault, String> {
+    for k in obj.keys() {
+        let known = matches!(k.as_str(), "mode" | "delayMs" | "status" | "count" | "then") || (top && k == "endpoint");
+        if !known {
+            return Err(format!("unknown field {k:?}"));
+        }
+    }
     let mode_str = obj.get("mode").and_then(Value::as_str).ok_or("mode is required")?;
     let mode = Mode::parse(mode_str).ok_or_else(|| format!("unknown mode {mode_str:?}"))?;
     let num = |name: &str| -> Result<Option<u64>, String> {
@@ -140,7 +149,24 @@ pub fn parse(body: &[u8]) -> Result<(Vec<Endpoint>, Fault), String> {
         Some(_) => return Err("status must be in 100..=599".into()),
     };
     let remaining = if mode == Mode::Refuse { None } else { num("count")? };
-    Ok((endpoints, Fault { mode, delay_ms, status, remaining }))
+    let then = match obj.get("then") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(next)) => {
+            if remaining.is_none() {
+                return Err("then needs a count: it takes over once the count is used up".into());
+            }
+            if matches!(mode, Mode::None | Mode::Refuse) {
+                return Err(format!("then cannot follow mode {mode_str:?}"));
+            }
+            let next = parse_fault(next, false)?;
+            if next.mode == Mode::Refuse {
+                return Err("then cannot be refuse".into());
+            }
+            Some(Box::new(next))
+        }
+        Some(_) => return Err("then must be a fault object".into()),
+    };
+    Ok(Fault { mode, delay_ms, status, remaining, then })
 }
 
 /// The faults in force, per endpoint.
@@ -162,7 +188,7 @@ impl Faults {
             if fault.mode == Mode::None || fault.remaining == Some(0) {
                 map.remove(ep);
             } else {
-                map.insert(*ep, fault);
+                map.insert(*ep, fault.clone());
             }
         }
     }
@@ -176,17 +202,21 @@ impl Faults {
         self.lock().values().any(|f| f.mode == Mode::Refuse)
     }
 
-    /// The fault to apply to one request to `ep`, consuming one of its count.
+    /// The fault to apply to one request to `ep`, consuming one of its count
+    /// (the last one hands the endpoint over to its `then`, if any).
     /// `refuse` is handled at the listener, so it is not returned.
     pub fn take(&self, ep: Endpoint) -> Option<Fault> {
         let mut map = self.lock();
-        let fault = *map.get(&ep)?;
+        let fault = map.get(&ep)?.clone();
         if fault.mode == Mode::Refuse {
             return None;
         }
         if let Some(n) = fault.remaining {
             if n <= 1 {
-                map.remove(&ep);
+                match fault.then.clone() {
+                    Some(next) => map.insert(ep, *next),
+                    None => map.remove(&ep),
+                };
             } else if let Some(f) = map.get_mut(&ep) {
                 f.remaining = Some(n - 1);
             }
@@ -199,14 +229,19 @@ impl Faults {
         let mut out = Map::new();
         for ep in Endpoint::ALL {
             if let Some(f) = map.get(&ep) {
-                out.insert(
-                    ep.name().into(),
-                    json!({"mode": f.mode.name(), "delayMs": f.delay_ms, "status": f.status, "count": f.remaining}),
-                );
+                out.insert(ep.name().into(), describe(f));
             }
         }
         Value::Object(out)
     }
+}
+
+fn describe(f: &Fault) -> Value {
+    let mut v = json!({"mode": f.mode.name(), "delayMs": f.delay_ms, "status": f.status, "count": f.remaining});
+    if let (Some(next), Some(obj)) = (&f.then, v.as_object_mut()) {
+        obj.insert("then".into(), describe(next));
+    }
+    v
 }
 
 #[cfg(test)]
@@ -263,6 +298,38 @@ mod tests {
         faults.set(&eps, f);
         assert_eq!(faults.take(Endpoint::Settle).unwrap().mode, Mode::SettleFailure);
         assert_eq!(faults.take(Endpoint::Settle), None);
+    }
+
+    #[test]
+    fn then_takes_over_once_the_count_is_used_up() {
+        let faults = Faults::default();
+        let body =
+            br#"{"endpoint":"settle","mode":"truncated","count":1,"then":{"mode":"already_processed","count":2}}"#;
+        let (eps, f) = parse(body).unwrap();
+        faults.set(&eps, f);
+        assert_eq!(faults.snapshot()["settle"]["then"]["mode"], "already_processed");
+        assert_eq!(faults.take(Endpoint::Settle).unwrap().mode, Mode::Truncated);
+        assert_eq!(faults.snapshot()["settle"]["mode"], "already_processed");
+        assert_eq!(faults.take(Endpoint::Settle).unwrap().mode, Mode::Settle(SettleAs::AlreadyProcessed));
+        assert_eq!(faults.take(Endpoint::Settle).unwrap().mode, Mode::Settle(SettleAs::AlreadyProcessed));
+        assert_eq!(faults.take(Endpoint::Settle), None);
+        assert_eq!(faults.snapshot(), json!({}));
+        // a then without a count of its own lasts until cleared
+        let (eps, f) = parse(br#"{"endpoint":"verify","mode":"garbage","count":1,"then":{"mode":"slow"}}"#).unwrap();
+        faults.set(&eps, f);
+        faults.take(Endpoint::Verify);
+        for _ in 0..3 {
+            assert_eq!(faults.take(Endpoint::Verify).unwrap().delay_ms, DEFAULT_SLOW_MS);
+        }
+    }
+
+    #[test]
+    fn then_is_checked() {
+        assert!(parse(br#"{"mode":"truncated","then":{"mode":"slow"}}"#).is_err(), "then needs a count");
+        assert!(parse(br#"{"mode":"truncated","count":1,"then":{"mode":"refuse"}}"#).is_err());
+        assert!(parse(br#"{"mode":"truncated","count":1,"then":{"mode":"slow","endpoint":"verify"}}"#).is_err());
+        assert!(parse(br#"{"mode":"truncated","count":1,"then":"slow"}"#).is_err());
+        assert!(parse(br#"{"mode":"none","count":1,"then":{"mode":"slow"}}"#).is_err());
     }
 
     #[test]
