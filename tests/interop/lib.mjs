@@ -133,11 +133,13 @@ export function dexterClient(buyer, accessPass, extra = {}) {
  *  `@solana/kit` key pair signer, the exact SVM scheme registered for `solana:*`; only the Solana
  *  RPC points at the stand-in. `siwx: true` also registers the Sign-In-With-X client extension
  *  (`@x402/extensions/sign-in-with-x`), which answers a 402 that declares it with a signed
- *  `SIGN-IN-WITH-X` before paying. */
-export async function officialClient(buyer, { siwx = false } = {}) {
+ *  `SIGN-IN-WITH-X` before paying. `extensions`: more client extensions (`{key,
+ *  enrichPaymentPayload}`) registered with `x402Client.registerExtension`. */
+export async function officialClient(buyer, { siwx = false, extensions = [] } = {}) {
   const signer = await createKeyPairSignerFromBytes(buyer.keypair.secretKey);
   const client = new x402Client().register('solana:*', new ExactSvmScheme(signer, { rpcUrl: env.rpc }));
   if (siwx) client.registerExtension(createSIWxClientExtension({ signers: [signer] }));
+  for (const extension of extensions) client.registerExtension(extension);
   const rec = recordingFetch();
   return { fetch: wrapFetchWithPayment(rec.fetch, client), calls: rec.calls, signer };
 }
