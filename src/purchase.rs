@@ -158,18 +158,8 @@ pub fn fee_payer_unknown() -> Response {
 
 /// `2026-11-25T18:37:56.000Z` for a Unix time in seconds.
 pub fn iso8601(unix_seconds: u64) -> String {
-    let days = unix_seconds / 86_400;
+    let (year, month, day) = crate::siwx::time::civil_from_days(unix_seconds / 86_400);
     let secs = unix_seconds % 86_400;
-    // Civil-from-days (Howard Hinnant), for days since 1970-01-01.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000Z", secs / 3_600, secs % 3_600 / 60, secs % 60)
 }
 

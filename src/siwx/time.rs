@@ -113,8 +113,9 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// The date of a day count since 1970-01-01 (the inverse of `days_from_civil`, days ≥ 0).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+/// The date of a day count since 1970-01-01 (the inverse of `days_from_civil`, days ≥ 0); also
+/// the pass's `expiresAt` (`purchase::iso8601`).
+pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z % 146_097;
