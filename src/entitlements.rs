@@ -26,8 +26,10 @@ pub const PER_BUCKET: usize = 256;
 /// may allow, so that sweeping never drops one that is still honoured.
 pub const KEPT_AFTER_EXP_SECONDS: u64 = 3_600;
 
-/// What a payer's latest pass entitles them to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a payer's latest pass entitles them to, until `exp` (Unix seconds). Serialized as is in
+/// the etcd ledger (src/etcd/entitlement.rs).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Entitlement {
     pub tier: String,
     pub iat: u64,

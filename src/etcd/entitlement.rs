@@ -5,22 +5,13 @@
 //! transaction comparing the revision it read, so concurrent sales on several replicas end
 //! with the latest `exp`. The record's lease ends when the entitlement does.
 
-use serde::{Deserialize, Serialize};
-
 use super::keys::Key;
 use super::record::{self, Decision, Op, Record, Write};
 use super::wire::Kv;
 use super::{Settings, Step, Unavailable};
 
-/// What a payer's pass entitles them to, until `exp` (Unix seconds).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Entitlement {
-    pub tier: String,
-    pub iat: u64,
-    pub exp: u64,
-    pub network: String,
-}
+/// The entitlement the local ledger keeps too (docs/behaviour.md §16.3), one type for both ledgers.
+pub use crate::entitlements::Entitlement;
 
 impl Entitlement {
     /// `tier` and `network` are 1 to 64 characters of `A-Z a-z 0-9 : _ . -` (they become claim
