@@ -48,18 +48,9 @@ pub struct Call {
     pub timeout_ms: u64,
 }
 
-/// What came back for a [`Call`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reply<'a> {
-    Response {
-        status: u32,
-        body: &'a [u8],
-    },
-    /// No answer within the call's timeout.
-    TimedOut,
-    /// Reset, refused, or no response at all.
-    Failed,
-}
+/// What came back for a [`Call`]: an HTTP callout's result, the same as the facilitator's (the
+/// proxy-wasm layer reads both the same way).
+pub type Reply<'a> = crate::facilitator::CalloutResult<'a>;
 
 /// Why an operation could not use etcd. The flow treats every one the same way (fail closed);
 /// the reason is for the log line and `ledger_errors`.
