@@ -191,13 +191,16 @@ pub fn read_settle(result: CalloutResult<'_>, network: &str, payer: &str) -> Set
     let Ok(answer) = serde_json::from_slice::<SettleResponse>(body) else {
         return Settlement::Unknown(unavailable);
     };
+    // An EVM payer is an address, the same in any letter case (docs/behaviour.md §21).
+    let evm = is_evm(network);
+    let same_payer = |c: &str| c == payer || (evm && c.eq_ignore_ascii_case(payer));
     let same = |claimed: &Option<String>, ours: &str| claimed.as_deref().is_none_or(|c| c == ours);
-    if !same(&answer.network, network) || !same(&answer.payer, payer) {
+    if !same(&answer.network, network) || !answer.payer.as_deref().is_none_or(same_payer) {
         return Settlement::Unknown(Unavailable::BadResponse);
     }
     match answer {
         SettleResponse { success: true, transaction: Some(transaction), .. }
-            if ok && crate::solana::is_signature(&transaction) =>
+            if ok && is_transaction_id(evm, &transaction) =>
         {
             Settlement::Settled { transaction }
         }
@@ -205,6 +208,20 @@ pub fn read_settle(result: CalloutResult<'_>, network: &str, payer: &str) -> Set
             Settlement::Failed { reason: sanitize_reason(error_reason.as_deref().unwrap_or("settlement_failed")) }
         }
         _ => Settlement::Unknown(unavailable),
+    }
+}
+
+/// Whether `network` (CAIP-2, or its v1 name) is an EVM network.
+fn is_evm(network: &str) -> bool {
+    network.starts_with("eip155:") || crate::challenge::network_of_v1(network).is_some_and(|n| n.starts_with("eip155:"))
+}
+
+/// A settled transaction's id: a Solana signature (base58 of 64 bytes), or on an EVM network a
+/// transaction hash (`0x` + 32 bytes of hex).
+fn is_transaction_id(evm: bool, transaction: &str) -> bool {
+    match evm {
+        true => crate::evm::hex::decode_fixed::<32>(transaction).is_some(),
+        false => crate::solana::is_signature(transaction),
     }
 }
 

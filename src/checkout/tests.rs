@@ -126,7 +126,7 @@ fn drive_wire(
     let mut waits = Vec::new();
     let mut clock_ms = now * 1_000;
     let (mut checkout, mut step) =
-        match Checkout::begin(config, b"GET", path, wire, header, challenge(config), &fee_payer()) {
+        match Checkout::begin(config, b"GET", path, wire, header, challenge(config), &fee_payer(), || 0) {
             Ok(started) => started,
             Err(finish) => return Run { finish, calls, waits },
         };
@@ -191,10 +191,18 @@ impl Seller {
     }
 
     fn entry(&self, now: u64) -> Option<Entry> {
-        let hash =
-            Checkout::begin(&self.config, b"GET", PART_ONE, Wire::V2, &header(), challenge(&self.config), &fee_payer())
-                .map(|(checkout, _)| checkout.checked().message_hash)
-                .unwrap_or_else(|_| panic!("the vector passes the local checks"));
+        let hash = Checkout::begin(
+            &self.config,
+            b"GET",
+            PART_ONE,
+            Wire::V2,
+            &header(),
+            challenge(&self.config),
+            &fee_payer(),
+            || 0,
+        )
+        .map(|(checkout, _)| checkout.checked().message_hash)
+        .unwrap_or_else(|_| panic!("the vector passes the local checks"));
         let at = PurchaseKey::of(&hash);
         self.ledger().update(at.bucket, now, |b| b.get(&at.key).cloned()).unwrap()
     }
@@ -281,10 +289,18 @@ fn while_the_payment_is_in_flight_elsewhere_the_answer_is_409() {
     let hash = seller.entry(NOW);
     assert_eq!(hash, None);
     // Another request claims it and is still verifying.
-    let (checkout, step) =
-        Checkout::begin(&seller.config, b"GET", PART_ONE, Wire::V2, &header(), challenge(&seller.config), &fee_payer())
-            .ok()
-            .unwrap();
+    let (checkout, step) = Checkout::begin(
+        &seller.config,
+        b"GET",
+        PART_ONE,
+        Wire::V2,
+        &header(),
+        challenge(&seller.config),
+        &fee_payer(),
+        || 0,
+    )
+    .ok()
+    .unwrap();
     let Step::Ledger(claim) = step else { panic!("a claim first") };
     assert_eq!(seller.ledger().run(&claim, NOW), LedgerAnswer::Claimed(Claim::Fresh));
     drop(checkout);
@@ -423,10 +439,18 @@ fn losing_compare_and_swap_races_changes_nothing_for_the_buyer() {
 #[test]
 fn an_answer_the_flow_did_not_ask_for_is_503_and_keeps_the_ledger() {
     let seller = Seller::new();
-    let (mut checkout, _claim) =
-        Checkout::begin(&seller.config, b"GET", PART_ONE, Wire::V2, &header(), challenge(&seller.config), &fee_payer())
-            .ok()
-            .unwrap();
+    let (mut checkout, _claim) = Checkout::begin(
+        &seller.config,
+        b"GET",
+        PART_ONE,
+        Wire::V2,
+        &header(),
+        challenge(&seller.config),
+        &fee_payer(),
+        || 0,
+    )
+    .ok()
+    .unwrap();
     let step = checkout.on_callout(&seller.config, Reply::Ok(SETTLED).result(), NOW);
     let Step::Finish(finish) = step else { panic!("finished") };
     assert_eq!(finish.local().status, 503);
@@ -573,6 +597,7 @@ fn message_hash(seller: &Seller) -> [u8; 32] {
         &header(),
         challenge(&seller.config),
         &fee_payer(),
+        || 0,
     ) {
         Ok((checkout, _)) => checkout.checked().message_hash,
         Err(_) => panic!("the vector passes the local checks"),
@@ -700,10 +725,18 @@ fn a_paid_request_left_unknown_is_503_and_the_same_payment_again_is_forwarded() 
     assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (503, "settlement_unknown"));
     assert!(matches!(seller.entry(NOW), Some(Entry::Unknown { .. })));
     // While another request works it out: 409, as for a purchase.
-    let (_, claim) =
-        Checkout::begin(&seller.config, b"GET", PAID, Wire::V2, &header(), challenge(&seller.config), &fee_payer())
-            .ok()
-            .unwrap();
+    let (_, claim) = Checkout::begin(
+        &seller.config,
+        b"GET",
+        PAID,
+        Wire::V2,
+        &header(),
+        challenge(&seller.config),
+        &fee_payer(),
+        || 0,
+    )
+    .ok()
+    .unwrap();
     let Step::Ledger(claim) = claim else { panic!("a claim first") };
     assert!(matches!(seller.ledger().run(&claim, NOW + 1), LedgerAnswer::Claimed(Claim::Recover(_))));
     let busy = seller.pay(NOW + 2, &[]);
@@ -803,11 +836,20 @@ impl Seller {
 fn settled_receipt_of_another_payment(seller: &Seller) -> Receipt {
     let claims = purchase::claims(
         &seller.config,
-        &Checkout::begin(&seller.config, b"GET", PAID, Wire::V2, &header(), challenge(&seller.config), &fee_payer())
-            .ok()
-            .unwrap()
-            .0
-            .checked,
+        &Checkout::begin(
+            &seller.config,
+            b"GET",
+            PAID,
+            Wire::V2,
+            &header(),
+            challenge(&seller.config),
+            &fee_payer(),
+            || 0,
+        )
+        .ok()
+        .unwrap()
+        .0
+        .checked,
         NOW,
     );
     let token = token::sign(&seller.config.keys, &claims).unwrap();
@@ -879,6 +921,7 @@ fn an_identifier_used_for_another_request_is_409_payment_identifier_conflict() {
         &header_with_id(ID),
         challenge(&seller.config),
         &fee_payer(),
+        || 0,
     )
     .ok()
     .unwrap();
@@ -979,10 +1022,18 @@ impl Seller {
 #[test]
 fn a_v1_payment_asks_the_facilitator_in_v1_with_the_v1_form_of_the_servers_requirements() {
     let seller = Seller::new();
-    let (checkout, step) =
-        Checkout::begin(&seller.config, b"GET", PAID, Wire::V1, &x_payment(), challenge(&seller.config), &fee_payer())
-            .ok()
-            .unwrap();
+    let (checkout, step) = Checkout::begin(
+        &seller.config,
+        b"GET",
+        PAID,
+        Wire::V1,
+        &x_payment(),
+        challenge(&seller.config),
+        &fee_payer(),
+        || 0,
+    )
+    .ok()
+    .unwrap();
     assert!(matches!(step, Step::Ledger(LedgerOp::Claim(_))));
     let body: serde_json::Value = serde_json::from_slice(checkout.body()).unwrap();
     let v1 = &vectors()["v1"];
@@ -1109,6 +1160,7 @@ fn payer_of(seller: &Seller) -> String {
         &header(),
         challenge(&seller.config),
         &fee_payer(),
+        || 0,
     )
     .map(|(checkout, _)| checkout.checked().payer.clone())
     .unwrap_or_else(|_| panic!("the vector passes the local checks"))
