@@ -244,9 +244,8 @@ impl Challenge {
     pub fn with_sign_in(mut self, config: &Config, now_ms: impl FnOnce() -> u64) -> Challenge {
         if let Some(settings) = &config.siwx {
             if settings.origin_of(&self.resource.url).is_some() {
-                if let Some(json) =
-                    crate::siwx::declare::declare(settings, &config.network, &self.resource.url, now_ms())
-                {
+                let networks: Vec<&str> = config.networks.iter().map(|n| n.network.as_str()).collect();
+                if let Some(json) = crate::siwx::declare::declare(settings, &networks, &self.resource.url, now_ms()) {
                     self.extensions.declare(crate::siwx::declare::EXTENSION, json);
                 }
             }

@@ -558,7 +558,8 @@ impl Checkout {
         };
         let finish = Finish { answer, counts, log: Some(self.outcome("settled", &detail)) };
         let entitlement = Entitlement::of(&pass.claims);
-        self.entitle = Some(LedgerOp::Entitle { payer: pass.claims.payer.clone(), entitlement });
+        let payer = crate::entitlements::key_of(&pass.claims.payer);
+        self.entitle = Some(LedgerOp::Entitle { payer, entitlement });
         self.close(finish, Some(Entry::Settled { at: now, receipt }))
     }
 
