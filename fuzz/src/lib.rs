@@ -135,7 +135,7 @@ mod tests {
         let s = crate::siwx::settings();
         let honoured = x402_access_pass::siwx::check(
             s,
-            crate::siwx::NETWORK,
+            crate::siwx::networks(),
             crate::siwx::LEEWAY,
             valid.as_bytes(),
             crate::siwx::NOW_MS,
