@@ -126,7 +126,7 @@ fn drive_wire(
     let mut waits = Vec::new();
     let mut clock_ms = now * 1_000;
     let (mut checkout, mut step) =
-        match Checkout::begin(config, b"GET", path, wire, header, challenge(config), &fee_payer(), || 0) {
+        match Checkout::begin(config, b"GET", path, wire, header, challenge(config), &fee_payer(), || now * 1_000) {
             Ok(started) => started,
             Err(finish) => return Run { finish, calls, waits },
         };
@@ -1198,4 +1198,145 @@ fn a_recovered_settlement_entitles_its_payer_for_the_pass_signed_anew() {
     assert_eq!(again.finish.local().status, 200);
     let entitlement = entitlement_of(&seller, &payer).unwrap();
     assert_eq!((entitlement.iat, entitlement.exp), (NOW + 30, NOW + 330));
+}
+
+/// docs/behaviour.md §21: an EVM payment (the official client's, on Base Sepolia, from
+/// tests/vectors/evm) goes the same way: verified, signed, settled, recorded, replayed; the
+/// facilitator gets the EVM entry's own requirements; the pass names the network paid on; the
+/// payer's entitlement is kept under its lower-case address.
+mod evm {
+    use base64::Engine as _;
+
+    use super::*;
+
+    const EVM_VECTORS: &str = include_str!("../../tests/vectors/evm/exact.json");
+    const EVM_TX: &str = "0xabababababababababababababababababababababababababababababababab";
+
+    fn vectors() -> serde_json::Value {
+        serde_json::from_str(EVM_VECTORS).unwrap()
+    }
+
+    fn evm_now() -> u64 {
+        vectors()["baseSepolia"]["now"].as_u64().unwrap()
+    }
+
+    fn header() -> Vec<u8> {
+        vectors()["baseSepolia"]["paymentSignatureHeader"].as_str().unwrap().as_bytes().to_vec()
+    }
+
+    fn payer() -> String {
+        vectors()["keys"]["payer"]["address"].as_str().unwrap().to_owned()
+    }
+
+    fn seller() -> Seller {
+        let json = serde_json::json!({
+            "networks": [{"network": "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1", "payTo": "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse"},
+                         {"network": "eip155:84532", "payTo": vectors()["keys"]["merchant"]["address"]}],
+            "tiers": {"5m": "0.001", "1h": "0.50"}, "secret": "checkout-test-secret-0123456789abcdef0123",
+            "protect": [{"prefix": "/"}],
+        });
+        Seller::with_config(Config::parse(json.to_string().as_bytes(), &|_| None).unwrap())
+    }
+
+    fn settled() -> &'static str {
+        // The official facilitator's answer names the payer as the authorization does (EIP-55).
+        Box::leak(
+            format!(r#"{{"success":true,"transaction":"{EVM_TX}","network":"eip155:84532","payer":"{}"}}"#, payer())
+                .into_boxed_str(),
+        )
+    }
+
+    #[test]
+    fn an_evm_payment_is_verified_settled_recorded_and_replayed_with_its_own_requirements() {
+        let seller = seller();
+        let now = evm_now();
+        let (checkout, _) = Checkout::begin(
+            &seller.config,
+            b"GET",
+            PART_ONE,
+            Wire::V2,
+            &header(),
+            challenge(&seller.config),
+            &fee_payer(),
+            || now * 1_000,
+        )
+        .unwrap_or_else(|_| panic!("the vector passes the local checks"));
+        let body: serde_json::Value = serde_json::from_slice(checkout.body()).unwrap();
+        assert_eq!(
+            body["paymentRequirements"],
+            serde_json::json!({"scheme": "exact", "network": "eip155:84532", "amount": "1000", "maxAmountRequired": "1000",
+                "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "payTo": vectors()["keys"]["merchant"]["address"],
+                "maxTimeoutSeconds": 60, "extra": {"name": "USDC", "version": "2"}})
+        );
+        assert_eq!(body["paymentPayload"], vectors()["baseSepolia"]["paymentPayload"]);
+
+        let settle = (Endpoint::Settle, Reply::Ok(settled()));
+        let run = drive(&seller.ledger(), &seller.config, &header(), now, &[VERIFY_OK, settle]);
+        let response = run.finish.local();
+        assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+        let token = response.header("access-pass").unwrap();
+        let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), now).unwrap();
+        assert_eq!(
+            (claims.network.as_str(), claims.payer.clone(), claims.tier.as_str()),
+            ("eip155:84532", payer(), "5m")
+        );
+        let receipt: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD.decode(response.header("payment-response").unwrap()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(receipt["transaction"], EVM_TX);
+        assert_eq!(receipt["network"], "eip155:84532");
+        assert!(run.finish.log.as_deref().unwrap_or_default().contains("network=eip155:84532"));
+
+        // The entitlement is kept under the lower-case address, where an EVM sign-in looks.
+        let lower = payer().to_lowercase();
+        match seller.ledger().run(&LedgerOp::Entitlement(lower), now) {
+            LedgerAnswer::Entitled(Some(e)) => assert_eq!(e.network, "eip155:84532"),
+            other => panic!("no entitlement under the lower-case address: {other:?}"),
+        }
+
+        // The same authorization again: the same answer, no callout.
+        let again = drive(&seller.ledger(), &seller.config, &header(), now + 10, &[]);
+        assert_eq!(again.finish.local(), response);
+        assert_eq!(again.finish.counts, [Count::ReplaysServed]);
+    }
+
+    #[test]
+    fn an_evm_settle_answer_with_a_solana_transaction_id_is_not_believed() {
+        let seller = seller();
+        let now = evm_now();
+        let solana_tx = Box::leak(
+            format!(r#"{{"success":true,"transaction":"{TX}","network":"eip155:84532","payer":"{}"}}"#, payer())
+                .into_boxed_str(),
+        );
+        let run = drive_with(
+            &seller.ledger(),
+            &seller.config,
+            PART_ONE,
+            &header(),
+            now,
+            &[VERIFY_OK],
+            Some(Reply::Ok(solana_tx)),
+        );
+        let response = run.finish.local();
+        assert_eq!((response.status, reason(response).as_str()), (503, "settlement_unknown"));
+    }
+
+    #[test]
+    fn an_expired_evm_payment_never_reaches_the_facilitator_or_the_ledger() {
+        let seller = seller();
+        let valid_before: u64 = vectors()["baseSepolia"]["paymentPayload"]["payload"]["authorization"]["validBefore"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let run = drive(&seller.ledger(), &seller.config, &header(), valid_before, &[]);
+        assert!(run.calls.is_empty());
+        let response = run.finish.local();
+        assert_eq!((response.status, reason(response).as_str()), (402, "invalid_authorization"));
+        assert_eq!(
+            seller.ledger().run(&LedgerOp::Entitlement(payer().to_lowercase()), valid_before),
+            LedgerAnswer::Entitled(None)
+        );
+    }
 }
