@@ -339,6 +339,13 @@ fn paywall_html(config: &Config, challenge: &Challenge) -> String {
             escape_html(&rate.price)
         ));
     }
+    // Every network the seller is paid on (docs/behaviour.md §21), in the 402's order.
+    let networks = config
+        .networks
+        .iter()
+        .map(|n| format!("<code>{}</code>, paid to <code>{}</code>", escape_html(&n.network), escape_html(&n.pay_to)))
+        .collect::<Vec<_>>()
+        .join(" or ");
     format!(
         concat!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -351,8 +358,7 @@ fn paywall_html(config: &Config, challenge: &Challenge) -> String {
             "<p>{description}. Buy a pass once and every request in its time window goes straight through.</p>",
             "<table><thead><tr><th>Pass</th><th>Price</th><th>How to ask for it</th></tr></thead><tbody>{rows}</tbody></table>",
             "<h2>How to pay</h2>",
-            "<p>Payments use the <a href=\"https://x402.org\">x402 protocol</a>: USDC on <code>{network}</code>, ",
-            "paid to <code>{pay_to}</code>. An x402 client (for example <code>wrapFetch</code> from ",
+            "<p>Payments use the <a href=\"https://x402.org\">x402 protocol</a>: USDC on {networks}. An x402 client (for example <code>wrapFetch</code> from ",
             "<code>@dexterai/x402</code> with <code>accessPass</code>) reads the <code>PAYMENT-REQUIRED</code> and ",
             "<code>X-ACCESS-PASS-TIERS</code> headers of this response, sends the payment in a ",
             "<code>PAYMENT-SIGNATURE</code> header and receives the pass in <code>ACCESS-PASS</code>. ",
@@ -362,8 +368,7 @@ fn paywall_html(config: &Config, challenge: &Challenge) -> String {
         title = escape_html(&challenge.resource.url),
         description = escape_html(&challenge.resource.description),
         rows = rows,
-        network = escape_html(&config.network),
-        pay_to = escape_html(&config.pay_to),
+        networks = networks,
     )
 }
 

@@ -313,6 +313,11 @@ mod tests {
         assert_eq!(body["accepts"][0]["network"], "solana-devnet");
         assert_eq!(body["accepts"][1]["network"], "base-sepolia");
         assert_eq!(body["accepts"][1]["extra"], json!({"name": "USDC", "version": "2"}));
+        // The browser paywall names both, in order.
+        let html = String::from_utf8(challenge.response(&c, true).body).unwrap();
+        let solana = format!("<code>{DEVNET}</code>, paid to <code>{SOLANA_PAY_TO}</code>");
+        let base = format!("<code>eip155:84532</code>, paid to <code>{EVM_PAY_TO}</code>");
+        assert!(html.contains(&format!("USDC on {solana} or {base}.")), "{html}");
     }
 
     #[test]
