@@ -205,3 +205,48 @@ class EvmBuyer:
 
 def encode(payload: dict) -> str:
     return base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+
+
+# --- Sign-In-With-X on EVM networks (EIP-4361 text, EIP-191 signature) ---------------------------
+
+def format_siwe_message(info: dict, address: str) -> str:
+    """`formatSIWEMessage(info, address)` of `@x402/extensions` 2.27.0 (siwe's `prepareMessage`):
+    checked against tests/vectors/evm/siwe.json in test_evm.py."""
+    lines = [f"{info['domain']} wants you to sign in with your Ethereum account:", address, ""]
+    if info.get("statement") is not None:
+        lines += [info["statement"], ""]
+    else:
+        lines += [""]
+    lines += [f"URI: {info['uri']}", f"Version: {info['version']}", f"Chain ID: {chain_id(info['chainId'])}",
+              f"Nonce: {info['nonce']}", f"Issued At: {info['issuedAt']}"]
+    for key, label in (("expirationTime", "Expiration Time"), ("notBefore", "Not Before")):
+        if info.get(key):
+            lines.append(f"{label}: {info[key]}")
+    if info.get("requestId") is not None:
+        lines.append(f"Request ID: {info['requestId']}")
+    if info.get("resources"):
+        lines.append("Resources:")
+        lines += [f"- {r}" for r in info["resources"]]
+    return "\n".join(lines)
+
+
+def personal_sign(message: str, private_key: int) -> str:
+    """EIP-191 `personal_sign`: `0x` + r || s || v."""
+    data = message.encode("utf-8")
+    digest = keccak256(b"\x19Ethereum Signed Message:\n" + str(len(data)).encode() + data)
+    return "0x" + sign_hash(digest, private_key).hex()
+
+
+def sign_in(required: dict, buyer: EvmBuyer, **changes: Any) -> str:
+    """The SIGN-IN-WITH-X header answering a 402's declaration as the official client does with an
+    EVM signer (the first `eip191` chain); `changes` alter the info before signing."""
+    declared = (required.get("extensions") or {}).get("sign-in-with-x")
+    assert declared, f"the 402 declares no sign-in-with-x: {required}"
+    chain = next(c for c in declared["supportedChains"] if c["type"] == "eip191")
+    address = changes.pop("address", buyer.address)  # another address than the signer's: a forgery
+    info = {**declared["info"], "chainId": chain["chainId"], "type": "eip191", **changes}
+    order = ["domain", "address", "statement", "uri", "version", "chainId", "type", "nonce", "issuedAt",
+             "expirationTime", "notBefore", "requestId", "resources", "signatureScheme", "signature"]
+    values = {**info, "address": address, "signature": personal_sign(format_siwe_message(info, address),
+                                                                      buyer.private_key)}
+    return encode({k: values[k] for k in order if values.get(k) is not None})

@@ -247,3 +247,57 @@ def test_the_python_evm_buyer_signs_as_the_official_client(request):
     authorization = case["paymentPayload"]["payload"]["authorization"]
     digest = evm.signing_hash(authorization, case["name"], case["version"], case["chainId"], case["asset"])
     assert "0x" + digest.hex() == case["signingHash"]
+
+
+def test_the_python_siwe_text_is_format_siwe_message_byte_for_byte():
+    import pathlib
+    cases = json.loads((pathlib.Path(__file__).resolve().parents[1] / "vectors/evm/siwe.json").read_text())["cases"]
+    for case in cases:
+        info = {k: v for k, v in case["payload"].items() if k not in ("address", "signature")}
+        # `formatSIWEMessage` leaves out an empty expiration / not-before, writes an empty request id.
+        assert evm.format_siwe_message(info, case["payload"]["address"]) == case["message"], case["label"]
+
+
+def test_an_evm_buyer_who_paid_signs_in_with_eip191_and_is_served_without_paying_again(evm_facilitator, upstream,
+                                                                                        evm_buyer):
+    origin = "https://api.evm.test"
+    here = [("Host", "api.evm.test"), ("X-Forwarded-Proto", "https")]
+    config = networks_config(evm_facilitator, siwx={"origins": [origin]})
+    envoy = Envoy("evm-siwx", config, evm_facilitator.port, upstream.port, OUT / "test_evm.py")
+    try:
+        envoy.start()
+        first = envoy.get("/api/data", here)
+        assert first.status == 402, first
+        required, _ = decode_std_b64_json(first.headers["payment-required"])
+        assert required["extensions"]["sign-in-with-x"]["supportedChains"] == [
+            {"chainId": NETWORK, "type": "ed25519"}, {"chainId": EVM_NETWORK, "type": "eip191"}]
+        # Never paid: signing in gets the challenge.
+        refused = envoy.get("/api/data", here + [("SIGN-IN-WITH-X", evm.sign_in(required, evm_buyer))])
+        assert refused.status == 402, refused
+        header, _ = evm_buyer.header(challenge_here(envoy, "/api/data?tier=1h", here))
+        paid = envoy.request("GET", "/api/data?tier=1h", here + [("PAYMENT-SIGNATURE", header)])
+        assert paid.status == 200, paid
+        assert len(evm_settlements(evm_facilitator, evm_buyer.address)) == 1
+        for i in range(2):
+            required = challenge_here(envoy, f"/api/data?page={i}", here)
+            resp = envoy.get(f"/api/data?page={i}", here + [("SIGN-IN-WITH-X", evm.sign_in(required, evm_buyer))])
+            assert resp.status == 200, resp
+            headers = resp.json()["headers"]
+            assert [v for k, v in headers if k == "x-access-pass-network"] == [EVM_NETWORK], headers
+            assert [v for k, v in headers if k == "x-access-pass-tier"] == ["1h"], headers
+            assert [v.lower() for k, v in headers if k == "x-access-pass-payer"] == [evm_buyer.address.lower()]
+        # Signed by another account claiming this address: refused.
+        required = challenge_here(envoy, "/api/data", here)
+        other = evm.EvmBuyer("another account")
+        forged = evm.sign_in(required, other, address=evm_buyer.address)
+        assert envoy.get("/api/data", here + [("SIGN-IN-WITH-X", forged)]).status == 402
+        # The facilitator's own ledger: still the one settlement, of the hour's price.
+        assert [s["amount"] for s in evm_settlements(evm_facilitator, evm_buyer.address)] == ["500000"]
+    finally:
+        envoy.stop()
+
+
+def challenge_here(envoy: Envoy, path: str, here: list) -> dict:
+    resp = envoy.get(path, here)
+    assert resp.status == 402, resp
+    return decode_std_b64_json(resp.headers["payment-required"])[0]
