@@ -293,6 +293,41 @@ mod tests {
         }
     }
 
+    /// docs/behaviour.md §21: on an EVM network the transaction id is a `0x` + 32-byte hash, and the
+    /// payer is the same address in any letter case.
+    #[test]
+    fn an_evm_settlement_is_a_0x_hash_and_its_payer_is_read_in_any_case() {
+        let payer = "0x1a642f0E3c3aF545E7AcBD38b07251B3990914F1";
+        let hash = format!("0x{}", "ab".repeat(32));
+        for network in ["eip155:84532", "base-sepolia"] {
+            let read = |body: &str| read_settle(ok(body), network, payer);
+            let answer = |tx: &str, who: &str| {
+                format!(r#"{{"success":true,"transaction":"{tx}","network":"{network}","payer":"{who}"}}"#)
+            };
+            assert_eq!(read(&answer(&hash, payer)), Settlement::Settled { transaction: hash.clone() });
+            assert_eq!(read(&answer(&hash, &payer.to_lowercase())), Settlement::Settled { transaction: hash.clone() });
+            let solana_tx = crate::solana::encode_base58(&[7; 64]);
+            for bad in [solana_tx.as_str(), &hash[..64], "0xzz", &format!("{hash}00")] {
+                assert_eq!(read(&answer(bad, payer)), Settlement::Unknown(Unavailable::BadResponse), "{bad}");
+            }
+            let other = "0x5050A4F4b3f9338C3472dcC01A87C76A144b3c9c";
+            assert_eq!(read(&answer(&hash, other)), Settlement::Unknown(Unavailable::BadResponse));
+        }
+        // A 0x hash is no Solana transaction id, and a Solana payer's case matters.
+        assert_eq!(
+            settle(&format!(r#"{{"success":true,"transaction":"{hash}"}}"#)),
+            Settlement::Unknown(Unavailable::BadResponse)
+        );
+        let lower = PAYER.to_lowercase();
+        assert_eq!(
+            settle(&format!(
+                r#"{{"success":true,"transaction":"{}","payer":"{lower}"}}"#,
+                crate::solana::encode_base58(&[7; 64])
+            )),
+            Settlement::Unknown(Unavailable::BadResponse)
+        );
+    }
+
     #[test]
     fn a_refusal_is_read_whatever_the_status_and_anything_else_is_unknown() {
         assert_eq!(
