@@ -23,9 +23,7 @@ use crate::token::{KeyError, KeyMaterial, KeyRing, KeySpec, VerifyPolicy};
 pub const MAINNET: &str = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp";
 pub const DEVNET: &str = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1";
 #[cfg(test)]
-const MAINNET_USDC: &str = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";
-#[cfg(test)]
-const DEVNET_USDC: &str = "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU";
+use crate::networks::{DEVNET_USDC, MAINNET_USDC};
 pub const DEFAULT_ISSUER: &str = "x402-access-pass";
 const DEFAULT_FACILITATOR_URL: &str = "https://x402.dexter.cash";
 const DEFAULT_FACILITATOR_CLUSTER: &str = "x402_facilitator";

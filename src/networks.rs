@@ -13,8 +13,9 @@ use crate::evm::address::{Address, Case};
 use crate::evm::eip712::{self, Domain};
 use crate::solana::{self, Pubkey};
 
-const MAINNET_USDC: &str = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";
-const DEVNET_USDC: &str = "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU";
+/// USDC on Solana mainnet and devnet, known without an `asset`.
+pub const MAINNET_USDC: &str = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";
+pub const DEVNET_USDC: &str = "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU";
 pub const BASE: &str = "eip155:8453";
 pub const BASE_SEPOLIA: &str = "eip155:84532";
 
