@@ -224,10 +224,12 @@ pub fn check(
         .enumerate()
         .find(|(_, n)| n.network == payment.network)
         .ok_or(Refusal::NetworkMismatch)?;
-    if payment.asset != network.asset.address {
+    // An EVM address is the same in any letter case (EIP-55 is only a checksum); base58 is not.
+    let same = |a: &str, b: &str| a == b || (network.is_evm() && a.eq_ignore_ascii_case(b));
+    if !same(&payment.asset, &network.asset.address) {
         return Err(Refusal::AssetMismatch);
     }
-    if payment.pay_to != network.pay_to {
+    if !same(&payment.pay_to, &network.pay_to) {
         return Err(Refusal::PayToMismatch);
     }
     let decimals = network.asset.decimals;

@@ -87,6 +87,19 @@ fn the_same_authorization_in_other_json_has_the_same_replay_key() {
 }
 
 #[test]
+fn the_accepted_entry_echoed_in_another_letter_case_is_the_same_entry() {
+    let c = base_sepolia_seller();
+    let mut payment = official();
+    let lower = |v: &Value| Value::from(v.as_str().unwrap().to_lowercase());
+    payment["accepted"]["payTo"] = lower(&payment["accepted"]["payTo"]);
+    payment["accepted"]["asset"] = lower(&payment["accepted"]["asset"]);
+    assert!(checked(&c, &payment, now()).is_ok());
+    // Another address is not.
+    payment["accepted"]["asset"] = Value::from("0x833589fcd6edb6e08f4c7c32d4f71b54bda02913");
+    assert_eq!(checked(&c, &payment, now()).err(), Some(Refusal::AssetMismatch));
+}
+
+#[test]
 fn an_authorization_outside_its_validity_window_is_refused() {
     let c = base_sepolia_seller();
     let valid_before = official()["payload"]["authorization"]["validBefore"].as_str().unwrap().parse::<u64>().unwrap();
