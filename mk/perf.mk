@@ -8,7 +8,7 @@
 #                         Base (issue 15, docs/behaviour.md §21) budgets 700 KB: after wasm-opt (make wasm),
 #                         612,189 bytes before; EVM exact payments and the networks configuration +49,304
 #                         (secp256k1 recovery on k256 and keccak are ~28 KB of it); EIP-191 SIWX +8,459;
-#                         670,674 in all on 2026-12-07.
+#                         670,928 in all on 2026-12-07.
 WASM_SIZE_LIMIT ?= 700000
 
 .PHONY: hot-path-check wasm-size-check
