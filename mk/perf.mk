@@ -8,7 +8,10 @@
 #                         Base (issue 15, docs/behaviour.md §21) budgets 700 KB: after wasm-opt (make wasm),
 #                         612,189 bytes before; EVM exact payments and the networks configuration +49,304
 #                         (secp256k1 recovery on k256 and keccak are ~28 KB of it); EIP-191 SIWX +8,459;
-#                         670,928 in all on 2026-12-07.
+#                         670,928 in all on 2026-12-07. The etcd ledger (issue 13) wired in: +64 KB at
+#                         opt-level 3 (734,289 with Base), so the filter's own crate is built at opt-level
+#                         "s" (Cargo.toml): 677,749 bytes with both, for ~390 more native instructions on
+#                         the valid-pass path (1,966 -> 2,359, make hot-path-check at each level).
 WASM_SIZE_LIMIT ?= 700000
 
 .PHONY: hot-path-check wasm-size-check
