@@ -202,6 +202,19 @@ mod tests {
     }
 
     #[test]
+    fn a_preflight_is_answered_whatever_pass_comes_with_it() {
+        // Why a valid pass still costs the `:method` read (docs/behaviour.md §3): the preflight
+        // comes first in the order of decisions, even for an `OPTIONS` carrying a valid pass.
+        let c = config();
+        let auth = format!("Bearer {}", valid_token(&c, 1_000));
+        for auth in [auth.as_bytes(), b"Bearer a.b.c", b"Basic Zm9vOmJhcg=="] {
+            let h =
+                headers(&[(":method", b"OPTIONS"), ("access-control-request-method", b"GET"), ("authorization", auth)]);
+            assert_eq!(run(&c, "/api/data", &h), Decision::Preflight);
+        }
+    }
+
+    #[test]
     fn a_valid_pass_wins_even_over_a_payment() {
         let c = config();
         let auth = format!("Bearer {}", valid_token(&c, 1_000));
