@@ -656,6 +656,9 @@ class Bench:
             self.problem(f"bench/callgrind.sh failed ({proc.returncode}): {proc.stdout[-500:]}{proc.stderr[-500:]}")
             return
         self.results["callgrind_instructions_per_request"] = int(m.group(1))
+        siwx = re.search(r"sign-in path[^:]*: (\d+) instructions per request", proc.stdout)
+        if siwx:
+            self.results["callgrind_siwx_instructions_per_request"] = int(siwx.group(1))
         self.log(proc.stdout.strip())
 
     def size(self) -> None:
