@@ -113,8 +113,8 @@ fn sign_in(iterations: u64) {
 /// The "valid" case of the vectors: its header and the time it is valid at (milliseconds).
 fn siwx_vector() -> Option<(Vec<u8>, u64)> {
     let v: serde_json::Value = serde_json::from_str(SIWX_VECTORS).ok()?;
-    let case = v["cases"].as_array()?.iter().find(|c| c["name"] == "valid")?;
-    Some((case["header"].as_str()?.as_bytes().to_vec(), case["now"].as_u64()?))
+    let case = v.get("cases")?.as_array()?.iter().find(|c| c.get("name").and_then(|n| n.as_str()) == Some("valid"))?;
+    Some((case.get("header")?.as_str()?.as_bytes().to_vec(), case.get("now")?.as_u64()?))
 }
 
 fn main() {
