@@ -47,6 +47,8 @@ sys.path.insert(0, str(REPO / "tests/integration"))
 sys.path.insert(0, str(HERE))
 
 import harness  # noqa: E402  (tests/integration/harness.py)
+import helpers  # noqa: E402  (tests/integration/helpers.py: Buyer, get_challenge, buy)
+import siwx as siwx_client  # noqa: E402  (tests/integration/siwx.py: SIGN-IN-WITH-X as the official client signs it)
 import wasm_size  # noqa: E402  (bench/wasm_size.py)
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
@@ -60,6 +62,8 @@ RUSTC_WASM = pathlib.Path(WASM).parent / "deps" / pathlib.Path(WASM).name
 SYMBOLS_WASM = OUT / "wasm-symbols/wasm32-wasip1/release/x402_access_pass.wasm"
 WRK_REPORT = HERE / "wrk/report.lua"
 WRK_PASSES = HERE / "wrk/passes.lua"
+WRK_SIWX = HERE / "wrk/siwx.lua"
+FASTPATH_TOOL = REPO / "tools/fastpath.py"
 EXPRESS = HERE / "express/server.mjs"
 
 ENVOY_CPU = 0
@@ -72,6 +76,12 @@ PAYER = "AKnL4NNf3DGWZJS6cPknBuEGnVsV4A4m5tgebLHaRSZ9"
 PASS_SECONDS = 86_400
 PASS_TIER = "24h"
 ISSUER = "x402-access-pass"
+# The origin the SIWX row's messages are signed for (siwx.origins of its plugin config), and how many
+# distinct signed headers wrk cycles through.
+SIWX_ORIGIN = "https://api.bench.test"
+SIWX_HEADERS = 1_000
+# The previous full run's figures ("today" for the no-regression targets).
+PREVIOUS_RESULTS = HERE / "results.json"
 
 # What the wasm must stay under (the issue's target), and the memory plateau tolerance.
 WASM_TARGET_BYTES = 600_000  # "600 KB", as make wasm-size-check (mk/perf.mk)
@@ -132,7 +142,7 @@ def mint_distinct_hs256(secret: str, iat: int, count: int, start: int, path: pat
 # --------------------------------------------------------------------------- Envoy configs
 
 
-def listener_config(http_filters: list[dict]) -> dict:
+def listener_config(http_filters: list[dict], facilitator_port: int = 9) -> dict:
     router = {"name": "envoy.filters.http.router",
               "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
     return {
@@ -157,12 +167,14 @@ def listener_config(http_filters: list[dict]) -> dict:
                     },
                 }]}],
             }],
-            # Named by the plugin config; never called (feePayer is pinned, passes need no callout):
-            # run.py checks that it saw no request.
+            # Named by the plugin config; never called by a timed row (feePayer is pinned, passes and
+            # sign-ins need no callout): run.py checks that it saw no request. The SIWX row's pass is
+            # bought before timing, and the paid-request measurement pays, through the test facilitator.
             "clusters": [{
                 "name": "x402_facilitator", "type": "STATIC", "connect_timeout": "1s",
                 "load_assignment": {"cluster_name": "x402_facilitator", "endpoints": [{"lb_endpoints": [{
-                    "endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 9}}}}]}]},
+                    "endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
+                                                                "port_value": facilitator_port}}}}]}]},
             }],
         },
     }
@@ -200,6 +212,30 @@ def jwt_authn_filter(secret: str, cache: bool) -> dict:
         "rules": [{"match": {"prefix": "/api/public/"}},
                   {"match": {"prefix": "/api/"}, "requires": {"provider_name": "pass"}}],
     }}
+
+
+def _fastpath_tool():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("fastpath_tool", FASTPATH_TOOL)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fastpath_filters(plugin: dict) -> list[dict]:
+    """The native fast path's http_filters (docs/fastpath.md, tools/fastpath.py) for `plugin`: jwt_authn
+    with its cache checks the pass against the JWKS made from the plugin's keys, and the wasm filter
+    is skipped for what it verified. Its own router is dropped (listener_config adds one)."""
+    tool = _fastpath_tool()
+    keys = tool.ring(plugin, {})
+    jwks = {"inline_string": json.dumps(tool.jwks(keys))}
+    filters = tool.http_filters(plugin, keys, jwks, wasm_filter("x402_access_pass", WASM, json.dumps(plugin)))
+    return [f for f in filters if f.get("name") != "envoy.filters.http.router"]
+
+
+def plugin_dict(**overrides: Any) -> dict:
+    return harness.default_plugin_config("127.0.0.1:9", feePayer=harness.FEE_PAYER, **overrides)
 
 
 def plugin_config(**overrides: Any) -> str:
@@ -569,6 +605,9 @@ class Row:
     counters: dict[str, str] = field(default_factory=dict)  # stat -> "all" | "none" that must move per request
     diagnostic: bool = False
     runs: list[dict] = field(default_factory=list)
+    script: pathlib.Path | None = None      # wrk's script (default: bench/wrk/report.lua, the same request)
+    script_args: list[str] = field(default_factory=list)
+    probe_headers: dict[str, str] | None = None  # what the probe sends when the script varies the request
 
 
 def stat_delta(before: dict[str, int], after: dict[str, int], prefix: str) -> dict[str, int]:
@@ -604,6 +643,18 @@ class Bench:
         # Seconds the throughput part may spend waiting for other processes to go idle before a re-run.
         self.pause_budget = args.pause_budget
         self.paused = 0.0
+        self._facilitator: harness.Facilitator | None = None
+        self.siwx_headers = self.out / "siwx-headers.txt"
+
+    def facilitator(self) -> harness.Facilitator:
+        """The test facilitator (started once, on CPU 1 with this script): it settles the SIWX row's
+        purchase and the paid requests, and logs its own handling time of each call."""
+        if self._facilitator is None:
+            self.log("starting the test facilitator")
+            fac = harness.Facilitator(self.out, "bench-facilitator")
+            STOPPABLE.append(fac)
+            self._facilitator = fac.start()
+        return self._facilitator
 
     def log(self, message: str) -> None:
         print(f"bench: {message}", flush=True)
@@ -699,9 +750,18 @@ class Bench:
             # Built once ours_hs256 answers: its exact challenge, replayed by the floor filter's crate.
             "challenge_hostcalls": lambda started: listener_config([wasm_filter(
                 "challenge_hostcalls", FLOOR_WASM, "challenge-hostcalls\n" + captured_challenge(started["ours_hs256"]))]),
+            # The native fast path (docs/fastpath.md) for the same plugin configurations.
+            "fast_hs256": listener_config(fastpath_filters(plugin_dict())),
+            "fast_eddsa": listener_config(fastpath_filters(plugin_dict(
+                secret=None, keys=[{"kid": "ed", "alg": "EdDSA", "privateKey": ED_SEED_B64}]))),
+            # Sign-In-With-X on, for SIWX_ORIGIN; its facilitator settles the one purchase made before timing.
+            "siwx": lambda started: listener_config([wasm_filter("x402_access_pass", WASM, plugin_config(
+                siwx={"origins": [SIWX_ORIGIN], "maxAgeSeconds": 86_400}))], facilitator_port=self.facilitator().port),
         }
         jwt_ok = {"http.ingress_http.jwt_authn.allowed": "all", "http.ingress_http.jwt_authn.denied": "none"}
         ours_ok = {ours + "passes_accepted": "all", ours + "challenges_issued": "none"}
+        native = "http.ingress_http.rbac.x402_fast_path.allowed"  # the fast path's own count (tools/fastpath.py)
+        fast_ok = {native: "all", ours + "passes_accepted": "none", ours + "challenges_issued": "none"}
         rows = [
             Row("no_filter", "Envoy, no filter (the physical limit)", "none", "/api/data", hs, 200, None),
             Row("floor", "Envoy + minimal wasm filter (reads one header)", "floor", "/api/data", hs, 200, None),
@@ -718,6 +778,16 @@ class Bench:
                 "/api/data", {}, 402, None, {"wasmcustom.bench_floor.requests": "all"}, diagnostic=True),
             Row("ours_bypass", "x402-access-pass, bypassed path", "ours_hs256", "/api/public/data", hs, 200, None,
                 {ours + "passes_accepted": "none", ours + "challenges_issued": "none"}),
+            Row("ours_siwx", "x402-access-pass, SIGN-IN-WITH-X with an entitlement (a fresh signature each request)",
+                "siwx", "/api/data", {}, 200, None,
+                {ours + "siwx_accepted": "all", ours + "challenges_issued": "none", ours + "passes_accepted": "none"},
+                script=WRK_SIWX, script_args=[str(self.siwx_headers)]),
+            Row("fast_hs256", "fast path (jwt_authn cached, wasm skipped), valid HS256 pass", "fast_hs256", "/api/data",
+                hs, 200, (402,), fast_ok),
+            Row("fast_eddsa", "fast path (jwt_authn cached, wasm skipped), valid EdDSA pass", "fast_eddsa", "/api/data",
+                ed, 200, (402,), fast_ok),
+            Row("fast_challenge", "fast path, challenge (no pass: the wasm filter's 402)", "fast_hs256", "/api/data",
+                {}, 402, None, {ours + "challenges_issued": "all", native: "none"}),
         ]
         why_not = self.express_available()
         if why_not:
@@ -748,14 +818,39 @@ class Bench:
             started[name] = target
         return started
 
+    def prepare_siwx(self, envoy: "BenchEnvoy", rows: list[Row]) -> None:
+        """One buyer buys a 24 h pass through the test facilitator (its entitlement is then in the
+        filter's store), and signs SIWX_HEADERS distinct messages for SIWX_ORIGIN (each its own nonce),
+        as the official client does on each request; wrk cycles through them (bench/wrk/siwx.lua)."""
+        buyer = helpers.Buyer(f"bench-siwx-{self.now}")
+        resp, _, _ = helpers.buy(envoy, buyer, "/api/data?tier=24h")
+        if resp.status != 200 or "access-pass" not in resp.headers:
+            raise RuntimeError(f"the SIWX row's purchase failed: {resp!r}")
+        settled = [x for x in self.facilitator().state()["settlements"] if x.get("payer") == buyer.address]
+        if len(settled) != 1:
+            raise RuntimeError(f"the SIWX row's buyer was settled {len(settled)} times, expected once: {settled}")
+        lines = []
+        for i in range(SIWX_HEADERS):
+            info = siwx_client.info_for(SIWX_ORIGIN, "/api/data", nonce=f"{self.now:016x}{i:016x}")
+            lines.append(siwx_client.encode(siwx_client.payload(info, harness.NETWORK, buyer.keypair)))
+        self.siwx_headers.write_text("\n".join(lines) + "\n")
+        for row in rows:
+            if row.target == "siwx":
+                row.probe_headers = {"SIGN-IN-WITH-X": lines[0]}
+
     def probe(self, row: Row, target: Any) -> None:
         port = target.port
-        r = harness.http_request("127.0.0.1", port, "GET", row.path, row.headers, timeout=10)
+        r = harness.http_request("127.0.0.1", port, "GET", row.path, row.probe_headers or row.headers, timeout=10)
         if r.status != row.expect:
             raise RuntimeError(f"{row.key}: probe answered {r.status}, expected {row.expect}: {r!r}")
         if row.target.startswith("ours") and row.expect == 200 and row.path.startswith("/api/data"):
             if "access-control-expose-headers" not in r.headers:
                 raise RuntimeError(f"{row.key}: a forwarded pass lacks the filter's CORS headers: {r!r}")
+        if row.target == "siwx":
+            # Without the header the same request is the challenge: the 200 is the sign-in's.
+            r = harness.http_request("127.0.0.1", port, "GET", row.path, {}, timeout=10)
+            if r.status != 402:
+                raise RuntimeError(f"{row.key}: without SIGN-IN-WITH-X the request answered {r.status}, expected 402")
         if row.forged_expect is not None:
             bad = {"Authorization": "Bearer " + forged(row.headers["Authorization"].split(" ", 1)[1])}
             r = harness.http_request("127.0.0.1", port, "GET", row.path, bad, timeout=10)
@@ -767,7 +862,8 @@ class Bench:
         envoy = target if isinstance(target, BenchEnvoy) else None
         before = envoy.stats() if envoy else {}
         ticks_before = _ticks(target.proc.pid)
-        res = run_wrk(wrk_argv(self.args, seconds, url, row.headers, WRK_REPORT), seconds + 60,
+        res = run_wrk(wrk_argv(self.args, seconds, url, row.headers, row.script or WRK_REPORT, row.script_args),
+                      seconds + 60,
                       self.out / "wrk" / f"{row.key}-{tag}.txt")
         ticks_after = _ticks(target.proc.pid)
         run = {"tag": tag, "rps": res.rps, "requests": res.requests, "seconds": res.seconds,
@@ -808,6 +904,8 @@ class Bench:
     def throughput(self) -> None:
         variants, rows = self.targets()
         started = self.start_targets(variants)
+        if "siwx" in started:
+            self.prepare_siwx(started["siwx"], rows)
         for row in rows:
             self.probe(row, started[row.target])
         self.log(f"warm-up: {self.args.warmup:g}s per row")
@@ -854,6 +952,83 @@ class Bench:
                 "cpu_us_per_request": median([r["cpu_us_per_request"] for r in row.runs if "cpu_us_per_request" in r]),
                 "cpu_utilisation": median([r["cpu_utilisation"] for r in row.runs if "cpu_utilisation" in r]),
                 "runs": row.runs}
+
+    # ---- a paid request's overhead
+
+    def paid(self) -> None:
+        """What the filter adds to a paid request (docs/behaviour.md §15: pay-and-serve, a fresh payment
+        each request) over the facilitator's own time. One request at a time from this script (CPU 1)
+        to Envoy (`--concurrency 1`, CPU 0): its latency at the client, minus the facilitator's own
+        handling of that request's /verify and /settle (the test facilitator logs each in µs). The
+        remainder is the filter's work, Envoy's two callouts over loopback, the upstream (a
+        `direct_response`) and this client."""
+        n = self.args.paid_requests
+        warmup = 5
+        fac = self.facilitator()
+        envoy = BenchEnvoy("paid", listener_config([wasm_filter("x402_access_pass", WASM, plugin_config())],
+                                                   facilitator_port=fac.port), self.out)
+        STOPPABLE.append(envoy)
+        envoy.start()
+        try:
+            buyer = helpers.Buyer(f"bench-paid-{self.now}")
+            required = helpers.get_challenge(envoy, "/api/data")
+            log = pathlib.Path(fac.proc.log_path)
+            line = re.compile(r"\[facilitator\] POST /(verify|settle)\S* -> (\d+)\S* \(\d+ ms, (\d+) us\)")
+            total, facilitator_us, added, token = [], [], [], ""
+            self.log(f"paid requests: {warmup} warm-up + {n} timed, one at a time")
+            for i in range(warmup + n):
+                header, _ = buyer.pay(required)
+                offset = log.stat().st_size
+                t0 = time.perf_counter()
+                r = harness.http_request("127.0.0.1", envoy.port, "GET", "/api/data", {"PAYMENT-SIGNATURE": header},
+                                         timeout=10)
+                elapsed_us = (time.perf_counter() - t0) * 1e6
+                if r.status != 200 or "payment-response" not in r.headers or "access-pass" not in r.headers:
+                    raise RuntimeError(f"paid request {i}: expected the upstream's 200 with the pass, got {r!r}")
+                token = r.headers["access-pass"]
+                with open(log, "rb") as f:
+                    f.seek(offset)
+                    calls = line.findall(f.read().decode(errors="replace"))
+                if sorted(c[0] for c in calls) != ["settle", "verify"]:
+                    raise RuntimeError(f"paid request {i}: the facilitator logged {calls}, expected one /verify "
+                                       "and one /settle")
+                if i < warmup:
+                    continue
+                own = sum(int(c[2]) for c in calls)
+                total.append(elapsed_us)
+                facilitator_us.append(own)
+                added.append(elapsed_us - own)
+            # The same client and Envoy with the pass just bought: the floor of this way of measuring.
+            reference = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                r = harness.http_request("127.0.0.1", envoy.port, "GET", "/api/data",
+                                         {"Authorization": f"Bearer {token}"}, timeout=10)
+                reference.append((time.perf_counter() - t0) * 1e6)
+                if r.status != 200:
+                    raise RuntimeError(f"the pass bought by a paid request was refused: {r!r}")
+            # Money: one settlement per paid request, no more (the facilitator's own ledger).
+            settled = [x for x in fac.state()["settlements"] if x.get("payer") == buyer.address]
+            if len(settled) != warmup + n:
+                self.problem(f"paid requests: {len(settled)} settlements for {warmup + n} paid requests")
+        finally:
+            envoy.stop()
+            STOPPABLE.remove(envoy)
+
+        def pct(values: list[float], q: float) -> float:
+            ordered = sorted(values)
+            return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+        self.results["paid"] = {
+            "requests": n,
+            "latency_us": {"p50": pct(total, 50), "p99": pct(total, 99)},
+            "facilitator_us": {"p50": pct(facilitator_us, 50), "p99": pct(facilitator_us, 99)},
+            "added_us": {"p50": pct(added, 50), "p99": pct(added, 99), "max": max(added)},
+            "valid_pass_same_client_us": {"p50": pct(reference, 50), "p99": pct(reference, 99)},
+        }
+        a = self.results["paid"]["added_us"]
+        self.log(f"paid request adds p50 {fmt_ms(a['p50'])}, p99 {fmt_ms(a['p99'])} over the facilitator's own time "
+                 f"(latency p99 {fmt_ms(self.results['paid']['latency_us']['p99'])})")
 
     # ---- memory
 
@@ -956,6 +1131,34 @@ class Bench:
         if wasm:
             add("wasm ≤ 600 KB", wasm["bytes"], wasm["bytes"] <= WASM_TARGET_BYTES,
                 f"{wasm['bytes'] / 1024:,.0f} KiB ({wasm['bytes']:,} bytes)")
+
+        def at_least(name: str, a: str, b: str, target: float) -> None:
+            r = ratio(a, b)
+            add(name, r, None if r is None else r >= target, "n/a" if r is None else f"{r:.2f}×")
+
+        # Issue 16: the native fast path, and the wasm path on its host-call diet.
+        at_least("issue 16: fast-path valid pass ≥ 1.0× the floor filter", "fast_hs256", "floor", 1.0)
+        at_least("issue 16: fast-path valid pass ≥ 0.95× jwt_authn cached", "fast_hs256", "jwt_authn_cache", 0.95)
+        at_least("issue 16: fast-path EdDSA pass ≥ 0.95× jwt_authn cached", "fast_eddsa", "jwt_authn_cache", 0.95)
+        at_least("issue 16: wasm valid pass ≥ 0.85× the floor", "ours_hs256", "floor", 0.85)
+        at_least("issue 16: challenge ≥ 0.8× the floor", "ours_challenge", "floor", 0.8)
+        at_least("issue 16: fast-path challenge ≥ 0.8× the floor", "fast_challenge", "floor", 0.8)
+        # Issue 12: Sign-In-With-X, a paid request's overhead, no regression, the wasm's size.
+        at_least("issue 12: SIWX with an entitlement ≥ 0.15× the floor", "ours_siwx", "floor", 0.15)
+        paid = self.results.get("paid")
+        if paid:
+            p99 = paid["added_us"]["p99"]
+            add("issue 12: a paid request adds ≤ 2 ms at p99 over the facilitator's own time", p99, p99 <= 2000,
+                f"p99 {fmt_ms(p99)} (p50 {fmt_ms(paid['added_us']['p50'])})")
+        if wasm:
+            add("issue 12: wasm ≤ 640 KB", wasm["bytes"], wasm["bytes"] <= 640_000, f"{wasm['bytes']:,} bytes")
+        previous = previous_rows()
+        compared = {k: rows[k]["rps"] / previous[k] for k in rows if previous.get(k) and k in PREVIOUS_COMPARED}
+        if compared:
+            worst = min(compared, key=compared.get)
+            add("issues 12 and 16: no row slower than the last full run (bench/results.json) by more than 3 %",
+                compared[worst], compared[worst] >= 0.97,
+                ", ".join(f"{k} {v:.2f}×" for k, v in sorted(compared.items())) + f" (worst: {worst})")
         mem = self.results.get("memory")
         if mem:
             add(f"memory bounded over {mem['passes']:,} distinct passes", mem["growth_after_first_chunk_bytes"],
@@ -963,6 +1166,20 @@ class Bench:
                 f"RSS {mem['rss_before_bytes'] / 2**20:.1f} → {mem['rss_after_bytes'] / 2**20:.1f} MiB; "
                 f"{mem['growth_after_first_chunk_bytes'] / 2**20:+.1f} MiB after the first {mem['chunk']:,}")
         return out
+
+
+# The rows of the last full run that the no-regression target compares (the product's own paths).
+PREVIOUS_COMPARED = ("ours_hs256", "ours_eddsa", "ours_challenge", "ours_bypass", "ours_siwx", "fast_hs256",
+                     "fast_eddsa", "fast_challenge")
+
+
+def previous_rows() -> dict[str, float]:
+    """requests/s by row of the last full run (bench/results.json), when it has any."""
+    try:
+        data = json.loads(PREVIOUS_RESULTS.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {r["key"]: r["rps"] for r in data.get("rows", []) if r.get("rps")}
 
 
 def cost_breakdown(res: dict) -> dict | None:
@@ -1109,6 +1326,24 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
             w(f"| {v['target']} | {v['shown']} | {holds} |")
         w("")
 
+    paid = res.get("paid")
+    if paid:
+        w("## A paid request's overhead")
+        w("")
+        w(f"{paid['requests']} paid requests (`PAYMENT-SIGNATURE` on `GET /api/data`, no pass named: pay-and-serve, "
+          "docs/behaviour.md §15), each a fresh payment, sent one at a time by bench/run.py (CPU 1) to Envoy "
+          "(CPU 0) and settled by the test facilitator (CPU 1). Added = the client's latency minus the "
+          "facilitator's own handling of that request's `/verify` and `/settle` (it logs each in µs): the filter's "
+          "work, Envoy's two callouts over loopback, the `direct_response` upstream and this Python client.")
+        w("")
+        w("| | p50 | p99 |")
+        w("|---|---:|---:|")
+        for key, label in (("latency_us", "paid request, at the client"), ("facilitator_us", "facilitator's own time"),
+                           ("added_us", "**added** (client − facilitator)"),
+                           ("valid_pass_same_client_us", "a valid pass, same client (reference)")):
+            w(f"| {label} | {fmt_ms(paid[key]['p50'])} | {fmt_ms(paid[key]['p99'])} |")
+        w("")
+
     costs = cost_breakdown(res)
     if costs:
         w("## Where the time goes")
@@ -1210,7 +1445,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory-passes", type=int, help="distinct passes for the memory test (default 1,000,000)")
     p.add_argument("--memory-chunk", type=int, help="RSS is sampled after each chunk (default 100,000)")
     p.add_argument("--keep-passes", action="store_true", help="keep the minted passes under target/bench/")
-    p.add_argument("--skip", default="", help="comma-separated parts to skip: throughput,memory,micro,callgrind")
+    p.add_argument("--paid-requests", type=int, help="timed paid requests for the paid overhead (default 300, quick 40)")
+    p.add_argument("--skip", default="",
+                   help="comma-separated parts to skip: throughput,paid,memory,micro,callgrind "
+                        "(with --rows, paid runs only when the rows name it: --rows ours_siwx,paid)")
     p.add_argument("--quiet-wait", type=float, default=0,
                    help="wait up to this many seconds for a quiet machine before measuring (default 0)")
     p.add_argument("--node-modules", default=str(REPO / "tests/interop"),
@@ -1224,6 +1462,7 @@ def main(argv: list[str] | None = None) -> int:
     args.warmup = args.warmup if args.warmup is not None else (1 if q else 3)
     args.memory_passes = args.memory_passes or (60_000 if q else 1_000_000)
     args.memory_chunk = args.memory_chunk or (20_000 if q else 100_000)
+    args.paid_requests = args.paid_requests or (40 if q else 300)
     skip = set(filter(None, args.skip.split(",")))
     if q:
         skip.add("callgrind")
@@ -1251,8 +1490,11 @@ def main(argv: list[str] | None = None) -> int:
             b.micro()
         if "callgrind" not in skip:
             b.callgrind()
-        if "throughput" not in skip:
+        wanted = set(filter(None, (args.rows or "").split(",")))
+        if "throughput" not in skip and (not wanted or wanted - {"paid"}):
             b.throughput()
+        if "paid" not in skip and (not wanted or "paid" in wanted):
+            b.paid()
         if "memory" not in skip:
             b.memory()
     except KeyboardInterrupt as exc:

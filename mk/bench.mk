@@ -55,10 +55,10 @@ bench-build: bench-build-quick
 		--target-dir $(BENCH_TARGET)/wasm-symbols
 	CARGO_PROFILE_RELEASE_STRIP=false cargo build -q --release --example hot_path
 
-bench: wasm venv wrk bench-node bench-build
+bench: wasm venv wrk bench-node bench-build facilitator
 	$(VENV)/bin/python bench/run.py --quiet-wait $(BENCH_QUIET_WAIT) $(BENCH_ARGS)
 
-bench-quick: wasm venv wrk bench-node bench-build-quick
+bench-quick: wasm venv wrk bench-node bench-build-quick facilitator
 	$(VENV)/bin/python bench/run.py --quick $(BENCH_ARGS)
 
 bench-micro:
