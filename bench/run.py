@@ -788,6 +788,9 @@ class Bench:
                 ed, 200, (402,), fast_ok),
             Row("fast_challenge", "fast path, challenge (no pass: the wasm filter's 402)", "fast_hs256", "/api/data",
                 {}, 402, None, {ours + "challenges_issued": "all", native: "none"}),
+            Row("fast_bypass", "fast path, bypassed path (native filters skipped, the wasm filter's one read)",
+                "fast_hs256", "/api/public/data", hs, 200, None,
+                {native: "none", ours + "passes_accepted": "none", ours + "challenges_issued": "none"}),
         ]
         why_not = self.express_available()
         if why_not:
@@ -1170,7 +1173,7 @@ class Bench:
 
 # The rows of the last full run that the no-regression target compares (the product's own paths).
 PREVIOUS_COMPARED = ("ours_hs256", "ours_eddsa", "ours_challenge", "ours_bypass", "ours_siwx", "fast_hs256",
-                     "fast_eddsa", "fast_challenge")
+                     "fast_eddsa", "fast_challenge", "fast_bypass")
 
 
 def previous_rows() -> dict[str, float]:
