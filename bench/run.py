@@ -223,7 +223,7 @@ def _fastpath_tool():
     return module
 
 
-def fastpath_filters(plugin: dict) -> list[dict]:
+def fastpath_filters(plugin: dict, with_wasm: bool = True) -> list[dict]:
     """The native fast path's http_filters (docs/fastpath.md, tools/fastpath.py) for `plugin`: jwt_authn
     with its cache checks the pass against the JWKS made from the plugin's keys, and the wasm filter
     is skipped for what it verified. Its own router is dropped (listener_config adds one)."""
@@ -231,7 +231,8 @@ def fastpath_filters(plugin: dict) -> list[dict]:
     keys = tool.ring(plugin, {})
     jwks = {"inline_string": json.dumps(tool.jwks(keys))}
     filters = tool.http_filters(plugin, keys, jwks, wasm_filter("x402_access_pass", WASM, json.dumps(plugin)))
-    return [f for f in filters if f.get("name") != "envoy.filters.http.router"]
+    dropped = {"envoy.filters.http.router"} | (set() if with_wasm else {"envoy.filters.http.wasm"})
+    return [f for f in filters if f.get("name") not in dropped]
 
 
 def plugin_dict(**overrides: Any) -> dict:
@@ -752,6 +753,7 @@ class Bench:
                 "challenge_hostcalls", FLOOR_WASM, "challenge-hostcalls\n" + captured_challenge(started["ours_hs256"]))]),
             # The native fast path (docs/fastpath.md) for the same plugin configurations.
             "fast_hs256": listener_config(fastpath_filters(plugin_dict())),
+            "fast_native": listener_config(fastpath_filters(plugin_dict(), with_wasm=False)),
             "fast_eddsa": listener_config(fastpath_filters(plugin_dict(
                 secret=None, keys=[{"kid": "ed", "alg": "EdDSA", "privateKey": ED_SEED_B64}]))),
             # Sign-In-With-X on, for SIWX_ORIGIN; its facilitator settles the one purchase made before timing.
@@ -788,6 +790,8 @@ class Bench:
                 ed, 200, (402,), fast_ok),
             Row("fast_challenge", "fast path, challenge (no pass: the wasm filter's 402)", "fast_hs256", "/api/data",
                 {}, 402, None, {ours + "challenges_issued": "all", native: "none"}),
+            Row("fast_native_only", "fast path's native filters alone (no wasm filter in the chain), valid pass",
+                "fast_native", "/api/data", hs, 200, None, {native: "all"}, diagnostic=True),
             Row("fast_bypass", "fast path, bypassed path (native filters skipped, the wasm filter's one read)",
                 "fast_hs256", "/api/public/data", hs, 200, None,
                 {native: "none", ours + "passes_accepted": "none", ours + "challenges_issued": "none"}),
