@@ -3,7 +3,7 @@ ledger in a 3-member etcd cluster, in front of one test facilitator and one upst
 (docs/fleet.md, tests/fleet/README.md).
 
 Built from the other suites' parts: the facilitator, Envoy and HTTP client of
-tests/integration/harness.py, the etcd cluster of tests/ledger/cluster.py. Everything on loopback,
+tests/integration/harness.py, the etcd cluster of tests/ledger/cluster.py, the load of tools/soak.py. Everything on loopback,
 ephemeral ports, every process started and stopped by its PID, every wait bounded."""
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 # Logs and rendered configs go to tests/fleet/out (harness.OUT reads X402_OUT when imported).
 os.environ.setdefault("X402_OUT", str(HERE / "out"))
-for suite in ("integration", "ledger"):
-    path = str(ROOT / "tests" / suite)
-    if path not in sys.path:
-        sys.path.insert(0, path)
+for path in (ROOT / "tests" / "integration", ROOT / "tests" / "ledger", ROOT / "tools"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 from cluster import Cluster  # noqa: E402  (tests/ledger)
 from harness import (LOGS, OUT, Envoy, Facilitator, default_plugin_config, http_request,  # noqa: E402
@@ -75,7 +74,9 @@ class Replica(Envoy):
         return self.proc is not None and self.proc.alive()
 
     def restart(self) -> "Replica":
-        """Start again on the same listener port (a restarted replica behind the same address)."""
+        """Start again on the same listener port (a restarted replica behind the same address).
+        Call it from a thread that outlives the replica (the main one): an Envoy started from a
+        thread gets SIGTERM when that thread ends (seen with Envoy 1.40 here)."""
         self.kill()
         self.listener_port = self.port
         self.start()
