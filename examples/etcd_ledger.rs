@@ -11,7 +11,8 @@
 //!   record HASH                      the record as etcd holds it, and its lease's time to live
 //!   entitle PAYER TIER IAT EXP NETWORK [LEEWAY]
 //!   entitlement PAYER
-//!   bind ID PURCHASE METHOD PATH QUERY END
+//!   bind ID PAYMENT REQUEST [TAKEOVER]   bind a payment id (PAYMENT, REQUEST: 64 hex) as the filter does
+//!   release ID PAYMENT               let the id go if PAYMENT holds it
 //!   race-claim HASH N                N claims of HASH at once, one thread each, member i % members
 //!   race-entitle PAYER NETWORK EXP,EXP,...   one store per EXP at once, as above
 //! ```
@@ -26,9 +27,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use x402_access_pass::etcd::record::{Op, Record};
-use x402_access_pass::etcd::{claim, entitlement, forget, keys, payment_id, put, wire};
+use x402_access_pass::etcd::{claim, entitlement, forget, keys, ledger, put, wire};
 use x402_access_pass::etcd::{Call, Finished, Reply, Settings, Step};
-use x402_access_pass::replay::{Claim, Entry, Policy};
+use x402_access_pass::ledger::{LedgerAnswer, LedgerOp, PurchaseKey};
+use x402_access_pass::replay::{Claim, Entry, IdClaim, Policy};
 
 struct Client {
     endpoints: Vec<SocketAddr>,
@@ -171,6 +173,27 @@ fn outcome<T>(finished: Finished<T>, name: impl Fn(T) -> Value) -> Value {
     }
 }
 
+/// Runs one of the checkout's ledger ops as the filter does (`etcd::ledger`).
+fn ledger_outcome(
+    client: &mut Client,
+    options: &Options,
+    op: &LedgerOp,
+    name: impl Fn(LedgerAnswer) -> Value,
+) -> Value {
+    let (mut running, mut step) = ledger::start(&options.settings, options.policy, 0, op, now_ms());
+    let finished = loop {
+        match step {
+            Step::Send(call) => {
+                let answer = client.send(&call);
+                step = running.on_reply(reply(&answer), now_ms());
+            }
+            Step::Finish(finished) => break finished,
+        }
+    };
+    clean(client, &finished);
+    outcome(finished, name)
+}
+
 struct Options {
     settings: Settings,
     policy: Policy,
@@ -261,16 +284,25 @@ fn command(options: &Options, client: &mut Client, args: &[String]) -> Result<Va
             outcome(run(client, started), |held| serde_json::to_value(held).unwrap_or(Value::Null))
         }
         "bind" => {
-            let key = keys::payment_id(settings, arg(1)?).ok_or("not a payment id")?;
-            let request = payment_id::request_fingerprint(arg(3)?.as_bytes(), arg(4)?.as_bytes(), arg(5)?.as_bytes());
-            let binding = payment_id::Binding { purchase: arg(2)?.to_owned(), request };
-            let started = payment_id::bind(settings, key, binding, number(6)?, now_ms()).ok_or("not well formed")?;
-            outcome(run(client, started), |claim| match claim {
-                payment_id::IdClaim::Bound => json!("bound"),
-                payment_id::IdClaim::SamePayment => json!("same_payment"),
-                payment_id::IdClaim::OtherPayment { purchase } => json!({ "other_payment": purchase }),
-                payment_id::IdClaim::OtherRequest => json!("other_request"),
+            // The local ledger's identifier rules, as the filter runs them (etcd::ledger).
+            let id = PurchaseKey { bucket: 0, key: format!("id:{}", arg(1)?) };
+            let payment = PurchaseKey { bucket: 0, key: arg(2)?.to_owned() };
+            let request = arg(3)?.to_owned();
+            let takeover = args.get(4).cloned();
+            let op = LedgerOp::ClaimId { id, request, payment, takeover };
+            ledger_outcome(client, options, &op, |answer| match answer {
+                LedgerAnswer::Identified(IdClaim::Bound) => json!("bound"),
+                LedgerAnswer::Identified(IdClaim::Conflict) => json!("conflict"),
+                LedgerAnswer::Identified(IdClaim::Taken { payment, stale, .. }) => {
+                    json!({ "taken": payment, "stale": stale })
+                }
+                other => json!(format!("{other:?}")),
             })
+        }
+        "release" => {
+            let id = PurchaseKey { bucket: 0, key: format!("id:{}", arg(1)?) };
+            let payment = PurchaseKey { bucket: 0, key: arg(2)?.to_owned() };
+            ledger_outcome(client, options, &LedgerOp::ReleaseId { id, payment }, |_| json!("done"))
         }
         "race-claim" => {
             let hash = arg(1)?.to_owned();

@@ -4,6 +4,7 @@
 #
 #   make etcd          Debian's etcd-server, when etcd is not on the PATH (root or passwordless sudo)
 #   make ledger-test   the core's etcd operations against a real 3-member cluster (~20 s) [make test]
+#                      and the filter in one Envoy on that cluster (tests/ledger/test_filter_on_etcd.py)
 #                      tests/ledger (pytest): concurrent claims, states and leases, expiry, entitlements
 #                      under concurrent sales, payment ids, a member down, quorum lost and back
 #
@@ -26,7 +27,7 @@ etcd:
 	$$SUDO apt-get install -y -q --no-install-recommends $(ETCD_PKGS) >/dev/null && \
 	dpkg-query -W etcd-server
 
-ledger-test: venv etcd
+ledger-test: venv etcd build
 	cargo build --example etcd_ledger
 	$(VENV)/bin/python -m pytest $(LEDGER_DIR) -p no:cacheprovider -v -rfEs --timeout 120 --durations 5 \
 		$(LEDGER_PYTEST_ARGS)

@@ -303,17 +303,18 @@ impl Checkout {
                 self.first_outcome(config, first, stale && !took_over, outcome)
             }
             (State::Claiming, LedgerAnswer::Claimed(claim)) => self.claimed(config, claim, now_ms),
-            (State::Claiming | State::Identifying { .. } | State::LookingFirst { .. }, _) => self.finish(Finish {
-                answer: Answer::Local(purchase::settlement_unknown()),
-                counts: vec![Count::PurchasesFailed("store_unavailable".to_owned())],
-                log: None,
-            }),
+            // docs/behaviour.md §19: the ledger cannot keep one payment to one request, so no
+            // money may move; nothing was charged and the same payment may come again.
+            (State::Claiming | State::Identifying { .. } | State::LookingFirst { .. }, _) => {
+                let finish = self.ledger_unavailable("before /verify");
+                self.finish(finish)
+            }
             (State::SavingPending(pass), LedgerAnswer::Done) => self.settle(pass, false, now_ms),
-            // Not recorded: nothing was charged; drop what may be there and say so.
-            (State::SavingPending(_), _) => self.close(
-                Finish { answer: Answer::Local(purchase::settlement_unknown()), counts: Vec::new(), log: None },
-                None,
-            ),
+            // The pass could not be held as pending: it is never settled. Drop what may be there.
+            (State::SavingPending(_), _) => {
+                let finish = self.ledger_unavailable("before /settle");
+                self.close(finish, None)
+            }
             // Recording the outcome is best effort: the answer stands either way.
             (State::Closing(finish, true), _) => match &self.id {
                 Some(id) => {
@@ -581,6 +582,15 @@ impl Checkout {
                 Step::Ledger(op)
             }
             None => self.finish(*finish),
+        }
+    }
+
+    /// 503 `ledger_unavailable`: the ledger failed `when` (before any money moved).
+    fn ledger_unavailable(&self, when: &str) -> Finish {
+        Finish {
+            answer: Answer::Local(purchase::ledger_unavailable()),
+            counts: vec![Count::PurchasesFailed("ledger_unavailable".to_owned())],
+            log: Some(self.outcome("refused", &format!("reason=ledger_unavailable ({when}; nothing was charged)"))),
         }
     }
 

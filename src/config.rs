@@ -159,6 +159,8 @@ pub struct Config {
     pub access_pass_tiers_header: String,
     /// Sign-In-With-X (docs/behaviour.md §16): `None` when `siwx.origins` is not set.
     pub siwx: Option<crate::siwx::Settings>,
+    /// Where purchases, entitlements and payment ids live (docs/behaviour.md §19).
+    pub ledger: crate::ledger::settings::LedgerKind,
 }
 
 /// The top-level settings, each still a raw JSON value: every field is validated by hand
@@ -194,6 +196,7 @@ struct RawConfig {
     pay_and_serve: Option<Value>,
     max_paid_body_bytes: Option<Value>,
     siwx: Option<Value>,
+    ledger: Option<Value>,
 }
 
 impl RawConfig {
@@ -235,6 +238,7 @@ impl RawConfig {
                 "payAndServe" => &mut raw.pay_and_serve,
                 "maxPaidBodyBytes" => &mut raw.max_paid_body_bytes,
                 "siwx" => &mut raw.siwx,
+                "ledger" => &mut raw.ledger,
                 _ => return Err(ConfigError::new(&name, "unknown field")),
             };
             if slot.replace(value).is_some() {
@@ -412,6 +416,8 @@ impl Config {
             max_paid_body_bytes,
             access_pass_tiers_header: String::new(),
             siwx: crate::siwx::Settings::parse(raw.siwx.as_ref())
+                .map_err(|(field, problem)| ConfigError::new(field, problem))?,
+            ledger: crate::ledger::settings::LedgerKind::parse(raw.ledger.as_ref())
                 .map_err(|(field, problem)| ConfigError::new(field, problem))?,
         };
         config.access_pass_tiers_header =

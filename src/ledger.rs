@@ -6,6 +6,8 @@
 //! data, reached through the small [`SharedStore`] interface; the compare-and-swap loop that makes
 //! it safe across workers lives here, where it is tested natively.
 
+pub mod settings;
+
 use crate::entitlements::{self, Delta, Entitlement};
 use crate::replay::{bucket_key, Bucket, Claim, Entry, FirstOutcome, IdClaim, Policy, BUCKETS};
 
@@ -52,6 +54,41 @@ pub enum LedgerOp {
     Entitle { payer: String, entitlement: Entitlement },
     /// What this payer is entitled to, if anything.
     Entitlement(String),
+}
+
+impl LedgerOp {
+    /// Whether this op records money that moved (or may have): a settlement, a settlement in
+    /// doubt, or an entitlement. Such a record must never be lost when the ledger fails
+    /// (docs/behaviour.md §19): it is kept and written again later.
+    pub fn records_money_moved(&self) -> bool {
+        match self {
+            LedgerOp::Put(_, entry) => {
+                matches!(**entry, Entry::Settled { .. } | Entry::Unknown { .. } | Entry::Spent { .. })
+            }
+            LedgerOp::Entitle { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// What the op does, for a log line.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            LedgerOp::Claim(_) => "claim a payment",
+            LedgerOp::Put(_, entry) => match **entry {
+                Entry::Pending { .. } => "hold a pass as pending",
+                Entry::Unknown { .. } => "record a settlement in doubt",
+                Entry::Settled { .. } => "record a settlement",
+                Entry::Spent { .. } => "record a spent payment",
+                Entry::Identifier(..) => "record a payment identifier",
+            },
+            LedgerOp::Forget(_) => "forget a payment",
+            LedgerOp::ClaimId { .. } => "bind a payment identifier",
+            LedgerOp::ReleaseId { .. } => "release a payment identifier",
+            LedgerOp::Look(_) => "read a payment identifier's first payment",
+            LedgerOp::Entitle { .. } => "record an entitlement",
+            LedgerOp::Entitlement(_) => "read an entitlement",
+        }
+    }
 }
 
 /// The ledger's answer to one [`LedgerOp`].
@@ -243,6 +280,30 @@ mod tests {
 
     fn at(key: &str) -> PurchaseKey {
         PurchaseKey { bucket: 3, key: key.to_owned() }
+    }
+
+    #[test]
+    fn only_records_of_money_that_moved_must_survive_a_failed_ledger() {
+        let pass = || crate::etcd::sim::pass();
+        let put = |entry: Entry| LedgerOp::Put(at("k"), Box::new(entry));
+        let entitlement = Entitlement { tier: "1h".into(), iat: 1, exp: 2, network: "n".into() };
+        for kept in [
+            put(Entry::Settled { at: 1, receipt: crate::etcd::sim::receipt() }),
+            put(Entry::Unknown { since: 1, pass: pass() }),
+            put(Entry::Spent { at: 1 }),
+            LedgerOp::Entitle { payer: "p".into(), entitlement },
+        ] {
+            assert!(kept.records_money_moved(), "{kept:?}");
+        }
+        for dropped in [
+            LedgerOp::Claim(at("k")),
+            put(Entry::Pending { since: 1, pass: Some(pass()) }),
+            LedgerOp::Forget(at("k")),
+            LedgerOp::Look(at("k")),
+            LedgerOp::Entitlement("p".into()),
+        ] {
+            assert!(!dropped.records_money_moved(), "{dropped:?}");
+        }
     }
 
     #[test]

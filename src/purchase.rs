@@ -149,6 +149,18 @@ pub fn settlement_unknown() -> Response {
     .with_header("retry-after", RETRY_AFTER_SECONDS)
 }
 
+/// 503 `ledger_unavailable` (docs/behaviour.md §19): the ledger could not be read or written
+/// before any money moved, so nothing was charged and the same payment may be sent again.
+pub fn ledger_unavailable() -> Response {
+    Response::error(
+        503,
+        "Ledger unavailable",
+        "ledger_unavailable",
+        Some("Nothing was charged: send the same payment again shortly."),
+    )
+    .with_header("retry-after", RETRY_AFTER_SECONDS)
+}
+
 /// 503: the facilitator's fee payer is not known yet, so no valid challenge
 /// can be issued (a 402 without `extra.feePayer` would be unpayable).
 pub fn fee_payer_unknown() -> Response {

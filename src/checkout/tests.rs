@@ -396,8 +396,9 @@ fn a_ledger_that_cannot_claim_answers_503_before_any_callout() {
     let seller = Seller::new();
     let flaky = FlakyLedger { inner: seller.ledger(), ops: Cell::new(0), fail_at: 1 };
     let run = drive(&flaky, &seller.config, &header(), NOW, &[]);
-    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (503, "settlement_unknown"));
-    assert_eq!(run.finish.counts, [failed("store_unavailable")]);
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (503, "ledger_unavailable"));
+    assert_eq!(run.finish.local().header("retry-after"), Some("2"));
+    assert_eq!(run.finish.counts, [failed("ledger_unavailable")]);
 }
 
 #[test]
@@ -407,7 +408,8 @@ fn a_pass_that_cannot_be_held_as_pending_is_never_settled() {
     let flaky = FlakyLedger { inner: seller.ledger(), ops: Cell::new(0), fail_at: 2 };
     let run = drive(&flaky, &seller.config, &header(), NOW, &[VERIFY_OK]);
     assert_eq!(run.calls, [Endpoint::Verify]);
-    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (503, "settlement_unknown"));
+    assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (503, "ledger_unavailable"));
+    assert_eq!(run.finish.counts, [failed("ledger_unavailable")]);
     assert_eq!(seller.entry(NOW), None, "forgotten: the payment may be sent again");
 }
 

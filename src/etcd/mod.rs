@@ -14,12 +14,15 @@
 //! - [`record`]: the engine of one record's read / lease / compare-and-put;
 //! - [`claim`], [`put`], [`forget`]: purchase records, as `replay::Bucket` decides them;
 //! - [`entitlement`]: payer → entitlement, the latest-expiring wins;
-//! - [`payment_id`]: payment id → the purchase and the request it paid for, created once.
+//! - [`payment_id`]: payment id → the purchase and the request it paid for, bound once;
+//! - [`ledger`]: the purchase flow's `LedgerOp`s as these operations, answered as the local
+//!   ledger answers them.
 
 pub mod claim;
 pub mod entitlement;
 pub mod forget;
 pub mod keys;
+pub mod ledger;
 pub mod life;
 pub mod payment_id;
 pub mod put;

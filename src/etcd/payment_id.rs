@@ -1,97 +1,120 @@
-//! Payment ids in the shared ledger (docs/behaviour.md §17.5, docs/fleet.md): a payment that carries a
-//! payment-identifier id is also keyed by it, id → {the purchase it belongs to, the request it
-//! paid for}. The first payment to carry an id owns it: a create comparing `create_revision ==
-//! 0`, under a lease as long as purchase records live. Later payments with the same id learn
-//! whose it is and for which request.
+//! Payment ids in the shared ledger (docs/behaviour.md §17.5, docs/fleet.md): a payment that
+//! carries a payment-identifier id is also keyed by it. The record is the local ledger's own
+//! (`replay::Entry::Identifier`: when it was bound, the request it paid for, the payment that
+//! holds it), and what a payment may do with it is decided by the local ledger's own rules
+//! (`replay::Bucket::claim_id`, `release_id`, `first_outcome`) on the record etcd holds, so the
+//! two ledgers cannot drift apart. Every change is a transaction comparing the revision read.
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use crate::replay::{Bucket, Entry, FirstOutcome, IdClaim, Policy};
 
 use super::keys::Key;
-use super::record::{self, Decision, Op, Record, Write};
+use super::record::{self, Decision, Op, Record, Remove, Write};
 use super::wire::Kv;
-use super::{Settings, Step, Unavailable};
+use super::{life, Settings, Step, Unavailable};
 
-/// What an id is bound to: the purchase (`PurchaseKey::key`) and the request
-/// ([`request_fingerprint`]), both 64 lowercase hex characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The slot of the one-record bucket the local rules decide on.
+const SLOT: &str = "id";
+
+/// The record at `current` as a one-record bucket; `Err` when it is not one this filter wrote.
+fn bucket_of(current: Option<&Kv>) -> Result<(Bucket, Option<Entry>), Unavailable> {
+    let held = match current.map(|kv| record::decode::<Entry>(&kv.value)) {
+        None => None,
+        Some(Some(entry)) => Some(entry),
+        Some(None) => return Err(Unavailable::BadRecord),
+    };
+    let mut bucket = Bucket::default();
+    if let Some(entry) = &held {
+        bucket.set(SLOT, entry.clone());
+    }
+    Ok((bucket, held))
+}
+
+/// An id being bound to a payment (the local ledger's `LedgerOp::ClaimId`).
 pub struct Binding {
-    pub purchase: String,
     pub request: String,
+    /// The local bucket and key of the payment (`PurchaseKey`): what a later payment reads.
+    pub bucket: usize,
+    pub payment: String,
+    /// The abandoned payment this one may take the id from.
+    pub takeover: Option<String>,
+    pub policy: Policy,
 }
 
-fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-impl Binding {
-    pub fn is_well_formed(&self) -> bool {
-        is_hex64(&self.purchase) && is_hex64(&self.request)
-    }
-}
-
-/// The request a payment paid for, as §17.5 compares them (method, path, query): SHA-256 over
-/// the three, each preceded by its length, in hex.
-pub fn request_fingerprint(method: &[u8], path: &[u8], query: &[u8]) -> String {
-    let mut hash = Sha256::new();
-    for part in [method, path, query] {
-        hash.update((part.len() as u64).to_be_bytes());
-        hash.update(part);
-    }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Whose an id is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdClaim {
-    /// This payment owns the id now.
-    Bound,
-    /// The id is this same payment's, for this same request (the payment sent again).
-    SamePayment,
-    /// Another payment owns the id, for this same request: answer with that purchase's outcome.
-    OtherPayment { purchase: String },
-    /// The id was used for another request: 409 `payment_identifier_conflict`.
-    OtherRequest,
-}
-
-/// An id being bound.
-pub struct Bind {
-    binding: Binding,
-    end: u64,
-}
-
-impl Record for Bind {
+impl Record for Binding {
     type Output = IdClaim;
 
-    fn decide(&mut self, current: Option<&Kv>, _now: u64) -> Decision<IdClaim> {
-        let Some(kv) = current else {
-            return Decision::Write(Write::over(None, None, record::encode(&self.binding), self.end, IdClaim::Bound));
+    fn decide(&mut self, current: Option<&Kv>, now: u64) -> Decision<IdClaim> {
+        let (mut bucket, held) = match bucket_of(current) {
+            Ok(read) => read,
+            Err(problem) => return Decision::Finish(Err(problem)),
         };
-        let Some(held) = record::decode::<Binding>(&kv.value).filter(Binding::is_well_formed) else {
-            return Decision::Finish(Err(Unavailable::BadRecord));
-        };
-        Decision::Finish(Ok(if held.request != self.binding.request {
-            IdClaim::OtherRequest
-        } else if held.purchase == self.binding.purchase {
-            IdClaim::SamePayment
-        } else {
-            IdClaim::OtherPayment { purchase: held.purchase }
-        }))
+        let claim = bucket.claim_id(
+            SLOT,
+            &self.request,
+            self.bucket,
+            &self.payment,
+            self.takeover.as_deref(),
+            now,
+            self.policy,
+        );
+        match bucket.get(SLOT) {
+            Some(next) if Some(next) != held.as_ref() => {
+                let end = life::end(next, self.policy, now);
+                let current_end = held.as_ref().map(|entry| life::end(entry, self.policy, now));
+                Decision::Write(Write::over(current, current_end, record::encode(next), end, claim))
+            }
+            _ => Decision::Finish(Ok(claim)),
+        }
     }
 }
 
-/// Binds the id at `key` (`keys::payment_id`) to `binding` unless it is bound already; the
-/// binding lives until `end` (Unix seconds: as long as the purchase records may). `None` when
-/// the binding is not well formed.
-pub fn bind(
-    settings: &Settings,
-    key: Key,
-    binding: Binding,
-    end: u64,
-    now_ms: u64,
-) -> Option<(Op<Bind>, Step<IdClaim>)> {
-    binding.is_well_formed().then(|| Op::create_first(settings, key, Bind { binding, end }, now_ms))
+/// Binds the id at `key` (`keys::payment_id`), or learns who holds it.
+pub fn bind(settings: &Settings, key: Key, binding: Binding, now_ms: u64) -> (Op<Binding>, Step<IdClaim>) {
+    Op::create_first(settings, key, binding, now_ms)
+}
+
+/// An id let go by the payment that holds it (the local ledger's `LedgerOp::ReleaseId`).
+pub struct Releasing {
+    pub payment: String,
+}
+
+impl Record for Releasing {
+    type Output = ();
+
+    fn decide(&mut self, current: Option<&Kv>, _now: u64) -> Decision<()> {
+        let (Some(kv), Ok((mut bucket, _))) = (current, bucket_of(current)) else {
+            // Absent: nothing to let go. Unreadable: not ours to delete.
+            return Decision::Finish(Ok(()));
+        };
+        bucket.release_id(SLOT, &self.payment);
+        match bucket.is_empty() {
+            true => Decision::Remove(Remove::of(kv, ())),
+            false => Decision::Finish(Ok(())),
+        }
+    }
+}
+
+/// Lets the id at `key` go if `payment` holds it.
+pub fn release(settings: &Settings, key: Key, payment: String, now_ms: u64) -> (Op<Releasing>, Step<()>) {
+    Op::read_first(settings, key, Releasing { payment }, now_ms)
+}
+
+/// Where an id's first payment stands, read only (the local ledger's `LedgerOp::Look`).
+pub struct Looking {
+    pub policy: Policy,
+}
+
+impl Record for Looking {
+    type Output = FirstOutcome;
+
+    fn decide(&mut self, current: Option<&Kv>, now: u64) -> Decision<FirstOutcome> {
+        Decision::Finish(bucket_of(current).map(|(bucket, _)| bucket.first_outcome(SLOT, now, self.policy)))
+    }
+}
+
+/// Reads the purchase at `key` (`keys::purchase`) as an id's first payment.
+pub fn look(settings: &Settings, key: Key, policy: Policy, now_ms: u64) -> (Op<Looking>, Step<FirstOutcome>) {
+    Op::read_first(settings, key, Looking { policy }, now_ms)
 }
 
 #[cfg(test)]

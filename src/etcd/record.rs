@@ -25,6 +25,22 @@ pub enum Decision<T> {
     /// Nothing (more) to write: the operation's result.
     Finish(Result<T, Unavailable>),
     Write(Write<T>),
+    /// Delete the key if it is still as read (`current`), then give `T`; its lease is revoked.
+    Remove(Remove<T>),
+}
+
+/// A conditional delete of the key as it was read.
+pub struct Remove<T> {
+    pub mod_revision: i64,
+    /// The record's lease, revoked once the record is gone.
+    pub lease: i64,
+    pub then: T,
+}
+
+impl<T> Remove<T> {
+    pub fn of(current: &Kv, then: T) -> Remove<T> {
+        Remove { mod_revision: current.mod_revision, lease: current.lease, then }
+    }
 }
 
 /// A conditional write, and the result it gives once committed.
@@ -63,6 +79,7 @@ enum State<T> {
     Granting(Write<T>),
     /// The write and the lease it attaches (`None`: the key keeps its own).
     Committing(Write<T>, Option<i64>),
+    Removing(Remove<T>),
     Done,
 }
 
@@ -148,6 +165,20 @@ impl<R: Record> Op<R> {
                 // The write may have committed: its lease may hold the record now.
                 Err(problem) => self.fail(problem, lease),
             },
+            State::Removing(remove) => match wire::read_txn(reply, self.key.as_bytes()) {
+                Ok(Txn::Committed) => {
+                    let lease = (remove.lease != 0).then_some(remove.lease);
+                    self.finish(Ok(remove.then), None, lease)
+                }
+                Ok(Txn::Lost(current)) => {
+                    self.attempts += 1;
+                    if self.attempts >= MAX_ATTEMPTS {
+                        return self.fail(Unavailable::Busy, None);
+                    }
+                    self.decide(current, now_ms)
+                }
+                Err(problem) => self.fail(problem, None),
+            },
             // An answer nobody asked for (a host bug).
             State::Done => self.fail(Unavailable::Garbled, None),
         }
@@ -156,6 +187,15 @@ impl<R: Record> Op<R> {
     fn decide(&mut self, current: Option<Kv>, now_ms: u64) -> Step<R::Output> {
         match self.record.decide(current.as_ref(), self.now) {
             Decision::Finish(result) => self.finish(result, None, None),
+            Decision::Remove(remove) => {
+                match self.send(wire::TXN, wire::delete_if(self.key.as_bytes(), remove.mod_revision), now_ms) {
+                    Ok(call) => {
+                        self.state = State::Removing(remove);
+                        Step::Send(call)
+                    }
+                    Err(problem) => self.fail(problem, None),
+                }
+            }
             Decision::Write(write) if write.value.len() > wire::MAX_VALUE_BYTES => {
                 log::error!("x402-access-pass: a ledger record of {} bytes is too large to write", write.value.len());
                 self.fail(Unavailable::BadRecord, None)

@@ -186,7 +186,17 @@ impl Etcd {
                     "MOD" => held.map_or(0, |s| s.mod_revision) == int(&compare["mod_revision"]),
                     other => panic!("compare target {other}"),
                 };
-                if holds {
+                if holds && body["success"][0].get("request_delete_range").is_some() {
+                    assert_eq!(unb64(&body["success"][0]["request_delete_range"]["key"]), key);
+                    if self.keys.remove(&key).is_some() {
+                        self.revision += 1;
+                    }
+                    let deleted = json!({"header": self.header(), "deleted": "1"});
+                    (
+                        200,
+                        json!({"header": self.header(), "succeeded": true, "responses": [{"response_delete_range": deleted}]}),
+                    )
+                } else if holds {
                     let put = &body["success"][0]["request_put"];
                     assert_eq!(unb64(&put["key"]), key);
                     let lease = if put["ignore_lease"] == json!(true) {

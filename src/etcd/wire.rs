@@ -107,6 +107,17 @@ pub fn put_if(key: &[u8], expect: Expect, value: &[u8], lease: Lease) -> Vec<u8>
 }
 
 /// The body of a 2xx answer, bounded; anything else is unavailable.
+/// A transaction that deletes `key` if its `mod_revision` is still `revision`, else reads it
+/// (answered like [`put_if`]: committed, or lost with the key as it is now).
+pub fn delete_if(key: &[u8], revision: i64) -> Vec<u8> {
+    let key = b64(key);
+    to_body(&json!({
+        "compare": [{"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": revision.to_string()}],
+        "success": [{ "request_delete_range": { "key": key } }],
+        "failure": [{ "request_range": { "key": key } }],
+    }))
+}
+
 fn body(reply: Reply<'_>) -> Result<&[u8], Unavailable> {
     match reply {
         Reply::Response { status, body } if (200..300).contains(&status) => {
@@ -251,6 +262,8 @@ pub fn read_txn(reply: Reply<'_>, key: &[u8]) -> Result<Txn, Unavailable> {
         response_range: Option<RawRange<'a>>,
         #[serde(default)]
         response_put: Option<Value>,
+        #[serde(default)]
+        response_delete_range: Option<Value>,
     }
     #[derive(Deserialize)]
     struct RawTxn<'a> {
@@ -262,10 +275,21 @@ pub fn read_txn(reply: Reply<'_>, key: &[u8]) -> Result<Txn, Unavailable> {
     let raw: RawTxn<'_> = parse(body(reply)?)?;
     let mut responses = raw.responses.into_iter();
     match (raw.succeeded, responses.next(), responses.next()) {
-        (true, Some(RawResponse { response_put: Some(_), response_range: None }), None) => Ok(Txn::Committed),
-        (false, Some(RawResponse { response_range: Some(range), response_put: None }), None) => {
-            one_kv(range, key).map(Txn::Lost)
-        }
+        (
+            true,
+            Some(RawResponse { response_put: Some(_), response_range: None, response_delete_range: None }),
+            None,
+        )
+        | (
+            true,
+            Some(RawResponse { response_delete_range: Some(_), response_range: None, response_put: None }),
+            None,
+        ) => Ok(Txn::Committed),
+        (
+            false,
+            Some(RawResponse { response_range: Some(range), response_put: None, response_delete_range: None }),
+            None,
+        ) => one_kv(range, key).map(Txn::Lost),
         _ => Err(Unavailable::Garbled),
     }
 }

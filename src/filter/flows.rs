@@ -15,6 +15,7 @@ use crate::ledger::{Ledger, LedgerAnswer};
 use crate::response::{self, Response};
 
 use super::host;
+use super::shared_ledger::{LedgerCall, Next};
 use super::store;
 use super::worker::Worker;
 
@@ -43,10 +44,28 @@ pub struct Flow {
     pub paid: PaidSlot,
 }
 
+/// What a callout in flight was made for.
+enum Awaiting {
+    /// The facilitator's answer, for the flow's checkout.
+    Facilitator,
+    /// etcd's answer to one call of a ledger operation (docs/fleet.md).
+    Ledger(Box<LedgerCall>),
+}
+
+/// A callout in flight: its token, when it left and how long it may take, the purchase waiting
+/// for it (`None`: a kept record written again, no buyer waits), and what it is for.
+struct InFlight {
+    token: u32,
+    started: u64,
+    timeout_ms: u64,
+    flow: Option<Flow>,
+    awaiting: Awaiting,
+}
+
 #[derive(Default)]
 pub struct Flows {
-    /// Waiting for a callout: its token and when it left.
-    calls: RefCell<Vec<(u32, u64, Flow)>>,
+    /// Waiting for a callout.
+    calls: RefCell<Vec<InFlight>>,
     /// Waiting to be woken at a time (milliseconds).
     sleeping: RefCell<Vec<(u64, Flow)>>,
 }
@@ -62,19 +81,39 @@ pub fn execute(worker: &Worker, mut flow: Flow, mut step: Step) {
     let config = &worker.config;
     for _ in 0..MAX_STEPS {
         step = match step {
-            Step::Ledger(op) => {
-                let ledger = store::local_ledger(worker.replay_policy());
-                let answer = ledger.run(&op, host::now_seconds());
-                if let LedgerAnswer::Granted(delta) = answer {
-                    worker.metrics.shift(worker.metrics.entitlements, delta);
+            Step::Ledger(op) => match config.ledger.etcd() {
+                None => {
+                    let ledger = store::local_ledger(worker.replay_policy());
+                    let answer = ledger.run(&op, host::now_seconds());
+                    if let LedgerAnswer::Granted(delta) = answer {
+                        worker.metrics.shift(worker.metrics.entitlements, delta);
+                    }
+                    flow.checkout.on_ledger(config, answer, host::now_millis())
                 }
-                flow.checkout.on_ledger(config, answer, host::now_millis())
-            }
+                Some(etcd) => {
+                    let (call, next) = LedgerCall::start(worker, etcd, op, false);
+                    match next {
+                        Next::Sent { token, timeout_ms } => {
+                            flow.inline = false;
+                            let awaiting = Awaiting::Ledger(Box::new(call));
+                            wait_for(
+                                worker,
+                                InFlight { token, started: host::now_millis(), timeout_ms, flow: Some(flow), awaiting },
+                            );
+                            return;
+                        }
+                        Next::Answered(answer) => flow.checkout.on_ledger(config, answer, host::now_millis()),
+                    }
+                }
+            },
             Step::Callout(endpoint) => {
                 match host::dispatch(&config.facilitator, "POST", endpoint.path(), Some(flow.checkout.body())) {
                     Some(token) => {
                         flow.inline = false;
-                        worker.flows.calls.borrow_mut().push((token, host::now_millis(), flow));
+                        let timeout_ms = config.facilitator.timeout_ms;
+                        let started = host::now_millis();
+                        let awaiting = Awaiting::Facilitator;
+                        wait_for(worker, InFlight { token, started, timeout_ms, flow: Some(flow), awaiting });
                         return;
                     }
                     None => flow.checkout.on_callout(config, CalloutResult::Failed, host::now_millis()),
@@ -93,20 +132,75 @@ pub fn execute(worker: &Worker, mut flow: Flow, mut step: Step) {
     respond(worker, &flow, &crate::purchase::settlement_unknown());
 }
 
-/// The answer to callout `token`, if it was a purchase's; `false` when it was not.
+fn wait_for(worker: &Worker, call: InFlight) {
+    worker.flows.calls.borrow_mut().push(call);
+}
+
+/// The answer to callout `token`, if it was a purchase's (or a kept record's); `false` when it
+/// was not.
 pub fn answered(worker: &Worker, token: u32, num_headers: usize, body_size: usize) -> bool {
     let found = {
         let mut calls = worker.flows.calls.borrow_mut();
-        calls.iter().position(|(t, _, _)| *t == token).map(|i| calls.swap_remove(i))
+        calls.iter().position(|call| call.token == token).map(|i| calls.swap_remove(i))
     };
-    let Some((_, started, mut flow)) = found else { return false };
-    let answer = host::Delivered::read(num_headers, body_size, started, worker.config.facilitator.timeout_ms);
-    let step = flow.checkout.on_callout(&worker.config, answer.result(), host::now_millis());
-    execute(worker, flow, step);
+    let Some(InFlight { started, timeout_ms, flow, awaiting, .. }) = found else { return false };
+    let answer = host::Delivered::read(num_headers, body_size, started, timeout_ms);
+    match awaiting {
+        Awaiting::Facilitator => {
+            if let Some(mut flow) = flow {
+                let step = flow.checkout.on_callout(&worker.config, answer.result(), host::now_millis());
+                execute(worker, flow, step);
+            }
+        }
+        Awaiting::Ledger(mut call) => {
+            let Some(etcd) = worker.config.ledger.etcd() else { return true };
+            let next = call.on_reply(worker, etcd, answer.result());
+            ledger_answered(worker, flow, call, next);
+        }
+    }
     true
 }
 
-/// On the root's tick: wakes the flows whose wait is over, and drops callouts that never came back.
+/// A ledger operation went one step on: it waits again, or its answer goes to its purchase (or
+/// ends a kept record's retry).
+fn ledger_answered(worker: &Worker, flow: Option<Flow>, call: Box<LedgerCall>, next: Next) {
+    match (next, flow) {
+        (Next::Sent { token, timeout_ms }, flow) => {
+            let awaiting = Awaiting::Ledger(call);
+            wait_for(worker, InFlight { token, started: host::now_millis(), timeout_ms, flow, awaiting });
+        }
+        (Next::Answered(answer), Some(mut flow)) => {
+            let step = flow.checkout.on_ledger(&worker.config, answer, host::now_millis());
+            execute(worker, flow, step);
+        }
+        (Next::Answered(answer), None) => {
+            worker.unsaved.borrow_mut().writing = false;
+            if answer != LedgerAnswer::Unavailable {
+                write_unsaved(worker);
+            }
+        }
+    }
+}
+
+/// Offers the oldest kept record to the shared ledger again, one at a time (docs/behaviour.md
+/// §19: lose nothing).
+fn write_unsaved(worker: &Worker) {
+    let Some(etcd) = worker.config.ledger.etcd() else { return };
+    let op = {
+        let mut unsaved = worker.unsaved.borrow_mut();
+        if unsaved.writing || host::now_millis() < unsaved.next_ms {
+            return;
+        }
+        let Some(op) = unsaved.queue.pop_front() else { return };
+        unsaved.writing = true;
+        op
+    };
+    let (call, next) = LedgerCall::start(worker, etcd, op, true);
+    ledger_answered(worker, None, Box::new(call), next);
+}
+
+/// On the root's tick: wakes the flows whose wait is over, drops callouts that never came back,
+/// and offers a kept record to the shared ledger again.
 pub fn tick(worker: &Worker) {
     let now = host::now_millis();
     let due: Vec<Flow> = {
@@ -119,17 +213,29 @@ pub fn tick(worker: &Worker) {
         let step = flow.checkout.on_wake(&worker.config, now);
         execute(worker, flow, step);
     }
-    let lost_after = worker.config.facilitator.timeout_ms.saturating_add(LOST_CALLOUT_GRACE_MS);
-    worker.flows.calls.borrow_mut().retain(|(_, started, flow)| {
-        let keep = now.saturating_sub(*started) < lost_after;
-        if !keep {
+    let lost: Vec<InFlight> = {
+        let mut calls = worker.flows.calls.borrow_mut();
+        let (lost, waiting): (Vec<_>, Vec<_>) = calls.drain(..).partition(|call| {
+            now.saturating_sub(call.started) >= call.timeout_ms.saturating_add(LOST_CALLOUT_GRACE_MS)
+        });
+        *calls = waiting;
+        lost
+    };
+    for call in lost {
+        if let Some(flow) = &call.flow {
             log::warn!(
                 "x402-access-pass: a purchase's callout never answered (request {} went away); the same payment sent again recovers it",
                 flow.context_id
             );
         }
-        keep
-    });
+        if let Awaiting::Ledger(ledger_call) = call.awaiting {
+            if ledger_call.is_retry() {
+                worker.unsaved.borrow_mut().writing = false;
+            }
+            ledger_call.lost(worker);
+        }
+    }
+    write_unsaved(worker);
 }
 
 fn finish_flow(worker: &Worker, flow: &Flow, finish: Finish) {

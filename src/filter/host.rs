@@ -9,7 +9,9 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType, Status};
 
 use crate::config::Facilitator;
+use crate::etcd::Call;
 use crate::facilitator::{self, CalloutResult};
+use crate::ledger::settings::EtcdLedger;
 use crate::response::Response;
 
 pub fn now_millis() -> u64 {
@@ -85,6 +87,31 @@ pub fn dispatch(facilitator: &Facilitator, method: &str, endpoint: &str, body: O
             log::warn!(
                 "x402-access-pass: could not call the facilitator on cluster {:?}: {status:?} (is the cluster defined?)",
                 facilitator.cluster
+            );
+            None
+        }
+    }
+}
+
+/// Sends one call of a ledger operation to etcd's JSON gateway (docs/fleet.md); `None` when
+/// Envoy refused to start it.
+pub fn dispatch_ledger(ledger: &EtcdLedger, call: &Call) -> Option<u32> {
+    let headers = vec![
+        (":method", "POST"),
+        (":path", call.path),
+        (":authority", ledger.authority.as_str()),
+        (":scheme", "http"),
+        ("content-type", "application/json"),
+        ("accept", "application/json"),
+        ("user-agent", "x402-access-pass"),
+    ];
+    let timeout = Duration::from_millis(call.timeout_ms);
+    match hostcalls::dispatch_http_call(&ledger.cluster, headers, Some(&call.body), vec![], timeout) {
+        Ok(token) => Some(token),
+        Err(status) => {
+            log::warn!(
+                "x402-access-pass: could not call the ledger on cluster {:?}: {status:?} (is the cluster defined?)",
+                ledger.cluster
             );
             None
         }

@@ -6,6 +6,7 @@ mod host;
 mod metrics;
 mod request;
 mod root;
+mod shared_ledger;
 mod store;
 mod worker;
 

@@ -20,6 +20,7 @@ use crate::token::Rejection;
 
 use super::flows::{self, Flow, PaidSlot};
 use super::host;
+use super::shared_ledger::{LedgerCall, Next};
 use super::store;
 use super::worker::Worker;
 
@@ -49,7 +50,28 @@ enum Then {
 /// The callout this request is paused on, if any.
 enum Waiting {
     Nothing,
-    FeePayer { token: u32, started: u64, then: Then },
+    FeePayer {
+        token: u32,
+        started: u64,
+        then: Then,
+    },
+    /// A verified sign-in's entitlement, read from the shared ledger (docs/behaviour.md §19);
+    /// `otherwise` follows when the payer holds none.
+    Entitlement {
+        token: u32,
+        started: u64,
+        timeout_ms: u64,
+        read: Box<LedgerCall>,
+        signed_in: SignedIn,
+    },
+}
+
+/// A verified sign-in waiting for the ledger: who, and what the request does if they hold
+/// no entitlement.
+struct SignedIn {
+    payer: String,
+    path: Vec<u8>,
+    otherwise: Decision<'static>,
 }
 
 pub struct Request {
@@ -236,27 +258,69 @@ impl Request {
 
 impl Request {
     /// A `SIGN-IN-WITH-X` (docs/behaviour.md §16.3): a verified payer holding an entitlement is
-    /// forwarded like a valid pass; `None` lets the request go on as if the header had not come.
-    fn sign_in(&mut self, worker: &Worker, outcome: Result<String, crate::siwx::Reason>) -> Option<Action> {
+    /// forwarded like a valid pass; otherwise the request goes on with `otherwise`, as if the
+    /// header had not come. With the shared ledger, an entitlement not in this worker's cache is
+    /// read from etcd first, the request paused meanwhile.
+    fn sign_in(
+        &mut self,
+        worker: &Rc<Worker>,
+        outcome: Result<String, crate::siwx::Reason>,
+        path: Vec<u8>,
+        otherwise: Decision<'_>,
+    ) -> Action {
         let payer = match outcome {
             Ok(payer) => payer,
             Err(reason) => {
                 worker.metrics.inc_reason("siwx_rejected", reason.as_str());
-                return None;
+                return self.proceed(worker, path, otherwise);
             }
         };
         let now = host::now_seconds();
-        let found = match store::local_ledger(worker.replay_policy()).run(&LedgerOp::Entitlement(payer.clone()), now) {
+        let Some(etcd) = worker.config.ledger.etcd() else {
+            let answer = store::local_ledger(worker.replay_policy()).run(&LedgerOp::Entitlement(payer.clone()), now);
+            if answer == LedgerAnswer::Unavailable {
+                worker.metrics.inc(worker.metrics.ledger_errors);
+            }
+            return self.entitled(worker, SignedIn { payer, path, otherwise: detach(otherwise) }, answer);
+        };
+        let leeway = worker.config.verify_policy.leeway_seconds;
+        let cached = worker.entitlements.borrow().get(&payer, now, leeway).cloned();
+        if let Some(entitlement) = cached {
+            let signed_in = SignedIn { payer, path, otherwise: detach(otherwise) };
+            return self.entitled(worker, signed_in, LedgerAnswer::Entitled(Some(entitlement)));
+        }
+        let (read, next) = LedgerCall::start(worker, etcd, LedgerOp::Entitlement(payer.clone()), false);
+        let signed_in = SignedIn { payer, path, otherwise: detach(otherwise) };
+        self.reading(worker, Box::new(read), next, signed_in)
+    }
+
+    /// Waits for the ledger's next answer, or acts on its last.
+    fn reading(&mut self, worker: &Rc<Worker>, read: Box<LedgerCall>, next: Next, signed_in: SignedIn) -> Action {
+        match next {
+            Next::Sent { token, timeout_ms } => {
+                let started = host::now_millis();
+                self.waiting = Waiting::Entitlement { token, started, timeout_ms, read, signed_in };
+                Action::Pause
+            }
+            Next::Answered(answer) => self.entitled(worker, signed_in, answer),
+        }
+    }
+
+    /// The ledger answered a verified sign-in: forward it, go on as if it had not come, or 503
+    /// `ledger_unavailable` (never a 402, which would charge a buyer who already paid).
+    fn entitled(&mut self, worker: &Rc<Worker>, signed_in: SignedIn, answer: LedgerAnswer) -> Action {
+        let SignedIn { payer, path, otherwise } = signed_in;
+        let found = match answer {
             LedgerAnswer::Entitled(found) => found,
             _ => {
-                worker.metrics.inc(worker.metrics.ledger_errors);
                 self.respond(worker, &decision::ledger_unavailable());
-                return Some(Action::Pause);
+                return Action::Pause;
             }
         };
+        let now = host::now_seconds();
         let Some(claim_headers) = decision::honour(&worker.config, &payer, found.as_ref(), now) else {
             worker.metrics.inc_reason("siwx_rejected", crate::siwx::Reason::NoEntitlement.as_str());
-            return None;
+            return self.proceed(worker, path, otherwise);
         };
         for (name, value) in &claim_headers {
             host::set_request_header(name, value);
@@ -268,7 +332,70 @@ impl Request {
         worker.metrics.inc(worker.metrics.siwx_accepted);
         self.answering = false;
         self.forwarded = true;
-        Some(Action::Continue)
+        Action::Continue
+    }
+}
+
+impl Request {
+    /// Does what the core decided for a protected request (the sign-in, if any, is settled).
+    fn proceed(&mut self, worker: &Rc<Worker>, path: Vec<u8>, decision: Decision<'_>) -> Action {
+        if matches!(decision, Decision::Untouched | Decision::Forward { .. }) {
+            self.answering = false;
+        }
+        match decision {
+            Decision::Untouched => Action::Continue,
+            Decision::Forward { claim_headers } => {
+                for (name, value) in &claim_headers {
+                    host::set_request_header(name, value);
+                }
+                if !worker.config.forward_authorization {
+                    host::remove_request_header("authorization");
+                }
+                worker.metrics.inc(worker.metrics.passes_accepted);
+                self.forwarded = true;
+                Action::Continue
+            }
+            Decision::Preflight => {
+                worker.metrics.inc(worker.metrics.preflights_answered);
+                host::send(&response::preflight(&worker.config, self.origin.as_deref()));
+                Action::Pause
+            }
+            Decision::Purchase { payment, wire, rejected } => {
+                count_rejection(worker, rejected);
+                let length = host::request_header("content-length");
+                let refusal = checkout::refuse_without_signing_key(&worker.config)
+                    .or_else(|| checkout::refuse_large_body(&worker.config, &path, length.as_deref()));
+                if let Some(refusal) = refusal {
+                    self.finish(worker, refusal);
+                    return Action::Pause;
+                }
+                self.path = path;
+                self.with_fee_payer(worker, Then::Purchase(wire, payment))
+            }
+            Decision::Challenge { rejected } => {
+                count_rejection(worker, rejected);
+                self.path = path;
+                self.with_fee_payer(worker, Then::Challenge)
+            }
+            // Settled by `sign_in` before this (a sign-in never holds another); never forwarded
+            // unchecked.
+            Decision::SignIn { .. } => {
+                self.path = path;
+                self.with_fee_payer(worker, Then::Challenge)
+            }
+        }
+    }
+}
+
+/// A decision that holds nothing borrowed, to wait with: what follows an unanswered sign-in is a
+/// purchase or the challenge, never a forward.
+fn detach(decision: Decision<'_>) -> Decision<'static> {
+    match decision {
+        Decision::Untouched => Decision::Untouched,
+        Decision::Preflight => Decision::Preflight,
+        Decision::Purchase { payment, wire, rejected } => Decision::Purchase { payment, wire, rejected },
+        Decision::Challenge { rejected } => Decision::Challenge { rejected },
+        Decision::Forward { .. } | Decision::SignIn { .. } => Decision::Challenge { rejected: None },
     }
 }
 
@@ -283,6 +410,14 @@ impl Context for Request {
         let Some(worker) = self.worker.clone() else { return };
         let timeout = worker.config.facilitator.timeout_ms;
         match std::mem::replace(&mut self.waiting, Waiting::Nothing) {
+            Waiting::Entitlement { token: expected, started, timeout_ms, mut read, signed_in } if expected == token => {
+                let answer = host::Delivered::read(num_headers, body_size, started, timeout_ms);
+                let Some(etcd) = worker.config.ledger.etcd() else { return };
+                let next = read.on_reply(&worker, etcd, answer.result());
+                if let Action::Continue = self.reading(&worker, read, next, signed_in) {
+                    let _ = proxy_wasm::hostcalls::resume_http_request();
+                }
+            }
             Waiting::FeePayer { token: expected, started, then } if expected == token => {
                 let answer = host::Delivered::read(num_headers, body_size, started, timeout);
                 if worker.learn_fee_payer(answer.result()) {
@@ -324,56 +459,9 @@ impl HttpContext for Request {
             decision::decide(&worker.config, &mut cache, host::now_millis(), &path, &headers)
         };
         self.head = headers.head.get();
-        let decision = match decision {
-            Decision::SignIn { outcome, otherwise } => match self.sign_in(&worker, outcome) {
-                Some(action) => return action,
-                None => *otherwise,
-            },
-            decision => decision,
-        };
-        if matches!(decision, Decision::Untouched | Decision::Forward { .. }) {
-            self.answering = false;
-        }
         match decision {
-            Decision::Untouched => Action::Continue,
-            Decision::Forward { claim_headers } => {
-                for (name, value) in &claim_headers {
-                    host::set_request_header(name, value);
-                }
-                if !worker.config.forward_authorization {
-                    host::remove_request_header("authorization");
-                }
-                worker.metrics.inc(worker.metrics.passes_accepted);
-                self.forwarded = true;
-                Action::Continue
-            }
-            Decision::Preflight => {
-                worker.metrics.inc(worker.metrics.preflights_answered);
-                host::send(&response::preflight(&worker.config, self.origin.as_deref()));
-                Action::Pause
-            }
-            Decision::Purchase { payment, wire, rejected } => {
-                count_rejection(&worker, rejected);
-                let length = host::request_header("content-length");
-                let refusal = checkout::refuse_without_signing_key(&worker.config)
-                    .or_else(|| checkout::refuse_large_body(&worker.config, &path, length.as_deref()));
-                if let Some(refusal) = refusal {
-                    self.finish(&worker, refusal);
-                    return Action::Pause;
-                }
-                self.path = path;
-                self.with_fee_payer(&worker, Then::Purchase(wire, payment))
-            }
-            Decision::Challenge { rejected } => {
-                count_rejection(&worker, rejected);
-                self.path = path;
-                self.with_fee_payer(&worker, Then::Challenge)
-            }
-            // Unwrapped above (a sign-in never holds another); never forwarded unchecked.
-            Decision::SignIn { .. } => {
-                self.path = path;
-                self.with_fee_payer(&worker, Then::Challenge)
-            }
+            Decision::SignIn { outcome, otherwise } => self.sign_in(&worker, outcome, path, *otherwise),
+            decision => self.proceed(&worker, path, decision),
         }
     }
 

@@ -133,7 +133,7 @@ impl RootContext for Root {
         }
         self.fetch_supported();
         let Some(worker) = self.worker.clone() else { return };
-        if !worker.flows.is_idle() {
+        if !worker.flows.is_idle() || !worker.unsaved.borrow().queue.is_empty() {
             flows::tick(&worker);
         }
         self.ticks = self.ticks.wrapping_add(1);

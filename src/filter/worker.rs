@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 
 use crate::challenge_cache::{self, ChallengeCache};
 use crate::config::Config;
+use crate::entitlement_cache::EntitlementCache;
 use crate::facilitator::{self, CalloutResult};
 use crate::replay::Policy;
 use crate::token::PassCache;
@@ -14,6 +15,7 @@ use crate::token::PassCache;
 use super::flows::Flows;
 use super::host;
 use super::metrics::Metrics;
+use super::shared_ledger::Unsaved;
 
 /// Verified passes kept per worker. An entry is the token (~450 bytes) and its
 /// claims (~300 bytes): about 6 MB per worker when full, whatever is presented.
@@ -35,6 +37,11 @@ pub struct Worker {
     pub flows: Flows,
     /// This worker's root context: host calls made for a purchase from the tick go back to it.
     pub root_context_id: u32,
+    /// Entitlements read from the shared ledger, for a few seconds (src/entitlement_cache.rs).
+    pub entitlements: RefCell<EntitlementCache>,
+    /// Records of money that moved which the shared ledger has not taken yet
+    /// (src/filter/shared_ledger.rs).
+    pub unsaved: RefCell<Unsaved>,
 }
 
 impl Worker {
@@ -51,6 +58,8 @@ impl Worker {
             metrics,
             flows: Flows::default(),
             root_context_id,
+            entitlements: RefCell::new(EntitlementCache::default()),
+            unsaved: RefCell::new(Unsaved::default()),
         }
     }
 

@@ -418,14 +418,45 @@ class Facilitator:
             self.proc.stop()
 
 
+def ledger_cluster(etcd_client_ports: Iterable[int], name: str = "x402_ledger") -> str:
+    """The Envoy cluster of the shared ledger (docs/fleet.md): the etcd members' client ports on
+    loopback. A callout is never retried on another host, so a dead member must leave the rotation
+    at once: an active health check on etcd's /health, and outlier detection on connection
+    failures (a refused connection ejects the host before the next health check)."""
+    endpoints = "\n".join(
+        f"        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }}"
+        for port in etcd_client_ports)
+    return f"""  - name: {name}
+    type: STATIC
+    connect_timeout: 0.25s
+    load_assignment:
+      cluster_name: {name}
+      endpoints:
+      - lb_endpoints:
+{endpoints}
+    health_checks:
+    - timeout: 0.5s
+      interval: 0.5s
+      unhealthy_threshold: 1
+      healthy_threshold: 1
+      http_health_check: {{ path: /health }}
+    outlier_detection:
+      split_external_local_origin_errors: true
+      consecutive_local_origin_failure: 1
+      base_ejection_time: 2s
+      max_ejection_percent: 100
+"""
+
+
 def render_loopback_config(plugin_config: dict | str, wasm: pathlib.Path, facilitator_port: int, upstream_port: int,
-                           listener_port: int = 0, admin_port: int = 0) -> str:
-    """The loopback Envoy config (envoy.template.yaml) for a plugin config."""
+                           listener_port: int = 0, admin_port: int = 0, extra_clusters: str = "") -> str:
+    """The loopback Envoy config (envoy.template.yaml) for a plugin config; `extra_clusters` (YAML list
+    items, e.g. `ledger_cluster(...)`) are added to its clusters."""
     plugin_json = plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config)
     return string.Template((HERE / "envoy.template.yaml").read_text()).substitute(
         listener_port=listener_port, admin_port=admin_port, wasm_path=str(wasm),
         plugin_json=json.dumps(plugin_json),  # a JSON string literal is a valid YAML double-quoted scalar
-        facilitator_port=facilitator_port, upstream_port=upstream_port)
+        facilitator_port=facilitator_port, upstream_port=upstream_port, extra_clusters=extra_clusters)
 
 
 class Envoy:
@@ -434,8 +465,9 @@ class Envoy:
 
     def __init__(self, name: str, plugin_config: dict | str, facilitator_port: int, upstream_port: int,
                  out_dir: pathlib.Path, wasm: pathlib.Path = WASM, concurrency: int = 2,
-                 listener_port: int = 0, admin_port: int = 0):
+                 listener_port: int = 0, admin_port: int = 0, extra_clusters: str = ""):
         self.name = name
+        self.extra_clusters = extra_clusters
         self.listener_port = listener_port
         self.admin_port = admin_port
         self.plugin_config = plugin_config
@@ -474,7 +506,7 @@ class Envoy:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(render_loopback_config(
             self.plugin_config, self.wasm, self.facilitator_port, self.upstream_port,
-            self.listener_port, self.admin_port))
+            self.listener_port, self.admin_port, self.extra_clusters))
         return self.config_path
 
     def start(self, wait_ready: bool = True, timeout: float = 60.0) -> "Envoy":

@@ -273,7 +273,7 @@ def test_soak_mixed_load_with_faults_loses_nothing_and_keeps_envoy_steady(facili
     assert succeeded == len(ok) and settled_atomic == sum(ok.values()), (succeeded, settled_atomic, len(ok))
     assert not log_lines, log_lines[:10]
     assert not vm_changes, vm_changes
-    assert filter_counter(envoy.stats(), "purchases_failed.store_unavailable") == 0
+    assert filter_counter(envoy.stats(), "purchases_failed.ledger_unavailable") == 0
     assert upstream.server.saw_authorization == 0, "a pass reached the upstream"
     assert all(s == (402, "duplicate_payment") for s in spent_checks), spent_checks
     assert growth < RSS_GROWTH_LIMIT, f"Envoy RSS grew {100 * growth:.2f} % after the warm-up: {samples}"

@@ -60,7 +60,7 @@ def test_states_and_leases_round_trip(cluster):
     assert cluster.ledger("put", key, json.dumps({"unknown": {"since": now - 60, "pass": left}}))["result"] == "done"
     record = cluster.ledger("record", key, first=2)
     assert record["result"] == {"unknown": {"since": now - 60, "pass": left}}
-    assert int(record["granted_ttl"]) == UNKNOWN_RETENTION - 60
+    assert abs(int(record["granted_ttl"]) - (UNKNOWN_RETENTION - 60)) <= 1  # `now` here and there may be a second apart
     recovered = cluster.ledger("claim", key, first=2)
     assert (recovered["result"], recovered["token"]) == ("recover", left["token"])
     record = cluster.ledger("record", key)
@@ -72,7 +72,7 @@ def test_states_and_leases_round_trip(cluster):
     assert cluster.ledger("put", key, json.dumps(settled))["result"] == "done"
     record = cluster.ledger("record", key, first=1)
     assert record["result"] == settled
-    assert int(record["granted_ttl"]) == WINDOW + SPENT_RETENTION
+    assert abs(int(record["granted_ttl"]) - (WINDOW + SPENT_RETENTION)) <= 1
     replay = cluster.ledger("claim", key, first=1)
     assert (replay["result"], replay["token"]) == ("replay", receipt["token"])
 
@@ -130,13 +130,17 @@ def test_entitlement_latest_exp_wins_under_concurrent_puts(cluster):
     assert wait_until(lambda: cluster.ledger("entitlement", who)["result"] is None, timeout=10)
 
 
-def test_a_payment_id_is_bound_once(cluster):
-    ident, end = "pay_" + secrets.token_hex(12), str(int(time.time()) + 600)
-    first, second = payment(), payment()
-    assert cluster.ledger("bind", ident, first, "GET", "/data", "q=1", end)["result"] == "bound"
-    assert cluster.ledger("bind", ident, first, "GET", "/data", "q=1", end, first=1)["result"] == "same_payment"
-    assert cluster.ledger("bind", ident, second, "GET", "/data", "q=1", end, first=2)["result"] == {"other_payment": first}
-    assert cluster.ledger("bind", ident, second, "GET", "/data", "q=2", end)["result"] == "other_request"
+def test_a_payment_id_is_bound_once_and_let_go_only_by_its_payment(cluster):
+    ident = "pay_" + secrets.token_hex(12)
+    first, second, request = payment(), payment(), payment()
+    assert cluster.ledger("bind", ident, first, request)["result"] == "bound"
+    assert cluster.ledger("bind", ident, first, request, first=1)["result"] == "bound"
+    assert cluster.ledger("bind", ident, second, request, first=2)["result"] == {"taken": first, "stale": False}
+    assert cluster.ledger("bind", ident, second, payment())["result"] == "conflict"
+    assert cluster.ledger("release", ident, second)["result"] == "done"
+    assert cluster.ledger("bind", ident, second, request)["result"] == {"taken": first, "stale": False}
+    assert cluster.ledger("release", ident, first, first=1)["result"] == "done"
+    assert cluster.ledger("bind", ident, second, request, first=2)["result"] == "bound"
 
 
 def test_one_member_down_everything_still_works(cluster):
