@@ -275,8 +275,11 @@ def test_a_payment_id_is_answered_once_across_replicas(fleet, a, b, c, facilitat
     first_header, first_tx = pay_with_id(a, buyer, path, pid)
     second_header, second_tx = pay_with_id(b, buyer, path, pid)
     ledger = Ledger(facilitator)
+    ids_before = set(fleet.ledger_keys("payment-id"))
     first = a.get(path, [("PAYMENT-SIGNATURE", first_header)])
     assert first.status == 200, first
+    # The id is bound in etcd (under a key derived from it), where b and c look it up.
+    assert len(set(fleet.ledger_keys("payment-id")) - ids_before) == 1, "no payment id in etcd"
     # Another payment with the same id for the same request, on b: the first one's outcome, never settled.
     second = b.get(path, [("PAYMENT-SIGNATURE", second_header)])
     assert second.status == 200, second
@@ -288,7 +291,6 @@ def test_a_payment_id_is_answered_once_across_replicas(fleet, a, b, c, facilitat
     assert third.status == 409 and json_reason(third) == "payment_identifier_conflict", third
     ledger.assert_charged({first_tx.message_hash: PRICES["5m"]})
     assert facilitator.settlements_for(second_tx.message_hash) == []
-    assert fleet.ledger_keys("payment-id").get(f"{LEDGER_PREFIX}payment-id/{pid}"), "no payment id in etcd"
 
 
 def test_two_payments_with_one_id_on_a_and_b_at_once_settle_once(fleet, a, b, facilitator, new_buyer):
