@@ -162,6 +162,7 @@ class LoadGenerator:
         self.host, self.port = host, port
         self.targets = list(targets or [(host, port)])
         self.rotation = set(range(len(self.targets)))  # the targets a load balancer sends to now
+        self.generation = [0] * len(self.targets)      # bumped by put_back: older connections are dropped
         self.seconds = seconds
         self.threads = threads
         self.max_requests = max_requests or int(seconds * 4000)
@@ -223,7 +224,9 @@ class LoadGenerator:
             self.rotation.discard(target)
 
     def put_back(self, target: int) -> None:
+        """Send to `target` again, on new connections only (a restarted replica)."""
         with self.lock:
+            self.generation[target] += 1
             self.rotation.add(target)
 
     def _connections(self) -> "Connections":
@@ -501,7 +504,7 @@ class Connections:
 
     def __init__(self, gen: LoadGenerator):
         self.gen = gen
-        self.open: dict[int, http.client.HTTPConnection] = {}
+        self.open: dict[int, tuple[http.client.HTTPConnection, int]] = {}
         self.rng = random.Random(gen.rng.random())
 
     def pick(self) -> int:
@@ -510,15 +513,19 @@ class Connections:
         return live[0] if len(live) == 1 else self.rng.choice(live)
 
     def get(self, target: int) -> http.client.HTTPConnection:
+        with self.gen.lock:
+            generation = self.gen.generation[target]
+        if target in self.open and self.open[target][1] != generation:
+            self.drop(target)
         if target not in self.open:
             host, port = self.gen.targets[target]
-            self.open[target] = http.client.HTTPConnection(host, port, timeout=15)
-        return self.open[target]
+            self.open[target] = (http.client.HTTPConnection(host, port, timeout=15), generation)
+        return self.open[target][0]
 
     def drop(self, target: int) -> None:
         conn = self.open.pop(target, None)
         if conn is not None:
-            conn.close()
+            conn[0].close()
 
     def close(self) -> None:
         for target in list(self.open):

@@ -83,7 +83,8 @@ class Events:
     def explains(self, error: dict, faults: FaultInjector) -> bool:
         if faults.explains(error):
             return True
-        if error["action"] not in ("purchase", "retry") or error["status"] != 503:
+        # A purchase, its retry or a replay needs the ledger: while etcd elects a leader, 503.
+        if error["action"] not in ("purchase", "retry", "replay") or error["status"] != 503:
             return False
         window = self.etcd
         return (error.get("reason") == "ledger_unavailable" and "end" in window
