@@ -121,7 +121,6 @@ impl LedgerCall {
             }
             Err(problem) => {
                 worker.metrics.inc(worker.metrics.ledger_errors);
-                worker.metrics.inc_reason("ledger_errors", &problem.reason());
                 if !op.records_money_moved() {
                     log::warn!("x402-access-pass: the shared ledger could not {}: {}", op.describe(), problem.reason());
                     return LedgerAnswer::Unavailable;
