@@ -213,6 +213,34 @@ def test_a_killed_between_verify_and_settle_b_takes_the_payment_over_and_a_resta
     ledger.assert_charged({tx.message_hash: PRICES["1h"]})
 
 
+def test_a_killed_while_its_settle_is_in_flight_the_money_moved_and_b_hands_out_the_pass(
+        fleet, a, b, facilitator, buyer):
+    """The crash that matters most: /settle sent, the settlement lands, a dies before hearing it.
+    Its claim is pending in etcd; b says so until it is stale, then takes the payment over, hears
+    the settlement is already there and hands out the pass. Settled once."""
+    path = "/api/data?tier=1h"
+    header, tx = pay(a, buyer, path)
+    ledger = Ledger(facilitator)
+    settles = facilitator.counts()["settle"]
+    facilitator.fault("settle", "slow", delay_ms=1200, count=1)
+    outcome: list = []
+    sender = threading.Thread(target=lambda: outcome.append(_attempt(a, path, header)), daemon=True)
+    sender.start()
+    wait_until(lambda: facilitator.counts()["settle"] > settles, 5, what="a's /settle")
+    a.kill()
+    sender.join(timeout=10)
+    assert outcome and outcome[0] is None, f"a answered although it was killed: {outcome}"
+    wait_until(lambda: facilitator.settlements_for(tx.message_hash), 5, what="the settlement")
+    resp, in_progress = send_until_served(b, path, header, STALE_AFTER_SECONDS + 10)
+    token, _ = assert_purchase_ok(resp, buyer, "1h", 3600, "1 hour", transaction_known=False)
+    assert in_progress >= 1, "b never saw a's pending claim"
+    a.restart()
+    replay = purchase(a, path, header)
+    assert replay.status == 200 and replay.headers["access-pass"] == token, replay
+    ledger.assert_charged({tx.message_hash: PRICES["1h"]})
+    assert charged(facilitator, buyer.address) == PRICES["1h"]
+
+
 def _attempt(replica, path, header):
     try:
         return purchase(replica, path, header)
