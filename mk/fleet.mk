@@ -1,12 +1,13 @@
 # Many Envoys, one ledger (docs/fleet.md, tests/fleet/README.md): three Envoy replicas with the
 # filter and `ledger.kind = etcd`, a 3-member etcd cluster, one test facilitator, on loopback.
 #
-#   make fleet-test    the fleet scenarios and a FLEET_SOAK_SMOKE_SECONDS (30) fleet soak (~3 min) [make test]
-#                      a settle timed out on one replica and re-sent to the others, one payment on
-#                      three replicas at once, a lost 200, replicas SIGKILLed and restarted,
-#                      Sign-In-With-X across replicas, payment ids, an etcd member killed, quorum lost and back
-#   make fleet-soak    the fleet soak for SOAK_SECONDS (default 600): mixed load on the three
-#                      replicas, facilitator faults, an etcd member and a replica restarted (also: make soak SOAK_MODE=fleet)
+#   make fleet-test    three Envoys on one etcd ledger: the fleet scenarios and a 30 s fleet soak (~2 min) [make test]
+#                      (FLEET_SOAK_SMOKE_SECONDS): a settle timed out on one replica and re-sent to the
+#                      others, one payment on three replicas at once, a lost 200, replicas SIGKILLed and
+#                      restarted, Sign-In-With-X across replicas, payment ids, etcd members killed, quorum lost and back
+#   make fleet-soak    the fleet soak for SOAK_SECONDS (default 600; also make soak SOAK_MODE=fleet)
+#                      mixed load on the three replicas, facilitator faults, the etcd leader and a
+#                      replica restarted mid-run; the books checked against the facilitator's ledger
 #
 # FLEET_PYTEST_ARGS='-k quorum' make fleet-test   runs a subset.
 
