@@ -8,6 +8,7 @@ ephemeral ports, every process started and stopped by its PID, every wait bounde
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pathlib
@@ -200,8 +201,6 @@ class Fleet:
 
     def ledger_keys(self, kind: str) -> dict[str, str]:
         """{key: value} of one kind of record (`purchase`, `entitlement`, `payment-id`) held in etcd."""
-        import base64
-
         prefix = f"{LEDGER_PREFIX}{kind}/".encode()
         end = prefix[:-1] + bytes([prefix[-1] + 1])
         body = json.dumps({"key": base64.b64encode(prefix).decode(), "range_end": base64.b64encode(end).decode()})

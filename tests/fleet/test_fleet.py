@@ -13,7 +13,6 @@ import socket
 import threading
 import time
 
-import pytest
 
 import siwx
 import x402pay as xp
