@@ -13,7 +13,6 @@ import socket
 import threading
 import time
 
-
 import siwx
 import x402pay as xp
 from attacks import STALE_AFTER_SECONDS, Counters, Ledger, json_reason, race
