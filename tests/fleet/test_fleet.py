@@ -343,6 +343,34 @@ def test_two_payments_with_one_id_on_a_and_b_at_once_settle_once(fleet, a, b, fa
     ledger.assert_charged(expected)
 
 
+def test_a_payment_id_whose_first_payment_died_with_its_replica_is_served_by_the_next_one_once(
+        fleet, a, b, facilitator, buyer):
+    """a is killed after /verify of the first payment carrying an id; the buyer's client sends a
+    new payment with the same id to b: in progress while the first one's claim is pending, then b
+    sells it. The first payment, sent again, gets the same pass and is never settled."""
+    path = "/api/data?tier=1h"
+    pid = payment_id(buyer.label)
+    first_header, first_tx = pay_with_id(a, buyer, path, pid)
+    second_header, second_tx = pay_with_id(b, buyer, path, pid)
+    ledger = Ledger(facilitator)
+    verifies = facilitator.counts()["verify"]
+    facilitator.fault("verify", "slow", delay_ms=1500, count=1)
+    outcome: list = []
+    sender = threading.Thread(target=lambda: outcome.append(_attempt(a, path, first_header)), daemon=True)
+    sender.start()
+    wait_until(lambda: facilitator.counts()["verify"] > verifies, 5, what="a's /verify")
+    a.kill()
+    sender.join(timeout=10)
+    assert outcome and outcome[0] is None, outcome
+    resp, in_progress = send_until_served(b, path, second_header, STALE_AFTER_SECONDS + 10)
+    token, _ = assert_purchase_ok(resp, buyer, "1h", 3600, "1 hour")
+    assert in_progress >= 1, "b never saw the first payment's pending claim"
+    again = purchase(b, path, first_header)
+    assert again.status == 200 and again.headers["access-pass"] == token, again
+    ledger.assert_charged({second_tx.message_hash: PRICES["1h"]})
+    assert facilitator.settlements_for(first_tx.message_hash) == []
+
+
 def test_one_etcd_member_killed_mid_run_changes_nothing_for_buyers(fleet, facilitator, new_buyer):
     """Purchases, paid requests and sign-ins go round the replicas while an etcd member (not the
     leader: see test_the_leader_killed_... for that one) is killed: every answer is what it would
