@@ -426,6 +426,40 @@ def test_the_leader_killed_costs_at_most_a_refusal_before_verify_and_nothing_is_
     ledger.assert_charged(expected)
 
 
+def test_quorum_lost_while_a_settles_the_buyer_gets_the_pass_and_b_and_c_know_it_once_quorum_is_back(
+        fleet, a, b, c, facilitator, buyer):
+    """Lose nothing: the money moved while etcd lost its quorum. a still hands out the pass (kept
+    locally, counted in ledger_errors) and writes the record and the entitlement to etcd once it
+    is back; then b replays the same pass and c honours a sign-in."""
+    path = "/api/data?tier=1h"
+    header, tx = pay(a, buyer, path, HERE)
+    ledger = Ledger(facilitator)
+    counters = Counters(a)
+    settles = facilitator.counts()["settle"]
+    facilitator.fault("settle", "slow", delay_ms=1500, count=1)
+    outcome: list = []
+    sender = threading.Thread(target=lambda: outcome.append(purchase(a, path, header, HERE)), daemon=True)
+    sender.start()
+    wait_until(lambda: facilitator.counts()["settle"] > settles, 5, what="a's /settle")
+    survivor = fleet.leader()
+    for i in range(3):
+        if i != survivor:
+            fleet.kill_member(i)
+    sender.join(timeout=20)
+    assert outcome, "a never answered"
+    token, _ = assert_purchase_ok(outcome[0], buyer, "1h", 3600, "1 hour")
+    assert counters.delta("ledger_errors") >= 1
+    ledger.assert_charged({tx.message_hash: PRICES["1h"]})
+    fleet.start_all_members()
+    # Until a's retry (once a second) has written the settlement, etcd holds a's pending claim:
+    # b answers 409 payment_in_progress meanwhile, then the pass a sold.
+    replay, _ = send_until_served(b, path, header, 15)
+    assert replay.status == 200 and replay.headers["access-pass"] == token, replay
+    wait_until(lambda: siwx_get(c, buyer, "/api/data?back=1").status == 200, 15,
+               what="c to honour the entitlement a wrote later")
+    ledger.assert_charged({tx.message_hash: PRICES["1h"]})
+
+
 def test_quorum_lost_refuses_purchases_before_verify_keeps_passes_and_quorum_back_loses_nothing(
         fleet, a, b, c, facilitator, new_buyer):
     # Before: a pass bought on a, an entitlement for its payer.
