@@ -26,7 +26,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use x402_access_pass::etcd::record::{Op, Record};
+use x402_access_pass::etcd::record::{self, Op, Record};
 use x402_access_pass::etcd::{claim, entitlement, forget, keys, ledger, put, wire};
 use x402_access_pass::etcd::{Call, Finished, Reply, Settings, Step};
 use x402_access_pass::ledger::{LedgerAnswer, LedgerOp, PurchaseKey};
@@ -251,7 +251,10 @@ fn command(options: &Options, client: &mut Client, args: &[String]) -> Result<Va
             match wire::read_range(reply(&answer), key.as_bytes()) {
                 Ok(None) => json!({ "result": null }),
                 Ok(Some(kv)) => {
-                    let value: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+                    // The record as the filter reads it (a one-record bucket), shown as its entry.
+                    let value = record::decode_entry(&kv.value)
+                        .and_then(|entry| serde_json::to_value(entry).ok())
+                        .unwrap_or(Value::Null);
                     let body = json!({ "ID": kv.lease.to_string() }).to_string().into_bytes();
                     let ttl =
                         client.send(&Call { path: "/v3/lease/timetolive", body, timeout_ms: settings.timeout_ms() });
@@ -266,7 +269,6 @@ fn command(options: &Options, client: &mut Client, args: &[String]) -> Result<Va
         }
         "entitle" => {
             let payer = arg(1)?;
-            let key = keys::entitlement(settings, payer).ok_or("not a payer")?;
             let value = entitlement::Entitlement {
                 tier: arg(2)?.to_owned(),
                 iat: number(3)?,
@@ -275,13 +277,15 @@ fn command(options: &Options, client: &mut Client, args: &[String]) -> Result<Va
             };
             let leeway =
                 args.get(6).map_or(Ok(0), |s| s.parse().map_err(|e: std::num::ParseIntError| e.to_string()))?;
-            let started = entitlement::store(settings, key, value, leeway, now_ms()).ok_or("not well formed")?;
+            let started = entitlement::store(settings, payer, value, leeway, now_ms()).ok_or("not well formed")?;
             outcome(run(client, started), |stored| json!(format!("{stored:?}").to_lowercase()))
         }
         "entitlement" => {
-            let key = keys::entitlement(settings, arg(1)?).ok_or("not a payer")?;
-            let started = entitlement::read(settings, key, now_ms());
-            outcome(run(client, started), |held| serde_json::to_value(held).unwrap_or(Value::Null))
+            let started = entitlement::read(settings, arg(1)?, now_ms()).ok_or("not a payer")?;
+            outcome(run(client, started), |held| match held {
+                Some(e) => json!({ "tier": e.tier, "iat": e.iat, "exp": e.exp, "network": e.network }),
+                None => Value::Null,
+            })
         }
         "bind" => {
             // The local ledger's identifier rules, as the filter runs them (etcd::ledger).

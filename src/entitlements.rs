@@ -26,10 +26,9 @@ pub const PER_BUCKET: usize = 256;
 /// may allow, so that sweeping never drops one that is still honoured.
 pub const KEPT_AFTER_EXP_SECONDS: u64 = 3_600;
 
-/// What a payer's latest pass entitles them to, until `exp` (Unix seconds). Serialized as is in
-/// the etcd ledger (src/etcd/entitlement.rs).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// What a payer's latest pass entitles them to, until `exp` (Unix seconds). Written as a
+/// [`Book`] line in both ledgers (src/etcd/entitlement.rs keeps one line per etcd record).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entitlement {
     pub tier: String,
     pub iat: u64,

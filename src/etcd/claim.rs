@@ -10,7 +10,7 @@
 //! is recovered, a settlement past its window turns spent, each by a transaction comparing
 //! `mod_revision` with what was read.
 
-use crate::replay::{Bucket, Claim, Entry, Policy};
+use crate::replay::{Bucket, Claim, Policy};
 
 use super::keys::Key;
 use super::record::{self, Decision, Op, Record, Write};
@@ -29,7 +29,7 @@ impl Record for Claiming {
     type Output = Claim;
 
     fn decide(&mut self, current: Option<&Kv>, now: u64) -> Decision<Claim> {
-        let held = match current.map(|kv| record::decode::<Entry>(&kv.value)) {
+        let held = match current.map(|kv| record::decode_entry(&kv.value)) {
             None => None,
             Some(Some(entry)) => Some(entry),
             // Not a record this filter wrote: never guess about money.
@@ -44,7 +44,7 @@ impl Record for Claiming {
             Some(next) if Some(next) != held.as_ref() => {
                 let end = life::end(next, self.policy, now);
                 let current_end = held.as_ref().map(|entry| life::end(entry, self.policy, now));
-                Decision::Write(Write::over(current, current_end, record::encode(next), end, claim))
+                Decision::Write(Write::over(current, current_end, record::encode_entry(next), end, claim))
             }
             _ => Decision::Finish(Ok(claim)),
         }

@@ -3,10 +3,14 @@
 //! `SIGN-IN-WITH-X` is honoured for), visible to every replica. The latest-expiring pass wins:
 //! a write reads the payer's entitlement and replaces it only with one expiring later, by a
 //! transaction comparing the revision it read, so concurrent sales on several replicas end
-//! with the latest `exp`. The record's lease ends when the entitlement does.
+//! with the latest `exp`. The record's lease ends when the entitlement does. A record is the
+//! local ledger's own line for the payer (`entitlements::Book`: `payer\ttier\tiat\texp\tnetwork`),
+//! so both ledgers read entitlements with one decoder.
 
-use super::keys::Key;
-use super::record::{self, Decision, Op, Record, Write};
+use super::keys;
+use crate::entitlements::Book;
+
+use super::record::{Decision, Op, Record, Write};
 use super::wire::Kv;
 use super::{Settings, Step, Unavailable};
 
@@ -23,8 +27,15 @@ impl Entitlement {
         word(&self.tier) && word(&self.network) && self.iat <= self.exp
     }
 
-    fn from_record(kv: &Kv) -> Option<Entitlement> {
-        record::decode::<Entitlement>(&kv.value).filter(Entitlement::is_well_formed)
+    /// `payer`'s entitlement in a record, if it is one this filter wrote for them.
+    fn from_record(kv: &Kv, payer: &str) -> Option<Entitlement> {
+        Book::decode(Some(&kv.value)).get(payer).filter(|e| e.is_well_formed()).cloned()
+    }
+
+    fn record(&self, payer: &str) -> Vec<u8> {
+        let mut book = Book::default();
+        book.grant(payer, self.clone());
+        book.encode()
     }
 }
 
@@ -41,6 +52,7 @@ pub enum Stored {
 
 /// An entitlement being stored.
 pub struct Storing {
+    payer: String,
     entitlement: Entitlement,
     leeway_seconds: u64,
 }
@@ -54,29 +66,34 @@ impl Record for Storing {
             return Decision::Finish(Ok(Stored::Expired));
         }
         // An unreadable record is written over.
-        let held = current.and_then(Entitlement::from_record);
+        let held = current.and_then(|kv| Entitlement::from_record(kv, &self.payer));
         if held.as_ref().is_some_and(|held| held.exp >= self.entitlement.exp) {
             return Decision::Finish(Ok(Stored::Kept));
         }
         let current_end = held.map(|held| held.exp.saturating_add(self.leeway_seconds));
-        Decision::Write(Write::over(current, current_end, record::encode(&self.entitlement), end, Stored::Stored))
+        let value = self.entitlement.record(&self.payer);
+        Decision::Write(Write::over(current, current_end, value, end, Stored::Stored))
     }
 }
 
-/// Stores `entitlement` for the payer at `key` (`keys::entitlement`) unless they hold one
-/// expiring no earlier. `None` when the entitlement is not well formed.
+/// Stores `entitlement` for `payer` unless they hold one expiring no earlier. `None` when the
+/// entitlement is not well formed, or `payer` cannot be a key (`keys::entitlement`).
 pub fn store(
     settings: &Settings,
-    key: Key,
+    payer: &str,
     entitlement: Entitlement,
     leeway_seconds: u64,
     now_ms: u64,
 ) -> Option<(Op<Storing>, Step<Stored>)> {
-    entitlement.is_well_formed().then(|| Op::read_first(settings, key, Storing { entitlement, leeway_seconds }, now_ms))
+    let key = keys::entitlement(settings, payer).filter(|_| entitlement.is_well_formed())?;
+    let storing = Storing { payer: payer.to_owned(), entitlement, leeway_seconds };
+    Some(Op::read_first(settings, key, storing, now_ms))
 }
 
 /// A payer's entitlement being read.
-pub struct Reading;
+pub struct Reading {
+    payer: String,
+}
 
 impl Record for Reading {
     type Output = Option<Entitlement>;
@@ -84,15 +101,16 @@ impl Record for Reading {
     fn decide(&mut self, current: Option<&Kv>, _now: u64) -> Decision<Option<Entitlement>> {
         Decision::Finish(match current {
             None => Ok(None),
-            Some(kv) => Entitlement::from_record(kv).map(Some).ok_or(Unavailable::BadRecord),
+            Some(kv) => Entitlement::from_record(kv, &self.payer).map(Some).ok_or(Unavailable::BadRecord),
         })
     }
 }
 
-/// Reads the entitlement of the payer at `key`: `None` when they hold none (whether it is still
-/// good at `now` is the caller's to judge, with its leeway).
-pub fn read(settings: &Settings, key: Key, now_ms: u64) -> (Op<Reading>, Step<Option<Entitlement>>) {
-    Op::read_first(settings, key, Reading, now_ms)
+/// Reads `payer`'s entitlement: `None` when they hold none (whether it is still good at `now` is
+/// the caller's to judge, with its leeway). `None` when `payer` cannot be a key.
+pub fn read(settings: &Settings, payer: &str, now_ms: u64) -> Option<(Op<Reading>, Step<Option<Entitlement>>)> {
+    let key = keys::entitlement(settings, payer)?;
+    Some(Op::read_first(settings, key, Reading { payer: payer.to_owned() }, now_ms))
 }
 
 #[cfg(test)]

@@ -113,19 +113,13 @@ pub fn start(
             None => refused(),
         },
         LedgerOp::Entitle { payer, entitlement } => {
-            let stored = keys::entitlement(settings, payer).and_then(|key| {
-                entitlement::store(settings, key, Entitlement::clone(entitlement), leeway_seconds, now_ms)
-            });
-            match stored {
+            match entitlement::store(settings, payer, Entitlement::clone(entitlement), leeway_seconds, now_ms) {
                 Some((op, step)) => (Running::Entitle(op), map(step, granted)),
                 None => refused(),
             }
         }
-        LedgerOp::Entitlement(payer) => match keys::entitlement(settings, payer) {
-            Some(key) => {
-                let (op, step) = entitlement::read(settings, key, now_ms);
-                (Running::Entitlement(op), map(step, LedgerAnswer::Entitled))
-            }
+        LedgerOp::Entitlement(payer) => match entitlement::read(settings, payer, now_ms) {
+            Some((op, step)) => (Running::Entitlement(op), map(step, LedgerAnswer::Entitled)),
             None => refused(),
         },
     }

@@ -17,7 +17,7 @@ const SLOT: &str = "id";
 
 /// The record at `current` as a one-record bucket; `Err` when it is not one this filter wrote.
 fn bucket_of(current: Option<&Kv>) -> Result<(Bucket, Option<Entry>), Unavailable> {
-    let held = match current.map(|kv| record::decode::<Entry>(&kv.value)) {
+    let held = match current.map(|kv| record::decode_entry(&kv.value)) {
         None => None,
         Some(Some(entry)) => Some(entry),
         Some(None) => return Err(Unavailable::BadRecord),
@@ -61,7 +61,7 @@ impl Record for Binding {
             Some(next) if Some(next) != held.as_ref() => {
                 let end = life::end(next, self.policy, now);
                 let current_end = held.as_ref().map(|entry| life::end(entry, self.policy, now));
-                Decision::Write(Write::over(current, current_end, record::encode(next), end, claim))
+                Decision::Write(Write::over(current, current_end, record::encode_entry(next), end, claim))
             }
             _ => Decision::Finish(Ok(claim)),
         }

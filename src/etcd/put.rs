@@ -23,8 +23,8 @@ impl Record for Putting {
         let end = life::end(&self.entry, self.policy, now);
         // An unreadable record is written over; its life is unknown, so its lease is replaced.
         let current_end =
-            current.and_then(|kv| record::decode::<Entry>(&kv.value)).map(|entry| life::end(&entry, self.policy, now));
-        Decision::Write(Write::over(current, current_end, record::encode(&self.entry), end, ()))
+            current.and_then(|kv| record::decode_entry(&kv.value)).map(|entry| life::end(&entry, self.policy, now));
+        Decision::Write(Write::over(current, current_end, record::encode_entry(&self.entry), end, ()))
     }
 }
 

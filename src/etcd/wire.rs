@@ -6,8 +6,8 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::{Reply, Unavailable};
 
@@ -61,28 +61,37 @@ fn b64(bytes: &[u8]) -> String {
     BASE64.encode(bytes)
 }
 
-fn to_body(value: &Value) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_default()
-}
+// The request bodies are written as text rather than built as `serde_json::Value`s: every
+// value in them is base64 (`A-Z a-z 0-9 + / =`) or a decimal number, which JSON takes as they
+// are, and the `Value` builder cost ~10 KB of wasm for five small bodies.
 
 /// `/v3/kv/range` of one key (linearizable: a read without a quorum fails).
 pub fn range(key: &[u8]) -> Vec<u8> {
-    to_body(&json!({ "key": b64(key) }))
+    format!(r#"{{"key":"{}"}}"#, b64(key)).into_bytes()
 }
 
 /// `/v3/kv/deleterange` of one key, answering with what it deleted.
 pub fn delete(key: &[u8]) -> Vec<u8> {
-    to_body(&json!({ "key": b64(key), "prev_kv": true }))
+    format!(r#"{{"key":"{}","prev_kv":true}}"#, b64(key)).into_bytes()
 }
 
 /// `/v3/lease/grant` of a lease of `ttl` seconds (etcd picks the id).
 pub fn lease_grant(ttl: u64) -> Vec<u8> {
-    to_body(&json!({ "TTL": ttl.to_string() }))
+    format!(r#"{{"TTL":"{ttl}"}}"#).into_bytes()
 }
 
 /// `/v3/lease/revoke`: the lease and every key still attached to it are gone.
 pub fn lease_revoke(id: i64) -> Vec<u8> {
-    to_body(&json!({ "ID": id.to_string() }))
+    format!(r#"{{"ID":"{id}"}}"#).into_bytes()
+}
+
+/// A transaction on `key` (base64): if `compare` holds, `success` (one request); otherwise read
+/// the key, so that the next attempt starts from what won.
+fn txn(key: &str, compare: &str, success: &str) -> Vec<u8> {
+    format!(
+        r#"{{"compare":[{{"key":"{key}","result":"EQUAL",{compare}}}],"success":[{success}],"failure":[{{"request_range":{{"key":"{key}"}}}}]}}"#
+    )
+    .into_bytes()
 }
 
 /// `/v3/kv/txn`: put `value` at `key` if `expect` holds; otherwise read the key, so that the
@@ -90,34 +99,26 @@ pub fn lease_revoke(id: i64) -> Vec<u8> {
 pub fn put_if(key: &[u8], expect: Expect, value: &[u8], lease: Lease) -> Vec<u8> {
     let key = b64(key);
     let compare = match expect {
-        Expect::Absent => json!({"key": key, "target": "CREATE", "result": "EQUAL", "create_revision": "0"}),
-        Expect::ModRevision(revision) => {
-            json!({"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": revision.to_string()})
-        }
+        Expect::Absent => r#""target":"CREATE","create_revision":"0""#.to_owned(),
+        Expect::ModRevision(revision) => format!(r#""target":"MOD","mod_revision":"{revision}""#),
     };
-    let put = match lease {
-        Lease::Keep => json!({"key": key, "value": b64(value), "ignore_lease": true}),
-        Lease::Attach(id) => json!({"key": key, "value": b64(value), "lease": id.to_string()}),
+    let lease = match lease {
+        Lease::Keep => r#""ignore_lease":true"#.to_owned(),
+        Lease::Attach(id) => format!(r#""lease":"{id}""#),
     };
-    to_body(&json!({
-        "compare": [compare],
-        "success": [{ "request_put": put }],
-        "failure": [{ "request_range": { "key": key } }],
-    }))
+    let put = format!(r#"{{"request_put":{{"key":"{key}","value":"{}",{lease}}}}}"#, b64(value));
+    txn(&key, &compare, &put)
 }
 
-/// The body of a 2xx answer, bounded; anything else is unavailable.
 /// A transaction that deletes `key` if its `mod_revision` is still `revision`, else reads it
 /// (answered like [`put_if`]: committed, or lost with the key as it is now).
 pub fn delete_if(key: &[u8], revision: i64) -> Vec<u8> {
     let key = b64(key);
-    to_body(&json!({
-        "compare": [{"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": revision.to_string()}],
-        "success": [{ "request_delete_range": { "key": key } }],
-        "failure": [{ "request_range": { "key": key } }],
-    }))
+    let compare = format!(r#""target":"MOD","mod_revision":"{revision}""#);
+    txn(&key, &compare, &format!(r#"{{"request_delete_range":{{"key":"{key}"}}}}"#))
 }
 
+/// The body of a 2xx answer, bounded; anything else is unavailable.
 fn body(reply: Reply<'_>) -> Result<&[u8], Unavailable> {
     match reply {
         Reply::Response { status, body } if (200..300).contains(&status) => {
@@ -136,8 +137,19 @@ fn body(reply: Reply<'_>) -> Result<&[u8], Unavailable> {
 /// An answer is a JSON object; a gateway error travels as `{"error": ..., "code": n}`, and a 2xx
 /// body holding one is no answer.
 fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Unavailable> {
-    let object: serde_json::Map<String, Value> = serde_json::from_slice(bytes).map_err(|_| Unavailable::Garbled)?;
-    if object.contains_key("error") || object.contains_key("code") {
+    #[derive(Deserialize)]
+    struct Problem {
+        #[serde(default)]
+        error: Option<IgnoredAny>,
+        #[serde(default)]
+        code: Option<IgnoredAny>,
+    }
+    // A derived struct also reads a JSON array: only an object is an answer.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(Unavailable::Garbled);
+    }
+    let problem: Problem = serde_json::from_slice(bytes).map_err(|_| Unavailable::Garbled)?;
+    if problem.error.is_some() || problem.code.is_some() {
         return Err(Unavailable::Garbled);
     }
     serde_json::from_slice(bytes).map_err(|_| Unavailable::Garbled)
@@ -261,9 +273,9 @@ pub fn read_txn(reply: Reply<'_>, key: &[u8]) -> Result<Txn, Unavailable> {
         #[serde(borrow, default)]
         response_range: Option<RawRange<'a>>,
         #[serde(default)]
-        response_put: Option<Value>,
+        response_put: Option<IgnoredAny>,
         #[serde(default)]
-        response_delete_range: Option<Value>,
+        response_delete_range: Option<IgnoredAny>,
     }
     #[derive(Deserialize)]
     struct RawTxn<'a> {

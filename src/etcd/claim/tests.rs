@@ -2,8 +2,9 @@
 //! every way etcd can fail to answer.
 
 use super::*;
+use crate::replay::Entry;
 use crate::etcd::keys::{self, Key};
-use crate::etcd::record::Op;
+use crate::etcd::record::{self, Op};
 use crate::etcd::sim::{drive, pass, race, receipt, Etcd, POLICY};
 use crate::etcd::{wire, Call, Finished, Reply};
 use crate::replay::UNKNOWN_RETENTION_SECONDS;
@@ -27,14 +28,14 @@ fn run(etcd: &mut Etcd) -> Finished<Claim> {
 }
 
 fn held(etcd: &Etcd) -> Option<Entry> {
-    etcd.value(key().as_bytes()).map(|v| serde_json::from_value(v).unwrap())
+    etcd.keys.get(key().as_bytes()).map(|s| record::decode_entry(&s.value).unwrap())
 }
 
 /// Stores `entry` as another replica would have, under a lease of `ttl` seconds.
 fn hold(etcd: &mut Etcd, entry: &Entry, ttl: u64) -> i64 {
     let lease = etcd.answer(&Call { path: wire::LEASE_GRANT, body: wire::lease_grant(ttl), timeout_ms: 1 });
     let id = wire::read_lease_grant(Reply::Response { status: lease.0, body: &lease.1 }).unwrap();
-    etcd.put_raw(key().as_bytes(), &serde_json::to_vec(entry).unwrap(), id);
+    etcd.put_raw(key().as_bytes(), &record::encode_entry(entry), id);
     etcd.calls.clear();
     id
 }
@@ -163,11 +164,7 @@ fn a_compare_lost_to_another_writer_is_decided_again_on_what_won() {
     let step = answer(&mut etcd, &mut op, step, now_ms); // the create: lost, reads Unknown
     let step = answer(&mut etcd, &mut op, step, now_ms); // the recovery's lease
                                                          // Another replica settles it before our compare.
-    etcd.put_raw(
-        key().as_bytes(),
-        &serde_json::to_vec(&Entry::Settled { at: etcd.now, receipt: receipt() }).unwrap(),
-        0,
-    );
+    etcd.put_raw(key().as_bytes(), &record::encode_entry(&Entry::Settled { at: etcd.now, receipt: receipt() }), 0);
     let done = finished(answer(&mut etcd, &mut op, step, now_ms));
     assert_eq!(done.result, Ok(Claim::Replay(receipt())));
     assert_eq!(revoked(&done).len(), 2, "both granted leases are unused");
@@ -185,11 +182,7 @@ fn a_record_that_keeps_changing_makes_the_claim_busy() {
                 if call.path == wire::TXN {
                     // Someone else writes a fresh pass in doubt every time, just before our compare.
                     let since = etcd.now - calls;
-                    etcd.put_raw(
-                        key().as_bytes(),
-                        &serde_json::to_vec(&Entry::Unknown { since, pass: pass() }).unwrap(),
-                        0,
-                    );
+                    etcd.put_raw(key().as_bytes(), &record::encode_entry(&Entry::Unknown { since, pass: pass() }), 0);
                 }
                 calls += 1;
                 let (status, body) = etcd.answer(&call);
@@ -204,7 +197,13 @@ fn a_record_that_keeps_changing_makes_the_claim_busy() {
 
 #[test]
 fn a_record_this_filter_did_not_write_is_unavailable() {
-    for value in [&b"garbage"[..], b"{\"pending\":{\"pass\":null}}", b"{\"spent\":{\"at\":\"1\"}}"] {
+    for value in [
+        &b"garbage"[..],
+        b"{\"pending\":{\"since\":1,\"pass\":null}}",
+        b"[[\"r\",{\"pending\":{\"pass\":null}}]]",
+        b"[[\"r\",{\"spent\":{\"at\":\"1\"}}]]",
+        b"[[\"another\",{\"spent\":{\"at\":1}}]]",
+    ] {
         let mut etcd = Etcd::new();
         etcd.put_raw(key().as_bytes(), value, 0);
         assert_eq!(run(&mut etcd).result, Err(Unavailable::BadRecord), "{value:?}");
@@ -213,7 +212,7 @@ fn a_record_this_filter_did_not_write_is_unavailable() {
     let mut etcd = Etcd::new();
     let mut bad = receipt();
     bad.token = "a\r\nSet-Cookie: x".into();
-    etcd.put_raw(key().as_bytes(), &serde_json::to_vec(&Entry::Settled { at: etcd.now, receipt: bad }).unwrap(), 0);
+    etcd.put_raw(key().as_bytes(), &record::encode_entry(&Entry::Settled { at: etcd.now, receipt: bad }), 0);
     assert_eq!(run(&mut etcd).result, Err(Unavailable::BadRecord));
 }
 

@@ -10,7 +10,7 @@ fn settings() -> Settings {
     Settings::new("/x402/", 1_000).unwrap()
 }
 
-fn key() -> Key {
+fn key() -> keys::Key {
     keys::entitlement(&settings(), PAYER).unwrap()
 }
 
@@ -19,7 +19,7 @@ fn pass_until(iat: u64, exp: u64) -> Entitlement {
 }
 
 fn starting(etcd: &Etcd, entitlement: Entitlement) -> (Op<Storing>, Step<Stored>) {
-    store(&settings(), key(), entitlement, LEEWAY, etcd.now * 1_000).unwrap()
+    store(&settings(), PAYER, entitlement, LEEWAY, etcd.now * 1_000).unwrap()
 }
 
 fn run(etcd: &mut Etcd, entitlement: Entitlement) -> Finished<Stored> {
@@ -28,7 +28,7 @@ fn run(etcd: &mut Etcd, entitlement: Entitlement) -> Finished<Stored> {
 }
 
 fn get(etcd: &mut Etcd) -> Result<Option<Entitlement>, Unavailable> {
-    let started = read(&settings(), key(), etcd.now * 1_000);
+    let started = read(&settings(), PAYER, etcd.now * 1_000).unwrap();
     drive(etcd, started).result
 }
 
@@ -80,13 +80,15 @@ fn only_well_formed_entitlements_are_written_or_believed() {
         Entitlement { network: "a".repeat(65), ..pass_until(1, 2) },
         pass_until(3, 2),
     ] {
-        assert!(store(&settings(), key(), bad, LEEWAY, etcd.now * 1_000).is_none());
+        assert!(store(&settings(), PAYER, bad, LEEWAY, etcd.now * 1_000).is_none());
     }
     for value in [
         &b"garbage"[..],
-        b"{\"tier\":\"1h\",\"iat\":1,\"exp\":2}",
-        b"{\"tier\":\"1 h\",\"iat\":1,\"exp\":2,\"network\":\"n\"}",
-        b"{\"tier\":\"1h\",\"iat\":1,\"exp\":2,\"network\":\"n\",\"extra\":1}",
+        b"{\"tier\":\"1h\",\"iat\":1,\"exp\":2,\"network\":\"n\"}",
+        // Another payer's line; a tier that could not be a header; a line with a field too many.
+        b"Someone\t1h\t1\t2\tn\n",
+        b"GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse\t1 h\t1\t2\tn\n",
+        b"GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse\t1h\t1\t2\tn\textra\n",
     ] {
         let mut etcd = Etcd::new();
         etcd.put_raw(key().as_bytes(), value, 0);
@@ -101,7 +103,7 @@ fn only_well_formed_entitlements_are_written_or_believed() {
 #[test]
 fn a_lookup_that_cannot_reach_etcd_is_unavailable_never_none() {
     for reply in [Reply::TimedOut, Reply::Failed, Reply::Response { status: 503, body: b"" }] {
-        let (mut op, step) = read(&settings(), key(), 0);
+        let (mut op, step) = read(&settings(), PAYER, 0).unwrap();
         assert!(matches!(step, Step::Send(ref call) if call.path == wire::RANGE));
         let Step::Finish(done) = op.on_reply(reply, 10) else { panic!() };
         assert!(done.result.is_err());

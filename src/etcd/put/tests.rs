@@ -1,5 +1,6 @@
 use super::*;
 use crate::etcd::keys;
+use crate::etcd::record;
 use crate::etcd::sim::{drive, pass, receipt, Etcd, POLICY};
 use crate::etcd::{wire, Reply, Unavailable};
 use crate::replay::{SPENT_RETENTION_SECONDS, UNKNOWN_RETENTION_SECONDS};
@@ -18,7 +19,7 @@ fn run(etcd: &mut Etcd, entry: Entry) -> crate::etcd::Finished<()> {
 }
 
 fn held(etcd: &Etcd) -> Option<Entry> {
-    etcd.value(key().as_bytes()).map(|v| serde_json::from_value(v).unwrap())
+    etcd.keys.get(key().as_bytes()).map(|s| record::decode_entry(&s.value).unwrap())
 }
 
 #[test]
@@ -71,7 +72,7 @@ fn a_put_that_loses_its_compare_reads_again_and_writes_over_what_won() {
     let (status, body) = etcd.answer(&grant);
     let step = op.on_reply(Reply::Response { status, body: &body }, now_ms);
     // Another writer creates the record before our create.
-    etcd.put_raw(key().as_bytes(), &serde_json::to_vec(&Entry::Pending { since: etcd.now, pass: None }).unwrap(), 0);
+    etcd.put_raw(key().as_bytes(), &record::encode_entry(&Entry::Pending { since: etcd.now, pass: None }), 0);
     let Step::Send(txn) = step else { panic!() };
     let (status, body) = etcd.answer(&txn);
     let Step::Send(again) = op.on_reply(Reply::Response { status, body: &body }, now_ms) else { panic!() };

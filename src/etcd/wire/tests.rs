@@ -2,6 +2,7 @@
 //! real member (the real cluster suite, tests/ledger, runs the same parsers over live answers).
 
 use super::*;
+use serde_json::{json, Value};
 
 const KEY: &[u8] = b"/p/k";
 
@@ -191,4 +192,18 @@ fn no_answer_however_mangled_makes_a_parser_panic_or_believe_another_key() {
         // Whatever a mangled answer says, it is never about another key.
         assert!(read_range(reply, b"/p/other").map_or(true, |kv| kv.is_none()));
     }
+}
+
+#[test]
+fn a_conditional_delete_is_a_txn_that_reads_the_key_when_it_lost() {
+    assert_eq!(
+        json_of(&delete_if(KEY, 7)),
+        json!({
+            "compare": [{"key": "L3Avaw==", "result": "EQUAL", "target": "MOD", "mod_revision": "7"}],
+            "success": [{"request_delete_range": {"key": "L3Avaw=="}}],
+            "failure": [{"request_range": {"key": "L3Avaw=="}}],
+        })
+    );
+    let deleted = r#"{"header":{"revision":"9"},"succeeded":true,"responses":[{"response_delete_range":{"header":{"revision":"9"},"deleted":"1"}}]}"#;
+    assert_eq!(read_txn(ok(deleted), KEY), Ok(Txn::Committed));
 }
