@@ -25,6 +25,8 @@ use x402_access_pass::token::{self, PassCache, PassClaims};
 /// The golden vectors, compiled in (tests/vectors/README.md).
 const VECTORS: &str = include_str!("../tests/vectors/x402-svm-exact.json");
 const SIWX_VECTORS: &str = include_str!("../tests/vectors/siwx/siwx.json");
+const EVM_VECTORS: &str = include_str!("../tests/vectors/evm/exact.json");
+const SIWE_VECTORS: &str = include_str!("../tests/vectors/evm/siwe.json");
 const VECTORS_NAME: &str = "tests/vectors/x402-svm-exact.json";
 const NOW: u64 = 1_800_000_000;
 const PAY_TO: &str = "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse";
@@ -217,7 +219,7 @@ fn main() {
         .ok()
         .flatten()
         .unwrap_or_else(|| fail("siwx settings", "refused"));
-    let network = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1";
+    let network = &hs.networks;
     if let Err(e) = x402_access_pass::siwx::check(&settings, network, 0, siwx_header.as_bytes(), siwx_now) {
         fail("SIGN-IN-WITH-X", format!("{e:?}"));
     }
@@ -231,6 +233,65 @@ fn main() {
             x402_access_pass::siwx::check(&settings, network, 0, black_box(siwx_header.as_bytes()), siwx_now).is_ok(),
         )
     });
+
+    // EVM (docs/behaviour.md §21): the local checks of the official client's Base Sepolia payment
+    // (tests/vectors/evm/exact.json) at its own clock, and an EIP-191 sign-in (siwe.json).
+    let evm_vectors: serde_json::Value = serde_json::from_str(EVM_VECTORS).unwrap_or_else(|e| fail("exact.json", e));
+    let evm_case = evm_vectors.get("baseSepolia").unwrap_or_else(|| fail("exact.json", "no baseSepolia"));
+    let evm_header = evm_case.get("paymentSignatureHeader").and_then(serde_json::Value::as_str);
+    let evm_header = evm_header.unwrap_or_else(|| fail("exact.json", "no header")).to_owned();
+    let evm_now = evm_case.get("now").and_then(serde_json::Value::as_u64).unwrap_or_else(|| fail("exact.json", "now"));
+    let pay_to = evm_case.pointer("/requirements/payTo").cloned().unwrap_or_default();
+    let evm_seller = Config::parse(
+        serde_json::json!({"networks": [{"network": "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1", "payTo": PAY_TO},
+                                        {"network": "eip155:84532", "payTo": pay_to}],
+                           "tiers": {"5m": "0.001"}, "secret": "bench-secret-0123456789abcdef0123456789"})
+        .to_string()
+        .as_bytes(),
+        &|_| None,
+    )
+    .unwrap_or_else(|e| fail("EVM config", e));
+    let evm_check = |header: &[u8]| {
+        payment::decode_header(&evm_seller, payment::Wire::V2, header)
+            .and_then(|p| payment::check(&evm_seller, b"/weather", p, || evm_now))
+    };
+    if let Err(e) = evm_check(evm_header.as_bytes()) {
+        fail("EVM PAYMENT-SIGNATURE", format!("{e:?}"));
+    }
+    run(
+        "evm_payment_check",
+        "payment::decode_header + check: EVM exact (EIP-712 hash, secp256k1 recovery)",
+        &mut || usize::from(evm_check(black_box(evm_header.as_bytes())).is_ok()),
+    );
+    let siwe_vectors: serde_json::Value = serde_json::from_str(SIWE_VECTORS).unwrap_or_else(|e| fail("siwe.json", e));
+    let siwe = siwe_vectors.pointer("/cases/0").unwrap_or_else(|| fail("siwe.json", "no cases"));
+    let siwe_header = siwe.get("header").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+    let siwe_settings =
+        x402_access_pass::siwx::Settings::parse(Some(&serde_json::json!({"origins": ["https://api.example.com"]})))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| fail("siwe settings", "refused"));
+    let base = Config::parse(
+        // Base mainnet refuses the published bench secret: this configuration has its own.
+        serde_json::json!({"network": "eip155:8453", "payTo": pay_to, "tiers": {"5m": "0.001"},
+                           "secret": "micro-bench-base-secret-0123456789abcdef"})
+        .to_string()
+        .as_bytes(),
+        &|_| None,
+    )
+    .unwrap_or_else(|e| fail("Base config", e));
+    let siwe_now = 1_796_605_200_000;
+    if let Err(e) = x402_access_pass::siwx::check(&siwe_settings, &base.networks, 0, siwe_header.as_bytes(), siwe_now) {
+        fail("EVM SIGN-IN-WITH-X", format!("{e:?}"));
+    }
+    run(
+        "siwx_check_evm",
+        "siwx::check: a whole EIP-191 SIGN-IN-WITH-X (parse, validate, SIWE text, recovery)",
+        &mut || {
+            let raw = black_box(siwe_header.as_bytes());
+            usize::from(x402_access_pass::siwx::check(&siwe_settings, &base.networks, 0, raw, siwe_now).is_ok())
+        },
+    );
 
     if let Some(path) = &opts.json {
         let list: Vec<serde_json::Value> = results

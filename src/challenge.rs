@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::catalogue::AccessPassInfo;
 use crate::config::Config;
+use crate::networks::{Network, Rail};
 use crate::offer::Offer;
 use crate::response::Response;
 
@@ -29,11 +30,21 @@ pub struct PaymentRequirements {
     pub extra: RequirementsExtra,
 }
 
+/// `extra` of an accepts entry: on Solana the facilitator's fee payer (and the asset's decimals);
+/// on an EVM network the token's EIP-712 domain `name` and `version`, as `@x402/evm` 2.27.0's
+/// server gives them (docs/behaviour.md §21).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RequirementsExtra {
-    pub fee_payer: String,
-    pub decimals: u8,
+#[serde(untagged)]
+pub enum RequirementsExtra {
+    Solana {
+        #[serde(rename = "feePayer")]
+        fee_payer: String,
+        decimals: u8,
+    },
+    Evm {
+        name: String,
+        version: String,
+    },
 }
 
 /// x402 v1 network names and the CAIP-2 networks they stand for (docs/behaviour.md §20), as
@@ -105,7 +116,7 @@ pub struct Resource {
 struct PaymentRequired<'a> {
     x402_version: u8,
     resource: &'a Resource,
-    accepts: [&'a PaymentRequirements; 1],
+    accepts: &'a [PaymentRequirements],
     error: &'static str,
 }
 
@@ -163,26 +174,33 @@ impl Extensions {
 struct ChallengeBody<'a> {
     x402_version: u8,
     error: &'static str,
-    accepts: [V1Requirements<'a>; 1],
+    accepts: Vec<V1Requirements<'a>>,
     message: &'static str,
     resource: &'a Resource,
     #[serde(rename = "accessPass")]
     access_pass: AccessPassInfo<'a>,
 }
 
-/// The server's requirements for a pass: the price of `offer`, paid to the seller.
-pub fn requirements(config: &Config, offer: &Offer, fee_payer: &str) -> PaymentRequirements {
-    let amount = offer.atomic_string();
-    PaymentRequirements {
+/// The server's requirements for a pass on `network`: the price of `offer` in its asset, paid to
+/// the seller there. `None` when the pass has no price on that network.
+pub fn requirements(config: &Config, network: &Network, offer: &Offer, fee_payer: &str) -> Option<PaymentRequirements> {
+    let amount = crate::offer::price_in(config, offer, network.asset.decimals)?.to_string();
+    let extra = match &network.rail {
+        Rail::Solana { .. } => {
+            RequirementsExtra::Solana { fee_payer: fee_payer.to_owned(), decimals: network.asset.decimals }
+        }
+        Rail::Evm(token) => RequirementsExtra::Evm { name: token.name.clone(), version: token.version.clone() },
+    };
+    Some(PaymentRequirements {
         scheme: "exact",
-        network: config.network.clone(),
+        network: network.network.clone(),
         max_amount_required: amount.clone(),
         amount,
-        asset: config.asset.address.clone(),
-        pay_to: config.pay_to.clone(),
+        asset: network.asset.address.clone(),
+        pay_to: network.pay_to.clone(),
         max_timeout_seconds: MAX_TIMEOUT_SECONDS,
-        extra: RequirementsExtra { fee_payer: fee_payer.to_owned(), decimals: config.asset.decimals },
-    }
+        extra,
+    })
 }
 
 /// `resource.url`: scheme from `x-forwarded-proto` (first of a list) or
@@ -206,7 +224,8 @@ pub fn resource_url(forwarded_proto: Option<&[u8]>, scheme: Option<&[u8]>, autho
 /// Everything a 402 for one offer needs.
 pub struct Challenge {
     pub resource: Resource,
-    pub requirements: PaymentRequirements,
+    /// One entry per network, in the configuration's order (docs/behaviour.md §21).
+    pub accepts: Vec<PaymentRequirements>,
     pub extensions: Extensions,
 }
 
@@ -215,7 +234,7 @@ impl Challenge {
         let description = config.description.clone().unwrap_or_else(|| format!("Access pass: {}", offer.label));
         Challenge {
             resource: Resource { url, description, mime_type: MIME_TYPE },
-            requirements: requirements(config, offer, fee_payer),
+            accepts: config.networks.iter().filter_map(|n| requirements(config, n, offer, fee_payer)).collect(),
             extensions: Extensions::default(),
         }
     }
@@ -225,9 +244,8 @@ impl Challenge {
     pub fn with_sign_in(mut self, config: &Config, now_ms: impl FnOnce() -> u64) -> Challenge {
         if let Some(settings) = &config.siwx {
             if settings.origin_of(&self.resource.url).is_some() {
-                if let Some(json) =
-                    crate::siwx::declare::declare(settings, &config.network, &self.resource.url, now_ms())
-                {
+                let networks: Vec<&str> = config.networks.iter().map(|n| n.network.as_str()).collect();
+                if let Some(json) = crate::siwx::declare::declare(settings, &networks, &self.resource.url, now_ms()) {
                     self.extensions.declare(crate::siwx::declare::EXTENSION, json);
                 }
             }
@@ -240,7 +258,7 @@ impl Challenge {
         let required = PaymentRequired {
             x402_version: 2,
             resource: &self.resource,
-            accepts: [&self.requirements],
+            accepts: &self.accepts,
             error: "Payment required",
         };
         let mut json = serde_json::to_vec(&required).unwrap_or_default();
@@ -263,7 +281,7 @@ impl Challenge {
             let body = ChallengeBody {
                 x402_version: 1,
                 error: "Access pass required",
-                accepts: [self.requirements.v1(&self.resource)],
+                accepts: self.accepts.iter().map(|r| r.v1(&self.resource)).collect(),
                 message: "Purchase an access pass to unlock unlimited API access for a time window.",
                 resource: &self.resource,
                 access_pass: AccessPassInfo {
@@ -321,6 +339,13 @@ fn paywall_html(config: &Config, challenge: &Challenge) -> String {
             escape_html(&rate.price)
         ));
     }
+    // Every network the seller is paid on (docs/behaviour.md §21), in the 402's order.
+    let networks = config
+        .networks
+        .iter()
+        .map(|n| format!("<code>{}</code>, paid to <code>{}</code>", escape_html(&n.network), escape_html(&n.pay_to)))
+        .collect::<Vec<_>>()
+        .join(" or ");
     format!(
         concat!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -333,8 +358,7 @@ fn paywall_html(config: &Config, challenge: &Challenge) -> String {
             "<p>{description}. Buy a pass once and every request in its time window goes straight through.</p>",
             "<table><thead><tr><th>Pass</th><th>Price</th><th>How to ask for it</th></tr></thead><tbody>{rows}</tbody></table>",
             "<h2>How to pay</h2>",
-            "<p>Payments use the <a href=\"https://x402.org\">x402 protocol</a>: USDC on <code>{network}</code>, ",
-            "paid to <code>{pay_to}</code>. An x402 client (for example <code>wrapFetch</code> from ",
+            "<p>Payments use the <a href=\"https://x402.org\">x402 protocol</a>: USDC on {networks}. An x402 client (for example <code>wrapFetch</code> from ",
             "<code>@dexterai/x402</code> with <code>accessPass</code>) reads the <code>PAYMENT-REQUIRED</code> and ",
             "<code>X-ACCESS-PASS-TIERS</code> headers of this response, sends the payment in a ",
             "<code>PAYMENT-SIGNATURE</code> header and receives the pass in <code>ACCESS-PASS</code>. ",
@@ -344,8 +368,7 @@ fn paywall_html(config: &Config, challenge: &Challenge) -> String {
         title = escape_html(&challenge.resource.url),
         description = escape_html(&challenge.resource.description),
         rows = rows,
-        network = escape_html(&config.network),
-        pay_to = escape_html(&config.pay_to),
+        networks = networks,
     )
 }
 
@@ -412,6 +435,7 @@ mod tests {
     fn the_json_body_is_a_v1_payment_required_with_the_part_one_members_beside_it() {
         let mut c = config();
         c.network = crate::config::DEVNET.to_owned();
+        c.networks[0].network = crate::config::DEVNET.to_owned();
         let offer = offer::default_offer(&c).unwrap();
         let url = "http://api.test/weather".to_owned();
         let challenge = Challenge::new(&c, &offer, url, "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu");

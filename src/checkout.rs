@@ -240,6 +240,8 @@ impl Checkout {
     /// claim it in the ledger. A payment refused here never reaches the facilitator.
     /// `method` and `path` (with its query) are the request's: a payment identifier is bound to
     /// them (docs/behaviour.md §17.5).
+    /// `now_ms` is read for an EVM payment only (its validity window, docs/behaviour.md §21).
+    #[allow(clippy::too_many_arguments)]
     pub fn begin(
         config: &Config,
         method: &[u8],
@@ -248,9 +250,12 @@ impl Checkout {
         header: &[u8],
         challenge: Challenge,
         fee_payer: &str,
+        now_ms: impl FnOnce() -> u64,
     ) -> Result<(Checkout, Step), Finish> {
-        let checked =
-            payment::decode_header(config, wire, header).and_then(|p| payment::check(config, path, p)).and_then(|c| {
+        let now_s = || now_ms() / 1_000;
+        let checked = payment::decode_header(config, wire, header)
+            .and_then(|p| payment::check(config, path, p, now_s))
+            .and_then(|c| {
                 let id = payment::identifier(&c.payment.payload)?;
                 Ok((c, id))
             });
@@ -261,7 +266,14 @@ impl Checkout {
                 return Err(refuse(config, &challenge, "Payment verification failed", refusal.reason(), log));
             }
         };
-        let requirements = challenge::requirements(config, &checked.offer, fee_payer);
+        let requirements = config
+            .networks
+            .get(checked.network)
+            .and_then(|network| challenge::requirements(config, network, &checked.offer, fee_payer));
+        let Some(requirements) = requirements else {
+            let log = outcome_line("purchase refused", Some(&checked), "reason=network_mismatch");
+            return Err(refuse(config, &challenge, "Payment verification failed", "network_mismatch", log));
+        };
         let body = facilitator::request_body(&checked.payment.payload, wire, &requirements, &challenge.resource);
         let at = PurchaseKey::of(&checked.message_hash);
         let serve = is_paid_request(config, path);
@@ -547,7 +559,8 @@ impl Checkout {
         };
         let finish = Finish { answer, counts, log: Some(self.outcome("settled", &detail)) };
         let entitlement = Entitlement::of(&pass.claims);
-        self.entitle = Some(LedgerOp::Entitle { payer: pass.claims.payer.clone(), entitlement });
+        let payer = crate::entitlements::key_of(&pass.claims.payer);
+        self.entitle = Some(LedgerOp::Entitle { payer, entitlement });
         self.close(finish, Some(Entry::Settled { at: now, receipt }))
     }
 
@@ -641,10 +654,11 @@ impl Checkout {
 
     /// The network as the payment's x402 version names it: in a v1 settle answer and
     /// `X-PAYMENT-RESPONSE`, the v1 name (docs/behaviour.md §20).
-    fn network<'c>(&self, config: &'c Config) -> &'c str {
+    fn network<'c>(&'c self, _config: &Config) -> &'c str {
+        let network = &self.checked.payment.network;
         match self.checked.payment.wire {
-            Wire::V2 => &config.network,
-            Wire::V1 => challenge::v1_network(&config.network),
+            Wire::V2 => network,
+            Wire::V1 => challenge::v1_network(network),
         }
     }
 
@@ -700,8 +714,8 @@ fn unavailable_count(problem: Unavailable) -> Count {
 fn outcome_line(outcome: &str, checked: Option<&CheckedPayment>, detail: &str) -> String {
     match checked {
         Some(c) => format!(
-            "x402-access-pass: {outcome} payer={} tier={} amount={} {detail}",
-            c.payer, c.offer.tier, c.offer.atomic
+            "x402-access-pass: {outcome} payer={} tier={} amount={} network={} {detail}",
+            c.payer, c.offer.tier, c.price, c.payment.network
         ),
         None => format!("x402-access-pass: {outcome} {detail}"),
     }

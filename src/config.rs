@@ -15,14 +15,15 @@ use serde_json::Value;
 use crate::catalogue;
 pub use crate::catalogue::{Rate, Tier};
 use crate::known_keys;
+use crate::networks::{self, Network, Rail};
 use crate::pricing::{self, PriceError};
 use crate::solana::{self, Pubkey};
 use crate::token::{KeyError, KeyMaterial, KeyRing, KeySpec, VerifyPolicy};
 
 pub const MAINNET: &str = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp";
 pub const DEVNET: &str = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1";
-const MAINNET_USDC: &str = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";
-const DEVNET_USDC: &str = "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU";
+#[cfg(test)]
+use crate::networks::{DEVNET_USDC, MAINNET_USDC};
 pub const DEFAULT_ISSUER: &str = "x402-access-pass";
 const DEFAULT_FACILITATOR_URL: &str = "https://x402.dexter.cash";
 const DEFAULT_FACILITATOR_CLUSTER: &str = "x402_facilitator";
@@ -39,7 +40,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
         ConfigError { field: field.into(), problem: problem.into() }
     }
 }
@@ -53,7 +54,7 @@ impl std::fmt::Display for ConfigError {
 type Result<T> = std::result::Result<T, ConfigError>;
 
 /// The token paid in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Asset {
     pub address: String,
     pub key: Pubkey,
@@ -124,10 +125,14 @@ pub enum AllowedOrigins {
 
 /// The validated configuration.
 pub struct Config {
+    /// The Solana network's `payTo`, CAIP-2 id and asset (the first network's when all are EVM);
+    /// `pay_to_key` and `asset.key` are its Solana keys (zero on an EVM network).
     pub pay_to: String,
     pub pay_to_key: Pubkey,
     pub network: String,
     pub asset: Asset,
+    /// Every network the seller is paid on, in the order of the 402's `accepts` (docs/behaviour.md §21).
+    pub networks: Vec<Network>,
     /// Sorted by duration, shortest first: `tiers[0]` is the default pass.
     pub tiers: Vec<Tier>,
     pub rate_per_hour: Option<Rate>,
@@ -170,6 +175,7 @@ struct RawConfig {
     pay_to: Option<Value>,
     network: Option<Value>,
     asset: Option<Value>,
+    networks: Option<Value>,
     tiers: Option<Value>,
     rate_per_hour: Option<Value>,
     min_duration_seconds: Option<Value>,
@@ -212,6 +218,7 @@ impl RawConfig {
                 "payTo" => &mut raw.pay_to,
                 "network" => &mut raw.network,
                 "asset" => &mut raw.asset,
+                "networks" => &mut raw.networks,
                 "tiers" => &mut raw.tiers,
                 "ratePerHour" => &mut raw.rate_per_hour,
                 "minDurationSeconds" => &mut raw.min_duration_seconds,
@@ -279,25 +286,23 @@ impl Config {
     pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
         let raw = RawConfig::from_json(json)?;
 
-        let pay_to = required_string(&raw.pay_to, "payTo")?;
-        if pay_to == known_keys::PAY_TO_PLACEHOLDER {
-            return Err(ConfigError::new(
-                "payTo",
-                "is the reference configuration's placeholder: set it to your own wallet address (it receives the payments)",
-            ));
-        }
-        let pay_to_key = solana::decode_pubkey(&pay_to)
-            .ok_or_else(|| ConfigError::new("payTo", "must be a base58 Solana address of 32 bytes"))?;
-        let network = optional_string(&raw.network, "network")?.unwrap_or_else(|| MAINNET.to_owned());
-        // Test keys are fine on devnet (the demo and the tests use them) and never on a mainnet.
-        let mainnet = known_keys::is_mainnet(&network).then_some(network.as_str());
-        if let (Some(network), true) = (mainnet, known_keys::is_test_address(&pay_to_key)) {
-            return Err(ConfigError::new(
-                "payTo",
-                format!("is a well-known test key whose private key is public: on {network} anyone could take the payments; use your own wallet"),
-            ));
-        }
-        let asset = parse_asset(&raw.asset, &network)?;
+        let networks =
+            networks::parse(raw.networks.as_ref(), raw.pay_to.as_ref(), raw.network.as_ref(), raw.asset.as_ref())?;
+        // The top-level fields name the Solana network (the one whose fee payer `/supported` gives),
+        // else the first network.
+        let main = networks
+            .iter()
+            .find(|n| !n.is_evm())
+            .or(networks.first())
+            .ok_or_else(|| ConfigError::new("networks", "must list at least one network"))?;
+        let (pay_to, network, asset) = (main.pay_to.clone(), main.network.clone(), main.asset.clone());
+        let pay_to_key = match &main.rail {
+            Rail::Solana { pay_to, .. } => *pay_to,
+            Rail::Evm(_) => Pubkey::default(),
+        };
+        let solana = !main.is_evm();
+        // Test keys are fine on test networks (the demo and the tests use them) and never on a mainnet.
+        let mainnet = networks.iter().map(|n| n.network.as_str()).find(|n| known_keys::is_mainnet(n));
 
         let tiers = parse_tiers(&raw.tiers, asset.decimals)?;
         let rate_per_hour = match optional_string(&raw.rate_per_hour, "ratePerHour")? {
@@ -313,6 +318,17 @@ impl Config {
                 "tiers",
                 "configure at least one tier or ratePerHour: there is nothing to sell",
             ));
+        }
+        for (i, net) in networks.iter().enumerate().filter(|(_, n)| n.asset.decimals != asset.decimals) {
+            let prices = tiers.iter().map(|t| t.price.as_str()).chain(rate_per_hour.iter().map(|r| r.price.as_str()));
+            for price in prices {
+                pricing::parse_price(price, net.asset.decimals).map_err(|e| {
+                    ConfigError::new(
+                        format!("networks[{i}].asset.decimals"),
+                        format!("too few for the price {price:?}: {e}"),
+                    )
+                })?;
+            }
         }
         let min_duration_seconds = optional_u64(&raw.min_duration_seconds, "minDurationSeconds")?.unwrap_or(60);
         let max_duration_seconds = optional_u64(&raw.max_duration_seconds, "maxDurationSeconds")?.unwrap_or(2_592_000);
@@ -339,6 +355,8 @@ impl Config {
             Some(fp) if solana::decode_pubkey(&fp).is_none() => {
                 return Err(ConfigError::new("feePayer", "must be a base58 Solana address of 32 bytes"))
             }
+            // Without a Solana network no fee payer is needed: nothing asks `/supported` for one.
+            None if !solana => Some(String::new()),
             other => other,
         };
 
@@ -394,6 +412,7 @@ impl Config {
             pay_to_key,
             network,
             asset,
+            networks,
             tiers,
             rate_per_hour,
             min_duration_seconds,
@@ -462,13 +481,6 @@ fn optional_string(v: &Option<Value>, field: &str) -> Result<Option<String>> {
     }
 }
 
-fn required_string(v: &Option<Value>, field: &str) -> Result<String> {
-    match optional_string(v, field)? {
-        Some(s) if !s.is_empty() => Ok(s),
-        _ => Err(ConfigError::new(field, "is required")),
-    }
-}
-
 fn optional_u64(v: &Option<Value>, field: &str) -> Result<Option<u64>> {
     match v {
         None | Some(Value::Null) => Ok(None),
@@ -479,41 +491,6 @@ fn optional_u64(v: &Option<Value>, field: &str) -> Result<Option<u64>> {
 
 fn string_in(obj: &serde_json::Map<String, Value>, key: &str, field: &str) -> Result<Option<String>> {
     optional_string(&obj.get(key).cloned(), &format!("{field}.{key}"))
-}
-
-fn parse_asset(v: &Option<Value>, network: &str) -> Result<Asset> {
-    let (address, decimals) = match v {
-        None | Some(Value::Null) => match network {
-            MAINNET => (MAINNET_USDC.to_owned(), 6),
-            DEVNET => (DEVNET_USDC.to_owned(), 6),
-            _ => {
-                return Err(ConfigError::new(
-                    "asset",
-                    format!("is required for network {network:?} (USDC is known only for Solana mainnet and devnet)"),
-                ))
-            }
-        },
-        Some(Value::Object(obj)) => {
-            for key in obj.keys() {
-                if key != "address" && key != "decimals" {
-                    return Err(ConfigError::new(format!("asset.{key}"), "unknown field"));
-                }
-            }
-            let address =
-                string_in(obj, "address", "asset")?.ok_or_else(|| ConfigError::new("asset.address", "is required"))?;
-            let decimals = obj
-                .get("decimals")
-                .and_then(Value::as_u64)
-                .and_then(|d| u8::try_from(d).ok())
-                .filter(|d| *d <= 18)
-                .ok_or_else(|| ConfigError::new("asset.decimals", "must be an integer from 0 to 18"))?;
-            (address, decimals)
-        }
-        Some(_) => return Err(type_error("asset", "an object {address, decimals}")),
-    };
-    let key = solana::decode_pubkey(&address)
-        .ok_or_else(|| ConfigError::new("asset.address", "must be a base58 Solana address of 32 bytes"))?;
-    Ok(Asset { address, key, decimals })
 }
 
 fn parse_tiers(v: &Option<Value>, decimals: u8) -> Result<Vec<Tier>> {

@@ -69,7 +69,7 @@ pub fn decide<'a>(
     match (&config.siwx, config.siwx.as_ref().and_then(|_| headers.header(siwx::HEADER))) {
         (Some(settings), Some(raw)) => {
             let leeway = config.verify_policy.leeway_seconds;
-            let outcome = siwx::check(settings, &config.network, leeway, &raw, now_ms);
+            let outcome = siwx::check(settings, &config.networks, leeway, &raw, now_ms);
             Decision::SignIn { outcome, otherwise: Box::new(otherwise) }
         }
         _ => otherwise,
@@ -77,15 +77,17 @@ pub fn decide<'a>(
 }
 
 /// A verified sign-in, once the ledger answered: the claim headers to forward with when `payer`
-/// holds an entitlement on this network that is honoured at `now` (`now <= exp + leeway`).
+/// holds an entitlement on one of this seller's networks (as its pass would be honoured) that is
+/// honoured at `now` (`now <= exp + leeway`).
 pub fn honour<'a>(
     config: &'a Config,
     payer: &str,
     entitlement: Option<&Entitlement>,
     now: u64,
 ) -> Option<Vec<(&'a str, String)>> {
-    let entitlement =
-        entitlement.filter(|e| e.network == config.network && e.honoured(now, config.verify_policy.leeway_seconds))?;
+    let entitlement = entitlement.filter(|e| {
+        config.networks.iter().any(|n| n.network == e.network) && e.honoured(now, config.verify_policy.leeway_seconds)
+    })?;
     Some(claim_headers(config, &entitlement.claims(config, payer)))
 }
 
@@ -321,5 +323,25 @@ mod tests {
         assert_eq!(honour(&c, "Buyer", None, 2_000), None, "never paid");
         let elsewhere = Entitlement { network: crate::config::MAINNET.into(), ..e };
         assert_eq!(honour(&c, "Buyer", Some(&elsewhere), 2_000), None, "another network's pass");
+    }
+
+    /// docs/behaviour.md §21: a seller on several networks honours an entitlement bought on any of
+    /// them (as it honours the pass itself), with the network it was bought on in the claims.
+    #[test]
+    fn an_entitlement_bought_on_any_of_the_sellers_networks_is_honoured() {
+        let json = serde_json::json!({
+            "networks": [{"network": crate::config::DEVNET, "payTo": "GRzLBcpDz3XkKQ1y2dmbezuXYRTUJ3vNueDNkma32unv"},
+                         {"network": "eip155:84532", "payTo": "0x3325a78425F17a7E487Eb5666b2bFd93aBb06c70"}],
+            "secret": SECRET, "tiers": {"1h": "0.50"},
+        });
+        let c = Config::parse(json.to_string().as_bytes(), &|_| None).unwrap();
+        let payer = "0x1a642f0e3c3af545e7acbd38b07251b3990914f1";
+        let e = Entitlement { tier: "1h".into(), iat: 1_000, exp: 4_600, network: "eip155:84532".into() };
+        let claims = honour(&c, payer, Some(&e), 2_000).unwrap();
+        assert!(claims.contains(&("x-access-pass-network", "eip155:84532".to_owned())), "{claims:?}");
+        let elsewhere = Entitlement { network: "eip155:8453".into(), ..e };
+        assert_eq!(honour(&c, payer, Some(&elsewhere), 2_000), None, "a network this seller does not sell on");
+        assert_eq!(crate::entitlements::key_of("0x1A642f0E3c3aF545E7AcBD38b07251B3990914F1"), payer);
+        assert_eq!(crate::entitlements::key_of("Buyer"), "Buyer");
     }
 }

@@ -68,6 +68,16 @@ pub fn bucket_key(index: usize) -> String {
     format!("x402_access_pass.entitlements.{index}")
 }
 
+/// The key a payer's entitlement is kept under: the address as sold, lower-case on an EVM
+/// network (`0x` hex, the same account in any letter case: docs/behaviour.md §21), where a
+/// verified EVM sign-in looks it up.
+pub fn key_of(payer: &str) -> String {
+    match payer.starts_with("0x") {
+        true => payer.to_ascii_lowercase(),
+        false => payer.to_owned(),
+    }
+}
+
 /// The bucket a payer lives in.
 pub fn locate(payer: &str) -> usize {
     let digest = Sha256::digest(payer.as_bytes());

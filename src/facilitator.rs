@@ -191,13 +191,16 @@ pub fn read_settle(result: CalloutResult<'_>, network: &str, payer: &str) -> Set
     let Ok(answer) = serde_json::from_slice::<SettleResponse>(body) else {
         return Settlement::Unknown(unavailable);
     };
+    // An EVM payer is an address, the same in any letter case (docs/behaviour.md §21).
+    let evm = is_evm(network);
+    let same_payer = |c: &str| c == payer || (evm && c.eq_ignore_ascii_case(payer));
     let same = |claimed: &Option<String>, ours: &str| claimed.as_deref().is_none_or(|c| c == ours);
-    if !same(&answer.network, network) || !same(&answer.payer, payer) {
+    if !same(&answer.network, network) || !answer.payer.as_deref().is_none_or(same_payer) {
         return Settlement::Unknown(Unavailable::BadResponse);
     }
     match answer {
         SettleResponse { success: true, transaction: Some(transaction), .. }
-            if ok && crate::solana::is_signature(&transaction) =>
+            if ok && is_transaction_id(evm, &transaction) =>
         {
             Settlement::Settled { transaction }
         }
@@ -205,6 +208,20 @@ pub fn read_settle(result: CalloutResult<'_>, network: &str, payer: &str) -> Set
             Settlement::Failed { reason: sanitize_reason(error_reason.as_deref().unwrap_or("settlement_failed")) }
         }
         _ => Settlement::Unknown(unavailable),
+    }
+}
+
+/// Whether `network` (CAIP-2, or its v1 name) is an EVM network.
+fn is_evm(network: &str) -> bool {
+    network.starts_with("eip155:") || crate::challenge::network_of_v1(network).is_some_and(|n| n.starts_with("eip155:"))
+}
+
+/// A settled transaction's id: a Solana signature (base58 of 64 bytes), or on an EVM network a
+/// transaction hash (`0x` + 32 bytes of hex).
+fn is_transaction_id(evm: bool, transaction: &str) -> bool {
+    match evm {
+        true => crate::evm::hex::decode_fixed::<32>(transaction).is_some(),
+        false => crate::solana::is_signature(transaction),
     }
 }
 
@@ -274,6 +291,41 @@ mod tests {
         for body in malformed {
             assert_eq!(settle(&body), Settlement::Unknown(Unavailable::BadResponse), "{body}");
         }
+    }
+
+    /// docs/behaviour.md §21: on an EVM network the transaction id is a `0x` + 32-byte hash, and the
+    /// payer is the same address in any letter case.
+    #[test]
+    fn an_evm_settlement_is_a_0x_hash_and_its_payer_is_read_in_any_case() {
+        let payer = "0x1a642f0E3c3aF545E7AcBD38b07251B3990914F1";
+        let hash = format!("0x{}", "ab".repeat(32));
+        for network in ["eip155:84532", "base-sepolia"] {
+            let read = |body: &str| read_settle(ok(body), network, payer);
+            let answer = |tx: &str, who: &str| {
+                format!(r#"{{"success":true,"transaction":"{tx}","network":"{network}","payer":"{who}"}}"#)
+            };
+            assert_eq!(read(&answer(&hash, payer)), Settlement::Settled { transaction: hash.clone() });
+            assert_eq!(read(&answer(&hash, &payer.to_lowercase())), Settlement::Settled { transaction: hash.clone() });
+            let solana_tx = crate::solana::encode_base58(&[7; 64]);
+            for bad in [solana_tx.as_str(), &hash[..64], "0xzz", &format!("{hash}00")] {
+                assert_eq!(read(&answer(bad, payer)), Settlement::Unknown(Unavailable::BadResponse), "{bad}");
+            }
+            let other = "0x5050A4F4b3f9338C3472dcC01A87C76A144b3c9c";
+            assert_eq!(read(&answer(&hash, other)), Settlement::Unknown(Unavailable::BadResponse));
+        }
+        // A 0x hash is no Solana transaction id, and a Solana payer's case matters.
+        assert_eq!(
+            settle(&format!(r#"{{"success":true,"transaction":"{hash}"}}"#)),
+            Settlement::Unknown(Unavailable::BadResponse)
+        );
+        let lower = PAYER.to_lowercase();
+        assert_eq!(
+            settle(&format!(
+                r#"{{"success":true,"transaction":"{}","payer":"{lower}"}}"#,
+                crate::solana::encode_base58(&[7; 64])
+            )),
+            Settlement::Unknown(Unavailable::BadResponse)
+        );
     }
 
     #[test]

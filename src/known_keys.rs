@@ -15,7 +15,7 @@ pub const PAY_TO_PLACEHOLDER: &str = "CHANGE-ME-to-your-wallet-address";
 
 /// Networks where tokens are worth money. A test key is refused on these only: the demo and
 /// the tests run on devnet with these keys on purpose.
-const MAINNETS: [&str; 1] = [crate::config::MAINNET];
+const MAINNETS: [&str; 2] = [crate::config::MAINNET, crate::networks::BASE];
 
 /// Ed25519 public keys of the seeds made of one repeated byte 0x01..=0x09 (the repository uses
 /// 0x01 buyer, 0x02 fee payer, 0x03 merchant, 0x07 and 0x09 pass keys). The unit test below

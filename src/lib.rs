@@ -21,6 +21,7 @@ pub mod fee_payer;
 pub mod jwt_crypto;
 pub mod known_keys;
 pub mod ledger;
+pub mod networks;
 pub mod offer;
 pub mod payment;
 pub mod pricing;

@@ -76,6 +76,25 @@ pub fn offer_paid_for(config: &Config, path: &[u8], paid: u64) -> Option<Offer> 
     candidates(config, path).into_iter().find(|o| o.atomic == paid)
 }
 
+/// The price of `offer` in atomic units of an asset of `decimals` (docs/behaviour.md §21): the
+/// same USD string, in that asset's decimals. `None` if it has no price there.
+pub fn price_in(config: &Config, offer: &Offer, decimals: u8) -> Option<u64> {
+    if decimals == config.asset.decimals {
+        return Some(offer.atomic);
+    }
+    if offer.tier == CUSTOM_TIER {
+        let rate = pricing::parse_price(&config.rate_per_hour.as_ref()?.price, decimals).ok()?;
+        return pricing::duration_price(rate, offer.seconds, decimals);
+    }
+    let tier = config.tiers.iter().find(|t| t.id == offer.tier)?;
+    pricing::parse_price(&tier.price, decimals).ok()
+}
+
+/// As [`offer_paid_for`], for `paid` atomic units of an asset of `decimals`; with its price there.
+pub fn offer_paid_in(config: &Config, path: &[u8], decimals: u8, paid: u64) -> Option<(Offer, u64)> {
+    candidates(config, path).into_iter().find(|o| price_in(config, o, decimals) == Some(paid)).map(|o| (o, paid))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

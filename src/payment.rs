@@ -7,8 +7,11 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::evm::exact;
+use crate::evm::payload::ExactEvmPayload;
+use crate::networks::Rail;
 use crate::offer::{self, Offer};
-use crate::solana::{self, Transaction};
+use crate::solana::{self, Pubkey, Transaction};
 
 /// Larger headers are refused before any decoding.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -29,6 +32,9 @@ pub enum Refusal {
     PayToMismatch,
     AmountMismatch,
     InvalidTransaction,
+    /// An EVM authorization that is malformed, outside its validity window, or not signed by its
+    /// `from` under the seller's domain (docs/behaviour.md §21).
+    InvalidAuthorization,
     InvalidPaymentIdentifier,
 }
 
@@ -42,6 +48,7 @@ impl Refusal {
             Refusal::PayToMismatch => "pay_to_mismatch",
             Refusal::AmountMismatch => "amount_mismatch",
             Refusal::InvalidTransaction => "invalid_transaction",
+            Refusal::InvalidAuthorization => "invalid_authorization",
             Refusal::InvalidPaymentIdentifier => "invalid_payment_identifier",
         }
     }
@@ -94,8 +101,15 @@ pub struct Payment {
     /// `accepted.amount`, else `accepted.maxAmountRequired`, as sent. `None` for v1, whose
     /// payload names no amount: the transaction's transfer says what was paid.
     pub amount: Option<String>,
-    /// The Solana transaction, wire bytes.
+    /// The Solana transaction, wire bytes (empty for an EVM payment).
     pub transaction: Vec<u8>,
+}
+
+impl Payment {
+    /// The scheme's own payload: `payload` of the decoded header.
+    pub fn scheme_payload(&self) -> Option<&Value> {
+        self.payload.get("payload")
+    }
 }
 
 /// A payment that passed every local check, bound to the pass it buys.
@@ -103,10 +117,16 @@ pub struct Payment {
 pub struct CheckedPayment {
     pub payment: Payment,
     pub offer: Offer,
-    /// SHA-256 of the transaction message: the key of the purchase (docs/behaviour.md §6.5).
+    /// The key of the purchase (docs/behaviour.md §6.5): SHA-256 of the Solana transaction
+    /// message, or of an EVM authorization's (`from`, `nonce`) (§21).
     pub message_hash: [u8; 32],
-    /// The buyer: the transfer's authority, whose signature was checked.
+    /// The buyer: the transfer's authority, or the EVM authorization's `from` (EIP-55), whose
+    /// signature was checked.
     pub payer: String,
+    /// The network paid on: its index in `config.networks`.
+    pub network: usize,
+    /// The price paid, in that network's asset's atomic units.
+    pub price: u64,
 }
 
 /// Standard base64 of JSON, in the version its header carries (docs/behaviour.md §6.1, §20):
@@ -128,10 +148,14 @@ pub fn decode_header(config: &Config, wire: Wire, raw: &[u8]) -> Result<Payment,
     if payload.get("x402Version").and_then(Value::as_u64) != Some(wire.version()) {
         return Err(invalid);
     }
-    let transaction =
-        payload.get("payload").and_then(|p| p.get("transaction")).and_then(Value::as_str).ok_or(invalid)?;
-    // A transaction that is not base64 is a transaction that does not decode.
-    let transaction = BASE64.decode(transaction).unwrap_or_default();
+    // A Solana payment carries a transaction, an EVM one an authorization (docs/behaviour.md §21).
+    let scheme_payload = payload.get("payload").ok_or(invalid)?;
+    let transaction = match scheme_payload.get("transaction") {
+        // A transaction that is not base64 is a transaction that does not decode.
+        Some(Value::String(transaction)) => BASE64.decode(transaction).unwrap_or_default(),
+        _ if scheme_payload.get("authorization").is_some_and(Value::is_object) => Vec::new(),
+        _ => return Err(invalid),
+    };
     let fields = match wire {
         Wire::V2 => payload.get("accepted").and_then(Value::as_object),
         Wire::V1 => payload.as_object(),
@@ -146,12 +170,13 @@ pub fn decode_header(config: &Config, wire: Wire, raw: &[u8]) -> Result<Payment,
             text("payTo").ok_or(invalid)?,
             Some(text("amount").or_else(|| text("maxAmountRequired")).ok_or(invalid)?),
         ),
-        Wire::V1 => (
-            crate::challenge::network_of_v1(&network).unwrap_or_default().to_owned(),
-            config.asset.address.clone(),
-            config.pay_to.clone(),
-            None,
-        ),
+        Wire::V1 => {
+            let network = crate::challenge::network_of_v1(&network).unwrap_or_default();
+            // v1 names no asset nor payee: the seller's on that network.
+            let seller = config.networks.iter().find(|n| n.network == network);
+            let (asset, pay_to) = seller.map(|n| (n.asset.address.clone(), n.pay_to.clone())).unwrap_or_default();
+            (network.to_owned(), asset, pay_to, None)
+        }
     };
     Ok(Payment { wire, scheme, network, asset, pay_to, amount, transaction, payload })
 }
@@ -178,56 +203,102 @@ pub fn identifier(payload: &Value) -> Result<Option<String>, Refusal> {
     }
 }
 
-/// docs/behaviour.md §6.2 then §6.3: the payment must be for this seller, network and asset,
-/// pay exactly the price of one of the request's candidates (the first that
-/// matches is the pass issued), and carry a transaction that really pays that
-/// price in that asset, signed by its buyer.
-pub fn check(config: &Config, path: &[u8], payment: Payment) -> Result<CheckedPayment, Refusal> {
+/// docs/behaviour.md §6.2 then §6.3 (§21): the payment must be for one of this seller's
+/// networks, with its asset and payee there, pay exactly the price, in that asset, of one of the
+/// request's candidates (the first that matches is the pass issued), and carry a Solana
+/// transaction that really pays that price, signed by its buyer, or an EVM authorization of that
+/// price to the seller, valid at `now_s` and signed by its `from`. `now_s` (unix seconds) is read
+/// for an EVM payment only.
+pub fn check(
+    config: &Config,
+    path: &[u8],
+    payment: Payment,
+    now_s: impl FnOnce() -> u64,
+) -> Result<CheckedPayment, Refusal> {
     if payment.scheme != "exact" {
         return Err(Refusal::UnsupportedScheme);
     }
-    if payment.network != config.network {
-        return Err(Refusal::NetworkMismatch);
-    }
-    if payment.asset != config.asset.address {
+    let (index, network) = config
+        .networks
+        .iter()
+        .enumerate()
+        .find(|(_, n)| n.network == payment.network)
+        .ok_or(Refusal::NetworkMismatch)?;
+    // An EVM address is the same in any letter case (EIP-55 is only a checksum); base58 is not.
+    let same = |a: &str, b: &str| a == b || (network.is_evm() && a.eq_ignore_ascii_case(b));
+    if !same(&payment.asset, &network.asset.address) {
         return Err(Refusal::AssetMismatch);
     }
-    if payment.pay_to != config.pay_to {
+    if !same(&payment.pay_to, &network.pay_to) {
         return Err(Refusal::PayToMismatch);
     }
-    let offer = match &payment.amount {
-        Some(amount) => {
-            let paid = crate::pricing::parse_duration_seconds(amount).ok_or(Refusal::AmountMismatch)?;
-            offer::offer_paid_for(config, path, paid)
+    let decimals = network.asset.decimals;
+    match &network.rail {
+        Rail::Solana { mint, .. } => {
+            let offer = match &payment.amount {
+                Some(amount) => {
+                    let paid = crate::pricing::parse_duration_seconds(amount).ok_or(Refusal::AmountMismatch)?;
+                    offer::offer_paid_in(config, path, decimals, paid)
+                }
+                None => offer_in_transaction(config, path, mint, decimals, &payment.transaction)?,
+            };
+            let (offer, price) = offer.ok_or(Refusal::AmountMismatch)?;
+            let (message_hash, payer) = check_transaction(mint, decimals, &payment.transaction, price)?;
+            Ok(CheckedPayment { payment, offer, message_hash, payer, network: index, price })
         }
-        None => offer_in_transaction(config, path, &payment.transaction)?,
-    };
-    let offer = offer.ok_or(Refusal::AmountMismatch)?;
-    let (message_hash, payer) = check_transaction(config, &payment.transaction, offer.atomic)?;
-    Ok(CheckedPayment { payment, offer, message_hash, payer })
+        Rail::Evm(token) => {
+            let authorization = payment.scheme_payload().ok_or(Refusal::InvalidAuthorization)?;
+            let evm = ExactEvmPayload::from_value(authorization).map_err(|_| Refusal::InvalidAuthorization)?;
+            // v1 names no amount: the authorization's value says what was paid.
+            let paid = match &payment.amount {
+                Some(amount) => crate::pricing::parse_duration_seconds(amount),
+                None => evm.authorization.value.to_u64(),
+            };
+            let (offer, price) = paid
+                .and_then(|paid| offer::offer_paid_in(config, path, decimals, paid))
+                .ok_or(Refusal::AmountMismatch)?;
+            let terms = exact::Terms { domain: token.domain(), pay_to: token.pay_to, amount: price };
+            let checked = exact::check(&evm, &terms, now_s()).map_err(|e| match e {
+                exact::CheckError::RecipientMismatch => Refusal::PayToMismatch,
+                exact::CheckError::AmountMismatch => Refusal::AmountMismatch,
+                _ => Refusal::InvalidAuthorization,
+            })?;
+            let payer = checked.payer.to_checksum();
+            Ok(CheckedPayment { payment, offer, message_hash: checked.replay_key, payer, network: index, price })
+        }
+    }
 }
 
 /// A v1 payment names no amount (docs/behaviour.md §20): the pass it buys is the first candidate
 /// whose price one of its transfers of the asset pays.
-fn offer_in_transaction(config: &Config, path: &[u8], wire: &[u8]) -> Result<Option<Offer>, Refusal> {
+fn offer_in_transaction(
+    config: &Config,
+    path: &[u8],
+    mint: &Pubkey,
+    decimals: u8,
+    wire: &[u8],
+) -> Result<Option<(Offer, u64)>, Refusal> {
     let tx = Transaction::decode(wire).map_err(|_| Refusal::InvalidTransaction)?;
     let paid: Vec<u64> = tx
         .transfer_checked()
         .into_iter()
-        .filter(|t| *t.mint == config.asset.key && t.decimals == config.asset.decimals)
+        .filter(|t| t.mint == mint && t.decimals == decimals)
         .map(|t| t.amount)
         .collect();
-    Ok(offer::candidates(config, path).into_iter().find(|o| paid.contains(&o.atomic)))
+    Ok(offer::candidates(config, path).into_iter().find_map(|o| {
+        let price = offer::price_in(config, &o, decimals)?;
+        paid.contains(&price).then_some((o, price))
+    }))
 }
 
-fn check_transaction(config: &Config, wire: &[u8], price: u64) -> Result<([u8; 32], String), Refusal> {
+fn check_transaction(mint: &Pubkey, decimals: u8, wire: &[u8], price: u64) -> Result<([u8; 32], String), Refusal> {
     let invalid = Refusal::InvalidTransaction;
     // Decoding refuses address-table lookups: every account must be visible here.
     let tx = Transaction::decode(wire).map_err(|_| invalid)?;
     let transfer = tx
         .transfer_checked()
         .into_iter()
-        .find(|t| t.amount == price && *t.mint == config.asset.key && t.decimals == config.asset.decimals)
+        .find(|t| t.amount == price && t.mint == mint && t.decimals == decimals)
         .ok_or(invalid)?;
     let signer = tx
         .account_keys
@@ -240,6 +311,9 @@ fn check_transaction(config: &Config, wire: &[u8], price: u64) -> Result<([u8; 3
     }
     Ok((tx.message_hash(), solana::encode_base58(transfer.authority)))
 }
+
+#[cfg(test)]
+mod evm_tests;
 
 #[cfg(test)]
 mod tests {
@@ -295,7 +369,7 @@ mod tests {
             (c.asset.address.as_str(), c.pay_to.as_str(), None)
         );
         assert_eq!(p.payload, vectors["v1"]["payload"]);
-        let checked = check(&c, b"/weather", p).unwrap();
+        let checked = check(&c, b"/weather", p, || 0).unwrap();
         assert_eq!(
             (checked.offer.tier.as_str(), checked.payer.as_str()),
             ("5m", vectors["v1"]["verify"]["payer"].as_str().unwrap())
@@ -332,9 +406,9 @@ mod tests {
         let garbage =
             r#"{"x402Version":1,"scheme":"exact","network":"solana-devnet","payload":{"transaction":"AA=="}}"#;
         let p = decode_header(&c, Wire::V1, BASE64.encode(garbage).as_bytes()).unwrap();
-        assert_eq!(check(&c, b"/weather", p).err(), Some(Refusal::InvalidTransaction));
+        assert_eq!(check(&c, b"/weather", p, || 0).err(), Some(Refusal::InvalidTransaction));
         let upto = r#"{"x402Version":1,"scheme":"upto","network":"solana-devnet","payload":{"transaction":"AA=="}}"#;
         let p = decode_header(&c, Wire::V1, BASE64.encode(upto).as_bytes()).unwrap();
-        assert_eq!(check(&c, b"/weather", p).err(), Some(Refusal::UnsupportedScheme));
+        assert_eq!(check(&c, b"/weather", p, || 0).err(), Some(Refusal::UnsupportedScheme));
     }
 }

@@ -23,7 +23,8 @@ pub fn claims(config: &Config, checked: &CheckedPayment, now: u64) -> PassClaims
         iat: now,
         exp: now.saturating_add(checked.offer.seconds),
         payer: checked.payer.clone(),
-        network: config.network.clone(),
+        // The network paid on (docs/behaviour.md §21).
+        network: checked.payment.network.clone(),
         iss: config.issuer.clone(),
         aud: config.audience.clone(),
     }

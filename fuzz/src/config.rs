@@ -82,6 +82,8 @@ fn check_offer(config: &Config, o: &Offer, path: &str) {
         offer: o.clone(),
         message_hash: [0; 32],
         payer: PAYER.to_owned(),
+        network: config.networks.iter().position(|n| n.network == config.network).unwrap_or_default(),
+        price: o.atomic,
     };
     let claims = purchase::claims(config, &checked, NOW);
     let pass = match token::sign(&config.keys, &claims) {

@@ -104,4 +104,40 @@ pub fn run(data: &[u8]) {
             }
         }
     }
+
+    // Through the filter's own door (docs/behaviour.md §21): the payload in a v2 PAYMENT-SIGNATURE
+    // for the Base entry of a Solana + Base seller. A payment the filter takes pays that seller's
+    // price on Base, within its window, signed by its `from`, and is its pass's payer.
+    let header = json!({"x402Version": 2, "payload": original,
+        "accepted": {"scheme": "exact", "network": "eip155:8453", "amount": "10000", "asset": BASE_USDC, "payTo": PAY_TO}});
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, header.to_string());
+    let config = two_network_seller();
+    for now in [EVM_NOW, 0] {
+        let checked =
+            x402_access_pass::payment::decode_header(config, x402_access_pass::payment::Wire::V2, encoded.as_bytes())
+                .and_then(|p| x402_access_pass::payment::check(config, b"/weather", p, || now));
+        if let Ok(checked) = checked {
+            assert_eq!((checked.network, checked.price, checked.offer.tier.as_str()), (1, 10_000, "5m"));
+            assert_eq!(checked.payer, auth.from.to_checksum());
+            assert_eq!((auth.to, auth.value), (seller.pay_to, U256::from_u64(10_000)));
+            assert!(auth.valid_after <= U256::from_u64(now) && U256::from_u64(now) < auth.valid_before);
+            assert_eq!(payment.signature.recover(&hash), Ok(auth.from));
+            assert_eq!(checked.message_hash, replay_key(&auth.from, &auth.nonce));
+        }
+    }
+}
+
+/// Solana devnet, then Base (the vectors' `payTo`): the 5-minute pass is 10000 atomic USDC.
+fn two_network_seller() -> &'static x402_access_pass::config::Config {
+    static CONFIG: std::sync::OnceLock<x402_access_pass::config::Config> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let json = json!({"networks": [
+                {"network": "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1", "payTo": "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse"},
+                {"network": "eip155:8453", "payTo": PAY_TO}],
+            "tiers": {"5m": "0.01"}, "secret": "fuzz-evm-seller-secret-0123456789abcdef"});
+        match x402_access_pass::config::Config::parse(json.to_string().as_bytes(), &|_| None) {
+            Ok(config) => config,
+            Err(e) => panic!("the fuzz seller's configuration: {e}"),
+        }
+    })
 }

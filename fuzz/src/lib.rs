@@ -14,7 +14,7 @@
 //! | `token`     | `token::bearer_token`, `token::verify`, `token::verify_cached`   |
 //! | `query`     | `pricing::parse_query`, `offer::candidates`, the price parsers   |
 //! | `siwx`      | `siwx::check`, `siwx::header::parse`, `siwx::message::format`    |
-//! | `evm_payment` | `evm::payload::ExactEvmPayload::from_json` + `evm::exact::check` |
+//! | `evm_payment` | `evm::payload::ExactEvmPayload::from_json` + `evm::exact::check`, then `payment::decode_header` + `payment::check` on a Solana + Base seller |
 //! | `siwe`      | `evm::siwe::format_message` + `evm::siwe::verify`                |
 
 #![forbid(unsafe_code)]
@@ -135,7 +135,7 @@ mod tests {
         let s = crate::siwx::settings();
         let honoured = x402_access_pass::siwx::check(
             s,
-            crate::siwx::NETWORK,
+            crate::siwx::networks(),
             crate::siwx::LEEWAY,
             valid.as_bytes(),
             crate::siwx::NOW_MS,

@@ -56,7 +56,7 @@ pub fn run_wire(data: &[u8], wire: Wire) {
         }
     };
     assert!(header.len() <= payment::MAX_HEADER_BYTES);
-    let checked = match payment::check(config, path, decoded) {
+    let checked = match payment::check(config, path, decoded, || NOW) {
         Ok(checked) => checked,
         Err(refusal) => {
             assert_ne!(refusal, Refusal::InvalidPaymentHeader, "a decoded header refused as undecodable");
@@ -92,7 +92,10 @@ pub fn run_wire(data: &[u8], wire: Wire) {
     let signer = tx.account_keys.iter().take(usize::from(tx.num_required_signatures)).position(|k| **k == payer);
     assert!(signer.is_some_and(|i| tx.verify_signature(i)), "the payer did not sign");
 
-    let requirements = challenge::requirements(config, &checked.offer, "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu");
+    let network = config.networks.get(checked.network).expect("the network paid on is the seller's");
+    let requirements =
+        challenge::requirements(config, network, &checked.offer, "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu")
+            .expect("the pass paid for has a price on the network paid on");
     let resource =
         challenge::Resource { url: "http://x/api".into(), description: "d".into(), mime_type: "application/json" };
     let body = facilitator::request_body(&p.payload, wire, &requirements, &resource);
@@ -127,7 +130,7 @@ mod tests {
             header.as_bytes(),
         )
         .unwrap();
-        let checked = x402_access_pass::payment::check(super::config(), b"/weather", decoded).unwrap();
+        let checked = x402_access_pass::payment::check(super::config(), b"/weather", decoded, || crate::NOW).unwrap();
         assert_eq!((checked.offer.tier.as_str(), checked.offer.atomic), ("5m", 1000));
         super::run(header.as_bytes());
         let tx = base64::engine::general_purpose::STANDARD
@@ -144,7 +147,7 @@ mod tests {
         let vectors: serde_json::Value = serde_json::from_str(text).unwrap();
         let header = vectors["v1"]["xPaymentHeader"].as_str().unwrap();
         let decoded = decode_header(super::config(), Wire::V1, header.as_bytes()).unwrap();
-        let checked = x402_access_pass::payment::check(super::config(), b"/weather", decoded).unwrap();
+        let checked = x402_access_pass::payment::check(super::config(), b"/weather", decoded, || crate::NOW).unwrap();
         assert_eq!((checked.offer.tier.as_str(), checked.offer.atomic), ("5m", 1000));
         super::run_wire(header.as_bytes(), Wire::V1);
         assert_eq!(

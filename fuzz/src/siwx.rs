@@ -26,6 +26,15 @@ pub const NETWORK: &str = "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1";
 pub const NOW_MS: u64 = 1_772_366_430_000;
 pub const LEEWAY: u64 = 5;
 
+/// The configured networks: Solana devnet only.
+pub fn networks() -> &'static [x402_access_pass::networks::Network] {
+    static NETWORKS: OnceLock<Vec<x402_access_pass::networks::Network>> = OnceLock::new();
+    NETWORKS.get_or_init(|| {
+        let pay_to = Value::from("GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse");
+        x402_access_pass::networks::parse(None, Some(&pay_to), Some(&Value::from(NETWORK)), None).unwrap_or_default()
+    })
+}
+
 pub fn settings() -> &'static Settings {
     static SETTINGS: OnceLock<Settings> = OnceLock::new();
     SETTINGS.get_or_init(|| {
@@ -75,7 +84,7 @@ fn signed(k: u8, json: &[u8]) {
 
 /// Runs the check and asserts what an honoured sign-in implies; the payer when honoured.
 fn check(raw: &[u8]) -> Option<String> {
-    let outcome = siwx::check(settings(), NETWORK, LEEWAY, raw, NOW_MS);
+    let outcome = siwx::check(settings(), networks(), LEEWAY, raw, NOW_MS);
     let payload = header::parse(raw);
     if let Some(p) = &payload {
         let text = message::format(p);

@@ -126,7 +126,7 @@ fn drive_wire(
     let mut waits = Vec::new();
     let mut clock_ms = now * 1_000;
     let (mut checkout, mut step) =
-        match Checkout::begin(config, b"GET", path, wire, header, challenge(config), &fee_payer()) {
+        match Checkout::begin(config, b"GET", path, wire, header, challenge(config), &fee_payer(), || now * 1_000) {
             Ok(started) => started,
             Err(finish) => return Run { finish, calls, waits },
         };
@@ -191,10 +191,18 @@ impl Seller {
     }
 
     fn entry(&self, now: u64) -> Option<Entry> {
-        let hash =
-            Checkout::begin(&self.config, b"GET", PART_ONE, Wire::V2, &header(), challenge(&self.config), &fee_payer())
-                .map(|(checkout, _)| checkout.checked().message_hash)
-                .unwrap_or_else(|_| panic!("the vector passes the local checks"));
+        let hash = Checkout::begin(
+            &self.config,
+            b"GET",
+            PART_ONE,
+            Wire::V2,
+            &header(),
+            challenge(&self.config),
+            &fee_payer(),
+            || 0,
+        )
+        .map(|(checkout, _)| checkout.checked().message_hash)
+        .unwrap_or_else(|_| panic!("the vector passes the local checks"));
         let at = PurchaseKey::of(&hash);
         self.ledger().update(at.bucket, now, |b| b.get(&at.key).cloned()).unwrap()
     }
@@ -281,10 +289,18 @@ fn while_the_payment_is_in_flight_elsewhere_the_answer_is_409() {
     let hash = seller.entry(NOW);
     assert_eq!(hash, None);
     // Another request claims it and is still verifying.
-    let (checkout, step) =
-        Checkout::begin(&seller.config, b"GET", PART_ONE, Wire::V2, &header(), challenge(&seller.config), &fee_payer())
-            .ok()
-            .unwrap();
+    let (checkout, step) = Checkout::begin(
+        &seller.config,
+        b"GET",
+        PART_ONE,
+        Wire::V2,
+        &header(),
+        challenge(&seller.config),
+        &fee_payer(),
+        || 0,
+    )
+    .ok()
+    .unwrap();
     let Step::Ledger(claim) = step else { panic!("a claim first") };
     assert_eq!(seller.ledger().run(&claim, NOW), LedgerAnswer::Claimed(Claim::Fresh));
     drop(checkout);
@@ -425,10 +441,18 @@ fn losing_compare_and_swap_races_changes_nothing_for_the_buyer() {
 #[test]
 fn an_answer_the_flow_did_not_ask_for_is_503_and_keeps_the_ledger() {
     let seller = Seller::new();
-    let (mut checkout, _claim) =
-        Checkout::begin(&seller.config, b"GET", PART_ONE, Wire::V2, &header(), challenge(&seller.config), &fee_payer())
-            .ok()
-            .unwrap();
+    let (mut checkout, _claim) = Checkout::begin(
+        &seller.config,
+        b"GET",
+        PART_ONE,
+        Wire::V2,
+        &header(),
+        challenge(&seller.config),
+        &fee_payer(),
+        || 0,
+    )
+    .ok()
+    .unwrap();
     let step = checkout.on_callout(&seller.config, Reply::Ok(SETTLED).result(), NOW);
     let Step::Finish(finish) = step else { panic!("finished") };
     assert_eq!(finish.local().status, 503);
@@ -575,6 +599,7 @@ fn message_hash(seller: &Seller) -> [u8; 32] {
         &header(),
         challenge(&seller.config),
         &fee_payer(),
+        || 0,
     ) {
         Ok((checkout, _)) => checkout.checked().message_hash,
         Err(_) => panic!("the vector passes the local checks"),
@@ -702,10 +727,18 @@ fn a_paid_request_left_unknown_is_503_and_the_same_payment_again_is_forwarded() 
     assert_eq!((run.finish.local().status, reason(run.finish.local()).as_str()), (503, "settlement_unknown"));
     assert!(matches!(seller.entry(NOW), Some(Entry::Unknown { .. })));
     // While another request works it out: 409, as for a purchase.
-    let (_, claim) =
-        Checkout::begin(&seller.config, b"GET", PAID, Wire::V2, &header(), challenge(&seller.config), &fee_payer())
-            .ok()
-            .unwrap();
+    let (_, claim) = Checkout::begin(
+        &seller.config,
+        b"GET",
+        PAID,
+        Wire::V2,
+        &header(),
+        challenge(&seller.config),
+        &fee_payer(),
+        || 0,
+    )
+    .ok()
+    .unwrap();
     let Step::Ledger(claim) = claim else { panic!("a claim first") };
     assert!(matches!(seller.ledger().run(&claim, NOW + 1), LedgerAnswer::Claimed(Claim::Recover(_))));
     let busy = seller.pay(NOW + 2, &[]);
@@ -805,11 +838,20 @@ impl Seller {
 fn settled_receipt_of_another_payment(seller: &Seller) -> Receipt {
     let claims = purchase::claims(
         &seller.config,
-        &Checkout::begin(&seller.config, b"GET", PAID, Wire::V2, &header(), challenge(&seller.config), &fee_payer())
-            .ok()
-            .unwrap()
-            .0
-            .checked,
+        &Checkout::begin(
+            &seller.config,
+            b"GET",
+            PAID,
+            Wire::V2,
+            &header(),
+            challenge(&seller.config),
+            &fee_payer(),
+            || 0,
+        )
+        .ok()
+        .unwrap()
+        .0
+        .checked,
         NOW,
     );
     let token = token::sign(&seller.config.keys, &claims).unwrap();
@@ -881,6 +923,7 @@ fn an_identifier_used_for_another_request_is_409_payment_identifier_conflict() {
         &header_with_id(ID),
         challenge(&seller.config),
         &fee_payer(),
+        || 0,
     )
     .ok()
     .unwrap();
@@ -981,10 +1024,18 @@ impl Seller {
 #[test]
 fn a_v1_payment_asks_the_facilitator_in_v1_with_the_v1_form_of_the_servers_requirements() {
     let seller = Seller::new();
-    let (checkout, step) =
-        Checkout::begin(&seller.config, b"GET", PAID, Wire::V1, &x_payment(), challenge(&seller.config), &fee_payer())
-            .ok()
-            .unwrap();
+    let (checkout, step) = Checkout::begin(
+        &seller.config,
+        b"GET",
+        PAID,
+        Wire::V1,
+        &x_payment(),
+        challenge(&seller.config),
+        &fee_payer(),
+        || 0,
+    )
+    .ok()
+    .unwrap();
     assert!(matches!(step, Step::Ledger(LedgerOp::Claim(_))));
     let body: serde_json::Value = serde_json::from_slice(checkout.body()).unwrap();
     let v1 = &vectors()["v1"];
@@ -1111,6 +1162,7 @@ fn payer_of(seller: &Seller) -> String {
         &header(),
         challenge(&seller.config),
         &fee_payer(),
+        || 0,
     )
     .map(|(checkout, _)| checkout.checked().payer.clone())
     .unwrap_or_else(|_| panic!("the vector passes the local checks"))
@@ -1148,4 +1200,145 @@ fn a_recovered_settlement_entitles_its_payer_for_the_pass_signed_anew() {
     assert_eq!(again.finish.local().status, 200);
     let entitlement = entitlement_of(&seller, &payer).unwrap();
     assert_eq!((entitlement.iat, entitlement.exp), (NOW + 30, NOW + 330));
+}
+
+/// docs/behaviour.md §21: an EVM payment (the official client's, on Base Sepolia, from
+/// tests/vectors/evm) goes the same way: verified, signed, settled, recorded, replayed; the
+/// facilitator gets the EVM entry's own requirements; the pass names the network paid on; the
+/// payer's entitlement is kept under its lower-case address.
+mod evm {
+    use base64::Engine as _;
+
+    use super::*;
+
+    const EVM_VECTORS: &str = include_str!("../../tests/vectors/evm/exact.json");
+    const EVM_TX: &str = "0xabababababababababababababababababababababababababababababababab";
+
+    fn vectors() -> serde_json::Value {
+        serde_json::from_str(EVM_VECTORS).unwrap()
+    }
+
+    fn evm_now() -> u64 {
+        vectors()["baseSepolia"]["now"].as_u64().unwrap()
+    }
+
+    fn header() -> Vec<u8> {
+        vectors()["baseSepolia"]["paymentSignatureHeader"].as_str().unwrap().as_bytes().to_vec()
+    }
+
+    fn payer() -> String {
+        vectors()["keys"]["payer"]["address"].as_str().unwrap().to_owned()
+    }
+
+    fn seller() -> Seller {
+        let json = serde_json::json!({
+            "networks": [{"network": "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1", "payTo": "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse"},
+                         {"network": "eip155:84532", "payTo": vectors()["keys"]["merchant"]["address"]}],
+            "tiers": {"5m": "0.001", "1h": "0.50"}, "secret": "checkout-test-secret-0123456789abcdef0123",
+            "protect": [{"prefix": "/"}],
+        });
+        Seller::with_config(Config::parse(json.to_string().as_bytes(), &|_| None).unwrap())
+    }
+
+    fn settled() -> &'static str {
+        // The official facilitator's answer names the payer as the authorization does (EIP-55).
+        Box::leak(
+            format!(r#"{{"success":true,"transaction":"{EVM_TX}","network":"eip155:84532","payer":"{}"}}"#, payer())
+                .into_boxed_str(),
+        )
+    }
+
+    #[test]
+    fn an_evm_payment_is_verified_settled_recorded_and_replayed_with_its_own_requirements() {
+        let seller = seller();
+        let now = evm_now();
+        let (checkout, _) = Checkout::begin(
+            &seller.config,
+            b"GET",
+            PART_ONE,
+            Wire::V2,
+            &header(),
+            challenge(&seller.config),
+            &fee_payer(),
+            || now * 1_000,
+        )
+        .unwrap_or_else(|_| panic!("the vector passes the local checks"));
+        let body: serde_json::Value = serde_json::from_slice(checkout.body()).unwrap();
+        assert_eq!(
+            body["paymentRequirements"],
+            serde_json::json!({"scheme": "exact", "network": "eip155:84532", "amount": "1000", "maxAmountRequired": "1000",
+                "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "payTo": vectors()["keys"]["merchant"]["address"],
+                "maxTimeoutSeconds": 60, "extra": {"name": "USDC", "version": "2"}})
+        );
+        assert_eq!(body["paymentPayload"], vectors()["baseSepolia"]["paymentPayload"]);
+
+        let settle = (Endpoint::Settle, Reply::Ok(settled()));
+        let run = drive(&seller.ledger(), &seller.config, &header(), now, &[VERIFY_OK, settle]);
+        let response = run.finish.local();
+        assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
+        let token = response.header("access-pass").unwrap();
+        let claims = token::verify(&seller.config.keys, &seller.config.verify_policy, token.as_bytes(), now).unwrap();
+        assert_eq!(
+            (claims.network.as_str(), claims.payer.clone(), claims.tier.as_str()),
+            ("eip155:84532", payer(), "5m")
+        );
+        let receipt: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD.decode(response.header("payment-response").unwrap()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(receipt["transaction"], EVM_TX);
+        assert_eq!(receipt["network"], "eip155:84532");
+        assert!(run.finish.log.as_deref().unwrap_or_default().contains("network=eip155:84532"));
+
+        // The entitlement is kept under the lower-case address, where an EVM sign-in looks.
+        let lower = payer().to_lowercase();
+        match seller.ledger().run(&LedgerOp::Entitlement(lower), now) {
+            LedgerAnswer::Entitled(Some(e)) => assert_eq!(e.network, "eip155:84532"),
+            other => panic!("no entitlement under the lower-case address: {other:?}"),
+        }
+
+        // The same authorization again: the same answer, no callout.
+        let again = drive(&seller.ledger(), &seller.config, &header(), now + 10, &[]);
+        assert_eq!(again.finish.local(), response);
+        assert_eq!(again.finish.counts, [Count::ReplaysServed]);
+    }
+
+    #[test]
+    fn an_evm_settle_answer_with_a_solana_transaction_id_is_not_believed() {
+        let seller = seller();
+        let now = evm_now();
+        let solana_tx = Box::leak(
+            format!(r#"{{"success":true,"transaction":"{TX}","network":"eip155:84532","payer":"{}"}}"#, payer())
+                .into_boxed_str(),
+        );
+        let run = drive_with(
+            &seller.ledger(),
+            &seller.config,
+            PART_ONE,
+            &header(),
+            now,
+            &[VERIFY_OK],
+            Some(Reply::Ok(solana_tx)),
+        );
+        let response = run.finish.local();
+        assert_eq!((response.status, reason(response).as_str()), (503, "settlement_unknown"));
+    }
+
+    #[test]
+    fn an_expired_evm_payment_never_reaches_the_facilitator_or_the_ledger() {
+        let seller = seller();
+        let valid_before: u64 = vectors()["baseSepolia"]["paymentPayload"]["payload"]["authorization"]["validBefore"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let run = drive(&seller.ledger(), &seller.config, &header(), valid_before, &[]);
+        assert!(run.calls.is_empty());
+        let response = run.finish.local();
+        assert_eq!((response.status, reason(response).as_str()), (402, "invalid_authorization"));
+        assert_eq!(
+            seller.ledger().run(&LedgerOp::Entitlement(payer().to_lowercase()), valid_before),
+            LedgerAnswer::Entitled(None)
+        );
+    }
 }

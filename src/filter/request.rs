@@ -202,7 +202,8 @@ impl Request {
         header: &[u8],
     ) -> Action {
         let method = host::request_header(":method").unwrap_or_default();
-        match Checkout::begin(&worker.config, &method, &self.path, wire, header, challenge, fee_payer) {
+        match Checkout::begin(&worker.config, &method, &self.path, wire, header, challenge, fee_payer, host::now_millis)
+        {
             Ok((checkout, step)) => {
                 let flow = Flow {
                     context_id: self.context_id,

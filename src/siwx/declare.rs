@@ -27,23 +27,37 @@ pub const NONCE_BYTES: usize = 16;
 /// The declaration (compact JSON) for a 402 to `resource_url` at `now_ms`, or `None` when that URL
 /// is not on a configured origin (a signature made for it would never be honoured) or no nonce
 /// could be drawn.
-pub fn declare(settings: &Settings, network: &str, resource_url: &str, now_ms: u64) -> Option<String> {
+pub fn declare(settings: &Settings, networks: &[&str], resource_url: &str, now_ms: u64) -> Option<String> {
     let origin = settings.origin_of(resource_url)?;
     let nonce = fresh_nonce()?;
-    Some(declaration(settings, origin, network, resource_url, now_ms, &nonce))
+    Some(declaration(settings, origin, networks, resource_url, now_ms, &nonce))
 }
 
-/// `{"info":{...},"supportedChains":[...],"schema":{...}}` with a given nonce (`declare` draws it).
+/// `{"info":{...},"supportedChains":[...],"schema":{...}}` with a given nonce (`declare` draws it):
+/// one supported chain per network, in the 402's order, `ed25519` on Solana and `eip191` on EVM
+/// networks, as the package's `getSignatureType` (docs/behaviour.md §21).
 pub fn declaration(
     settings: &Settings,
     origin: &Origin,
-    network: &str,
+    networks: &[&str],
     resource_url: &str,
     now_ms: u64,
     nonce: &str,
 ) -> String {
     let uri = json_string(&rebase(origin, resource_url));
-    let kind = if network.starts_with("solana:") { "ed25519" } else { "eip191" };
+    let mut chains = String::new();
+    for (i, network) in networks.iter().enumerate() {
+        let kind = if network.starts_with("solana:") { "ed25519" } else { "eip191" };
+        let separator = if i == 0 { "" } else { "," };
+        chains.push_str(&concat_all(&[
+            separator,
+            r#"{"chainId":"#,
+            &json_string(network),
+            r#","type":""#,
+            kind,
+            r#""}"#,
+        ]));
+    }
     let statement = settings.statement.as_deref().map(json_string);
     let (statement_member, statement) = match &statement {
         Some(json) => (r#","statement":"#, json.as_str()),
@@ -63,11 +77,9 @@ pub fn declaration(
         "]",
         statement_member,
         statement,
-        r#"},"supportedChains":[{"chainId":"#,
-        &json_string(network),
-        r#","type":""#,
-        kind,
-        r#""}],"schema":"#,
+        r#"},"supportedChains":["#,
+        &chains,
+        r#"],"schema":"#,
         SCHEMA,
         "}",
     ])

@@ -1,4 +1,4 @@
-//! Sign-In-With-X for Solana (docs/behaviour.md §16): a buyer who paid once comes back without
+//! Sign-In-With-X for Solana and EVM networks (docs/behaviour.md §16, §21): a buyer who paid once comes back without
 //! paying by signing a CAIP-122 message with the wallet that paid, as the official
 //! `@x402/extensions/sign-in-with-x` client does.
 //!
@@ -64,19 +64,19 @@ impl Reason {
 }
 
 /// Reads, validates and verifies one `SIGN-IN-WITH-X` header value at `now_ms`; the address of
-/// the wallet that signed it, or why not. `network` is the configured network, `leeway_seconds`
-/// the clock skew allowed (`leewaySeconds`).
+/// the wallet that signed it (lower-case hex on an EVM network, docs/behaviour.md §21), or why
+/// not. `networks` are the configured networks, `leeway_seconds` the clock skew allowed
+/// (`leewaySeconds`).
 pub fn check(
     settings: &Settings,
-    network: &str,
+    networks: &[crate::networks::Network],
     leeway_seconds: u64,
     raw: &[u8],
     now_ms: u64,
 ) -> Result<String, Reason> {
     let payload = header::parse(raw).ok_or(Reason::Malformed)?;
     validate::validate(settings, leeway_seconds, &payload, now_ms)?;
-    verify::verify(network, &payload)?;
-    Ok(payload.address)
+    verify::verify(networks, &payload)
 }
 
 #[cfg(test)]

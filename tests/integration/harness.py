@@ -56,6 +56,12 @@ ASSET = "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU"
 MERCHANT = "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse"  # seed 0x03
 FEE_PAYER_SEED_HEX = "02" * 32
 FEE_PAYER = "9hSR6S7WPtxmTojgo6GG3k4yDPecgJY292j7xrsUGWBu"  # seed 0x02
+# Base Sepolia (docs/behaviour.md §21): the merchant's EVM address (private key 0x03…03) and the
+# test facilitator's EVM signer (0x04…04), as in tests/vectors/evm.
+EVM_NETWORK = "eip155:84532"
+EVM_ASSET = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
+EVM_MERCHANT = "0x3325a78425F17a7E487Eb5666b2bFd93aBb06c70"
+EVM_SIGNER_KEY_HEX = "04" * 32
 SECRET = "integration-test-secret-0123456789abcdef"
 # The payTo of every shipped reference configuration until a seller sets theirs (src/known_keys.rs).
 PAY_TO_PLACEHOLDER = "CHANGE-ME-to-your-wallet-address"
@@ -321,7 +327,9 @@ class Facilitator:
     configuration it serves); `network`, `asset` and `decimals`: what it settles."""
 
     def __init__(self, out_dir: pathlib.Path, name: str = "facilitator", *, network: str = NETWORK,
-                 asset: str = ASSET, decimals: int = 6, ata_owners: Iterable[str] = (MERCHANT,)):
+                 asset: str = ASSET, decimals: int = 6, ata_owners: Iterable[str] = (MERCHANT,),
+                 evm_networks: Iterable[str] = ()):
+        self.evm_networks = list(evm_networks)
         self.out_dir = out_dir
         self.name = name
         self.network, self.asset, self.decimals = network, asset, decimals
@@ -359,6 +367,8 @@ class Facilitator:
             "--rpc-listen", "127.0.0.1:0", "--network", self.network, "--asset", self.asset,
             "--decimals", str(self.decimals), "--fee-payer-seed-hex", FEE_PAYER_SEED_HEX,
             *(arg for owner in self.ata_owners for arg in ("--ata-owner", owner)), "--ready-file", ready,
+            *(arg for network in self.evm_networks for arg in ("--evm-network", network)),
+            *(("--evm-signer-key-hex", EVM_SIGNER_KEY_HEX) if self.evm_networks else ()),
         ], self.out_dir / f"{self.name}.log", env={"RUST_BACKTRACE": "1"})
 
         def read_ready():

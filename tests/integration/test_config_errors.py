@@ -40,6 +40,24 @@ CASES = {
     # Found by fuzzing: passes this long overflowed their price and expiry.
     "durations-over-ten-years": ({"maxDurationSeconds": 2 ** 64 - 1}, ["maxDurationSeconds"]),
     "tier-over-ten-years": ({"tiers": {"30500568904943w": "0.05"}}, ["30500568904943w"]),
+    # Several networks (docs/behaviour.md §21).
+    "evm-payTo-bad-checksum": ({"payTo": None, "network": None, "networks": [
+        {"network": "eip155:84532", "payTo": "0x3325a78425f17a7E487Eb5666b2bFd93aBb06c70"}]},
+        ["networks[0].payTo", "EIP-55"]),
+    "evm-payTo-not-20-bytes": ({"payTo": None, "network": None, "networks": [
+        {"network": "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1", "payTo": SELLER_WALLET},
+        {"network": "eip155:8453", "payTo": "0x3325a78425F17a7E487Eb5666b2bFd93aBb06c"}]},
+        ["networks[1].payTo", "20 bytes"]),
+    "unknown-evm-network-without-asset": ({"payTo": None, "network": None, "networks": [
+        {"network": "eip155:10", "payTo": "0x3325a78425F17a7E487Eb5666b2bFd93aBb06c70"}]},
+        ["networks[0].asset", "name and version"]),
+    "evm-asset-without-eip712-name": ({"payTo": None, "network": None, "networks": [
+        {"network": "eip155:10", "payTo": "0x3325a78425F17a7E487Eb5666b2bFd93aBb06c70",
+         "asset": {"address": "0x0b2C639c533813f4Aa9D7837CAf62653d097Ff85", "decimals": 6}}]},
+        ["networks[0].asset.name"]),
+    "networks-and-top-level-payTo": ({"networks": [
+        {"network": "eip155:84532", "payTo": "0x3325a78425F17a7E487Eb5666b2bFd93aBb06c70"}]},
+        ["payTo", "not both"]),
 }
 
 

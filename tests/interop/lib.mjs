@@ -26,6 +26,10 @@ export const env = {
   apiFaults: required('X402_API_FAULTS'),
   // siwx.origins = its own origin, a 1-minute default pass, its own facilitator (siwx.test.mjs)
   apiSiwx: required('X402_API_SIWX'),
+  // Solana devnet + Base Sepolia (networks), SIWX on its own origin, its own facilitator (evm.test.mjs)
+  apiEvm: required('X402_API_EVM'),
+  controlEvm: required('X402_CONTROL_URL_EVM'),
+  rpcEvm: required('X402_RPC_URL_EVM'),
   python: required('X402_PYTHON'),
   upstream: required('X402_UPSTREAM'),
   envoyAdmin: required('X402_ENVOY_ADMIN'),
@@ -135,9 +139,9 @@ export function dexterClient(buyer, accessPass, extra = {}) {
  *  (`@x402/extensions/sign-in-with-x`), which answers a 402 that declares it with a signed
  *  `SIGN-IN-WITH-X` before paying. `extensions`: more client extensions (`{key,
  *  enrichPaymentPayload}`) registered with `x402Client.registerExtension`. */
-export async function officialClient(buyer, { siwx = false, extensions = [] } = {}) {
+export async function officialClient(buyer, { siwx = false, extensions = [], rpcUrl = env.rpc } = {}) {
   const signer = await createKeyPairSignerFromBytes(buyer.keypair.secretKey);
-  const client = new x402Client().register('solana:*', new ExactSvmScheme(signer, { rpcUrl: env.rpc }));
+  const client = new x402Client().register('solana:*', new ExactSvmScheme(signer, { rpcUrl }));
   if (siwx) client.registerExtension(createSIWxClientExtension({ signers: [signer] }));
   for (const extension of extensions) client.registerExtension(extension);
   const rec = recordingFetch();

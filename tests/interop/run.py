@@ -41,8 +41,8 @@ DASHBOARD_DIST = pathlib.Path(os.environ.get("X402_DASHBOARD_DIST", REPO / "exam
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
 
-from harness import (ASSET, FEE_PAYER, MERCHANT, NETWORK, SECRET, Envoy, EnvoyExited,  # noqa: E402
-                     Facilitator, default_plugin_config)
+from harness import (ASSET, EVM_MERCHANT, EVM_NETWORK, FEE_PAYER, MERCHANT, NETWORK, SECRET, Envoy,  # noqa: E402
+                     EnvoyExited, Facilitator, default_plugin_config)
 from data_upstream import DataUpstream  # noqa: E402
 from upstream import BackgroundServer  # noqa: E402
 
@@ -99,14 +99,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_siwx_envoy(facilitator: Facilitator, upstream_port: int, parts: list) -> Envoy:
+def start_siwx_envoy(facilitator: Facilitator, upstream_port: int, parts: list, name: str = "siwx",
+                     **overrides) -> Envoy:
     """Envoy "siwx": a 1-minute default pass and its own origin in siwx.origins, so its port is chosen before it starts (again, should another process take that
-    port first). Returned ready."""
+    port first). Returned ready. `overrides`: more plugin settings (the EVM Envoy's `networks`)."""
     for attempt in range(3):
         port = free_port()
         siwx = {"origins": [f"http://127.0.0.1:{port}"]}
-        config = default_plugin_config(facilitator.addr, tiers=SIWX_TIERS, siwx=siwx)
-        envoy = Envoy("siwx", config, facilitator.port, upstream_port, OUT, listener_port=port)
+        config = default_plugin_config(facilitator.addr, tiers=SIWX_TIERS, siwx=siwx, **overrides)
+        envoy = Envoy(name, config, facilitator.port, upstream_port, OUT, listener_port=port)
         parts.append(envoy.start(wait_ready=False))
         try:
             envoy.wait_ready()
@@ -114,7 +115,7 @@ def start_siwx_envoy(facilitator: Facilitator, upstream_port: int, parts: list) 
         except EnvoyExited:
             if attempt == 2:
                 raise
-            print(f"Envoy siwx could not start on port {port}; another port", file=sys.stderr)
+            print(f"Envoy {name} could not start on port {port}; another port", file=sys.stderr)
     raise AssertionError("unreachable")
 
 
@@ -172,6 +173,9 @@ def main() -> int:
         # The SIWX Envoy's own facilitator (BESIDE).
         siwx_facilitator = Facilitator(OUT, "facilitator-siwx").start()
         parts.append(siwx_facilitator)
+        # The EVM Envoy's own facilitator: Solana devnet and Base Sepolia (docs/behaviour.md §21).
+        evm_facilitator = Facilitator(OUT, "facilitator-evm", evm_networks=[EVM_NETWORK]).start()
+        parts.append(evm_facilitator)
         upstream = DataUpstream().start()
         parts.append(upstream)
         site = StaticSite(DASHBOARD_DIST, OUT / "dashboard-static.log").start()
@@ -189,7 +193,11 @@ def main() -> int:
         for part in (envoy, origin_envoy, faults_envoy):
             parts.append(part.start(wait_ready=False))
         siwx_envoy = start_siwx_envoy(siwx_facilitator, upstream.port, parts)
-        envoys = (envoy, origin_envoy, faults_envoy, siwx_envoy)
+        # Envoy "evm": the same passes on Solana devnet and Base Sepolia, SIWX on its own origin.
+        evm_networks = [{"network": NETWORK, "payTo": MERCHANT}, {"network": EVM_NETWORK, "payTo": EVM_MERCHANT}]
+        evm_envoy = start_siwx_envoy(evm_facilitator, upstream.port, parts, "evm", payTo=None, network=None,
+                                     networks=evm_networks)
+        envoys = (envoy, origin_envoy, faults_envoy, siwx_envoy, evm_envoy)
         for part in envoys:
             part.wait_ready()
         siwx_origin = f"http://127.0.0.1:{siwx_envoy.port}"
@@ -199,6 +207,9 @@ def main() -> int:
             "X402_API_ORIGIN_ONLY": f"http://127.0.0.1:{origin_envoy.port}",
             "X402_API_FAULTS": f"http://127.0.0.1:{faults_envoy.port}",
             "X402_API_SIWX": siwx_origin,
+            "X402_API_EVM": f"http://127.0.0.1:{evm_envoy.port}",
+            "X402_CONTROL_URL_EVM": f"http://{evm_facilitator.control}",
+            "X402_RPC_URL_EVM": f"http://{evm_facilitator.rpc}",
             "X402_UPSTREAM": f"http://127.0.0.1:{upstream.port}",
             "X402_PYTHON": str(PYTHON_BUYERS),
             "X402_FACILITATOR_URL": f"http://{facilitator.addr}",
@@ -222,7 +233,7 @@ def main() -> int:
             print(f"\nDashboard: {site.origin}/?api={env['X402_API']}&rpc={env['X402_RPC_URL']}\n"
                   f"Paywall:   {env['X402_API']}/api/data\nCtrl-C stops everything.", flush=True)
             while not stopping.is_set():
-                for part in (facilitator, siwx_facilitator, *envoys):
+                for part in (facilitator, siwx_facilitator, evm_facilitator, *envoys):
                     if not part.proc.alive():
                         print(f"{part.name} exited; see {OUT}", file=sys.stderr)
                         return 1
@@ -277,7 +288,7 @@ def main() -> int:
             print("interop: no test ran", file=sys.stderr)
             code = 1
         if code != 0:
-            for part in (facilitator, siwx_facilitator, *envoys):
+            for part in (facilitator, siwx_facilitator, evm_facilitator, *envoys):
                 if part.proc and not part.proc.alive():
                     print(f"{part.name} had exited: see {part.proc.log_path}", file=sys.stderr)
             print(f"logs: {OUT}", file=sys.stderr)

@@ -102,7 +102,17 @@ impl EvmConfig {
 
 /// Whether a `/verify` or `/settle` body is for an EVM network.
 pub fn is_evm(body: &Value) -> bool {
-    body.pointer("/paymentRequirements/network").and_then(Value::as_str).is_some_and(|n| n.starts_with("eip155:"))
+    body.pointer("/paymentRequirements/network").and_then(Value::as_str).is_some_and(|n| caip2(n).is_some())
+}
+
+/// The CAIP-2 id of an EVM network named by its id or its x402 v1 name (`base`, `base-sepolia`).
+fn caip2(network: &str) -> Option<&str> {
+    match network {
+        "base" => Some("eip155:8453"),
+        "base-sepolia" => Some("eip155:84532"),
+        n if n.starts_with("eip155:") => Some(n),
+        _ => None,
+    }
 }
 
 /// The stand-in for the token contracts' state: `balanceOf` and `authorizationState`.
@@ -164,6 +174,8 @@ pub struct ValidEvm {
     /// (from, nonce): the replay key (`x402_access_pass::evm::exact::replay_key`).
     pub key: [u8; 32],
     pub network: String,
+    /// An x402 v1 body: its answers name the network by its v1 name.
+    pub v1: bool,
     pub chain_id: u64,
     pub asset: Address,
     pub authorization_from: Address,
@@ -179,6 +191,15 @@ pub struct ValidEvm {
 impl ValidEvm {
     pub fn payer(&self) -> String {
         self.authorization_from.to_checksum()
+    }
+
+    /// The network as the body named it: the v1 name for a v1 body, else the CAIP-2 id.
+    pub fn answer_network(&self) -> String {
+        match (self.v1, self.network.as_str()) {
+            (true, "eip155:8453") => "base".to_owned(),
+            (true, "eip155:84532") => "base-sepolia".to_owned(),
+            (_, network) => network.to_owned(),
+        }
     }
 }
 
@@ -213,22 +234,28 @@ pub fn verify(cfg: &EvmConfig, body: &Value, now: u64, chain: &Chain, simulate: 
     let payer = str_at(payload, "/payload/authorization/from").unwrap_or_default().to_string();
     let fail = |reason: &'static str| Invalid { reason, payer: payer.clone() };
 
-    if str_at(reqs, "/scheme") != Some("exact") || str_at(payload, "/accepted/scheme") != Some("exact") {
+    // An x402 v1 body (`@x402/evm`'s exact/v1 facilitator): scheme and network are the payload's
+    // own, the network its v1 name, the amount `maxAmountRequired`.
+    let v1 = payload.get("x402Version").and_then(Value::as_u64) == Some(1);
+    let (accepted, amount_at) = if v1 { ("", "/maxAmountRequired") } else { ("/accepted", "/amount") };
+    let of_payload = |member: &str| str_at(payload, &format!("{accepted}/{member}"));
+    if str_at(reqs, "/scheme") != Some("exact") || of_payload("scheme") != Some("exact") {
         return Err(fail(reason::INVALID_SCHEME));
     }
     let (Some(name), Some(version)) = (str_at(reqs, "/extra/name"), str_at(reqs, "/extra/version")) else {
         return Err(fail(reason::MISSING_EIP712_DOMAIN));
     };
-    let network = str_at(reqs, "/network").unwrap_or_default();
+    let named = str_at(reqs, "/network").unwrap_or_default();
+    let network = caip2(named).unwrap_or_default();
     let Some(token) = cfg.token(network) else {
         return Err(fail(reason::NETWORK_MISMATCH));
     };
-    if str_at(payload, "/accepted/network") != Some(network) {
+    if of_payload("network") != Some(named) {
         return Err(fail(reason::NETWORK_MISMATCH));
     }
     let asset = str_at(reqs, "/asset").and_then(|a| Address::parse(a, Case::AllowUpper).or_else(|| lower(a)));
     let pay_to = str_at(reqs, "/payTo").and_then(|a| Address::parse(a, Case::AllowUpper).or_else(|| lower(a)));
-    let amount = str_at(reqs, "/amount").and_then(U256::parse_decimal);
+    let amount = str_at(reqs, amount_at).and_then(U256::parse_decimal);
     let (Some(asset), Some(pay_to), Some(amount)) = (asset, pay_to, amount) else {
         return Err(fail(common::INVALID_PAYLOAD));
     };
@@ -282,6 +309,7 @@ pub fn verify(cfg: &EvmConfig, body: &Value, now: u64, chain: &Chain, simulate: 
     let valid = ValidEvm {
         key: replay_key(&auth.from, &auth.nonce),
         network: network.to_string(),
+        v1,
         chain_id: token.chain_id,
         asset,
         authorization_from: auth.from,
@@ -362,6 +390,40 @@ mod tests {
             let answer = fac.verify(&body(net));
             assert_eq!(answer, json!({"isValid": true, "payer": v["keys"]["payer"]["address"]}), "{net}");
         }
+    }
+
+    /// The v1 body the filter sends for an `X-PAYMENT` on Base (docs/behaviour.md §20, §21).
+    fn v1_body(net: &str, v1_name: &str) -> Value {
+        let v = evm_vectors();
+        let reqs = &v[net]["requirements"];
+        json!({
+            "x402Version": 1,
+            "paymentPayload": {"x402Version": 1, "scheme": "exact", "network": v1_name,
+                               "payload": v[net]["paymentPayload"]["payload"]},
+            "paymentRequirements": {"scheme": "exact", "network": v1_name, "maxAmountRequired": reqs["amount"],
+                "resource": "https://api.example.com/data", "description": "data", "mimeType": "application/json",
+                "payTo": reqs["payTo"], "maxTimeoutSeconds": 60, "asset": reqs["asset"], "extra": reqs["extra"]},
+        })
+    }
+
+    #[test]
+    fn a_v1_body_on_base_is_verified_and_settled_under_its_v1_name() {
+        let v = evm_vectors();
+        let fac = facilitator();
+        for (net, name) in [("baseSepolia", "base-sepolia"), ("base", "base")] {
+            let b = v1_body(net, name);
+            assert_eq!(fac.verify(&b), json!({"isValid": true, "payer": v["keys"]["payer"]["address"]}), "{net}");
+            let answer = fac.settle(&b, false);
+            assert_eq!((answer["success"].clone(), answer["network"].clone()), (json!(true), json!(name)), "{answer}");
+            // The payload naming another network than the requirements is refused.
+            let mut other = v1_body(net, name);
+            other["paymentPayload"]["network"] = json!(if name == "base" { "base-sepolia" } else { "base" });
+            assert_eq!(fac.verify(&other)["invalidReason"], reason::NETWORK_MISMATCH);
+        }
+        let state = fac.state();
+        let networks: Vec<&str> =
+            state["settlements"].as_array().unwrap().iter().map(|s| s["network"].as_str().unwrap()).collect();
+        assert_eq!(networks, ["eip155:84532", "eip155:8453"], "the ledger says the CAIP-2 id");
     }
 
     #[test]

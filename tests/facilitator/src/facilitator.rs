@@ -464,7 +464,15 @@ impl Facilitator {
     /// Verifies a body for a Solana or (when configured) an EVM network.
     fn verify_any(&self, body: &Value, simulate: bool) -> Result<Verified, Invalid> {
         if evm::is_evm(body) {
-            common_checks(body)?;
+            if v1_body(body) {
+                let objects =
+                    ["paymentPayload", "paymentRequirements"].map(|k| body.get(k).is_some_and(Value::is_object));
+                if objects.contains(&false) {
+                    return Err(invalid(reason::INVALID_PAYLOAD));
+                }
+            } else {
+                common_checks(body)?;
+            }
             let Some(cfg) = &self.evm else {
                 return Err(invalid(evm::reason::NETWORK_MISMATCH));
             };
@@ -517,7 +525,7 @@ impl Facilitator {
     /// modes answer as for Solana, in the EVM reasons.
     fn settle_evm(&self, valid: evm::ValidEvm, how: SettleAs) -> (u16, Value) {
         let payer = valid.payer();
-        let network = valid.network.clone();
+        let network = valid.answer_network();
         let mut store = self.lock();
         if let Some(index) = store.by_hash.get(&valid.key).copied() {
             if store.pending.remove(&valid.key) {
@@ -538,9 +546,9 @@ impl Facilitator {
         };
         let index = store.settlements.len();
         store.settlements.push(Settlement {
-            version: 2,
+            version: if valid.v1 { 1 } else { 2 },
             message_hash: valid.key,
-            network: network.clone(),
+            network: valid.network.clone(),
             asset: valid.asset.to_checksum(),
             transaction: txid.clone(),
             signed_transaction: String::new(),
