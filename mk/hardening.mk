@@ -6,7 +6,8 @@
 #   make fuzz-smoke    each fuzz target for FUZZ_SMOKE_SECONDS (default 10)       [make test]
 #   make fuzz-test     the fuzz crate's unit tests (replays seeds and regressions)   [make test]
 #   make soak          mixed load against Envoy for SOAK_SECONDS (default 600)
-#                      (2 workers), after filling the filter's pass caches (report: tests/integration/out/soak/)
+#                      (2 workers), after filling the filter's pass caches (report: tests/integration/out/soak/);
+#                      SOAK_MODE=fleet: the fleet soak instead (three replicas, etcd: make fleet-soak, mk/fleet.mk)
 #   make soak-smoke    the same for SOAK_SMOKE_SECONDS (default 30)                [make test]
 #   make cargo-fuzz    cargo-fuzz, installed once (pinned) into .tools/
 #   make fuzz-seeds    the derived seeds, into fuzz/corpus/<target>/
@@ -30,6 +31,7 @@ FUZZ_ENV           := RUSTC_BOOTSTRAP=1 PATH="$(abspath $(TOOLS))/bin:$$PATH"
 
 SOAK_SECONDS       ?= 600
 SOAK_SMOKE_SECONDS ?= 30
+SOAK_MODE          ?= single
 
 .PHONY: cargo-fuzz fuzz-seeds fuzz-build fuzz fuzz-smoke fuzz-test soak soak-smoke hardening-clean
 
@@ -58,8 +60,12 @@ fuzz-test:
 	cargo test --manifest-path $(FUZZ_DIR)/Cargo.toml --lib --quiet
 
 soak: build venv
+ifeq ($(SOAK_MODE),fleet)
+	$(MAKE) fleet-soak SOAK_SECONDS=$(SOAK_SECONDS)
+else
 	SOAK_SECONDS=$(SOAK_SECONDS) $(VENV)/bin/python -m pytest tests/integration/test_soak.py -p no:cacheprovider -v -rfEs -s \
 		--timeout $$(( $(SOAK_SECONDS) + 300 ))
+endif
 
 soak-smoke: build venv
 	SOAK_SECONDS=$(SOAK_SMOKE_SECONDS) $(VENV)/bin/python -m pytest tests/integration/test_soak.py -p no:cacheprovider -v -rfEs -s \

@@ -2,7 +2,9 @@
 """Mixed-load generator for the access-pass filter (used by tests/integration/test_soak.py).
 
 Threads with keep-alive HTTP/1.1 connections (http.client) send a weighted mix of requests to one
-Envoy listener, bounded in time and in count:
+Envoy listener, or to several replicas as a load balancer would (`targets`: each request goes to a
+replica in rotation picked at random, so a payment's retry or replay usually lands on another one;
+`take_out`/`put_back` change the rotation), bounded in time and in count:
 
   pass         GET with a valid pass (pre-minted with the secret, or bought during the run)  -> 200
   challenge    GET without a pass, priced for various tiers and durations                    -> 402
@@ -120,6 +122,8 @@ class Result:
     unexpected: list[dict] = field(default_factory=list)         # wrong status for the action (5xx aside)
     violations: list[str] = field(default_factory=list)          # a pass not matching its price, a replay mismatch
     transport_errors: list[str] = field(default_factory=list)
+    transport_log: list[dict] = field(default_factory=list)     # every transport error: target, t
+    by_target: collections.Counter = field(default_factory=collections.Counter)
     latencies: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
     payments: list[Payment] = field(default_factory=list)
 
@@ -147,14 +151,18 @@ class Result:
             "unexpected": len(self.unexpected),
             "violations": len(self.violations),
             "transport_errors": len(self.transport_errors),
+            "by_target": {str(k): v for k, v in sorted(self.by_target.items())},
         }
 
 
 class LoadGenerator:
     def __init__(self, host: str, port: int, *, seconds: float, threads: int = 6, secret: str | None = None,
                  max_requests: int | None = None, replay_window: int = 600, max_purchases_per_second: float = 8.0,
-                 label: str = "soak", seed: int = 402):
+                 label: str = "soak", seed: int = 402, targets: list[tuple[str, int]] | None = None):
         self.host, self.port = host, port
+        self.targets = list(targets or [(host, port)])
+        self.rotation = set(range(len(self.targets)))  # the targets a load balancer sends to now
+        self.generation = [0] * len(self.targets)      # bumped by put_back: older connections are dropped
         self.seconds = seconds
         self.threads = threads
         self.max_requests = max_requests or int(seconds * 4000)
@@ -210,27 +218,40 @@ class LoadGenerator:
 
     # ----------------------------------------------------------------- HTTP
 
-    def _connect(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(self.host, self.port, timeout=15)
+    def take_out(self, target: int) -> None:
+        """Stop sending to `target` (a replica about to restart); requests in flight finish."""
+        with self.lock:
+            self.rotation.discard(target)
 
-    def _send(self, conn_box: list, method: str, path: str, headers: dict[str, str]) -> tuple[int, dict, bytes, float, float]:
+    def put_back(self, target: int) -> None:
+        """Send to `target` again, on new connections only (a restarted replica)."""
+        with self.lock:
+            self.generation[target] += 1
+            self.rotation.add(target)
+
+    def _connections(self) -> "Connections":
+        return Connections(self)
+
+    def _send(self, conns: "Connections", method: str, path: str, headers: dict[str, str]) -> tuple[int, dict, bytes, float, float]:
+        target = conns.pick()
         for attempt in range(2):
-            conn = conn_box[0]
+            conn = conns.get(target)
             t0 = time.monotonic()
             try:
                 conn.request(method, path, headers=headers, body=b"" if method == "POST" else None)
                 resp = conn.getresponse()
                 body = resp.read()
                 t1 = time.monotonic()
+                with self.lock:
+                    self.result.by_target[target] += 1
                 if resp.getheader("connection", "").lower() == "close":
-                    conn.close()
-                    conn_box[0] = self._connect()
+                    conns.drop(target)
                 return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body, t0, t1
             except (http.client.HTTPException, OSError) as exc:
-                conn.close()
-                conn_box[0] = self._connect()
+                conns.drop(target)
                 with self.lock:
-                    self.result.transport_errors.append(f"{method} {path}: {exc!r}")
+                    self.result.transport_errors.append(f"{method} {path} (target {target}): {exc!r}")
+                    self.result.transport_log.append({"target": target, "t0": t0, "t1": time.monotonic()})
                 if attempt:
                     raise
         raise AssertionError("unreachable")
@@ -244,7 +265,7 @@ class LoadGenerator:
 
     # ----------------------------------------------------------------- actions
 
-    def _purchase(self, conn_box: list, buyer) -> None:
+    def _purchase(self, conn_box: "Connections", buyer) -> None:
         path, tier = self.rng.choice(PURCHASE_PATHS)
         status, headers, body, t0, t1 = self._send(conn_box, "GET", path, {})
         self._record("challenge", status, t0, t1, self._reason(body) if status != 402 else None)
@@ -258,7 +279,7 @@ class LoadGenerator:
             self.result.payments.append(payment)
         self._post_payment(conn_box, payment, "purchase")
 
-    def _post_payment(self, conn_box: list, payment: Payment, action: str) -> None:
+    def _post_payment(self, conn_box: "Connections", payment: Payment, action: str) -> None:
         status, headers, body, t0, t1 = self._send(conn_box, "POST", payment.path, {"PAYMENT-SIGNATURE": payment.header})
         reason = self._reason(body) if status != 200 else None
         with self.lock:
@@ -303,7 +324,7 @@ class LoadGenerator:
         if claims["exp"] - claims["iat"] != claims["duration"] or price != payment.amount:
             self._violation(f"pass {claims} does not match the {payment.amount} paid")
 
-    def _retry_due(self, conn_box: list) -> bool:
+    def _retry_due(self, conn_box: "Connections") -> bool:
         now = time.monotonic()
         with self.lock:
             if not self.retry_queue or self.retry_queue[0].next_try > now:
@@ -313,7 +334,7 @@ class LoadGenerator:
         self._post_payment(conn_box, due, "retry")
         return True
 
-    def _replay(self, conn_box: list) -> None:
+    def _replay(self, conn_box: "Connections") -> None:
         with self.lock:
             done = [p for p in self.result.payments[-500:] if p.outcome == "ok"]
         if not done:
@@ -331,7 +352,7 @@ class LoadGenerator:
         if status == 402 and (reason != "duplicate_payment" or age < self.replay_window - 1):
             self._violation(f"replay of {p.message_hash[:12]} after {age:.1f}s refused: {reason}")
 
-    def _one(self, conn_box: list, buyer, thread_rng: random.Random) -> None:
+    def _one(self, conn_box: "Connections", buyer, thread_rng: random.Random) -> None:
         if self._retry_due(conn_box):
             return
         action = thread_rng.choices(self.actions, self.weights)[0]
@@ -374,7 +395,7 @@ class LoadGenerator:
             self._record("public", status, t0, t1)
 
     def _worker(self, index: int) -> None:
-        conn_box = [self._connect()]
+        conn_box = self._connections()
         thread_rng = random.Random(self.rng.random() + index)
         buyer = _Buyer(f"{self.label}-{index}")
         try:
@@ -384,7 +405,7 @@ class LoadGenerator:
                 except (http.client.HTTPException, OSError):
                     time.sleep(0.05)
         finally:
-            conn_box[0].close()
+            conn_box.close()
 
     # ----------------------------------------------------------------- run
 
@@ -407,7 +428,7 @@ class LoadGenerator:
 
     def drain(self, deadline_seconds: float = 30.0) -> None:
         """Send every payment still waiting for its pass again until it gets it (bounded)."""
-        conn_box = [self._connect()]
+        conn_box = self._connections()
         deadline = time.monotonic() + deadline_seconds
         try:
             while time.monotonic() < deadline:
@@ -417,14 +438,17 @@ class LoadGenerator:
                     return
                 self.retry_queue.clear()
                 for p in pending:
-                    self._post_payment(conn_box, p, "retry")
+                    try:
+                        self._post_payment(conn_box, p, "retry")
+                    except (http.client.HTTPException, OSError):
+                        pass  # counted as a transport error; sent again on the next round
                 time.sleep(0.5)
             with self.lock:
                 for p in self.result.payments:
                     if p.outcome == "pending":
                         p.outcome = "lost"
         finally:
-            conn_box[0].close()
+            conn_box.close()
 
 
 def fill_pass_caches(host: str, port: int, secret: str, count: int, threads: int = 6, label: str = "fill",
@@ -473,6 +497,39 @@ def fill_pass_caches(host: str, port: int, secret: str, count: int, threads: int
     for t in pool:
         t.join(timeout=deadline_seconds + 30)
     return dict(statuses)
+
+
+class Connections:
+    """One worker's keep-alive connections, one per target, opened when first needed."""
+
+    def __init__(self, gen: LoadGenerator):
+        self.gen = gen
+        self.open: dict[int, tuple[http.client.HTTPConnection, int]] = {}
+        self.rng = random.Random(gen.rng.random())
+
+    def pick(self) -> int:
+        with self.gen.lock:
+            live = sorted(self.gen.rotation) or list(range(len(self.gen.targets)))
+        return live[0] if len(live) == 1 else self.rng.choice(live)
+
+    def get(self, target: int) -> http.client.HTTPConnection:
+        with self.gen.lock:
+            generation = self.gen.generation[target]
+        if target in self.open and self.open[target][1] != generation:
+            self.drop(target)
+        if target not in self.open:
+            host, port = self.gen.targets[target]
+            self.open[target] = (http.client.HTTPConnection(host, port, timeout=15), generation)
+        return self.open[target][0]
+
+    def drop(self, target: int) -> None:
+        conn = self.open.pop(target, None)
+        if conn is not None:
+            conn[0].close()
+
+    def close(self) -> None:
+        for target in list(self.open):
+            self.drop(target)
 
 
 class _Buyer:

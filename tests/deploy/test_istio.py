@@ -48,16 +48,33 @@ def seller_wasmplugin(wasmplugin) -> dict:
     return wp
 
 
+def named(kind: str, name: str) -> dict:
+    (doc,) = [d for d in docs_of(kind) if d["metadata"]["name"] == name]
+    return doc
+
+
 @pytest.fixture(scope="module")
 def service_entry() -> dict:
-    (se,) = docs_of("ServiceEntry")
-    return se
+    """The facilitator's (facilitator.yaml)."""
+    return named("ServiceEntry", "x402-facilitator")
 
 
 @pytest.fixture(scope="module")
 def destination_rule() -> dict:
-    (dr,) = docs_of("DestinationRule")
-    return dr
+    return named("DestinationRule", "x402-facilitator")
+
+
+def commented_ledger_block() -> dict:
+    """The `ledger` block wasmplugin.yaml documents, commented out (the default is local), as a
+    seller uncomments it."""
+    lines = (ISTIO / "wasmplugin.yaml").read_text().splitlines()
+    start = lines.index("    # ledger:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("    # "):
+            break
+        block.append(line.replace("    # ", "", 1))
+    return yaml.safe_load("\n".join(block))["ledger"]
 
 
 @pytest.fixture(scope="module")
@@ -310,3 +327,49 @@ def test_without_the_facilitator_cluster_challenges_are_503_fee_payer_unknown(se
         if envoy:
             envoy.stop()
         up.stop()
+
+
+# --------------------------------------------------------------------------- the shared ledger (ledger.yaml)
+
+
+def test_the_ledger_block_names_the_cluster_of_the_ledger_service_entry(wasmplugin):
+    ledger = commented_ledger_block()
+    entry, rule = named("ServiceEntry", "x402-ledger"), named("DestinationRule", "x402-ledger")
+    (host,) = entry["spec"]["hosts"]
+    (port,) = entry["spec"]["ports"]
+    assert ledger == {"kind": "etcd", "cluster": f"outbound|{port['number']}||{host}", "authority": host,
+                      "prefix": "/x402-access-pass/", "timeoutMs": 1000}
+    assert port["number"] == 2379 and port["protocol"] == "HTTP"
+    assert entry["spec"]["location"] == "MESH_INTERNAL" and entry["spec"]["resolution"] == "DNS"
+    assert len(entry["spec"]["endpoints"]) == 3, "three etcd members: one may die"
+    assert rule["spec"]["host"] == host
+    policy = rule["spec"]["trafficPolicy"]
+    assert policy["connectionPool"]["http"]["h2UpgradePolicy"] == "DO_NOT_UPGRADE", "the JSON gateway is HTTP/1.1"
+    assert int(policy["connectionPool"]["tcp"]["connectTimeout"].removesuffix("ms")) < ledger["timeoutMs"]
+    outlier = policy["outlierDetection"]
+    assert outlier["splitExternalLocalOriginErrors"] is True and outlier["consecutiveLocalOriginFailures"] == 1
+    assert outlier["consecutive5xxErrors"] == 0 and outlier["maxEjectionPercent"] == 100
+    namespaces = {d["metadata"]["namespace"] for d in (wasmplugin, entry, rule)}
+    assert len(namespaces) == 1, "the ledger's ServiceEntry/DestinationRule must be visible to the plugin's workloads"
+
+
+def test_the_shipped_plugin_keeps_the_local_ledger(wasmplugin):
+    assert "ledger" not in wasmplugin["spec"]["pluginConfig"], "one pod needs no etcd: the default stays local"
+
+
+def test_the_plugin_config_with_the_ledger_block_passes_envoy_validate(seller_wasmplugin):
+    name = seller_wasmplugin["spec"]["pluginConfig"]["secretEnv"]
+    out = OUT / "istio"
+    out.mkdir(parents=True, exist_ok=True)
+    for kind, ok in (("etcd", True), ("redis", False)):
+        wp = copy.deepcopy(seller_wasmplugin)
+        wp["spec"]["pluginConfig"]["ledger"] = {**commented_ledger_block(), "kind": kind}
+        path = out / f"envoy-from-wasmplugin-ledger-{kind}.yaml"
+        path.write_text(render_like_istio(wp, WASM))
+        proc = envoy_validate(path, {name: SECRET_VALUE})
+        log = proc.stdout + proc.stderr
+        (out / f"validate-ledger-{kind}.log").write_text(log)
+        if ok:
+            assert proc.returncode == 0, log[-3000:]
+        else:
+            assert proc.returncode != 0 and "invalid x402-access-pass configuration: ledger" in log, log[-3000:]

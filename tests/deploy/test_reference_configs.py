@@ -1,7 +1,7 @@
 """No shipped configuration can pay a wallet whose key is public (issue 10; docs/security.md).
 
-The reference configurations (envoy/envoy.yaml, envoy/istio/wasmplugin.yaml, envoy/docker/envoy.yaml)
-name no wallet: their payTo is a placeholder, and `envoy --mode validate` (which runs the plugin's
+The reference configurations (envoy/envoy.yaml, envoy/istio/wasmplugin.yaml, envoy/docker/envoy.yaml,
+envoy/docker/envoy-fleet.yaml) name no wallet: their payTo is a placeholder, and `envoy --mode validate` (which runs the plugin's
 on_configure) fails with ONE log line saying what to set. Once a seller sets a wallet of their own
 they validate; set to one of the repository's test keys on mainnet, the filter refuses them too.
 """
@@ -37,6 +37,7 @@ def _istio_yaml() -> str:
 REFERENCES = {
     "envoy/envoy.yaml": lambda: _envoy_yaml("envoy.yaml"),
     "envoy/docker/envoy.yaml": lambda: _envoy_yaml("docker/envoy.yaml"),
+    "envoy/docker/envoy-fleet.yaml": lambda: _envoy_yaml("docker/envoy-fleet.yaml"),
     "envoy/istio/wasmplugin.yaml": _istio_yaml,
 }
 
@@ -73,7 +74,7 @@ def test_a_shipped_reference_config_fails_validation_until_payto_is_set(name):
     assert not [line for line in log.splitlines() if "[warning]" in line or "[error]" in line], log[-3000:]
 
 
-@pytest.mark.parametrize("name", [n for n in REFERENCES if n != "envoy/docker/envoy.yaml"])
+@pytest.mark.parametrize("name", [n for n in REFERENCES if not n.startswith("envoy/docker/")])
 def test_the_demo_merchant_is_refused_on_mainnet(name):
     """The mainnet references with payTo set to the tests' merchant (seed 0x03, public)."""
     text = REFERENCES[name]()

@@ -2,11 +2,11 @@
 //! every way etcd can fail to answer.
 
 use super::*;
-use crate::replay::Entry;
 use crate::etcd::keys::{self, Key};
 use crate::etcd::record::{self, Op};
 use crate::etcd::sim::{drive, pass, race, receipt, Etcd, POLICY};
 use crate::etcd::{wire, Call, Finished, Reply};
+use crate::replay::Entry;
 use crate::replay::UNKNOWN_RETENTION_SECONDS;
 
 fn settings() -> Settings {
