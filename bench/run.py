@@ -44,11 +44,13 @@ from typing import Any, Callable
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests/integration"))
+sys.path.insert(0, str(REPO / "tests/ledger"))
 sys.path.insert(0, str(HERE))
 
 import harness  # noqa: E402  (tests/integration/harness.py)
 import helpers  # noqa: E402  (tests/integration/helpers.py: Buyer, get_challenge, buy)
 import siwx as siwx_client  # noqa: E402  (tests/integration/siwx.py: SIGN-IN-WITH-X as the official client signs it)
+import cluster as ledger_cluster  # noqa: E402  (tests/ledger/cluster.py: a 3-member etcd cluster on loopback)
 import wasm_size  # noqa: E402  (bench/wasm_size.py)
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
@@ -963,21 +965,50 @@ class Bench:
     # ---- a paid request's overhead
 
     def paid(self) -> None:
+        """A paid request's overhead with the local ledger, then with the etcd ledger (a 3-member
+        cluster on loopback, docs/fleet.md) when etcd is installed."""
+        self.paid_with("paid", plugin_config(), [])
+        if not pathlib.Path(ledger_cluster.ETCD).exists():
+            self.log("etcd is not installed (make etcd): no paid-request row with the etcd ledger")
+            return
+        root = self.out / "etcd"
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        cluster = ledger_cluster.Cluster(root)
+        self.log("starting a 3-member etcd cluster for the etcd ledger's row")
+        try:
+            cluster.start()
+            ledger = {"kind": "etcd", "cluster": "x402_ledger", "authority": "etcd",
+                      "prefix": f"/bench-{self.now}/", "timeoutMs": 1000}
+            endpoints = [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": m.client}}}}
+                         for m in cluster.members]
+            etcd = {
+                "name": "x402_ledger", "type": "STATIC", "connect_timeout": "0.25s",
+                "load_assignment": {"cluster_name": "x402_ledger", "endpoints": [{"lb_endpoints": endpoints}]},
+                "health_checks": [{"timeout": "0.5s", "interval": "0.5s", "unhealthy_threshold": 1,
+                                   "healthy_threshold": 1, "http_health_check": {"path": "/health"}}],
+            }
+            self.paid_with("paid_etcd", plugin_config(ledger=ledger), [etcd])
+        finally:
+            cluster.stop()
+
+    def paid_with(self, key: str, configuration: str, clusters: list[dict]) -> None:
         """What the filter adds to a paid request (docs/behaviour.md §15: pay-and-serve, a fresh payment
         each request) over the facilitator's own time. One request at a time from this script (CPU 1)
         to Envoy (`--concurrency 1`, CPU 0): its latency at the client, minus the facilitator's own
         handling of that request's /verify and /settle (the test facilitator logs each in µs). The
-        remainder is the filter's work, Envoy's two callouts over loopback, the upstream (a
-        `direct_response`) and this client."""
+        remainder is the filter's work, Envoy's two callouts over loopback (and, with the etcd ledger,
+        its ledger callouts and etcd's own time), the upstream (a `direct_response`) and this client."""
         n = self.args.paid_requests
         warmup = 5
         fac = self.facilitator()
-        envoy = BenchEnvoy("paid", listener_config([wasm_filter("x402_access_pass", WASM, plugin_config())],
-                                                   facilitator_port=fac.port), self.out)
+        config = listener_config([wasm_filter("x402_access_pass", WASM, configuration)], facilitator_port=fac.port)
+        config["static_resources"]["clusters"].extend(clusters)
+        envoy = BenchEnvoy(key, config, self.out)
         STOPPABLE.append(envoy)
         envoy.start()
         try:
-            buyer = helpers.Buyer(f"bench-paid-{self.now}")
+            buyer = helpers.Buyer(f"bench-{key}-{self.now}")
             required = helpers.get_challenge(envoy, "/api/data")
             log = pathlib.Path(fac.proc.log_path)
             line = re.compile(r"\[facilitator\] POST /(verify|settle)\S* -> (\d+)\S* \(\d+ ms, (\d+) us\)")
@@ -1026,16 +1057,16 @@ class Bench:
             ordered = sorted(values)
             return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
-        self.results["paid"] = {
+        self.results[key] = {
             "requests": n,
             "latency_us": {"p50": pct(total, 50), "p99": pct(total, 99)},
             "facilitator_us": {"p50": pct(facilitator_us, 50), "p99": pct(facilitator_us, 99)},
             "added_us": {"p50": pct(added, 50), "p99": pct(added, 99), "max": max(added)},
             "valid_pass_same_client_us": {"p50": pct(reference, 50), "p99": pct(reference, 99)},
         }
-        a = self.results["paid"]["added_us"]
-        self.log(f"paid request adds p50 {fmt_ms(a['p50'])}, p99 {fmt_ms(a['p99'])} over the facilitator's own time "
-                 f"(latency p99 {fmt_ms(self.results['paid']['latency_us']['p99'])})")
+        a = self.results[key]["added_us"]
+        self.log(f"{key}: a paid request adds p50 {fmt_ms(a['p50'])}, p99 {fmt_ms(a['p99'])} over the facilitator's "
+                 f"own time (latency p99 {fmt_ms(self.results[key]['latency_us']['p99'])})")
 
     # ---- memory
 
@@ -1157,6 +1188,11 @@ class Bench:
             p99 = paid["added_us"]["p99"]
             add("issue 12: a paid request adds ≤ 2 ms at p99 over the facilitator's own time", p99, p99 <= 2000,
                 f"p99 {fmt_ms(p99)} (p50 {fmt_ms(paid['added_us']['p50'])})")
+        paid_etcd = self.results.get("paid_etcd")
+        if paid_etcd:
+            p99 = paid_etcd["added_us"]["p99"]
+            add("issue 13: with the etcd ledger, a purchase adds ≤ 5 ms at p99 over the facilitator's own time", p99,
+                p99 <= 5000, f"p99 {fmt_ms(p99)} (p50 {fmt_ms(paid_etcd['added_us']['p50'])})")
         if wasm:
             add("issue 12: wasm ≤ 640 KB", wasm["bytes"], wasm["bytes"] <= 640_000, f"{wasm['bytes']:,} bytes")
         previous = previous_rows()
@@ -1349,7 +1385,19 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
                            ("added_us", "**added** (client − facilitator)"),
                            ("valid_pass_same_client_us", "a valid pass, same client (reference)")):
             w(f"| {label} | {fmt_ms(paid[key]['p50'])} | {fmt_ms(paid[key]['p99'])} |")
+        etcd = res.get("paid_etcd")
+        if etcd:
+            for key, label in (("latency_us", "with the etcd ledger: paid request, at the client"),
+                               ("facilitator_us", "with the etcd ledger: facilitator's own time"),
+                               ("added_us", "**with the etcd ledger: added** (client − facilitator)")):
+                w(f"| {label} | {fmt_ms(etcd[key]['p50'])} | {fmt_ms(etcd[key]['p99'])} |")
         w("")
+        if etcd:
+            w("With the etcd ledger (`ledger.kind = etcd`, docs/fleet.md), the same requests go to an Envoy whose "
+              "ledger is a 3-member etcd cluster on loopback (Debian's etcd 3.4, CPU 1): a new payment adds its "
+              "claim (a lease and a create), its pending pass, its settlement and the payer's entitlement, each "
+              "one to three calls to etcd.")
+            w("")
 
     costs = cost_breakdown(res)
     if costs:
