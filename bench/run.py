@@ -50,6 +50,7 @@ sys.path.insert(0, str(HERE))
 import harness  # noqa: E402  (tests/integration/harness.py)
 import helpers  # noqa: E402  (tests/integration/helpers.py: Buyer, get_challenge, buy)
 import siwx as siwx_client  # noqa: E402  (tests/integration/siwx.py: SIGN-IN-WITH-X as the official client signs it)
+import evm  # noqa: E402  (tests/integration/evm.py: an EVM buyer as the official client signs)
 import cluster as ledger_cluster  # noqa: E402  (tests/ledger/cluster.py: a 3-member etcd cluster on loopback)
 import wasm_size  # noqa: E402  (bench/wasm_size.py)
 
@@ -654,7 +655,7 @@ class Bench:
         purchase and the paid requests, and logs its own handling time of each call."""
         if self._facilitator is None:
             self.log("starting the test facilitator")
-            fac = harness.Facilitator(self.out, "bench-facilitator")
+            fac = harness.Facilitator(self.out, "bench-facilitator", evm_networks=[harness.EVM_NETWORK])
             STOPPABLE.append(fac)
             self._facilitator = fac.start()
         return self._facilitator
@@ -968,6 +969,11 @@ class Bench:
         """A paid request's overhead with the local ledger, then with the etcd ledger (a 3-member
         cluster on loopback, docs/fleet.md) when etcd is installed."""
         self.paid_with("paid", plugin_config(), [])
+        # Paid on Base Sepolia (docs/behaviour.md §21): the EVM local checks (EIP-712, secp256k1
+        # recovery) instead of the Solana transaction's.
+        networks = [{"network": harness.NETWORK, "payTo": harness.MERCHANT},
+                    {"network": harness.EVM_NETWORK, "payTo": harness.EVM_MERCHANT}]
+        self.paid_with("paid_evm", plugin_config(payTo=None, network=None, networks=networks), [], evm_buyer=True)
         if not pathlib.Path(ledger_cluster.ETCD).exists():
             self.log("etcd is not installed (make etcd): no paid-request row with the etcd ledger")
             return
@@ -992,7 +998,7 @@ class Bench:
         finally:
             cluster.stop()
 
-    def paid_with(self, key: str, configuration: str, clusters: list[dict]) -> None:
+    def paid_with(self, key: str, configuration: str, clusters: list[dict], evm_buyer: bool = False) -> None:
         """What the filter adds to a paid request (docs/behaviour.md §15: pay-and-serve, a fresh payment
         each request) over the facilitator's own time. One request at a time from this script (CPU 1)
         to Envoy (`--concurrency 1`, CPU 0): its latency at the client, minus the facilitator's own
@@ -1008,14 +1014,14 @@ class Bench:
         STOPPABLE.append(envoy)
         envoy.start()
         try:
-            buyer = helpers.Buyer(f"bench-{key}-{self.now}")
+            buyer = evm.EvmBuyer(f"bench-{key}-{self.now}") if evm_buyer else helpers.Buyer(f"bench-{key}-{self.now}")
             required = helpers.get_challenge(envoy, "/api/data")
             log = pathlib.Path(fac.proc.log_path)
             line = re.compile(r"\[facilitator\] POST /(verify|settle)\S* -> (\d+)\S* \(\d+ ms, (\d+) us\)")
             total, facilitator_us, added, token = [], [], [], ""
             self.log(f"paid requests: {warmup} warm-up + {n} timed, one at a time")
             for i in range(warmup + n):
-                header, _ = buyer.pay(required)
+                header, _ = buyer.header(required) if evm_buyer else buyer.pay(required)
                 offset = log.stat().st_size
                 t0 = time.perf_counter()
                 r = harness.http_request("127.0.0.1", envoy.port, "GET", "/api/data", {"PAYMENT-SIGNATURE": header},
@@ -1046,7 +1052,7 @@ class Bench:
                 if r.status != 200:
                     raise RuntimeError(f"the pass bought by a paid request was refused: {r!r}")
             # Money: one settlement per paid request, no more (the facilitator's own ledger).
-            settled = [x for x in fac.state()["settlements"] if x.get("payer") == buyer.address]
+            settled = [x for x in fac.state()["settlements"] if str(x.get("payer")).lower() == buyer.address.lower()]
             if len(settled) != warmup + n:
                 self.problem(f"paid requests: {len(settled)} settlements for {warmup + n} paid requests")
         finally:
@@ -1385,6 +1391,12 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
                            ("added_us", "**added** (client − facilitator)"),
                            ("valid_pass_same_client_us", "a valid pass, same client (reference)")):
             w(f"| {label} | {fmt_ms(paid[key]['p50'])} | {fmt_ms(paid[key]['p99'])} |")
+        on_base = res.get("paid_evm")
+        if on_base:
+            for key, label in (("latency_us", "paid on Base Sepolia (EVM): at the client"),
+                               ("facilitator_us", "paid on Base Sepolia (EVM): facilitator's own time"),
+                               ("added_us", "**paid on Base Sepolia (EVM): added** (client − facilitator)")):
+                w(f"| {label} | {fmt_ms(on_base[key]['p50'])} | {fmt_ms(on_base[key]['p99'])} |")
         etcd = res.get("paid_etcd")
         if etcd:
             for key, label in (("latency_us", "with the etcd ledger: paid request, at the client"),
