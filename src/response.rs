@@ -80,6 +80,21 @@ pub fn cors_headers<'a>(config: &'a Config, origin: Option<&[u8]>) -> Vec<(&'sta
     headers
 }
 
+/// The upstream's `Vary` with `Origin` added (a forwarded answer whose
+/// `Access-Control-Allow-Origin` depends on the request's `Origin`): the upstream's own reasons
+/// to vary stay.
+pub fn vary_with_origin(upstream: Option<&[u8]>) -> String {
+    let value = upstream.map(String::from_utf8_lossy).unwrap_or_default();
+    let value = value.trim();
+    if value.is_empty() {
+        return "Origin".to_owned();
+    }
+    if value.split(',').any(|v| matches!(v.trim(), "*") || v.trim().eq_ignore_ascii_case("origin")) {
+        return value.to_owned();
+    }
+    format!("{value}, Origin")
+}
+
 /// The upstream's `Cache-Control` with `private` merged in, as the official x402 server does for
 /// a response carrying `PAYMENT-RESPONSE`: a shared cache must never keep a buyer's pass.
 pub fn private_cache_control(upstream: Option<&[u8]>) -> String {
@@ -110,6 +125,16 @@ pub fn preflight(config: &Config, origin: Option<&[u8]>) -> Response {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn origin_joins_the_upstreams_vary() {
+        assert_eq!(vary_with_origin(None), "Origin");
+        assert_eq!(vary_with_origin(Some(b" ")), "Origin");
+        assert_eq!(vary_with_origin(Some(b"Accept-Encoding")), "Accept-Encoding, Origin");
+        assert_eq!(vary_with_origin(Some(b"accept-encoding, origin")), "accept-encoding, origin");
+        assert_eq!(vary_with_origin(Some(b"*")), "*");
+    }
+
     use super::*;
 
     #[test]

@@ -484,7 +484,13 @@ impl HttpContext for Request {
         if self.forwarded || paid.is_some() {
             if let Some(worker) = &self.worker {
                 for (name, value) in response::cors_headers(&worker.config, self.origin.as_deref()) {
-                    host::set_response_header(name, value);
+                    if name == "vary" {
+                        // The upstream may vary on its own headers too: add to its Vary, never replace it.
+                        let vary = response::vary_with_origin(host::response_header("vary").as_deref());
+                        host::set_response_header(name, &vary);
+                    } else {
+                        host::set_response_header(name, value);
+                    }
                 }
             }
         }

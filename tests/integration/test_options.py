@@ -121,6 +121,17 @@ def test_a_pass_holder_from_an_allowed_origin_gets_the_api_and_the_workers_keep_
     assert [r.status for r in results] == [200] * 8, results
 
 
+def test_origin_is_added_to_the_upstreams_own_vary_never_replacing_it(cors_envoy, buyer):
+    resp, _, _ = buy(cors_envoy, buyer, "/api/data?tier=5m", origin=ORIGIN)
+    token, _ = assert_purchase_ok(resp, buyer, "5m", 300, "5 minutes", origin=ORIGIN)
+    used = cors_envoy.get("/api/data", {**bearer(token), "Origin": ORIGIN, "X-Upstream-Vary": "Accept-Encoding"})
+    assert used.status == 200, used
+    vary = [v.strip().lower() for v in ",".join(used.headers.get_all("vary")).split(",")]
+    assert "accept-encoding" in vary and "origin" in vary, used
+    plain = cors_envoy.get("/api/data", {**bearer(token), "Origin": ORIGIN})
+    assert [v.strip().lower() for v in ",".join(plain.headers.get_all("vary")).split(",")] == ["origin"], plain
+
+
 # --------------------------------------------------------------------------- key rings
 
 NEW_SECRET = "rotation-new-secret-0123456789abcdef0123"

@@ -69,10 +69,12 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, b'{"error":"not found"}')
 
-    def _send(self, status: int, data: bytes) -> None:
+    def _send(self, status: int, data: bytes, vary: str | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if vary:
+            self.send_header("Vary", vary)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
@@ -85,8 +87,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers = self.record_request()
         # `X-Upstream-Status: <code>` makes it answer with that status (tests of an upstream that fails).
         status = self.headers.get("X-Upstream-Status", "200")
+        # `X-Upstream-Vary: <value>` makes it answer with its own `Vary` (tests that the filter adds to it).
         self._send(int(status) if status.isdigit() and 200 <= int(status) <= 599 else 200,
-                   json.dumps(self.payload(headers)).encode())
+                   json.dumps(self.payload(headers)).encode(), self.headers.get("X-Upstream-Vary"))
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _answer
 
