@@ -55,11 +55,22 @@ impl Entitlement {
             duration: self.exp.saturating_sub(self.iat),
             iat: self.iat,
             exp: self.exp,
-            payer: payer.to_owned(),
+            payer: as_a_pass_names_it(payer),
             network: self.network.clone(),
             iss: config.issuer.clone(),
             aud: config.audience.clone(),
         }
+    }
+}
+
+/// The payer as a pass names it: an EVM address in its EIP-55 form (docs/behaviour.md §21), so the
+/// upstream sees one spelling of a wallet whether its request came with the pass or signed in
+/// (entitlements are kept under the lower-case address, `key_of`).
+fn as_a_pass_names_it(payer: &str) -> String {
+    use crate::evm::address::{Address, Case};
+    match Address::parse(payer, Case::AllowUpper) {
+        Some(address) if payer.starts_with("0x") => address.to_checksum(),
+        _ => payer.to_owned(),
     }
 }
 
@@ -246,6 +257,20 @@ mod tests {
 
     fn pass(tier: &str, iat: u64, seconds: u64) -> Entitlement {
         Entitlement { tier: tier.to_owned(), iat, exp: iat + seconds, network: "solana:devnet".to_owned() }
+    }
+
+    #[test]
+    fn an_evm_payer_signed_in_is_named_as_its_pass_names_it() {
+        // Kept under the lower-case address, forwarded in its EIP-55 form, as a pass carries it.
+        let lower = "0x3325a78425f17a7e487eb5666b2bfd93abb06c70";
+        assert_eq!(as_a_pass_names_it(lower), "0x3325a78425F17a7E487Eb5666b2bFd93aBb06c70");
+        assert_eq!(
+            as_a_pass_names_it(&lower.to_ascii_uppercase().replace("0X", "0x")),
+            "0x3325a78425F17a7E487Eb5666b2bFd93aBb06c70"
+        );
+        let solana = "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse";
+        assert_eq!(as_a_pass_names_it(solana), solana);
+        assert_eq!(as_a_pass_names_it("0xnot-an-address"), "0xnot-an-address");
     }
 
     #[test]
