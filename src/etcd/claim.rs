@@ -10,44 +10,24 @@
 //! is recovered, a settlement past its window turns spent, each by a transaction comparing
 //! `mod_revision` with what was read.
 
-use crate::replay::{Bucket, Claim, Policy};
+use crate::replay::{Claim, Policy};
 
 use super::keys::Key;
-use super::record::{self, Decision, Op, Record, Write};
+use super::record::{self, Decision, Op, Record};
 use super::wire::Kv;
-use super::{life, Settings, Step, Unavailable};
+use super::{Settings, Step};
 
 /// The record of one payment being claimed.
 pub struct Claiming {
     policy: Policy,
 }
 
-/// The slot of the one-record bucket `Bucket::claim` decides on.
-const SLOT: &str = "payment";
-
 impl Record for Claiming {
     type Output = Claim;
 
     fn decide(&mut self, current: Option<&Kv>, now: u64) -> Decision<Claim> {
-        let held = match current.map(|kv| record::decode_entry(&kv.value)) {
-            None => None,
-            Some(Some(entry)) => Some(entry),
-            // Not a record this filter wrote: never guess about money.
-            Some(None) => return Decision::Finish(Err(Unavailable::BadRecord)),
-        };
-        let mut bucket = Bucket::default();
-        if let Some(entry) = &held {
-            bucket.set(SLOT, entry.clone());
-        }
-        let claim = bucket.claim(SLOT, now, self.policy);
-        match bucket.get(SLOT) {
-            Some(next) if Some(next) != held.as_ref() => {
-                let end = life::end(next, self.policy, now);
-                let current_end = held.as_ref().map(|entry| life::end(entry, self.policy, now));
-                Decision::Write(Write::over(current, current_end, record::encode_entry(next), end, claim))
-            }
-            _ => Decision::Finish(Ok(claim)),
-        }
+        let policy = self.policy;
+        record::decide_as_local(current, now, policy, |bucket| bucket.claim(record::SLOT, now, policy))
     }
 }
 

@@ -5,29 +5,12 @@
 //! (`replay::Bucket::claim_id`, `release_id`, `first_outcome`) on the record etcd holds, so the
 //! two ledgers cannot drift apart. Every change is a transaction comparing the revision read.
 
-use crate::replay::{Bucket, Entry, FirstOutcome, IdClaim, Policy};
+use crate::replay::{FirstOutcome, IdClaim, Policy};
 
 use super::keys::Key;
-use super::record::{self, Decision, Op, Record, Remove, Write};
+use super::record::{self, Decision, Op, Record, Remove};
 use super::wire::Kv;
-use super::{life, Settings, Step, Unavailable};
-
-/// The slot of the one-record bucket the local rules decide on.
-const SLOT: &str = "id";
-
-/// The record at `current` as a one-record bucket; `Err` when it is not one this filter wrote.
-fn bucket_of(current: Option<&Kv>) -> Result<(Bucket, Option<Entry>), Unavailable> {
-    let held = match current.map(|kv| record::decode_entry(&kv.value)) {
-        None => None,
-        Some(Some(entry)) => Some(entry),
-        Some(None) => return Err(Unavailable::BadRecord),
-    };
-    let mut bucket = Bucket::default();
-    if let Some(entry) = &held {
-        bucket.set(SLOT, entry.clone());
-    }
-    Ok((bucket, held))
-}
+use super::{Settings, Step};
 
 /// An id being bound to a payment (the local ledger's `LedgerOp::ClaimId`).
 pub struct Binding {
@@ -44,27 +27,10 @@ impl Record for Binding {
     type Output = IdClaim;
 
     fn decide(&mut self, current: Option<&Kv>, now: u64) -> Decision<IdClaim> {
-        let (mut bucket, held) = match bucket_of(current) {
-            Ok(read) => read,
-            Err(problem) => return Decision::Finish(Err(problem)),
-        };
-        let claim = bucket.claim_id(
-            SLOT,
-            &self.request,
-            self.bucket,
-            &self.payment,
-            self.takeover.as_deref(),
-            now,
-            self.policy,
-        );
-        match bucket.get(SLOT) {
-            Some(next) if Some(next) != held.as_ref() => {
-                let end = life::end(next, self.policy, now);
-                let current_end = held.as_ref().map(|entry| life::end(entry, self.policy, now));
-                Decision::Write(Write::over(current, current_end, record::encode_entry(next), end, claim))
-            }
-            _ => Decision::Finish(Ok(claim)),
-        }
+        let (request, payment, takeover) = (&self.request, &self.payment, self.takeover.as_deref());
+        record::decide_as_local(current, now, self.policy, |bucket| {
+            bucket.claim_id(record::SLOT, request, self.bucket, payment, takeover, now, self.policy)
+        })
     }
 }
 
@@ -82,11 +48,11 @@ impl Record for Releasing {
     type Output = ();
 
     fn decide(&mut self, current: Option<&Kv>, _now: u64) -> Decision<()> {
-        let (Some(kv), Ok((mut bucket, _))) = (current, bucket_of(current)) else {
+        let (Some(kv), Ok((mut bucket, _))) = (current, record::held_bucket(current)) else {
             // Absent: nothing to let go. Unreadable: not ours to delete.
             return Decision::Finish(Ok(()));
         };
-        bucket.release_id(SLOT, &self.payment);
+        bucket.release_id(record::SLOT, &self.payment);
         match bucket.is_empty() {
             true => Decision::Remove(Remove::of(kv, ())),
             false => Decision::Finish(Ok(())),
@@ -108,7 +74,9 @@ impl Record for Looking {
     type Output = FirstOutcome;
 
     fn decide(&mut self, current: Option<&Kv>, now: u64) -> Decision<FirstOutcome> {
-        Decision::Finish(bucket_of(current).map(|(bucket, _)| bucket.first_outcome(SLOT, now, self.policy)))
+        Decision::Finish(
+            record::held_bucket(current).map(|(bucket, _)| bucket.first_outcome(record::SLOT, now, self.policy)),
+        )
     }
 }
 

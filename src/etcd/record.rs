@@ -10,7 +10,7 @@
 //! whose answer never came is left alone: the write may have committed, and revoking the lease
 //! would delete the record.
 
-use crate::replay::{Bucket, Entry};
+use crate::replay::{Bucket, Entry, Policy};
 
 use super::keys::Key;
 use super::wire::{self, Expect, Kv, Lease, Txn};
@@ -324,7 +324,46 @@ impl<R: Record> Op<R> {
 }
 
 /// The slot of the one-record bucket a purchase or payment-id record is.
-const SLOT: &str = "r";
+pub const SLOT: &str = "r";
+
+/// The record at `current` as a one-record bucket (at [`SLOT`]), and the entry it holds; `Err`
+/// when it is not a record this filter wrote: never guess about money.
+pub fn held_bucket(current: Option<&Kv>) -> Result<(Bucket, Option<Entry>), Unavailable> {
+    let held = match current.map(|kv| decode_entry(&kv.value)) {
+        None => None,
+        Some(Some(entry)) => Some(entry),
+        Some(None) => return Err(Unavailable::BadRecord),
+    };
+    let mut bucket = Bucket::default();
+    if let Some(entry) = &held {
+        bucket.set(SLOT, entry.clone());
+    }
+    Ok((bucket, held))
+}
+
+/// Decides on the record etcd holds as the local ledger decides on its own: `change` runs on the
+/// one-record bucket holding it, and what it leaves at [`SLOT`] is written back, under a lease
+/// as long as its life, when it changed.
+pub fn decide_as_local<T>(
+    current: Option<&Kv>,
+    now: u64,
+    policy: Policy,
+    change: impl FnOnce(&mut Bucket) -> T,
+) -> Decision<T> {
+    let (mut bucket, held) = match held_bucket(current) {
+        Ok(read) => read,
+        Err(problem) => return Decision::Finish(Err(problem)),
+    };
+    let result = change(&mut bucket);
+    match bucket.get(SLOT) {
+        Some(next) if Some(next) != held.as_ref() => {
+            let end = life::end(next, policy, now);
+            let current_end = held.as_ref().map(|entry| life::end(entry, policy, now));
+            Decision::Write(Write::over(current, current_end, encode_entry(next), end, result))
+        }
+        _ => Decision::Finish(Ok(result)),
+    }
+}
 
 /// A purchase or payment-id record as etcd holds it: the local ledger's own encoding of a bucket
 /// holding that one record (`replay::Bucket`), so both ledgers read records with one decoder.

@@ -5,6 +5,7 @@ use super::*;
 use crate::etcd::keys::{self, Key};
 use crate::etcd::record::{self, Op};
 use crate::etcd::sim::{drive, pass, race, receipt, Etcd, POLICY};
+use crate::etcd::Unavailable;
 use crate::etcd::{wire, Call, Finished, Reply};
 use crate::replay::Entry;
 use crate::replay::UNKNOWN_RETENTION_SECONDS;

@@ -1,6 +1,8 @@
 use super::*;
 use crate::etcd::sim::{drive, race, receipt, Etcd, POLICY};
+use crate::etcd::Unavailable;
 use crate::etcd::{claim, keys, put, wire, Finished, Reply};
+use crate::replay::Entry;
 
 fn settings() -> Settings {
     Settings::new("/x402/", 1_000).unwrap()
