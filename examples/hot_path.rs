@@ -9,25 +9,12 @@
 use std::hint::black_box;
 
 use x402_access_pass::config::Config;
-use x402_access_pass::decision::{self, Decision, RequestHeaders};
+use x402_access_pass::decision::{self, Decision};
+use x402_access_pass::header_map::HeaderMap;
 use x402_access_pass::token::{self, PassCache, PassClaims};
 
-struct Headers {
-    authorization: Vec<u8>,
-}
-
-impl RequestHeaders for Headers {
-    fn header(&self, name: &str) -> Option<Vec<u8>> {
-        match name {
-            ":method" => Some(b"GET".to_vec()),
-            "authorization" => Some(self.authorization.clone()),
-            _ => None,
-        }
-    }
-}
-
 #[inline(never)]
-fn request_with_valid_pass(config: &Config, cache: &mut PassCache, now: u64, headers: &Headers) -> usize {
+fn request_with_valid_pass(config: &Config, cache: &mut PassCache, now: u64, headers: &HeaderMap) -> usize {
     match decision::decide(config, cache, now * 1_000, b"/api/data?page=2", headers) {
         Decision::Forward { claim_headers } => claim_headers.len(),
         _ => 0,
@@ -62,7 +49,18 @@ fn main() {
         eprintln!("could not sign");
         std::process::exit(1);
     };
-    let headers = Headers { authorization: format!("Bearer {pass}").into_bytes() };
+    // The request's headers as Envoy serializes them for the filter's one read (src/header_map.rs),
+    // in the order an HTTP/1.1 client like the bench's sends them.
+    let authorization = format!("Bearer {pass}");
+    let headers = HeaderMap::serialize(&[
+        (":authority", b"localhost:10000"),
+        (":path", b"/api/data?page=2"),
+        (":method", b"GET"),
+        (":scheme", b"http"),
+        ("authorization", authorization.as_bytes()),
+        ("x-forwarded-proto", b"http"),
+        ("x-request-id", b"6a1c3f2e-9a1b-4c55-8f7d-0b9e2d1c4a77"),
+    ]);
     let mut cache = PassCache::new(1_024);
     // The first request verifies and caches; the measured ones are cache hits.
     let mut forwarded = request_with_valid_pass(&config, &mut cache, now, &headers);

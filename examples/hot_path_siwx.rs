@@ -12,27 +12,14 @@ use std::collections::HashMap;
 use std::hint::black_box;
 
 use x402_access_pass::config::Config;
-use x402_access_pass::decision::{self, Decision, RequestHeaders};
+use x402_access_pass::decision::{self, Decision};
 use x402_access_pass::entitlements::{self, Entitlement};
+use x402_access_pass::header_map::HeaderMap;
 use x402_access_pass::ledger::{SharedStore, Write};
 use x402_access_pass::token::PassCache;
 
 /// The golden SIWX vectors made by `@x402/extensions` 2.27.0: the "valid" case is the measured header.
 const SIWX_VECTORS: &str = include_str!("../tests/vectors/siwx/siwx.json");
-
-struct SignInHeaders {
-    sign_in: Vec<u8>,
-}
-
-impl RequestHeaders for SignInHeaders {
-    fn header(&self, name: &str) -> Option<Vec<u8>> {
-        match name {
-            ":method" => Some(b"GET".to_vec()),
-            "sign-in-with-x" => Some(self.sign_in.clone()),
-            _ => None,
-        }
-    }
-}
 
 /// Envoy's shared data as one worker sees it, in memory: the entitlement lookup reads and decodes
 /// the payer's bucket as the filter does.
@@ -66,7 +53,7 @@ fn request_with_sign_in(
     cache: &mut PassCache,
     store: &LocalStore,
     now_ms: u64,
-    headers: &SignInHeaders,
+    headers: &HeaderMap,
 ) -> usize {
     let Decision::SignIn { outcome: Ok(payer), .. } = decision::decide(config, cache, now_ms, b"/api/data", headers)
     else {
@@ -97,7 +84,15 @@ fn sign_in(iterations: u64) {
     // The payer of the vector bought a pass a minute ago: its entitlement is in the store, among others'.
     let payer = "AKnL4NNf3DGWZJS6cPknBuEGnVsV4A4m5tgebLHaRSZ9";
     entitlements::grant(&store, payer, &paid, now);
-    let headers = SignInHeaders { sign_in: header };
+    // As Envoy serializes them for the filter's one read (src/header_map.rs).
+    let headers = HeaderMap::serialize(&[
+        (":authority", b"api.example.com"),
+        (":path", b"/api/data"),
+        (":method", b"GET"),
+        (":scheme", b"https"),
+        ("sign-in-with-x", &header),
+        ("x-forwarded-proto", b"https"),
+    ]);
     let mut cache = PassCache::new(16);
     let mut forwarded = 0;
     for _ in 0..=iterations {

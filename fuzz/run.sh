@@ -28,6 +28,7 @@ for t in "$@"; do
         siwx)      max_len=9000;  dict=fuzz/dict/siwx.dict ;;
         evm_payment) max_len=4096; dict= ;;
         siwe)      max_len=8192;  dict= ;;
+        request)   max_len=12000; dict= ;;
         *) echo "unknown fuzz target $t" >&2; exit 2 ;;
     esac
     mkdir -p "fuzz/corpus/$t" "fuzz/seeds/$t" "fuzz/regressions/$t"

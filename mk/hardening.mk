@@ -22,7 +22,7 @@ CARGO_FUZZ_VERSION := 0.13.2
 TOOLS              := .tools
 CARGO_FUZZ         := $(TOOLS)/bin/cargo-fuzz
 FUZZ_DIR           := fuzz
-FUZZ_TARGETS       ?= config payment solana_tx token query siwx evm_payment siwe x_payment
+FUZZ_TARGETS       ?= config payment solana_tx token query siwx evm_payment siwe x_payment request
 FUZZ_SECONDS       ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
 # Release optimizations, debug assertions and overflow checks, AddressSanitizer (cargo-fuzz's defaults).

@@ -10,10 +10,11 @@ use crate::response::Response;
 use crate::siwx;
 use crate::token::{self, PassCache, PassClaims, Rejection};
 
-/// Request headers as raw bytes, read lazily: the hot path (a valid pass)
-/// reads only `:method` and `authorization`.
+/// Request headers as raw bytes (the filter reads them from Envoy in one host call,
+/// `header_map::HeaderMap`). The hot path (a valid pass) looks up only `:method` and
+/// `authorization`.
 pub trait RequestHeaders {
-    fn header(&self, name: &str) -> Option<Vec<u8>>;
+    fn header(&self, name: &str) -> Option<&[u8]>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,14 +50,12 @@ pub fn decide<'a>(
     if !config.applies_to(path) {
         return Decision::Untouched;
     }
-    if headers.header(":method").as_deref() == Some(b"OPTIONS")
-        && headers.header("access-control-request-method").is_some()
-    {
+    if headers.header(":method") == Some(b"OPTIONS") && headers.header("access-control-request-method").is_some() {
         return Decision::Preflight;
     }
     let mut rejected = None;
     if let Some(authorization) = headers.header("authorization") {
-        match token::bearer_token(&authorization) {
+        match token::bearer_token(authorization) {
             Some(bearer) => match token::verify_cached(cache, &config.keys, &config.verify_policy, bearer, now) {
                 // The token wins even when a payment is also present: nobody pays twice.
                 Ok(claims) => return Decision::Forward { claim_headers: claim_headers(config, claims) },
@@ -69,7 +68,7 @@ pub fn decide<'a>(
     match (&config.siwx, config.siwx.as_ref().and_then(|_| headers.header(siwx::HEADER))) {
         (Some(settings), Some(raw)) => {
             let leeway = config.verify_policy.leeway_seconds;
-            let outcome = siwx::check(settings, &config.networks, leeway, &raw, now_ms);
+            let outcome = siwx::check(settings, &config.networks, leeway, raw, now_ms);
             Decision::SignIn { outcome, otherwise: Box::new(otherwise) }
         }
         _ => otherwise,
@@ -111,7 +110,7 @@ pub fn ledger_unavailable() -> Response {
 fn payment_or_challenge<'a>(headers: &dyn RequestHeaders, rejected: Option<Rejection>) -> Decision<'a> {
     for wire in [Wire::V2, Wire::V1] {
         if let Some(payment) = headers.header(wire.request_header()) {
-            return Decision::Purchase { payment, wire, rejected };
+            return Decision::Purchase { payment: payment.to_vec(), wire, rejected };
         }
     }
     Decision::Challenge { rejected }
@@ -148,8 +147,8 @@ mod tests {
 
     struct Headers(HashMap<&'static str, Vec<u8>>);
     impl RequestHeaders for Headers {
-        fn header(&self, name: &str) -> Option<Vec<u8>> {
-            self.0.get(name).cloned()
+        fn header(&self, name: &str) -> Option<&[u8]> {
+            self.0.get(name).map(Vec::as_slice)
         }
     }
 

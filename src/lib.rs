@@ -18,6 +18,7 @@ pub mod etcd;
 pub mod evm;
 pub mod facilitator;
 pub mod fee_payer;
+pub mod header_map;
 pub mod jwt_crypto;
 pub mod known_keys;
 pub mod ledger;

@@ -16,6 +16,7 @@
 //! | `siwx`      | `siwx::check`, `siwx::header::parse`, `siwx::message::format`    |
 //! | `evm_payment` | `evm::payload::ExactEvmPayload::from_json` + `evm::exact::check`, then `payment::decode_header` + `payment::check` on a Solana + Base seller |
 //! | `siwe`      | `evm::siwe::format_message` + `evm::siwe::verify`                |
+//! | `request`   | `header_map::HeaderMap` (Envoy's serialized headers) + `decision::decide` |
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +26,7 @@ pub mod config;
 pub mod evm_payment;
 pub mod payment;
 pub mod query;
+pub mod request;
 pub mod siwe;
 pub mod siwx;
 pub mod solana_tx;
@@ -181,5 +183,10 @@ mod tests {
     #[test]
     fn siwe_inputs() {
         replay("siwe", crate::siwe::run);
+    }
+
+    #[test]
+    fn request_inputs() {
+        replay("request", crate::request::run);
     }
 }

@@ -11,6 +11,7 @@ use proxy_wasm::types::{BufferType, MapType, Status};
 use crate::config::Facilitator;
 use crate::etcd::Call;
 use crate::facilitator::{self, CalloutResult};
+use crate::header_map::HeaderMap;
 use crate::ledger::settings::EtcdLedger;
 use crate::response::Response;
 
@@ -27,6 +28,49 @@ pub fn now_seconds() -> u64 {
 
 pub fn request_header(name: &str) -> Option<Vec<u8>> {
     hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok().flatten()
+}
+
+/// Every request header in one host call (src/header_map.rs says why). Empty when Envoy has
+/// none to give (a failed call reads as no headers: the request is then challenged, never
+/// trapped).
+pub fn request_headers() -> HeaderMap {
+    HeaderMap::from_serialized(raw::header_map_pairs(MapType::HttpRequestHeaders).unwrap_or_default())
+}
+
+/// The one host call the SDK offers no safe form of. Its `hostcalls::get_map_bytes` decodes
+/// names as UTF-8 with `unwrap` and panics on an unexpected status: either would trap the VM on
+/// input. This asks for the same serialized map and leaves its decoding to the core
+/// (`HeaderMap`), which reads bytes.
+#[allow(unsafe_code)]
+mod raw {
+    use proxy_wasm::types::MapType;
+
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        // The ABI's signature (proxy-wasm 0.2.1): map type, where the host writes the pointer
+        // and the size of the block it allocated in this VM (through `proxy_on_memory_allocate`);
+        // the status is read as a plain number so that any value the host returns is defined.
+        #[allow(clashing_extern_declarations)]
+        fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize)
+            -> u32;
+    }
+
+    /// The serialized map, or `None` when the host answered anything but `Ok` with a block.
+    pub fn header_map_pairs(map_type: MapType) -> Option<Vec<u8>> {
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: the host writes through the two out-pointers, which are valid for the call.
+        // On `Ok` (0) with a non-null pointer, the block was allocated in this VM's memory by
+        // the SDK's allocator (`proxy_on_memory_allocate`, `Vec::with_capacity(size)`) and is
+        // handed over to us: taking it as a `Vec` of that length and capacity is exactly what
+        // the SDK's own `get_map_bytes` does, and it is freed when the `Vec` drops.
+        let status = unsafe { proxy_get_header_map_pairs(map_type as u32, &mut data, &mut size) };
+        if status != 0 || data.is_null() {
+            return None;
+        }
+        // SAFETY: see above.
+        Some(unsafe { Vec::from_raw_parts(data, size, size) })
+    }
 }
 
 pub fn set_request_header(name: &str, value: &str) {

@@ -1,6 +1,5 @@
 //! The HTTP context of one request: asks the core what to do and does it.
 
-use std::cell::Cell;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
@@ -9,8 +8,9 @@ use proxy_wasm::types::Action;
 use crate::challenge::{self, Challenge};
 use crate::checkout::{self, Answer, Checkout, Finish};
 use crate::config::AllowedOrigins;
-use crate::decision::{self, Decision, RequestHeaders};
+use crate::decision::{self, Decision};
 use crate::fee_payer;
+use crate::header_map::HeaderMap;
 use crate::ledger::{Ledger, LedgerAnswer, LedgerOp};
 use crate::offer;
 use crate::payment::Wire;
@@ -23,23 +23,6 @@ use super::host;
 use super::shared_ledger::{LedgerCall, Next};
 use super::store;
 use super::worker::Worker;
-
-/// Request headers straight from Envoy, as bytes. Remembers whether `:method` was `HEAD`, so
-/// that answering the request does not read it again.
-#[derive(Default)]
-struct EnvoyHeaders {
-    head: Cell<bool>,
-}
-
-impl RequestHeaders for EnvoyHeaders {
-    fn header(&self, name: &str) -> Option<Vec<u8>> {
-        let value = host::request_header(name);
-        if name == ":method" {
-            self.head.set(value.as_deref() == Some(b"HEAD"));
-        }
-        value
-    }
-}
 
 /// What the request does once the fee payer is known.
 enum Then {
@@ -80,6 +63,8 @@ pub struct Request {
     /// `None` when the configuration was refused: every request then fails closed.
     worker: Option<Rc<Worker>>,
     path: Vec<u8>,
+    /// A protected request's headers, read from Envoy in one host call; empty for others.
+    headers: HeaderMap,
     /// A protected request that went upstream: its response gets CORS headers.
     forwarded: bool,
     /// The filter answers this request itself: nothing of it may go upstream.
@@ -101,6 +86,7 @@ impl Request {
             context_id,
             worker,
             path: Vec::new(),
+            headers: HeaderMap::default(),
             forwarded: false,
             answering: false,
             origin: None,
@@ -120,9 +106,9 @@ impl Request {
     /// `resource.url` of this request's challenge.
     fn resource_url(&self) -> String {
         challenge::resource_url(
-            host::request_header("x-forwarded-proto").as_deref(),
-            host::request_header(":scheme").as_deref(),
-            &host::request_header(":authority").unwrap_or_default(),
+            self.headers.get("x-forwarded-proto"),
+            self.headers.get(":scheme"),
+            self.headers.get(":authority").unwrap_or_default(),
             &self.path,
         )
     }
@@ -164,7 +150,9 @@ impl Request {
         let url = self.resource_url();
         match then {
             Then::Challenge => {
-                let html = host::request_header("accept")
+                let html = self
+                    .headers
+                    .get("accept")
                     .is_some_and(|accept| accept.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")));
                 // A challenge that declares Sign-In-With-X is remembered for a few seconds only.
                 let declares = worker.config.siwx.as_ref().is_some_and(|s| s.origin_of(&url).is_some());
@@ -201,8 +189,8 @@ impl Request {
         wire: Wire,
         header: &[u8],
     ) -> Action {
-        let method = host::request_header(":method").unwrap_or_default();
-        match Checkout::begin(&worker.config, &method, &self.path, wire, header, challenge, fee_payer, host::now_millis)
+        let method = self.headers.get(":method").unwrap_or_default();
+        match Checkout::begin(&worker.config, method, &self.path, wire, header, challenge, fee_payer, host::now_millis)
         {
             Ok((checkout, step)) => {
                 let flow = Flow {
@@ -363,9 +351,9 @@ impl Request {
             }
             Decision::Purchase { payment, wire, rejected } => {
                 count_rejection(worker, rejected);
-                let length = host::request_header("content-length");
+                let length = self.headers.get("content-length");
                 let refusal = checkout::refuse_without_signing_key(&worker.config)
-                    .or_else(|| checkout::refuse_large_body(&worker.config, &path, length.as_deref()));
+                    .or_else(|| checkout::refuse_large_body(&worker.config, &path, length));
                 if let Some(refusal) = refusal {
                     self.finish(worker, refusal);
                     return Action::Pause;
@@ -451,15 +439,16 @@ impl HttpContext for Request {
             return Action::Continue;
         }
         self.answering = true;
+        // One host call for every header the decisions below may look at (src/header_map.rs).
+        self.headers = host::request_headers();
         if let AllowedOrigins::List(_) = worker.config.allowed_origins {
-            self.origin = host::request_header("origin");
+            self.origin = self.headers.get("origin").map(<[u8]>::to_vec);
         }
-        let headers = EnvoyHeaders::default();
         let decision = {
             let mut cache = worker.cache.borrow_mut();
-            decision::decide(&worker.config, &mut cache, host::now_millis(), &path, &headers)
+            decision::decide(&worker.config, &mut cache, host::now_millis(), &path, &self.headers)
         };
-        self.head = headers.head.get();
+        self.head = self.headers.get(":method") == Some(b"HEAD");
         match decision {
             Decision::SignIn { outcome, otherwise } => self.sign_in(&worker, outcome, path, *otherwise),
             decision => self.proceed(&worker, path, decision),
