@@ -502,6 +502,31 @@ def test_duplicated_and_mixed_case_claim_headers_are_replaced_by_the_passs_own(e
     assert upstream_header_values(echo, "authorization") == []
 
 
+def test_every_other_header_of_a_forwarded_pass_reaches_the_upstream_as_sent_in_order(envoy, upstream, buyer):
+    # The filter replaces a forwarded request's headers in one host call (docs/security.md §6): every
+    # header it does not own must reach the upstream byte for byte, repeated ones each in their order,
+    # and a POST body intact.
+    token = hs256(pass_claims(buyer.address, tier="5m", duration=300), SECRET)
+    sent = [
+        (b"X-Trace", b"first"), (b"Cookie", b"a=1; b=2"), (b"X-Raw", b"\xff\xfe bytes \xc3\x28"),
+        (b"Authorization", b"Bearer " + token.encode()), (b"X-Trace", b"second"), (b"Cookie", b"c=3"),
+        (b"X-Access-Pass-Tier", b"24h"), (b"X-Long", b"v" * 4096), (b"Content-Type", b"application/json"),
+        (b"X-Empty", b""), (b"X-Trace", b"third"),
+    ]
+    body = b'{"query": "select", "n": 3}'
+    status, _, answer = raw_exchange(envoy, b"POST", b"/api/data?x=1", sent, body)
+    assert status == 200, answer
+    echo = json.loads(answer)
+    got = [(k, v) for k, v in echo["headers"]]
+    for name in ("x-trace", "cookie", "x-raw", "x-long", "content-type", "x-empty"):
+        expected = [v.decode("latin-1") for k, v in sent if k.lower().decode() == name]
+        assert [v for k, v in got if k == name] == expected, (name, got)
+    assert [v for k, v in got if k == "x-access-pass-tier"] == ["5m"], got
+    assert not [k for k, _ in got if k == "authorization"], got
+    logged = [r for r in upstream.requests if r["path"] == "/api/data?x=1"]
+    assert logged and logged[-1]["body"] == body.decode(), logged[-1:]
+
+
 def test_on_a_bypassed_path_client_claim_headers_pass_untouched(envoy, upstream):
     # Documented limit (docs/security.md): bypassed and unprotected paths are not the filter's;
     # an upstream must trust x-access-pass-* only on protected paths (or strip them at the edge).
