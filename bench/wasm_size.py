@@ -31,7 +31,7 @@ GROUPS = [
       "ecdsa", "elliptic_curve", "crypto_bigint", "primeorder", "pkcs1", "pkcs8", "spki", "der", "sec1",
       "rfc6979", "ff", "group", "hmac_drbg", "signature", "base16ct", "crypto_common", "rand_core", "rand",
       "rand_chacha", "getrandom", "zeroize", "subtle", "sha1", "const_oid", "smallvec", "spin", "libm"}),
-    ("Ed25519 (ed25519-compact: EdDSA passes, Solana signatures)",
+    ("Ed25519 (curve25519-dalek, ed25519-dalek: EdDSA passes, Solana signatures)",
      {"ed25519_dalek", "curve25519_dalek", "ed25519", "ed25519_compact"}),
     ("SHA-2 / HMAC", {"sha2", "hmac", "digest", "block_buffer", "generic_array", "cpufeatures"}),
     ("jsonwebtoken (own code)", {"jsonwebtoken"}),

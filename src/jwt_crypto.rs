@@ -1,5 +1,5 @@
 //! The signature backend jsonwebtoken uses for passes: HS256 (RustCrypto `hmac` + `sha2`)
-//! and EdDSA (`ed25519-compact`, the crate that already checks Solana signatures).
+//! and EdDSA (`ed25519-dalek` signs; [`crate::ed25519`], which checks Solana signatures, verifies).
 //!
 //! Why not jsonwebtoken's `rust_crypto` feature: its provider builds a signer or verifier for
 //! every JWS algorithm from one table, so RSA, P-256, P-384 and their big-integer arithmetic
@@ -95,7 +95,7 @@ impl JwtVerifier for Hs256 {
 }
 
 /// Ed25519 private key from the ring's PKCS#8 v1 DER (prefix + 32-byte seed).
-struct EdDsaSigner(ed25519_compact::SecretKey);
+struct EdDsaSigner(ed25519_dalek::SigningKey);
 
 impl EdDsaSigner {
     fn from_pkcs8(der: &[u8]) -> Result<Self, Error> {
@@ -103,16 +103,17 @@ impl EdDsaSigner {
             .strip_prefix(&ED25519_PKCS8_PREFIX[..])
             .and_then(|seed| <[u8; 32]>::try_from(seed).ok())
             .ok_or(ErrorKind::InvalidEddsaKey)?;
-        let pair = ed25519_compact::KeyPair::try_from_seed(ed25519_compact::Seed::new(seed))
-            .map_err(|_| ErrorKind::InvalidEddsaKey)?;
-        Ok(Self(pair.sk))
+        if seed.iter().all(|&b| b == 0) {
+            return Err(ErrorKind::InvalidEddsaKey.into());
+        }
+        Ok(Self(ed25519_dalek::SigningKey::from_bytes(&seed)))
     }
 }
 
 impl Signer<Vec<u8>> for EdDsaSigner {
     fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, signature::Error> {
         // No noise: deterministic RFC 8032 signatures, as every other Ed25519 signer.
-        Ok(self.0.sign(msg, None).to_vec())
+        Ok(ed25519_dalek::Signer::sign(&self.0, msg).to_bytes().to_vec())
     }
 }
 
@@ -123,18 +124,22 @@ impl JwtSigner for EdDsaSigner {
 }
 
 /// Ed25519 public key, the raw 32 bytes (what `DecodingKey::from_ed_der` holds for us).
-struct EdDsaVerifier(ed25519_compact::PublicKey);
+struct EdDsaVerifier([u8; 32]);
 
 impl EdDsaVerifier {
     fn from_raw(bytes: &[u8]) -> Result<Self, Error> {
-        ed25519_compact::PublicKey::from_slice(bytes).map(Self).map_err(|_| ErrorKind::InvalidEddsaKey.into())
+        <[u8; 32]>::try_from(bytes).map(Self).map_err(|_| ErrorKind::InvalidEddsaKey.into())
     }
 }
 
 impl Verifier<Vec<u8>> for EdDsaVerifier {
     fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
-        let signature = ed25519_compact::Signature::from_slice(signature).map_err(|_| signature::Error::new())?;
-        self.0.verify(msg, &signature).map_err(|_| signature::Error::new())
+        let signature = <[u8; 64]>::try_from(signature.as_slice()).map_err(|_| signature::Error::new())?;
+        if crate::ed25519::verify(&self.0, msg, &signature) {
+            Ok(())
+        } else {
+            Err(signature::Error::new())
+        }
     }
 }
 

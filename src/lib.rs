@@ -12,6 +12,7 @@ pub mod challenge_cache;
 pub mod checkout;
 pub mod config;
 pub mod decision;
+pub mod ed25519;
 pub mod entitlement_cache;
 pub mod entitlements;
 pub mod etcd;

@@ -320,9 +320,7 @@ impl<'a> Transaction<'a> {
         let (Some(sig), Some(key)) = (self.signatures.get(signer_index), self.account_keys.get(signer_index)) else {
             return false;
         };
-        let pk = ed25519_compact::PublicKey::new(**key);
-        let sig = ed25519_compact::Signature::new(*sig);
-        pk.verify(self.message, &sig).is_ok()
+        crate::ed25519::verify(key, self.message, sig)
     }
 
     /// Every SPL Token / Token-2022 `TransferChecked` instruction

@@ -10,8 +10,6 @@
 //! Bound, besides, to one of the configured networks. The verified wallet is returned as the
 //! entitlements know it: base58 on Solana, lower-case `0x` hex on EVM.
 
-use ed25519_compact::{PublicKey, Signature};
-
 use super::header::Payload;
 use super::{message, Reason};
 use crate::evm::siwe::{self, SiweFields};
@@ -29,10 +27,10 @@ pub fn verify(networks: &[Network], payload: &Payload) -> Result<String, Reason>
     }
     let signature = decode::<64>(&payload.signature).ok_or(Reason::Signature)?;
     let key = decode::<32>(&payload.address).ok_or(Reason::Signature)?;
-    let key = PublicKey::new(key);
-    // Refuses non-canonical and small-order keys before any verification.
-    key.validate().map_err(|_| Reason::Signature)?;
-    key.verify(message::format(payload), &Signature::new(signature)).map_err(|_| Reason::Signature)?;
+    // Refuses non-canonical and small-order keys (crate::ed25519).
+    if !crate::ed25519::verify(&key, message::format(payload).as_bytes(), &signature) {
+        return Err(Reason::Signature);
+    }
     Ok(payload.address.clone())
 }
 

@@ -208,8 +208,7 @@ fn ring_key(spec: KeySpec, before: &[RingKey]) -> Result<RingKey, KeyProblem> {
             }
         }
         KeyMaterial::EdDsaSeed(seed) => {
-            let pair = ed25519_compact::KeyPair::try_from_seed(ed25519_compact::Seed::new(seed))
-                .map_err(|_| KeyProblem::ZeroSeed)?;
+            let public = crate::ed25519::public_of_seed(&seed).ok_or(KeyProblem::ZeroSeed)?;
             let mut der = [0u8; 48];
             let (prefix, rest) = der.split_at_mut(ED25519_PKCS8_PREFIX.len());
             prefix.copy_from_slice(&ED25519_PKCS8_PREFIX);
@@ -219,7 +218,7 @@ fn ring_key(spec: KeySpec, before: &[RingKey]) -> Result<RingKey, KeyProblem> {
             RingKey {
                 alg: Algorithm::EdDSA,
                 // The backend (crate::jwt_crypto) takes the raw 32-byte public key here.
-                decoding: DecodingKey::from_ed_der(&pair.pk[..]),
+                decoding: DecodingKey::from_ed_der(&public),
                 signing: Some(Signer { encoding, header_b64: header_b64(Algorithm::EdDSA, spec.kid.as_deref())? }),
                 kid: spec.kid,
             }
@@ -227,7 +226,7 @@ fn ring_key(spec: KeySpec, before: &[RingKey]) -> Result<RingKey, KeyProblem> {
         KeyMaterial::EdDsaPublic(pk) => {
             // Canonical encoding of a point that is not of small order: a weak
             // key (e.g. the identity) would let anyone forge signatures.
-            ed25519_compact::PublicKey::new(pk).validate().map_err(|_| KeyProblem::WeakPublicKey)?;
+            crate::ed25519::PublicKey::decode(&pk).ok_or(KeyProblem::WeakPublicKey)?;
             RingKey { alg: Algorithm::EdDSA, decoding: DecodingKey::from_ed_der(&pk), signing: None, kid: spec.kid }
         }
     };

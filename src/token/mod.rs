@@ -9,7 +9,7 @@
 //!   (Node `jsonwebtoken`).
 //! * [`verify`](mod@verify): [`verify()`] checks a presented pass against every rule of §7. It
 //!   never panics, bounds every input, and checks the signature (jsonwebtoken with the backend
-//!   of [`crate::jwt_crypto`]: constant-time HMAC comparison, Ed25519 via ed25519-compact)
+//!   of [`crate::jwt_crypto`]: constant-time HMAC comparison, Ed25519 via crate::ed25519)
 //!   before it parses the claims.
 //! * [`bearer`]: [`bearer_token`] finds the token in an `Authorization` value, on raw bytes.
 //! * [`cache`]: [`PassCache`] / [`verify_cached`], a bounded per-worker cache of verified
