@@ -16,7 +16,7 @@ use crate::replay::{Bucket, Entry, Policy};
 use super::keys::Key;
 use super::memory::{self, Memory};
 use super::wire::{self, Expect, Kv, Lease, Txn};
-use super::{life, Call, Finished, Reply, Settings, Step, Unavailable, MAX_ATTEMPTS};
+use super::{life, Call, Finished, Reply, Settings, Step, Unavailable, LONGEST_LEASE_SECONDS, MAX_ATTEMPTS};
 
 /// One kind of record: what to do with the key as etcd holds it.
 pub trait Record {
@@ -233,7 +233,8 @@ impl Engine {
     }
 
     fn grant(&mut self, plan: Plan) -> Event {
-        let ends = memory::lease_end(plan.end, self.now);
+        // Never past the longest lease: what the memory says it ends is when it ends.
+        let ends = memory::lease_end(plan.end, self.now).min(self.now.saturating_add(LONGEST_LEASE_SECONDS));
         let body = wire::lease_grant(life::ttl(ends, self.now));
         self.send(wire::LEASE_GRANT, body, State::Granting(plan, ends))
     }

@@ -201,3 +201,19 @@ fn an_unreadable_record_is_written_over_and_a_failed_read_is_unavailable() {
     let Step::Finish(done) = op.on_reply(Reply::TimedOut, 1_500) else { panic!() };
     assert_eq!(done.result, Err(Unavailable::TimedOut));
 }
+
+#[test]
+fn a_lease_is_never_remembered_to_outlive_the_longest_lease() {
+    // A policy that keeps settlements almost for ever: the record is cut to the longest lease,
+    // and the lease is remembered as ending then, not at the end of its span.
+    let forever = Policy { replay_window_seconds: u64::MAX / 2, stale_after_seconds: 25 };
+    let settings = settings();
+    let mut etcd = Etcd::new();
+    etcd.now += 7; // the longest lease from now is not at the end of a span
+    let now = etcd.now;
+    let settled = Entry::Settled { at: now, receipt: receipt() };
+    assert_eq!(drive(&mut etcd, put(&settings, key(), settled, forever, now * 1_000)).result, Ok(()));
+    let longest = now + crate::etcd::LONGEST_LEASE_SECONDS;
+    assert!(settings.memory().leases().iter().all(|(ends, _)| *ends <= longest));
+    assert_eq!(etcd.lease_of(key().as_bytes()).unwrap().1, crate::etcd::LONGEST_LEASE_SECONDS);
+}
