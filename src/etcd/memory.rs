@@ -17,7 +17,6 @@
 //! Both are bounded, and both are only ever an optimisation: an empty memory gives the same
 //! answers, with more round trips.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::wire::Kv;
@@ -46,7 +45,7 @@ struct Inner {
     /// (when it ends, id), as granted.
     leases: Vec<(u64, i64)>,
     /// (key, the record as last written or read there), the newest last.
-    known: VecDeque<(Vec<u8>, Kv)>,
+    known: Vec<(Vec<u8>, Kv)>,
 }
 
 /// A worker's memory of etcd, shared by every operation it runs (a handle: clones share it).
@@ -95,9 +94,9 @@ impl Memory {
         inner.known.retain(|(at, _)| at != key);
         if let Some(kv) = kv {
             if inner.known.len() >= MAX_KNOWN {
-                inner.known.pop_front();
+                inner.known.remove(0);
             }
-            inner.known.push_back((key.to_vec(), kv));
+            inner.known.push((key.to_vec(), kv));
         }
     }
 
