@@ -1132,6 +1132,8 @@ class Bench:
             settled = [x for x in fac.state()["settlements"] if str(x.get("payer")).lower() == buyer.address.lower()]
             if len(settled) != warmup + n:
                 self.problem(f"paid requests: {len(settled)} settlements for {warmup + n} paid requests")
+            # With the etcd ledger: its calls (Envoy's callouts to the ledger's cluster) per purchase.
+            ledger_calls = envoy.stats().get("cluster.x402_ledger.upstream_rq_total") if clusters else None
         finally:
             envoy.stop()
             STOPPABLE.remove(envoy)
@@ -1155,6 +1157,8 @@ class Bench:
                                                       "max": max(added_at_envoy)}
         else:
             self.problem(f"{key}: Envoy's access log gave no request durations")
+        if ledger_calls is not None:
+            self.results[key]["ledger_calls_per_purchase"] = round(ledger_calls / (warmup + n), 2)
         a = self.results[key]["added_us"]
         e = self.results[key].get("added_at_envoy_us", {"p50": 0, "p99": 0})
         self.log(f"{key}: a paid request adds p50 {fmt_ms(a['p50'])}, p99 {fmt_ms(a['p99'])} over the facilitator's "
@@ -1508,10 +1512,12 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
                     w(f"| {label} | {fmt_ms(etcd[key]['p50'])} | {fmt_ms(etcd[key]['p99'])} |")
         w("")
         if etcd:
+            calls = etcd.get("ledger_calls_per_purchase")
+            per = f" ({calls} calls to etcd per purchase, measured)" if calls is not None else ""
             w("With the etcd ledger (`ledger.kind = etcd`, docs/fleet.md), the same requests go to an Envoy whose "
               "ledger is a 3-member etcd cluster on loopback (Debian's etcd 3.4, CPU 1): a new payment adds its "
-              "claim (a lease and a create), its pending pass, its settlement and the payer's entitlement, each "
-              "one to three calls to etcd.")
+              "claim, its pending pass, its settlement and the payer's entitlement, each one transaction once the "
+              f"worker holds leases for them{per}.")
             w("")
 
     costs = cost_breakdown(res)

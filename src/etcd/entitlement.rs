@@ -1,8 +1,8 @@
 //! Entitlements in the shared ledger (docs/fleet.md, "Entitlements"): payer → {tier, iat, exp,
 //! network}, kept from the moment a settlement is known until `exp` (plus the leeway a verified
 //! `SIGN-IN-WITH-X` is honoured for), visible to every replica. The latest-expiring pass wins:
-//! a write reads the payer's entitlement and replaces it only with one expiring later, by a
-//! transaction comparing the revision it read, so concurrent sales on several replicas end
+//! a write replaces the payer's entitlement only with one expiring later, by a transaction
+//! comparing the revision it holds (known to this worker, or none: a failed compare reads it), so concurrent sales on several replicas end
 //! with the latest `exp`. The record's lease ends when the entitlement does. A record is the
 //! local ledger's own line for the payer (`entitlements::Book`: `payer\ttier\tiat\texp\tnetwork`),
 //! so both ledgers read entitlements with one decoder.
@@ -87,7 +87,9 @@ pub fn store(
 ) -> Option<(Op<Storing>, Step<Stored>)> {
     let key = keys::entitlement(settings, payer).filter(|_| entitlement.is_well_formed())?;
     let storing = Storing { payer: payer.to_owned(), entitlement, leeway_seconds };
-    Some(Op::read_first(settings, key, storing, now_ms))
+    // From what this worker knows of the payer's record, or as if they held none (a first
+    // purchase): a wrong start is set right by the transaction, which then reads the record.
+    Some(Op::known_first(settings, key, storing, now_ms, true))
 }
 
 /// A payer's entitlement being read.

@@ -24,6 +24,7 @@ pub mod forget;
 pub mod keys;
 pub mod ledger;
 pub mod life;
+pub mod memory;
 pub mod payment_id;
 pub mod put;
 pub mod record;
@@ -88,7 +89,8 @@ impl Unavailable {
 }
 
 /// The end of an operation: its result, and calls to send without waiting for their answers
-/// (revoking leases no record holds any more; losing one only lets it expire by itself).
+/// (none today: leases are shared and never revoked, `memory`; the host still sends whatever
+/// an operation leaves here).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finished<T> {
     pub result: Result<T, Unavailable>,
@@ -104,12 +106,23 @@ pub enum Step<T> {
 }
 
 /// Where the ledger lives in etcd, and how long one operation may take (`ledger.prefix`,
-/// `ledger.timeoutMs`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `ledger.timeoutMs`); and the memory of leases and records the operations started with these
+/// settings share (one per worker: `memory`).
+#[derive(Debug, Clone)]
 pub struct Settings {
     prefix: String,
     timeout_ms: u64,
+    memory: memory::Memory,
 }
+
+/// Settings are equal when they name the same ledger (the memory is not configuration).
+impl PartialEq for Settings {
+    fn eq(&self, other: &Settings) -> bool {
+        self.prefix == other.prefix && self.timeout_ms == other.timeout_ms
+    }
+}
+
+impl Eq for Settings {}
 
 impl Settings {
     /// `prefix` starts and ends with `/`, at most 128 printable ASCII characters without spaces;
@@ -117,8 +130,11 @@ impl Settings {
     pub fn new(prefix: &str, timeout_ms: u64) -> Option<Settings> {
         let printable = prefix.bytes().all(|b| b.is_ascii_graphic());
         let ok = prefix.len() >= 2 && prefix.len() <= 128 && prefix.starts_with('/') && prefix.ends_with('/');
-        (ok && printable && (1..=60_000).contains(&timeout_ms))
-            .then(|| Settings { prefix: prefix.to_owned(), timeout_ms })
+        (ok && printable && (1..=60_000).contains(&timeout_ms)).then(|| Settings {
+            prefix: prefix.to_owned(),
+            timeout_ms,
+            memory: memory::Memory::default(),
+        })
     }
 
     pub fn prefix(&self) -> &str {
@@ -127,5 +143,9 @@ impl Settings {
 
     pub fn timeout_ms(&self) -> u64 {
         self.timeout_ms
+    }
+
+    pub fn memory(&self) -> &memory::Memory {
+        &self.memory
     }
 }

@@ -1,7 +1,9 @@
 //! Recording a purchase's new state in the shared ledger (the local ledger's `Bucket::set`):
-//! read the record, then one transaction comparing its revision, under a lease as long as the
-//! new state lives (`life`). The key keeps its lease when its life does not change (a
-//! settlement turning spent); otherwise a new lease is granted and the old one revoked.
+//! one transaction comparing the record's revision, under a lease as long as the new state
+//! lives (`life`). The revision is the one this worker wrote or read last (its claim, its
+//! pending pass: `memory`), else the record is read first. The key keeps its lease when its
+//! life does not change (a settlement turning spent); otherwise it moves to a lease (shared)
+//! ending with its new life.
 
 use crate::replay::{Entry, Policy};
 
@@ -30,7 +32,7 @@ impl Record for Putting {
 
 /// Records `entry` as the state of the purchase at `key`.
 pub fn put(settings: &Settings, key: Key, entry: Entry, policy: Policy, now_ms: u64) -> (Op<Putting>, Step<()>) {
-    Op::read_first(settings, key, Putting { entry, policy }, now_ms)
+    Op::known_first(settings, key, Putting { entry, policy }, now_ms, false)
 }
 
 #[cfg(test)]

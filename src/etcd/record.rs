@@ -1,20 +1,22 @@
-//! The engine every record operation runs on: read the key (or guess it is absent), let the
-//! operation [`decide`](Record::decide) what to write, lease the new value for its life, and
-//! write it with a transaction that compares the key with what was read. A lost compare hands
-//! back the key as it is now and the operation decides again, at most `MAX_ATTEMPTS` times.
+//! The engine every record operation runs on: read the key (or start from what this worker
+//! knows of it, or guess it is absent), let the operation [`decide`](Record::decide) what to
+//! write, lease the new value for its life, and write it with a transaction that compares the
+//! key with what was read. A lost compare hands back the key as it is now and the operation
+//! decides again, at most `MAX_ATTEMPTS` times (a start from a guess or from memory that turns
+//! out wrong is not counted: it is the read the operation did not make).
 //!
-//! Leases: every record holds its own lease, as long as its life. A write that does not change
-//! the record's life keeps the key's lease (`ignore_lease`); one that does asks for a new lease
-//! first and, once committed, revokes the one it replaced. A lease granted but not used (the
-//! compare lost, and what won needs no write) is revoked at the end. A lease sent in a write
-//! whose answer never came is left alone: the write may have committed, and revoking the lease
-//! would delete the record.
+//! Leases (`memory`): a record is attached to a lease that ends when its life ends, rounded up
+//! to a short span, shared with the worker's other records ending in that span and granted only
+//! when the worker holds none. A write that does not change the record's life keeps the key's
+//! lease (`ignore_lease`). No lease is ever revoked: one may hold other records. A write refused
+//! because its lease is gone asks for a new one and writes again, once.
 
 use crate::replay::{Bucket, Entry, Policy};
 
 use super::keys::Key;
+use super::memory::{self, Memory};
 use super::wire::{self, Expect, Kv, Lease, Txn};
-use super::{life, Call, Finished, Reply, Settings, Step, Unavailable, MAX_ATTEMPTS};
+use super::{life, Call, Finished, Reply, Settings, Step, Unavailable, LONGEST_LEASE_SECONDS, MAX_ATTEMPTS};
 
 /// One kind of record: what to do with the key as etcd holds it.
 pub trait Record {
@@ -27,21 +29,19 @@ pub enum Decision<T> {
     /// Nothing (more) to write: the operation's result.
     Finish(Result<T, Unavailable>),
     Write(Write<T>),
-    /// Delete the key if it is still as read (`current`), then give `T`; its lease is revoked.
+    /// Delete the key if it is still as read (`current`), then give `T`.
     Remove(Remove<T>),
 }
 
 /// A conditional delete of the key as it was read.
 pub struct Remove<T> {
     pub mod_revision: i64,
-    /// The record's lease, revoked once the record is gone.
-    pub lease: i64,
     pub then: T,
 }
 
 impl<T> Remove<T> {
     pub fn of(current: &Kv, then: T) -> Remove<T> {
-        Remove { mod_revision: current.mod_revision, lease: current.lease, then }
+        Remove { mod_revision: current.mod_revision, then }
     }
 }
 
@@ -49,12 +49,14 @@ impl<T> Remove<T> {
 pub struct Write<T> {
     pub expect: Expect,
     pub value: Vec<u8>,
-    /// When the new record's life ends (Unix seconds): its lease.
+    /// When the new record's life ends (Unix seconds): its lease ends then, or a little later.
     pub end: u64,
     /// The key's current lease already ends then: keep it.
     pub keep_lease: bool,
-    /// The lease of the record this write replaces (0: none), revoked once it is replaced.
+    /// The lease of the record this write replaces (0: none): the one kept with `keep_lease`.
     pub replaces: i64,
+    /// The record's `create_revision` (0: none yet).
+    pub created: i64,
     pub then: T,
 }
 
@@ -63,13 +65,14 @@ impl<T> Write<T> {
     /// current record's life ends, when it can be read.
     pub fn over(current: Option<&Kv>, current_end: Option<u64>, value: Vec<u8>, end: u64, then: T) -> Write<T> {
         match current {
-            None => Write { expect: Expect::Absent, value, end, keep_lease: false, replaces: 0, then },
+            None => Write { expect: Expect::Absent, value, end, keep_lease: false, replaces: 0, created: 0, then },
             Some(kv) => Write {
                 expect: Expect::ModRevision(kv.mod_revision),
                 value,
                 end,
                 keep_lease: kv.lease != 0 && current_end == Some(end),
                 replaces: kv.lease,
+                created: kv.create_revision,
                 then,
             },
         }
@@ -83,45 +86,45 @@ struct Plan {
     end: u64,
     keep_lease: bool,
     replaces: i64,
+    created: i64,
 }
 
 enum State {
     Reading,
-    Granting(Plan),
+    /// A lease for the write, ending at `.1`.
+    Granting(Plan, u64),
     /// The write and the lease it attaches (`None`: the key keeps its own).
     Committing(Plan, Option<i64>),
-    /// A conditional delete; the lease of the record deleted.
-    Removing(i64),
+    /// A conditional delete.
+    Removing,
     Done,
 }
 
 /// What the engine did with an answer.
 enum Event {
     Send(Call),
-    /// The key as it is now: the record decides.
+    /// The key as it is now (or as assumed): the record decides.
     Decide(Option<Kv>),
-    /// The write (or delete) committed: keep this lease, revoke that one.
-    Committed {
-        keep: Option<i64>,
-        replaced: Option<i64>,
-    },
-    /// It failed; a lease sent in a write whose answer never came is in doubt (kept).
-    Failed(Unavailable, Option<i64>),
+    /// The write (or delete) committed.
+    Committed,
+    Failed(Unavailable),
 }
 
 /// The calls, compares and leases of one record operation, whatever the record: not generic,
 /// so it is compiled once however many kinds of record there are.
 struct Engine {
     key: Key,
+    memory: Memory,
     /// The clock of the whole operation, in seconds (records hold seconds).
     now: u64,
     /// The clock of the answer being handled: what is left of the deadline.
     now_ms: u64,
     deadline_ms: u64,
-    cleanup_timeout_ms: u64,
     attempts: usize,
-    /// Leases granted by this operation: (when they end, id).
-    granted: Vec<(u64, i64)>,
+    /// The decision in hand was made on a guess or on memory, not on what etcd answered.
+    assumed: bool,
+    /// A lease found gone was replaced already (once per operation).
+    regranted: bool,
     state: State,
 }
 
@@ -134,43 +137,77 @@ pub struct Op<R: Record> {
 }
 
 impl Engine {
+    fn learn(&self, kv: Option<Kv>) {
+        self.memory.learn(self.key.as_bytes(), kv);
+    }
+
     fn on_reply(&mut self, reply: Reply<'_>) -> Event {
         match std::mem::replace(&mut self.state, State::Done) {
             State::Reading => match wire::read_range(reply, self.key.as_bytes()) {
-                Ok(current) => Event::Decide(current),
-                Err(problem) => Event::Failed(problem, None),
+                Ok(current) => {
+                    self.learn(current.clone());
+                    Event::Decide(current)
+                }
+                Err(problem) => Event::Failed(problem),
             },
-            State::Granting(plan) => match wire::read_lease_grant(reply) {
+            State::Granting(plan, ends) => match wire::read_lease_grant(reply) {
                 Ok(id) => {
-                    self.granted.push((plan.end, id));
+                    self.memory.granted(ends, id, self.now);
                     self.commit(plan, Some(id))
                 }
-                Err(problem) => Event::Failed(problem, None),
+                Err(problem) => Event::Failed(problem),
             },
+            State::Committing(plan, Some(id)) if !self.regranted && wire::lease_gone(reply) => {
+                // The shared lease ran out or etcd lost it (restarted): nothing was written.
+                self.memory.gone(id);
+                self.regranted = true;
+                self.grant(plan)
+            }
             State::Committing(plan, lease) => match wire::read_txn(reply, self.key.as_bytes()) {
-                Ok(Txn::Committed) => {
-                    let replaced = (!plan.keep_lease && plan.replaces != 0).then_some(plan.replaces);
-                    Event::Committed { keep: lease, replaced }
+                Ok(Txn::Committed { revision }) => {
+                    let created = if plan.created == 0 { revision } else { plan.created };
+                    let kv = Kv {
+                        value: plan.value,
+                        create_revision: created,
+                        mod_revision: revision,
+                        lease: lease.unwrap_or(plan.replaces),
+                    };
+                    self.learn((revision > 0).then_some(kv));
+                    Event::Committed
                 }
                 Ok(Txn::Lost(current)) => self.lost(current),
-                // The write may have committed: its lease may hold the record now.
-                Err(problem) => Event::Failed(problem, lease),
+                Err(problem) => {
+                    // The write may have committed: what this worker knew of the key is void.
+                    self.learn(None);
+                    Event::Failed(problem)
+                }
             },
-            State::Removing(lease) => match wire::read_txn(reply, self.key.as_bytes()) {
-                Ok(Txn::Committed) => Event::Committed { keep: None, replaced: (lease != 0).then_some(lease) },
+            State::Removing => match wire::read_txn(reply, self.key.as_bytes()) {
+                Ok(Txn::Committed { .. }) => {
+                    self.learn(None);
+                    Event::Committed
+                }
                 Ok(Txn::Lost(current)) => self.lost(current),
-                Err(problem) => Event::Failed(problem, None),
+                Err(problem) => {
+                    self.learn(None);
+                    Event::Failed(problem)
+                }
             },
             // An answer nobody asked for (a host bug).
-            State::Done => Event::Failed(Unavailable::Garbled, None),
+            State::Done => Event::Failed(Unavailable::Garbled),
         }
     }
 
-    /// Another writer won the compare: decide again on what won, a bounded number of times.
+    /// Another writer won the compare (or the guess was wrong): decide again on what won, a
+    /// bounded number of times.
     fn lost(&mut self, current: Option<Kv>) -> Event {
+        self.learn(current.clone());
+        if std::mem::replace(&mut self.assumed, false) {
+            return Event::Decide(current);
+        }
         self.attempts += 1;
         if self.attempts >= MAX_ATTEMPTS {
-            return Event::Failed(Unavailable::Busy, None);
+            return Event::Failed(Unavailable::Busy);
         }
         Event::Decide(current)
     }
@@ -179,21 +216,27 @@ impl Engine {
         self.send(wire::RANGE, wire::range(self.key.as_bytes()), State::Reading)
     }
 
-    /// Writes `plan`: under the key's own lease, a lease granted earlier in this operation for
-    /// the same end, or a new one.
+    /// Writes `plan`: under the key's own lease, a lease this worker holds for the same span,
+    /// or a new one.
     fn write(&mut self, plan: Plan) -> Event {
         if plan.value.len() > wire::MAX_VALUE_BYTES {
             log::error!("x402-access-pass: a ledger record of {} bytes is too large to write", plan.value.len());
-            return Event::Failed(Unavailable::BadRecord, None);
+            return Event::Failed(Unavailable::BadRecord);
         }
         if plan.keep_lease {
             return self.commit(plan, None);
         }
-        if let Some(id) = self.granted.iter().find(|(end, _)| *end == plan.end).map(|(_, id)| *id) {
-            return self.commit(plan, Some(id));
+        match self.memory.lease_for(plan.end, self.now) {
+            Some(id) => self.commit(plan, Some(id)),
+            None => self.grant(plan),
         }
-        let body = wire::lease_grant(life::ttl(plan.end, self.now));
-        self.send(wire::LEASE_GRANT, body, State::Granting(plan))
+    }
+
+    fn grant(&mut self, plan: Plan) -> Event {
+        // Never past the longest lease: what the memory says it ends is when it ends.
+        let ends = memory::lease_end(plan.end, self.now).min(self.now.saturating_add(LONGEST_LEASE_SECONDS));
+        let body = wire::lease_grant(life::ttl(ends, self.now));
+        self.send(wire::LEASE_GRANT, body, State::Granting(plan, ends))
     }
 
     fn commit(&mut self, plan: Plan, lease: Option<i64>) -> Event {
@@ -205,35 +248,21 @@ impl Engine {
         self.send(wire::TXN, body, State::Committing(plan, lease))
     }
 
-    fn remove(&mut self, mod_revision: i64, lease: i64) -> Event {
+    fn remove(&mut self, mod_revision: i64) -> Event {
         let body = wire::delete_if(self.key.as_bytes(), mod_revision);
-        self.send(wire::TXN, body, State::Removing(lease))
+        self.send(wire::TXN, body, State::Removing)
     }
 
     /// A call that still has time (then waiting in `state`), or `Deadline`.
     fn send(&mut self, path: &'static str, body: Vec<u8>, state: State) -> Event {
         let now_ms = self.now_ms;
         match self.deadline_ms.saturating_sub(now_ms) {
-            0 => Event::Failed(Unavailable::Deadline, None),
+            0 => Event::Failed(Unavailable::Deadline),
             timeout_ms => {
                 self.state = state;
                 Event::Send(Call { path, body, timeout_ms })
             }
         }
-    }
-
-    /// The revocations of every lease granted here but `keep`, and of `replaced`.
-    fn cleanup(&mut self, keep: Option<i64>, replaced: Option<i64>) -> Vec<Call> {
-        self.state = State::Done;
-        let unused = self.granted.drain(..).map(|(_, id)| id).filter(|id| Some(*id) != keep);
-        unused
-            .chain(replaced)
-            .map(|id| Call {
-                path: wire::LEASE_REVOKE,
-                body: wire::lease_revoke(id),
-                timeout_ms: self.cleanup_timeout_ms,
-            })
-            .collect()
     }
 }
 
@@ -241,12 +270,13 @@ impl<R: Record> Op<R> {
     fn new(settings: &Settings, key: Key, record: R, now_ms: u64) -> Op<R> {
         let engine = Engine {
             key,
+            memory: settings.memory().clone(),
             now: now_ms / 1_000,
             now_ms,
             deadline_ms: now_ms.saturating_add(settings.timeout_ms()),
-            cleanup_timeout_ms: settings.timeout_ms(),
             attempts: 0,
-            granted: Vec::new(),
+            assumed: false,
+            regranted: false,
             state: State::Done,
         };
         Op { record, engine, then: None }
@@ -264,7 +294,34 @@ impl<R: Record> Op<R> {
     /// same transaction. One round trip fewer for records that are usually new.
     pub fn create_first(settings: &Settings, key: Key, record: R, now_ms: u64) -> (Op<R>, Step<R::Output>) {
         let mut op = Op::new(settings, key, record, now_ms);
+        op.engine.assumed = true;
         let step = op.step(Event::Decide(None));
+        (op, step)
+    }
+
+    /// Starts from the key as this worker last wrote or read it (`memory`), when it knows it:
+    /// a transaction comparing that revision, which reads the key if it changed since. Else
+    /// reads the key first (`or_create`: guesses it absent).
+    pub fn known_first(
+        settings: &Settings,
+        key: Key,
+        record: R,
+        now_ms: u64,
+        or_create: bool,
+    ) -> (Op<R>, Step<R::Output>) {
+        let mut op = Op::new(settings, key, record, now_ms);
+        let event = match settings.memory().known(op.engine.key.as_bytes()) {
+            Some(kv) => {
+                op.engine.assumed = true;
+                Event::Decide(Some(kv))
+            }
+            None if or_create => {
+                op.engine.assumed = true;
+                Event::Decide(None)
+            }
+            None => op.engine.read(),
+        };
+        let step = op.step(event);
         (op, step)
     }
 
@@ -286,7 +343,10 @@ impl<R: Record> Op<R> {
             event = match event {
                 Event::Send(call) => return Step::Send(call),
                 Event::Decide(current) => match self.record.decide(current.as_ref(), self.engine.now) {
-                    Decision::Finish(result) => return self.finish(result, None, None),
+                    // Nothing to write on a guess or on memory: read what etcd holds and decide
+                    // on that (a hint never ends an operation).
+                    Decision::Finish(_) if std::mem::replace(&mut self.engine.assumed, false) => self.engine.read(),
+                    Decision::Finish(result) => return self.finish(result),
                     Decision::Write(write) => {
                         self.then = Some(write.then);
                         let plan = Plan {
@@ -295,31 +355,28 @@ impl<R: Record> Op<R> {
                             end: write.end,
                             keep_lease: write.keep_lease,
                             replaces: write.replaces,
+                            created: write.created,
                         };
                         self.engine.write(plan)
                     }
                     Decision::Remove(remove) => {
                         self.then = Some(remove.then);
-                        self.engine.remove(remove.mod_revision, remove.lease)
+                        self.engine.remove(remove.mod_revision)
                     }
                 },
-                Event::Committed { keep, replaced } => {
+                Event::Committed => {
                     let result = self.then.take().ok_or(Unavailable::Garbled);
-                    return self.finish(result, keep, replaced);
+                    return self.finish(result);
                 }
-                Event::Failed(problem, in_doubt) => return self.finish(Err(problem), in_doubt, None),
+                Event::Failed(problem) => return self.finish(Err(problem)),
             };
         }
     }
 
-    fn finish(
-        &mut self,
-        result: Result<R::Output, Unavailable>,
-        keep: Option<i64>,
-        replaced: Option<i64>,
-    ) -> Step<R::Output> {
+    fn finish(&mut self, result: Result<R::Output, Unavailable>) -> Step<R::Output> {
         self.then = None;
-        Step::Finish(Finished { result, cleanup: self.engine.cleanup(keep, replaced) })
+        self.engine.state = State::Done;
+        Step::Finish(Finished { result, cleanup: Vec::new() })
     }
 }
 

@@ -15,6 +15,12 @@ use crate::purchase::{IssuedPass, Receipt};
 use crate::replay::Policy;
 use crate::token::PassClaims;
 
+/// A lease with `left` seconds to run is right for a record living `life` more seconds: never
+/// shorter, and longer by less than its slack (`memory::slack`).
+pub fn lives(left: u64, life: u64) -> bool {
+    left >= life && left - life < super::memory::slack(life)
+}
+
 pub const POLICY: Policy = Policy { replay_window_seconds: 600, stale_after_seconds: 25 };
 
 pub fn pass() -> IssuedPass {

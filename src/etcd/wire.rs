@@ -52,7 +52,9 @@ pub enum Lease {
 /// How a conditional write went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Txn {
-    Committed,
+    /// The success branch ran; `revision` is the store's revision after it (the key's new
+    /// `mod_revision` after a put; 0 when the answer did not say).
+    Committed { revision: i64 },
     /// The compare failed: the key as it is now (`None`: absent).
     Lost(Option<Kv>),
 }
@@ -266,6 +268,18 @@ pub fn read_lease_grant(reply: Reply<'_>) -> Result<i64, Unavailable> {
     }
 }
 
+/// Whether etcd refused a write because the lease it names does not exist (any more): the
+/// gateway's error (gRPC `NotFound`) says so in words, `etcdserver: requested lease not found`.
+pub fn lease_gone(reply: Reply<'_>) -> bool {
+    const GONE: &[u8] = b"requested lease not found";
+    match reply {
+        Reply::Response { status, body } if !(200..300).contains(&status) && body.len() <= MAX_ANSWER_BYTES => {
+            body.windows(GONE.len()).any(|w| w == GONE)
+        }
+        _ => false,
+    }
+}
+
 /// The answer to [`put_if`] of `key`.
 pub fn read_txn(reply: Reply<'_>, key: &[u8]) -> Result<Txn, Unavailable> {
     #[derive(Deserialize)]
@@ -278,13 +292,21 @@ pub fn read_txn(reply: Reply<'_>, key: &[u8]) -> Result<Txn, Unavailable> {
         response_delete_range: Option<IgnoredAny>,
     }
     #[derive(Deserialize)]
+    struct RawHeader<'a> {
+        #[serde(borrow, default)]
+        revision: Option<&'a str>,
+    }
+    #[derive(Deserialize)]
     struct RawTxn<'a> {
+        #[serde(borrow, default)]
+        header: Option<RawHeader<'a>>,
         #[serde(default)]
         succeeded: bool,
         #[serde(borrow, default)]
         responses: Vec<RawResponse<'a>>,
     }
     let raw: RawTxn<'_> = parse(body(reply)?)?;
+    let revision = int(raw.header.and_then(|header| header.revision))?;
     let mut responses = raw.responses.into_iter();
     match (raw.succeeded, responses.next(), responses.next()) {
         (
@@ -296,7 +318,7 @@ pub fn read_txn(reply: Reply<'_>, key: &[u8]) -> Result<Txn, Unavailable> {
             true,
             Some(RawResponse { response_delete_range: Some(_), response_range: None, response_put: None }),
             None,
-        ) => Ok(Txn::Committed),
+        ) => Ok(Txn::Committed { revision }),
         (
             false,
             Some(RawResponse { response_range: Some(range), response_put: None, response_delete_range: None }),

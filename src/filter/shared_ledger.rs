@@ -3,7 +3,9 @@
 //! goes back to the operation, and its end becomes the `LedgerAnswer` the purchase flow (or a
 //! sign-in) waits for. What the layer adds is what only a host can do:
 //!
-//! - the cleanup calls (leases no record holds any more) leave without waiting for an answer;
+//! - the operations share this worker's memory of etcd (leases granted, records last written:
+//!   `etcd::memory`), held by the ledger's settings in the worker's configuration;
+//! - cleanup calls an operation leaves, if any, go without waiting for an answer;
 //! - every failure is counted (`ledger_errors`) and logged once, with its reason;
 //! - **lose nothing**: a record of money that moved (`LedgerOp::records_money_moved`) that
 //!   etcd could not take is kept in this Envoy's local ledger and queued, and the root's tick
@@ -102,7 +104,7 @@ impl LedgerCall {
 
     fn finish(&mut self, worker: &Worker, ledger: &EtcdLedger, finished: Finished<LedgerAnswer>) -> LedgerAnswer {
         for call in &finished.cleanup {
-            // Unanswered on purpose: a lease left behind only expires by itself.
+            // Unanswered on purpose (none today: leases are shared, never revoked).
             let _ = host::dispatch_ledger(ledger, call);
         }
         let op = std::mem::replace(&mut self.op, LedgerOp::Entitlement(String::new()));

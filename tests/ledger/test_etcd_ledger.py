@@ -28,6 +28,14 @@ def issued_pass(now: int) -> dict:
     return {"token": "eyJhbGciOiJIUzI1NiJ9.e30.sig-" + secrets.token_hex(4), "claims": claims}
 
 
+def lives(granted_ttl: str, life: int, late: int = 0) -> bool:
+    """A record's lease, granted `late` seconds after `now` here, is right for a record living `life`
+    seconds from then: never shorter, and longer by less than its slack (src/etcd/memory.rs:
+    shared leases end at the end of a span as long as the record's life, at most a minute)."""
+    ttl = int(granted_ttl)
+    return life - late - 1 <= ttl < life + min(max(life, 1), 60)
+
+
 def wait_until(check, timeout: float, interval: float = 0.25):
     deadline = time.monotonic() + timeout
     while True:
@@ -52,7 +60,7 @@ def test_states_and_leases_round_trip(cluster):
     now = int(time.time())
     assert list(record["result"]) == ["pending"] and record["result"]["pending"]["pass"] is None
     assert abs(record["result"]["pending"]["since"] - now) <= 2
-    assert record["granted_ttl"] == str(STALE)
+    assert lives(record["granted_ttl"], STALE), record
     assert cluster.ledger("claim", key, first=1)["result"] == "in_progress"
 
     # The settlement is left unknown: the next claim, on another member, recovers its pass.
@@ -60,19 +68,19 @@ def test_states_and_leases_round_trip(cluster):
     assert cluster.ledger("put", key, json.dumps({"unknown": {"since": now - 60, "pass": left}}))["result"] == "done"
     record = cluster.ledger("record", key, first=2)
     assert record["result"] == {"unknown": {"since": now - 60, "pass": left}}
-    assert abs(int(record["granted_ttl"]) - (UNKNOWN_RETENTION - 60)) <= 1  # `now` here and there may be a second apart
+    assert lives(record["granted_ttl"], UNKNOWN_RETENTION - 60), record  # `now` here and there may be a second apart
     recovered = cluster.ledger("claim", key, first=2)
     assert (recovered["result"], recovered["token"]) == ("recover", left["token"])
     record = cluster.ledger("record", key)
     assert record["result"]["pending"]["pass"] == left
-    assert int(record["granted_ttl"]) == UNKNOWN_RETENTION
+    assert lives(record["granted_ttl"], UNKNOWN_RETENTION), record
 
     receipt = {"token": left["token"], "payment_response": "eyJzdWNjZXNzIjp0cnVlfQ==", "body": "{}"}
     settled = {"settled": {"at": now, "receipt": receipt}}
     assert cluster.ledger("put", key, json.dumps(settled))["result"] == "done"
     record = cluster.ledger("record", key, first=1)
     assert record["result"] == settled
-    assert abs(int(record["granted_ttl"]) - (WINDOW + SPENT_RETENTION)) <= 1
+    assert lives(record["granted_ttl"], WINDOW + SPENT_RETENTION), record
     replay = cluster.ledger("claim", key, first=1)
     assert (replay["result"], replay["token"]) == ("replay", receipt["token"])
 
@@ -100,10 +108,10 @@ def test_a_settlement_past_its_window_is_a_duplicate_and_a_stale_pending_is_take
 
 def test_a_record_expires_with_its_lease(cluster):
     key = payment()
-    # Spent 3 s before the end of its retention: its lease has 3 s to run.
+    # Spent 3 s before the end of its retention: its lease has 3 s to run, and less than 3 s more.
     at = int(time.time()) - WINDOW - SPENT_RETENTION + 3
     cluster.ledger("put", key, json.dumps({"spent": {"at": at}}))
-    assert int(cluster.ledger("record", key)["granted_ttl"]) <= 3
+    assert int(cluster.ledger("record", key)["granted_ttl"]) <= 5
     assert cluster.ledger("claim", key)["result"] == "duplicate"
     gone = wait_until(lambda: cluster.ledger("record", key)["result"] is None, timeout=10)
     assert gone, "the record outlived its lease"

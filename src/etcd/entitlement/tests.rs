@@ -1,6 +1,6 @@
 use super::*;
 use crate::etcd::keys;
-use crate::etcd::sim::{drive, race, Etcd};
+use crate::etcd::sim::{drive, lives, race, Etcd};
 use crate::etcd::{wire, Finished, Reply};
 
 const PAYER: &str = "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse";
@@ -39,16 +39,18 @@ fn an_entitlement_is_kept_until_it_expires_and_the_latest_expiring_wins() {
     assert_eq!(get(&mut etcd), Ok(None));
     assert_eq!(run(&mut etcd, pass_until(now, now + 3_600)).result, Ok(Stored::Stored));
     assert_eq!(get(&mut etcd), Ok(Some(pass_until(now, now + 3_600))));
-    assert_eq!(etcd.lease_of(key().as_bytes()).unwrap().1, 3_600 + LEEWAY);
+    assert!(lives(etcd.lease_of(key().as_bytes()).unwrap().1, 3_600 + LEEWAY));
     // One expiring earlier (or at the same time) does not replace it.
     assert_eq!(run(&mut etcd, pass_until(now - 100, now + 600)).result, Ok(Stored::Kept));
     assert_eq!(run(&mut etcd, pass_until(now + 5, now + 3_600)).result, Ok(Stored::Kept));
     assert_eq!(get(&mut etcd), Ok(Some(pass_until(now, now + 3_600))));
-    // A later one does, under a new lease; the old lease goes.
+    // A later one does, under a new lease; the old one is left to run out.
     assert_eq!(run(&mut etcd, pass_until(now, now + 86_400)).result, Ok(Stored::Stored));
     assert_eq!(get(&mut etcd), Ok(Some(pass_until(now, now + 86_400))));
-    assert_eq!(etcd.leases.len(), 1);
-    etcd.advance(86_400 + LEEWAY);
+    // (No lease is revoked: those asked for by the two kept ones, which guessed the payer held
+    // none, are left to run out too.)
+    assert_eq!(etcd.leases.len(), 4);
+    etcd.advance(86_400 + LEEWAY + 60);
     assert_eq!(get(&mut etcd), Ok(None), "gone with its lease");
     // One already over is not stored.
     let now = etcd.now;
@@ -66,8 +68,7 @@ fn concurrent_sales_to_one_payer_end_with_the_latest_expiring() {
         let (a, b) = race(&mut etcd, a, b);
         assert!(a.result.is_ok() && b.result.is_ok());
         assert_eq!(get(&mut etcd), Ok(Some(pass_until(now, now + 7_200))), "{order:?}");
-        assert_eq!(etcd.lease_of(key().as_bytes()).unwrap().1, 7_200 + LEEWAY);
-        assert_eq!(etcd.leases.len(), 1, "every other lease was revoked");
+        assert!(lives(etcd.lease_of(key().as_bytes()).unwrap().1, 7_200 + LEEWAY));
     }
 }
 

@@ -10,10 +10,11 @@ fn settings() -> Settings {
     Settings::new("/x402/", 1_000).unwrap()
 }
 
-/// Runs `op` to its end on the simulated etcd, cleanup included.
-fn on_etcd(etcd: &mut Etcd, op: &LedgerOp) -> LedgerAnswer {
+/// Runs `op` to its end on the simulated etcd, cleanup included, as the worker whose settings
+/// (and memory of leases and records) are `settings`.
+fn on_etcd(etcd: &mut Etcd, settings: &Settings, op: &LedgerOp) -> LedgerAnswer {
     let now_ms = etcd.now * 1_000;
-    let (mut running, mut step) = start(&settings(), POLICY, LEEWAY, op, now_ms);
+    let (mut running, mut step) = start(settings, POLICY, LEEWAY, op, now_ms);
     for _ in 0..32 {
         match step {
             Step::Send(call) => {
@@ -41,11 +42,31 @@ fn entitlement(exp: u64) -> Entitlement {
     Entitlement { tier: "1h".into(), iat: exp - 3_600, exp, network: "solana:devnet".into() }
 }
 
+/// How the ops of the script are spread over workers (each with its own memory of etcd).
+#[derive(Debug, Clone, Copy)]
+enum Workers {
+    /// Every op on a worker of its own: nothing remembered (every op reads).
+    Fresh,
+    /// Every op on one worker: it writes from the revisions and leases it remembers.
+    One,
+    /// Ops on two workers in turn: each one's memory goes stale behind the other's writes.
+    Two,
+}
+
 /// Every op the checkout makes, in the orders a purchase makes them, with the clock moving:
-/// the etcd ledger answers exactly as the local ledger does.
+/// the etcd ledger answers exactly as the local ledger does, however the ops are spread over
+/// workers and whatever each remembers.
 #[test]
 fn the_etcd_ledger_answers_every_op_as_the_local_ledger_does() {
+    let calls = [Workers::Fresh, Workers::One, Workers::Two].map(same_answers);
+    // What a worker remembers saves calls (reads and lease grants), and costs none when stale.
+    assert!(calls[1] < calls[0] && calls[2] <= calls[0], "{calls:?}");
+}
+
+/// Runs the script; the calls etcd answered.
+fn same_answers(workers: Workers) -> usize {
     let mut etcd = Etcd::new();
+    let memories = [settings(), settings()];
     let store = MemoryStore::default();
     crate::ledger::create_buckets(&store);
     let local = LocalLedger { store: &store, policy: POLICY };
@@ -158,19 +179,44 @@ fn the_etcd_ledger_answers_every_op_as_the_local_ledger_does() {
                 takeover: None,
             },
         ),
+        // A whole purchase, then another by the same payer: claim, pending pass, settlement,
+        // entitlement; the same payment again replays.
+        (1, LedgerOp::Claim(payment("ff"))),
+        (0, LedgerOp::Put(payment("ff"), Box::new(Entry::Pending { since: 1_000_733, pass: Some(pass()) }))),
+        (0, LedgerOp::Put(payment("ff"), Box::new(settled(1_000_733)))),
+        (0, LedgerOp::Entitle { payer: "Payer2".into(), entitlement: entitlement(1_004_333) }),
+        (0, LedgerOp::Claim(payment("ff"))),
+        (2, LedgerOp::Claim(payment("0a"))),
+        (0, LedgerOp::Put(payment("0a"), Box::new(Entry::Pending { since: 1_000_735, pass: Some(pass()) }))),
+        (0, LedgerOp::Put(payment("0a"), Box::new(Entry::Unknown { since: 1_000_735, pass: pass() }))),
+        (0, LedgerOp::Claim(payment("0a"))),
+        (0, LedgerOp::Put(payment("0a"), Box::new(settled(1_000_735)))),
+        (0, LedgerOp::Entitle { payer: "Payer2".into(), entitlement: entitlement(1_004_335) }),
+        (0, LedgerOp::Entitle { payer: "Payer2".into(), entitlement: entitlement(1_004_000) }),
+        (0, LedgerOp::Entitlement("Payer2".into())),
+        (0, LedgerOp::Claim(payment("0a"))),
+        (0, LedgerOp::Forget(payment("0a"))),
+        (0, LedgerOp::Claim(payment("0a"))),
     ];
     for (step, (advance, op)) in script.iter().enumerate() {
         etcd.advance(*advance);
         let expected = local.run(op, etcd.now);
-        let got = on_etcd(&mut etcd, op);
+        let fresh = settings();
+        let settings = match workers {
+            Workers::Fresh => &fresh,
+            Workers::One => &memories[0],
+            Workers::Two => &memories[step % 2],
+        };
+        let got = on_etcd(&mut etcd, settings, op);
         let same = match (&expected, &got) {
             // The local ledger counts the entitlements it holds; etcd's count nothing.
             (LedgerAnswer::Granted(_), LedgerAnswer::Granted(0)) => true,
             _ => expected == got,
         };
-        assert!(same, "step {step} {op:?}: local {expected:?}, etcd {got:?}");
-        assert_ne!(got, LedgerAnswer::Unavailable, "step {step}");
+        assert!(same, "{workers:?} step {step} {op:?}: local {expected:?}, etcd {got:?}");
+        assert_ne!(got, LedgerAnswer::Unavailable, "{workers:?} step {step}");
     }
+    etcd.calls.len()
 }
 
 #[test]
@@ -181,7 +227,7 @@ fn keys_no_record_can_have_are_refused_before_any_call() {
         LedgerOp::Entitlement("pay/er".into()),
         LedgerOp::Look(PurchaseKey { bucket: 0, key: "id:a b".into() }),
     ] {
-        assert_eq!(on_etcd(&mut etcd, &op), LedgerAnswer::Unavailable, "{op:?}");
+        assert_eq!(on_etcd(&mut etcd, &settings(), &op), LedgerAnswer::Unavailable, "{op:?}");
     }
     assert!(etcd.calls.is_empty());
 }

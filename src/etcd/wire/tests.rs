@@ -57,7 +57,7 @@ fn requests_are_the_gateway_json_with_base64_keys_and_int64_strings() {
 fn etcds_own_answers_are_read() {
     assert_eq!(read_range(ok(RANGE_HIT), KEY), Ok(Some(hello())));
     assert_eq!(read_range(ok(RANGE_MISS), KEY), Ok(None));
-    assert_eq!(read_txn(ok(TXN_COMMITTED), KEY), Ok(Txn::Committed));
+    assert_eq!(read_txn(ok(TXN_COMMITTED), KEY), Ok(Txn::Committed { revision: 2 }));
     let lost = Kv { mod_revision: 2, ..hello() };
     assert_eq!(read_txn(ok(TXN_LOST), KEY), Ok(Txn::Lost(Some(lost))));
     assert_eq!(read_txn(ok(TXN_LOST_ABSENT), KEY), Ok(Txn::Lost(None)));
@@ -84,7 +84,10 @@ fn no_answer_or_a_refusal_is_unavailable() {
     assert_eq!(read_range(Reply::Failed, KEY), Err(Unavailable::Failed));
     let refused = Reply::Response { status: 404, body: NO_LEASE.as_bytes() };
     assert_eq!(read_txn(refused, KEY), Err(Unavailable::Status(404)));
+    // ... and is told apart: the write asks for a new lease.
+    assert!(lease_gone(refused));
     let no_leader = Reply::Response { status: 503, body: b"{\"error\":\"etcdserver: no leader\",\"code\":14}" };
+    assert!(!lease_gone(no_leader) && !lease_gone(ok(NO_LEASE)) && !lease_gone(Reply::TimedOut));
     assert_eq!(read_range(no_leader, KEY), Err(Unavailable::Status(503)));
     // An error envelope with a 2xx status is no answer either.
     assert_eq!(read_range(ok(NO_LEASE), KEY), Err(Unavailable::Garbled));
@@ -205,5 +208,5 @@ fn a_conditional_delete_is_a_txn_that_reads_the_key_when_it_lost() {
         })
     );
     let deleted = r#"{"header":{"revision":"9"},"succeeded":true,"responses":[{"response_delete_range":{"header":{"revision":"9"},"deleted":"1"}}]}"#;
-    assert_eq!(read_txn(ok(deleted), KEY), Ok(Txn::Committed));
+    assert_eq!(read_txn(ok(deleted), KEY), Ok(Txn::Committed { revision: 9 }));
 }
