@@ -613,6 +613,45 @@ def http_filters(config: Mapping[str, Any], keys: list[dict], jwks_source: dict,
     return out
 
 
+class Literal(str):
+    """A string `to_yaml` writes as a block literal (`|`), e.g. a plugin configuration."""
+
+
+def to_yaml(value: Any, indent: int = 0) -> str:
+    """Block YAML for the JSON-like values this tool builds (keys are plain names; every string is
+    double-quoted as JSON quotes it, which YAML reads the same; a `Literal` is a `|` block)."""
+    pad = " " * indent
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        lines = []
+        for k, v in value.items():
+            key = json.dumps(k) if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) else k
+            if isinstance(v, (dict, list)) and v:
+                lines.append(f"{pad}{key}:\n{to_yaml(v, indent + 2)}")
+            elif isinstance(v, Literal):
+                body = "\n".join(f"{pad}  {line}" if line else "" for line in v.rstrip("\n").split("\n"))
+                lines.append(f"{pad}{key}: |\n{body}")
+            else:
+                lines.append(f"{pad}{key}: {to_yaml(v)}")
+        return "\n".join(lines)
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        out = []
+        for item in value:
+            text = to_yaml(item, indent + 2) if isinstance(item, (dict, list)) and item else f"{pad}  {to_yaml(item)}"
+            out.append(f"{pad}- {text[indent + 2:]}")
+        return "\n".join(out)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return json.dumps(value)
+
+
 def _load(path: str) -> dict:
     try:
         config = json.loads(pathlib.Path(path).read_text())
@@ -654,6 +693,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
     src.add_argument("--jwks-filename", help="local_jwks from this file (written by `jwks`)")
     src.add_argument("--jwks-env", help="local_jwks from this environment variable of Envoy")
     f.add_argument("--wasm-typed-config", help="JSON file: the typed_config of your envoy.filters.http.wasm filter")
+    f.add_argument("--yaml", action="store_true", help="block YAML instead of JSON")
     args = parser.parse_args(argv)
     try:
         config = _load(args.config)
@@ -674,7 +714,8 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
             typed = (json.loads(pathlib.Path(args.wasm_typed_config).read_text()) if args.wasm_typed_config
                      else "REPLACE with the typed_config of your envoy.filters.http.wasm filter")
             wasm = {"name": "envoy.filters.http.wasm", "typed_config": typed}
-            out(json.dumps(http_filters(config, keys, source, wasm, args.sole_minter), indent=2))
+            filters = http_filters(config, keys, source, wasm, args.sole_minter)
+            out(to_yaml(filters) if args.yaml else json.dumps(filters, indent=2))
     except ConfigProblem as exc:
         print(f"fastpath: {exc}", file=sys.stderr)
         return 2
