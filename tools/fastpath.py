@@ -15,12 +15,14 @@ kid, as the filter does; the marker expression refuses tokens that name a reserv
 values are read from this process's environment, or from `--env NAME=VALUE`. The output holds
 secrets (HS256 keys are symmetric): write it where only Envoy can read it.
 
-`filters`: the `http_filters` list (JSON, which is YAML) of the fast path, in order: strip the
-client's claim headers on protected paths, `jwt_authn` on protected paths (claims to headers; it
-never refuses a request), set the internal marker header from a CEL expression over the verified pass, on the fast
-path only remove `Authorization` and add the CORS headers to the answer and count the request
-(an allow-all RBAC filter: `rbac.x402_fast_path.allowed`), the wasm filter wrapped in an
-ExtensionWithMatcher that skips it when the marker says so, remove the marker, the router.
+`filters`: the `http_filters` list (JSON, or block YAML with --yaml) of the fast path, in order:
+`jwt_authn` on protected paths (it removes the client's copies of every header it may set, sets the
+claim headers of a pass it verified, and never refuses a request); when another minter may hold a
+key, a marker from native matchers on the verified pass and a short CEL expression; a composite
+filter whose matcher creates, per request, either the fast path's chain (remove `Authorization`,
+add the CORS headers, count it: `rbac.x402_fast_path.allowed`) or the wasm filter; remove the fast
+path's own headers; the router. With only the filter minting (an EdDSA-only ring, or
+--sole-minter) the marker is left out (docs/fastpath.md, "Who can mint a pass").
 
 `expression`: the marker's CEL expression alone (envoy/envoy-fastpath.yaml quotes it; the tests
 check that the shipped file says what this prints for its own plugin configuration).
