@@ -15,12 +15,14 @@ kid, as the filter does; the marker expression refuses tokens that name a reserv
 values are read from this process's environment, or from `--env NAME=VALUE`. The output holds
 secrets (HS256 keys are symmetric): write it where only Envoy can read it.
 
-`filters`: the `http_filters` list (JSON, which is YAML) of the fast path, in order: strip the
-client's claim headers on protected paths, `jwt_authn` on protected paths (claims to headers; it
-never refuses a request), set the internal marker header from a CEL expression over the verified pass, on the fast
-path only remove `Authorization` and add the CORS headers to the answer and count the request
-(an allow-all RBAC filter: `rbac.x402_fast_path.allowed`), the wasm filter wrapped in an
-ExtensionWithMatcher that skips it when the marker says so, remove the marker, the router.
+`filters`: the `http_filters` list (JSON, or block YAML with --yaml) of the fast path, in order:
+`jwt_authn` on protected paths (it removes the client's copies of every header it may set, sets the
+claim headers of a pass it verified, and never refuses a request); when another minter may hold a
+key, a marker from native matchers on the verified pass and a short CEL expression; a composite
+filter whose matcher creates, per request, either the fast path's chain (remove `Authorization`,
+add the CORS headers, count it: `rbac.x402_fast_path.allowed`) or the wasm filter; remove the fast
+path's own headers; the router. With only the filter minting (an EdDSA-only ring, or
+--sole-minter) the marker is left out (docs/fastpath.md, "Who can mint a pass").
 
 `expression`: the marker's CEL expression alone (envoy/envoy-fastpath.yaml quotes it; the tests
 check that the shipped file says what this prints for its own plugin configuration).
@@ -68,6 +70,11 @@ RESERVED_KID_PREFIX = "x402-unnamed-"
 JWT_CACHE_SIZE = 4096
 MAX_TOKEN_LEN = 4096                # src/token/claims.rs MAX_TOKEN_LEN (the filter's bound)
 COUNTER_PREFIX = "x402_fast_path"   # RBAC rules_stat_prefix: http.<hcm prefix>.rbac.x402_fast_path.allowed
+INTERNAL_HEADER_PREFIX = "x-x402-pass-"  # claims the marker reads, when no claim header carries them
+# A claim no verified pass can have: jwt_authn refuses a pass whose `sub` is not a string, so `sub`
+# never has members. Mapped to the marker header, it makes jwt_authn remove the client's copy of the
+# marker on every protected request (it removes every claim_to_headers name) and never set it.
+NEVER_A_CLAIM = "sub.x402-never-a-claim"
 
 
 class ConfigProblem(ValueError):
@@ -286,61 +293,200 @@ def cel_string(text: str) -> str:
     return "'" + "".join(out) + "'"
 
 
-def expression(config: Mapping[str, Any], keys: list[dict]) -> str:
-    """The CEL expression that is `true` only for a request whose pass jwt_authn verified AND that
-    meets every rule of docs/behaviour.md §3 and §7 jwt_authn itself does not check. Anything else
-    (false, or an evaluation error) leaves the request to the wasm filter."""
-    issuer = config.get("issuer", DEFAULT_ISSUER)
+def only_the_filter_mints(keys: list[dict], declared: bool = False) -> bool:
+    """True when every pass that verifies was minted by an x402-access-pass filter: every key of the
+    ring is an EdDSA key (its private half is only ever held by the filter: the Express reference
+    signs HS256 only), or the seller declares (`--sole-minter`) that no one but the filter holds its
+    HS256 secrets. Such a pass always meets the structural rules (integer `iat`/`exp`/`duration`,
+    `exp - iat == duration` no longer than the longest pass sold when it was sold, `iat` not in the
+    future, string claims, no `crit`, never a reserved kid), so the fast path does not check them
+    (docs/fastpath.md, "Who can mint a pass"). An HS256 secret shared with another minter keeps them."""
+    return declared or all(k["alg"] == "EdDSA" for k in keys)
+
+
+def reserved_kids(keys: list[dict]) -> list[str]:
+    """The kids `jwks` gives the ring's keys that have none (x402-unnamed-<n>)."""
+    configured = set(configured_kids(keys))
+    return [j["kid"] for j in jwks(keys)["keys"] if j["kid"] not in configured]
+
+
+def _claim_header(config: Mapping[str, Any], claim: str) -> str | None:
+    return next((name for name, c in claim_headers(config) if c == claim), None)
+
+
+def time_headers(config: Mapping[str, Any], sole: bool) -> dict[str, str]:
+    """claim -> request header jwt_authn writes it to, for the claims the marker's CEL expression
+    reads (none when only the filter mints). A configured claim header is reused; otherwise an
+    internal `x-x402-pass-<claim>`, which x402_fast_path_unmark removes before the upstream.
+
+    jwt_authn writes a number as an unsigned integer when it is one and with a decimal point
+    otherwise (negative, fractional, or 2^64 and beyond), so CEL's int() of the header fails, and
+    the marker is not set, for any value but a non-negative integer."""
+    if sole:
+        return {}
+    return {c: _claim_header(config, c) or f"{INTERNAL_HEADER_PREFIX}{c}" for c in ("iat", "exp", "duration")}
+
+
+def signal_header(config: Mapping[str, Any], sole: bool) -> str:
+    """The request header whose presence (on a protected path, where jwt_authn first removes every
+    header it may set) says the fast path serves the request: the marker when a CEL expression
+    decides; with only the filter minting, the header jwt_authn writes `exp` to (every pass it
+    verifies has one), or else the marker, written by jwt_authn from `sub` (always the subject)."""
+    if sole:
+        return _claim_header(config, "exp") or MARKER
+    return MARKER
+
+
+def internal_headers(config: Mapping[str, Any], sole: bool) -> list[str]:
+    """Headers of the fast path's own, removed before the upstream (x402_fast_path_unmark)."""
+    configured = {name for name, _ in claim_headers(config)}
+    out = {h for h in time_headers(config, sole).values() if h not in configured}
+    if signal_header(config, sole) == MARKER:
+        out.add(MARKER)
+    return sorted(out)
+
+
+def clock_skew(config: Mapping[str, Any]) -> int:
+    """jwt_authn's clock_skew_seconds: leewaySeconds, but at least 1 (jwt_authn reads 0 as its
+    default, 60 s)."""
+    return max(_int_field(config, "leewaySeconds", 0), 1)
+
+
+def expression(config: Mapping[str, Any], sole: bool) -> str | None:
+    """The marker's CEL expression: the rules of docs/behaviour.md §7 that need the request's time
+    or arithmetic between claims, over the claim headers jwt_authn wrote (a header read costs far
+    less than a walk of the dynamic metadata). None when only the filter mints: jwt_authn's own
+    checks then decide (with leewaySeconds 0 its expiry check allows 1 s: docs/fastpath.md)."""
+    if sole:
+        return None
     leeway = _int_field(config, "leewaySeconds", 0)
-    longest = longest_pass(config)
-    m = f"metadata.filter_metadata['{JWT_AUTHN}']"
-    p = f"{m}.{PAYLOAD_KEY}"
-    h = f"{m}.{HEADER_KEY}"
-    kids = configured_kids(keys)
-    # A kid of null is no kid (src/token/verify.rs reads it as an Option).
-    kid_rule = (f"(!has({h}.kid) || {h}.kid == null || {h}.kid in [{', '.join(cel_string(k) for k in kids)}])"
-                if kids else f"(!has({h}.kid) || {h}.kid == null)")
+    h = {claim: f"int(request.headers[{cel_string(name)}])" for claim, name in time_headers(config, sole).items()}
     now = "int(request.time)"
-    parts = [
-        f"'{JWT_AUTHN}' in metadata.filter_metadata",
-        f"has({p}.exp)",  # the payload is in the metadata: jwt_authn verified the signature
-        # §3: a CORS preflight is answered by the filter, whatever the token.
-        "!(request.method == 'OPTIONS' && 'access-control-request-method' in request.headers)",
-        # §7 header: kid names a configured key (never a reserved one); no critical extension.
-        kid_rule,
-        f"!has({h}.crit)",
-        # §7 claims jwt_authn does not check: types, sub, iss, exp - iat == duration, the longest pass, iat.
-        f"type({p}.tier) == string && type({p}.payer) == string && type({p}.network) == string",
-        f"{p}.sub == {cel_string(SUBJECT)} && {p}.iss == {cel_string(issuer)}",
-        f"type({p}.exp) == double && type({p}.iat) == double && type({p}.duration) == double",
-        f"{p}.iat >= 0.0 && {p}.duration >= 0.0",
-        f"{p}.iat == double(int({p}.iat)) && {p}.exp == double(int({p}.exp))"
-        f" && {p}.duration == double(int({p}.duration))",
-        f"{p}.exp - {p}.iat == {p}.duration && {p}.duration <= {longest}.0",
-        f"int({p}.iat) <= {now} + {leeway} && {now} <= int({p}.exp) + {leeway}",
-    ]
+    plus = f" + {leeway}" if leeway else ""
+    parts = [f"{h['iat']} <= {now}{plus}", f"{h['exp']} - {h['iat']} == {h['duration']}"]
+    if leeway < clock_skew(config):  # jwt_authn's own expiry check is that much looser
+        parts.insert(0, f"{now} <= {h['exp']}{plus}")
     return " && ".join(parts)
 
 
-def jwt_authn_filter(config: Mapping[str, Any], jwks_source: dict) -> dict:
+def _metadata_input(*path: str) -> dict:
+    return {"name": "dynamic-metadata", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.matching.common_inputs.network.v3.DynamicMetadataInput",
+        "filter": JWT_AUTHN, "path": [{"key": k} for k in path]}}
+
+
+def _metadata_is(path: tuple[str, ...], value: dict, invert: bool = False) -> dict:
+    matcher: dict[str, Any] = {
+        "@type": "type.googleapis.com/envoy.extensions.matching.input_matchers.metadata.v3.Metadata", "value": value}
+    if invert:
+        matcher["invert"] = True
+    return {"single_predicate": {"input": _metadata_input(*path), "custom_match": {
+        "name": "metadata", "typed_config": matcher}}}
+
+
+ANY_STRING = {"string_match": {"safe_regex": {"regex": "(?s).*"}}}
+
+
+def predicates(config: Mapping[str, Any], keys: list[dict]) -> list[dict]:
+    """Native matchers on the verified pass jwt_authn put in the dynamic metadata (payload and JWS
+    header), for a ring whose passes may be minted by someone else: all must hold for the marker to
+    be evaluated at all. jwt_authn itself checks the signature (each JWK pins its kid and alg), `iss`
+    (`issuer`), `sub` (`subjects`), `aud` (`audiences`), `exp` present, and `iat`/`exp` non-negative
+    numbers when present."""
+    out = [
+        # §7 claims jwt_authn does not read: strings, and a duration no longer than any pass sold.
+        _metadata_is((PAYLOAD_KEY, "tier"), ANY_STRING),
+        _metadata_is((PAYLOAD_KEY, "payer"), ANY_STRING),
+        _metadata_is((PAYLOAD_KEY, "network"), ANY_STRING),
+        _metadata_is((PAYLOAD_KEY, "duration"),
+                     {"double_match": {"range": {"start": 0, "end": longest_pass(config) + 1}}}),
+        # No critical header extension (the filter implements none); a null crit is refused here
+        # and left to the filter, which reads it as none.
+        _metadata_is((HEADER_KEY, "crit"), {"present_match": True}, invert=True),
+    ]
+    reserved = reserved_kids(keys)
+    if reserved:
+        # A token naming a kid is checked against that kid's key only: never a reserved one.
+        kid = ({"or_match": {"value_matchers": [{"string_match": {"exact": k}} for k in reserved]}}
+               if len(reserved) > 1 else {"string_match": {"exact": reserved[0]}})
+        out.append(_metadata_is((HEADER_KEY, "kid"), kid, invert=True))
+    return out
+
+
+def _present(header: str) -> dict:
+    return {"single_predicate": {"input": _header_input(header),
+                                 "value_match": {"safe_regex": {"google_re2": {}, "regex": "(?s).*"}}}}
+
+
+def not_a_preflight() -> dict:
+    """§3: a CORS preflight is the filter's 204 whatever the token."""
+    return {"not_matcher": {"and_matcher": {"predicate": [
+        {"single_predicate": {"input": _header_input(":method"), "value_match": {"exact": "OPTIONS"}}},
+        _present("access-control-request-method")]}}}
+
+
+def _path_predicate(kind: str, value: str) -> dict:
+    if kind == "prefix":
+        match = {"prefix": value}
+    else:  # the path without its query, exactly
+        match = {"safe_regex": {"google_re2": {}, "regex": "^" + re.escape(value) + r"(\?.*)?$"}}
+    return {"single_predicate": {"input": _header_input(":path"), "value_match": match}}
+
+
+def _any_of(preds: list[dict]) -> dict:
+    return preds[0] if len(preds) == 1 else {"or_matcher": {"predicate": preds}}
+
+
+def protected_path(config: Mapping[str, Any]) -> list[dict]:
+    """The filter's protect/bypass rules (bypass wins), as predicates on :path: where jwt_authn runs."""
+    out = [_any_of([_path_predicate(k, v) for k, v in path_rules(config, "protect") or [("prefix", "/")]])]
+    bypassed = [_path_predicate(k, v) for k, v in path_rules(config, "bypass")]
+    if bypassed:
+        out.append({"not_matcher": _any_of(bypassed)})
+    return out
+
+
+def served_natively(config: Mapping[str, Any], sole: bool) -> dict:
+    """The request the fast path serves: on a protected path (there jwt_authn first removes any
+    client copy of the signal header), the signal header is set, and it is not a preflight."""
+    signal = signal_header(config, sole)
+    is_set = _marker_is_true() if signal == MARKER and not sole else _present(signal)
+    return {"and_matcher": {"predicate": [is_set, *protected_path(config), not_a_preflight()]}}
+
+
+def jwt_authn_filter(config: Mapping[str, Any], keys: list[dict], jwks_source: dict, sole: bool = False) -> dict:
     audience = config.get("audience")
-    leeway = _int_field(config, "leewaySeconds", 0)
+    claims = [{"header_name": name, "claim_name": claim} for name, claim in claim_headers(config)]
+    internal = internal_headers(config, sole)
+    claims += [{"header_name": name, "claim_name": claim} for claim, name in time_headers(config, sole).items()
+               if name in internal]
+    if MARKER in internal:
+        # jwt_authn removes every claim_to_headers name from a protected request before it verifies:
+        # the client's copy of the marker never gets past it. With only the filter minting it is
+        # the signal, from `sub` (always the subject); otherwise the marker sets it, and `sub.…`,
+        # a claim no verified pass has (jwt_authn refuses a non-string `sub`), keeps jwt_authn from
+        # setting it.
+        claims.append({"header_name": MARKER, "claim_name": "sub" if sole else NEVER_A_CLAIM})
     provider: dict[str, Any] = {
         "issuer": config.get("issuer", DEFAULT_ISSUER),
         "subjects": {"exact": SUBJECT},
         "require_expiration": True,
-        "clock_skew_seconds": leeway,
+        "clock_skew_seconds": clock_skew(config),
         "local_jwks": jwks_source,
         "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
-        # The token stays for the wasm filter: a pass jwt_authn verifies but the marker refuses is
-        # judged (and counted) by the filter as if jwt_authn were not there. On the fast path the
-        # x402_fast_path_forward mutation removes it (unless forwardAuthorization).
-        "forward": True,
-        "payload_in_metadata": PAYLOAD_KEY,
-        "header_in_metadata": HEADER_KEY,
-        "claim_to_headers": [{"header_name": name, "claim_name": claim} for name, claim in claim_headers(config)],
+        # With only the filter minting, a pass jwt_authn verifies is served (bar a preflight, which
+        # the filter answers whatever the token): jwt_authn removes the token itself. Otherwise the
+        # token stays for the wasm filter, which judges (and counts) a pass the marker refuses as
+        # if jwt_authn were not there; x402_fast_path_forward removes it on the fast path.
+        "forward": bool(config.get("forwardAuthorization", False)) if sole else True,
+        # On every protected request (where its rules require the provider) jwt_authn first removes
+        # every header named here, then sets those of a pass it verified.
+        "claim_to_headers": claims,
         "jwt_cache_config": {"jwt_cache_size": JWT_CACHE_SIZE, "jwt_max_token_size": MAX_TOKEN_LEN},
     }
+    if not sole:
+        provider["payload_in_metadata"] = PAYLOAD_KEY
+        provider["header_in_metadata"] = HEADER_KEY
     if audience is not None:
         provider["audiences"] = [audience]
     requires = {"requires_any": {"requirements": [{"provider_name": PROVIDER}, {"allow_missing_or_failed": {}}]}}
@@ -371,18 +517,6 @@ def _skip_action() -> dict:
 
 def _marker_is_true() -> dict:
     return {"single_predicate": {"input": _header_input(MARKER), "value_match": {"exact": "true"}}}
-
-
-def _path_predicate(kind: str, value: str) -> dict:
-    if kind == "prefix":
-        match = {"prefix": value}
-    else:  # the path without its query, exactly
-        match = {"safe_regex": {"google_re2": {}, "regex": "^" + re.escape(value) + r"(\?.*)?$"}}
-    return {"single_predicate": {"input": _header_input(":path"), "value_match": match}}
-
-
-def _any_of(predicates: list[dict]) -> dict:
-    return predicates[0] if len(predicates) == 1 else {"or_matcher": {"predicate": predicates}}
 
 
 def _header_mutation(name: str, request: list[dict] | None = None, response: list[dict] | None = None) -> dict:
@@ -421,43 +555,103 @@ def cors_mutations(config: Mapping[str, Any]) -> list[dict]:
     return out
 
 
-def http_filters(config: Mapping[str, Any], keys: list[dict], jwks_source: dict, wasm_filter: dict) -> list[dict]:
-    """The fast path's http_filters, the wasm filter (`{"name": ..., "typed_config": ...}`) inside."""
-    claim_names = [name for name, _ in claim_headers(config)]
-    protected = _any_of([_path_predicate(k, v) for k, v in path_rules(config, "protect") or [("prefix", "/")]])
-    bypassed = [_path_predicate(k, v) for k, v in path_rules(config, "bypass")]
-    not_protected = {"not_matcher": protected}
-    skip_strip = _any_of([not_protected, *bypassed])
-    strip = _header_mutation("x402_strip_claim_headers", request=[{"remove": n} for n in claim_names])
-    mark = _header_mutation("x402_fast_path_marker", request=[
-        {"remove": MARKER},
-        {"append": {"header": {"key": MARKER, "value": f"%CEL({expression(config, keys)})%"},
-                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}},
-    ])
-    removals = [] if config.get("forwardAuthorization", False) else [{"remove": "authorization"}]
+def _execute(name: str, filters: list[dict]) -> dict:
+    action: dict[str, Any] = {"@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.ExecuteFilterAction"}
+    if len(filters) == 1:
+        action["typed_config"] = filters[0]
+    else:
+        action["filter_chain"] = {"typed_config": filters}
+    return {"action": {"name": name, "typed_config": action}}
+
+
+def http_filters(config: Mapping[str, Any], keys: list[dict], jwks_source: dict, wasm_filter: dict,
+                 sole_minter: bool = False) -> list[dict]:
+    """The fast path's http_filters, the wasm filter (`{"name": ..., "typed_config": ...}`) inside.
+    `sole_minter`: the seller declares that only x402-access-pass filters hold its HS256 secrets."""
+    sole = only_the_filter_mints(keys, sole_minter)
+    removals = [] if config.get("forwardAuthorization", False) or sole else [{"remove": "authorization"}]
     forward = _header_mutation("x402_fast_path_forward", request=removals, response=cors_mutations(config))
-    unmark = _header_mutation("x402_fast_path_unmark", request=[{"remove": MARKER}])
-    # A counter of passes served natively (the filter's passes_accepted never sees them): an RBAC
+    # The count of passes served natively (the filter's passes_accepted never sees them): an RBAC
     # filter that allows everything, run on the fast path only; its `allowed` counter is the count.
     counter = {"name": "x402_fast_path_served", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
         "rules_stat_prefix": COUNTER_PREFIX,
         "rules": {"action": "ALLOW", "policies": {"pass_served_natively": {
             "permissions": [{"any": True}], "principals": [{"any": True}]}}}}}
-    return [
-        _with_matcher(strip, skip_strip),
+    # One matcher decides, per request, which of two filter chains Envoy creates: the fast path's,
+    # or the wasm filter. A filter wrapped in a SkipFilter matcher is still created (a wasm filter's
+    # per-request context costs about as much as jwt_authn's cached check); one the composite filter
+    # does not choose is never created.
+    choose = {"name": "x402_fast_path", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+        "extension_config": {"name": "x402_fast_path", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.Composite"}},
+        "xds_matcher": {
+            "matcher_list": {"matchers": [{"predicate": served_natively(config, sole),
+                                           "on_match": _execute("fast_path", [forward, counter])}]},
+            "on_no_match": _execute("wasm_filter", [wasm_filter])}}}
+    on_protected_path = protected_path(config)
+    out = [
         # jwt_authn removes its claim_to_headers names from every request it sees, even where its
-        # rules require nothing: skipped off the protected paths, it leaves them untouched there, as
-        # the filter does (docs/behaviour.md §3 step 1).
-        _with_matcher(jwt_authn_filter(config, jwks_source), skip_strip),
-        mark,
-        _with_matcher(forward, {"not_matcher": _marker_is_true()}),
-        _with_matcher(counter, {"not_matcher": _marker_is_true()}),
-        _with_matcher(wasm_filter, _marker_is_true()),
-        unmark,
-        {"name": "envoy.filters.http.router",
-         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+        # rules require nothing: skipped off the protected paths, it leaves them untouched there,
+        # as the filter does (docs/behaviour.md §3 step 1).
+        _with_matcher(jwt_authn_filter(config, keys, jwks_source, sole),
+                      {"not_matcher": on_protected_path[0] if len(on_protected_path) == 1
+                       else {"and_matcher": {"predicate": on_protected_path}}}),
     ]
+    expr = expression(config, sole)
+    if expr is not None:
+        mark = _header_mutation("x402_fast_path_marker", request=[{"append": {
+            "header": {"key": MARKER, "value": f"%CEL({expr})%"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}}])
+        # Evaluated only for a pass jwt_authn verified that the native predicates accept.
+        candidate = {"and_matcher": {"predicate": predicates(config, keys)}}
+        out.append(_with_matcher(mark, {"not_matcher": candidate}))
+    out.append(choose)
+    internal = internal_headers(config, sole)
+    if internal:
+        out.append(_header_mutation("x402_fast_path_unmark", request=[{"remove": h} for h in internal]))
+    out.append({"name": "envoy.filters.http.router",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
+    return out
+
+
+class Literal(str):
+    """A string `to_yaml` writes as a block literal (`|`), e.g. a plugin configuration."""
+
+
+def to_yaml(value: Any, indent: int = 0) -> str:
+    """Block YAML for the JSON-like values this tool builds (keys are plain names; every string is
+    double-quoted as JSON quotes it, which YAML reads the same; a `Literal` is a `|` block)."""
+    pad = " " * indent
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        lines = []
+        for k, v in value.items():
+            key = json.dumps(k) if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) else k
+            if isinstance(v, (dict, list)) and v:
+                lines.append(f"{pad}{key}:\n{to_yaml(v, indent + 2)}")
+            elif isinstance(v, Literal):
+                body = "\n".join(f"{pad}  {line}" if line else "" for line in v.rstrip("\n").split("\n"))
+                lines.append(f"{pad}{key}: |\n{body}")
+            else:
+                lines.append(f"{pad}{key}: {to_yaml(v)}")
+        return "\n".join(lines)
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        out = []
+        for item in value:
+            text = to_yaml(item, indent + 2) if isinstance(item, (dict, list)) and item else f"{pad}  {to_yaml(item)}"
+            out.append(f"{pad}- {text[indent + 2:]}")
+        return "\n".join(out)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return json.dumps(value)
 
 
 def _load(path: str) -> dict:
@@ -492,10 +686,16 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
         p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                        help="a value for secretEnv / keys[].secretEnv / keys[].privateKeyEnv")
     j.add_argument("-o", "--output", help="write here (mode 0600) instead of stdout")
+    for p in (f, e):
+        p.add_argument("--sole-minter", action="store_true",
+                       help="declare that only x402-access-pass filters hold the ring's HS256 secrets (no other "
+                            "minter, e.g. no Express reference): the structural rules are then not re-checked "
+                            "(docs/fastpath.md, \"Who can mint a pass\")")
     src = f.add_mutually_exclusive_group(required=True)
     src.add_argument("--jwks-filename", help="local_jwks from this file (written by `jwks`)")
     src.add_argument("--jwks-env", help="local_jwks from this environment variable of Envoy")
     f.add_argument("--wasm-typed-config", help="JSON file: the typed_config of your envoy.filters.http.wasm filter")
+    f.add_argument("--yaml", action="store_true", help="block YAML instead of JSON")
     args = parser.parse_args(argv)
     try:
         config = _load(args.config)
@@ -509,13 +709,15 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
             else:
                 out(text)
         elif args.command == "expression":
-            out(expression(config, keys))
+            expr = expression(config, only_the_filter_mints(keys, args.sole_minter))
+            out("(none: only the filter mints, jwt_authn's own checks decide)" if expr is None else expr)
         else:
             source = {"filename": args.jwks_filename} if args.jwks_filename else {"environment_variable": args.jwks_env}
             typed = (json.loads(pathlib.Path(args.wasm_typed_config).read_text()) if args.wasm_typed_config
                      else "REPLACE with the typed_config of your envoy.filters.http.wasm filter")
-            out(json.dumps(http_filters(config, keys, source, {"name": "envoy.filters.http.wasm", "typed_config": typed}),
-                           indent=2))
+            wasm = {"name": "envoy.filters.http.wasm", "typed_config": typed}
+            filters = http_filters(config, keys, source, wasm, args.sole_minter)
+            out(to_yaml(filters) if args.yaml else json.dumps(filters, indent=2))
     except ConfigProblem as exc:
         print(f"fastpath: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ import pytest
 
 import x402pay as xp
 from attacks import Counters, filter_counter, raw_exchange
-from fastpath_harness import FastPathEnvoy, fastpath
+from fastpath_harness import SHIPPED, FastPathEnvoy, fastpath, shipped_http_filters_yaml
 from harness import (EXTERNAL, EXTERNAL_SKIP, NETWORK, OUT, PAY_TO_PLACEHOLDER, REPO, SECRET, SELLER_WALLET, WASM, Envoy,
                      default_plugin_config)
 from helpers import PRICES, assert_challenge, assert_cors, assert_purchase_ok, buy, decode_jwt, hs256, pass_claims
@@ -307,6 +307,129 @@ def test_a_ring_attack_gets_the_filters_answer(ring_envoy, header, secret, reaso
     assert counters.delta(f"tokens_rejected.{reason}") == 1
 
 
+# ----------------------------------------------------------------------------- only the filter mints
+
+
+def eddsa(claims: dict, seed: bytes, header: dict) -> str:
+    import base64
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    enc = lambda obj: base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode()).rstrip(b"=").decode()
+    signing_input = enc(header) + "." + enc(claims)
+    sig = Ed25519PrivateKey.from_private_bytes(seed).sign(signing_input.encode())
+    return signing_input + "." + base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
+
+
+ED_HEADER = {"alg": "EdDSA", "typ": "JWT", "kid": "ed-2026"}
+
+# Passes that only a holder of the signing key can make, and the filter never mints: with only the
+# filter minting (an EdDSA-only ring, or HS256 declared --sole-minter) the fast path does not re-check
+# these structural rules and serves them; the filter refuses them (docs/fastpath.md, "Who can mint a
+# pass"). Each: (claims from pass_claims' defaults, JWS header extras, the filter's reason).
+SOLE_MINTER_ACCEPTS = {
+    "duration-not-exp-minus-iat": (lambda c: {**c, "duration": c["duration"] + 1}, {}, "bad_duration"),
+    "duration-longer-than-sold": (lambda c: {**c, "duration": 40 * 86400, "exp": c["iat"] + 40 * 86400}, {},
+                                  "too_long"),
+    "issued-in-the-future": (lambda c: {**c, "iat": c["iat"] + 600, "exp": c["exp"] + 600}, {}, "issued_in_future"),
+    "tier-a-number": (lambda c: {**c, "tier": 1}, {}, "malformed"),
+    "iat-a-float": (lambda c: {**c, "iat": c["iat"] + 0.5}, {}, "bad_duration"),
+    "crit": (lambda c: c, {"crit": ["exp"]}, "malformed"),
+}
+
+
+@pytest.fixture(scope="module")
+def eddsa_only(facilitator, upstream, module_envoys):
+    import base64
+    keys = [{"kid": "ed-2026", "alg": "EdDSA", "privateKey": base64.b64encode(ED_SEED).decode()}]
+    native = FastPathEnvoy("fastpath-eddsa", default_plugin_config(facilitator.addr, secret=None, keys=keys),
+                           facilitator.port, upstream.port, OUT / "test_fastpath")
+    native.start()
+    yield native, module_envoys.start("wasm-eddsa", secret=None, keys=keys)
+    native.stop()
+
+
+def test_with_only_the_filter_minting_the_chain_is_jwt_authn_and_one_matcher():
+    import base64
+    cfg = {"secret": None, "keys": [{"kid": "ed", "alg": "EdDSA", "privateKey": base64.b64encode(ED_SEED).decode()}]}
+    keys = fastpath.ring(cfg, {})
+    names = [f["name"] for f in fastpath.http_filters(cfg, keys, {"filename": "/j"}, {"name": "w", "typed_config": {}})]
+    assert names == ["envoy.filters.http.jwt_authn", "x402_fast_path", "envoy.filters.http.router"]
+    assert fastpath.expression(cfg, fastpath.only_the_filter_mints(keys)) is None
+    hs = fastpath.ring({"secret": SECRET}, {})
+    assert not fastpath.only_the_filter_mints(hs) and fastpath.only_the_filter_mints(hs, declared=True)
+
+
+def test_an_eddsa_pass_sold_here_is_served_natively_as_the_filter_would(eddsa_only, buyer, upstream):
+    native, wasm = eddsa_only
+    resp, _, _ = buy(native, buyer, "/api/data?tier=5m")
+    assert resp.status == 200, resp
+    token = resp.headers["access-pass"]
+    counters, before = Counters(native), served_natively(native)
+    a = native.get("/api/data", {**bearer(token), **SPOOF, "Origin": "https://app.example"})
+    b = wasm.get("/api/data", {**bearer(token), **SPOOF, "Origin": "https://app.example"})
+    assert a.status == b.status == 200, (a, b)
+    natively, by_wasm = upstream_headers(a), upstream_headers(b)
+    # No header of the fast path's own here: a client's x-x402-fast-path is passed on, as by the filter.
+    for name in (*CLAIM_HEADERS, "authorization", "x-x402-fast-path"):
+        assert natively.get(name) == by_wasm.get(name), name
+    assert_cors(a)
+    assert counters.delta("passes_accepted") == 0 and served_natively(native) == before + 1
+    # A preflight is still the filter's 204, a cached pass still expires (within 1 s: jwt_authn's).
+    pre = native.request("OPTIONS", "/api/data", {**bearer(token), "Origin": "https://app.example",
+                                                  "Access-Control-Request-Method": "GET"})
+    assert pre.status == 204, pre
+
+
+@pytest.mark.parametrize("name", list(SOLE_MINTER_ACCEPTS))
+def test_with_only_the_filter_minting_a_structural_oddity_signed_with_its_key_is_served(eddsa_only, name):
+    native, wasm = eddsa_only
+    shape, header, reason = SOLE_MINTER_ACCEPTS[name]
+    token = eddsa(shape(pass_claims(PAYER)), ED_SEED, {**ED_HEADER, **header})
+    counters = Counters(wasm)
+    assert_challenge(wasm.get("/api/data", bearer(token)))
+    assert counters.delta(f"tokens_rejected.{reason}") == 1
+    assert native.get("/api/data", bearer(token)).status == 200  # documented: docs/fastpath.md
+
+
+@pytest.mark.parametrize("name", [n for n in BAD_PASSES if n not in FAST_PATH_ACCEPTS])
+def test_with_only_the_filter_minting_every_forged_pass_still_gets_the_challenge(eddsa_only, upstream, name):
+    # BAD_PASSES are made with the HS256 test secret: no key of this ring.
+    native, _ = eddsa_only
+    before = upstream.count()
+    assert_challenge(native.get("/api/data", bearer(BAD_PASSES[name][0]())))
+    assert upstream.count() == before
+
+
+def test_an_expired_eddsa_pass_gets_the_challenge(eddsa_only):
+    native, _ = eddsa_only
+    token = eddsa(pass_claims(PAYER, iat=int(time.time()) - 3602), ED_SEED, ED_HEADER)
+    counters = Counters(native)
+    assert_challenge(native.get("/api/data", bearer(token)))
+    assert counters.delta("tokens_rejected.expired") == 1
+
+
+@pytest.fixture(scope="module")
+def hs256_sole(facilitator, upstream):
+    envoy = FastPathEnvoy("fastpath-hs-sole", default_plugin_config(facilitator.addr), facilitator.port, upstream.port,
+                          OUT / "test_fastpath")
+    envoy.sole_minter = True
+    envoy.start()
+    yield envoy
+    envoy.stop()
+
+
+def test_an_hs256_secret_declared_sole_minter_serves_natively_without_the_structural_checks(hs256_sole, envoy):
+    token = hs256(pass_claims(PAYER), SECRET)
+    counters, before = Counters(hs256_sole), served_natively(hs256_sole)
+    a, b = hs256_sole.get("/api/data", {**bearer(token), **SPOOF}), envoy.get("/api/data", {**bearer(token), **SPOOF})
+    assert a.status == b.status == 200
+    for name in (*CLAIM_HEADERS, "authorization"):
+        assert upstream_headers(a).get(name) == upstream_headers(b).get(name), name
+    assert counters.delta("passes_accepted") == 0 and served_natively(hs256_sole) == before + 1
+    odd = hs256({**pass_claims(PAYER), "duration": 1}, SECRET)
+    assert hs256_sole.get("/api/data", bearer(odd)).status == 200  # the declaration's documented consequence
+    assert_challenge(hs256_sole.get("/api/data", bearer(hs256(pass_claims(PAYER), "another-secret-0123456789abcdef-xyz"))))
+
+
 # ----------------------------------------------------------------------------- the tool and the shipped file
 
 
@@ -342,16 +465,10 @@ def test_the_tool_refuses_what_it_cannot_build(cfg, problem):
 
 
 def test_the_shipped_envoy_fastpath_yaml_says_what_the_tool_builds_for_its_own_plugin_configuration():
-    text = (REPO / "envoy/envoy-fastpath.yaml").read_text()
-    lines = text[text.index("value: |\n") + len("value: |\n"):].splitlines()
-    indent = lines[0][:len(lines[0]) - len(lines[0].lstrip())]
-    plugin = json.loads("\n".join(next(iter([lines[:i] for i, line in enumerate(lines)
-                                                   if not line.startswith(indent)]), lines)))
-    keys = fastpath.ring(plugin, {"X402_PASS_SECRET": "x" * 32})
-    assert f"%CEL({fastpath.expression(plugin, keys)})%" in text
-    provider = fastpath.jwt_authn_filter(plugin, {})["typed_config"]["providers"]["x402_pass"]
-    for claim in provider["claim_to_headers"]:
-        assert f"{{ header_name: {claim['header_name']}, claim_name: {claim['claim_name']} }}" in text
+    # Its http_filters are tools/fastpath.py's for the plugin configuration in it, verbatim (the
+    # block is regenerated from fastpath_harness.shipped_http_filters_yaml).
+    text = SHIPPED.read_text()
+    assert shipped_http_filters_yaml(text) in text
 
 
 # ----------------------------------------------------------------------------- every option the fast path reads
