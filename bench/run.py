@@ -806,7 +806,7 @@ class Bench:
         rows = [
             Row("no_filter", "Envoy, no filter (the physical limit)", "none", "/api/data", hs, 200, None),
             Row("floor", "Envoy + minimal wasm filter (reads one header)", "floor", "/api/data", hs, 200, None),
-            Row("floor_pass_hostcalls", "floor + the 7 host calls of a valid pass", "pass_hostcalls", "/api/data",
+            Row("floor_pass_hostcalls", "floor + the 11 host calls of a valid pass", "pass_hostcalls", "/api/data",
                 hs, 200, None, {"wasmcustom.bench_floor.requests": "all"}, diagnostic=True),
             Row("jwt_authn", "Envoy jwt_authn, HS256 (default)", "jwt", "/api/data", hs, 200, (401,), jwt_ok),
             Row("jwt_authn_cache", "Envoy jwt_authn, HS256, jwt_cache_config", "jwt_cache", "/api/data", hs, 200, (401,),
@@ -1359,7 +1359,7 @@ def cost_breakdown(res: dict) -> dict | None:
     # (step, row, the row it is measured against): each shown when both rows ran.
     differences = [
         ("a wasm filter at all (floor − no filter)", floor, none_),
-        ("6 more host calls (valid-pass host calls − floor)", hc, floor),
+        ("10 more host calls (valid-pass host calls − floor)", hc, floor),
         ("the filter's own work, valid cached pass (filter − its host calls)", ours, hc),
         ("EdDSA instead of HS256, cached (EdDSA − HS256)", ed, ours),
         ("challenge host calls and the 2.4 KB local 402 (its diagnostic − floor)", chc, floor),
@@ -1374,8 +1374,8 @@ def cost_breakdown(res: dict) -> dict | None:
     if floor is not None and ours is not None:
         budget = floor / 0.95 - floor
         notes.append(f"0.95× the floor leaves a filter {budget:.2f} µs per request over the floor; the filter takes "
-                     f"{ours - floor:.2f} µs" + (f", of which {hc - floor:.2f} µs are its 6 extra host calls "
-                                                  f"(~{(hc - floor) / 6:.2f} µs each) and {ours - hc:.2f} µs its own work"
+                     f"{ours - floor:.2f} µs" + (f", of which {hc - floor:.2f} µs are its 10 extra host calls "
+                                                  f"(~{(hc - floor) / 10:.2f} µs each) and {ours - hc:.2f} µs its own work"
                                                   if hc is not None else "") + ".")
     if jwt is not None and ours is not None:
         notes.append(f"1.4× jwt_authn needs at most {jwt / 1.4:.2f} µs per request; the filter takes {ours:.2f} µs, "
@@ -1467,9 +1467,8 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
         w("Rows in italics are diagnostics, not alternatives: the floor filter's crate (bench/floor-filter) "
           "making exactly the host calls the filter makes on that path (reads, clock, header writes, counter; for "
           "the challenge, the same 402 replayed), with none of the filter's own work in between. Host calls per "
-          "request: floor 1; x402-access-pass with a valid pass 7 (`:path`, every header in one read, clock, "
-          "the headers replaced in one call with the claims set and `authorization` removed, 1 counter, 2 CORS "
-          "response headers); challenge 5 "
+          "request: floor 1; x402-access-pass with a valid pass 11 (`:path`, every header in one read, clock, "
+          "4 claim headers set, `authorization` removed, 1 counter, 2 CORS response headers); challenge 5 "
           "(`:path`, every header in one read, clock, 1 counter, the local reply); bypassed path 1 (`:path`).")
         w("")
 

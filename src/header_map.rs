@@ -14,27 +14,34 @@
 
 use crate::decision::RequestHeaders;
 
-/// Envoy's serialized header map, owned as the host gave it, with where each entry lies (read
-/// once: a request's headers are looked up several times and rewritten once).
+/// Envoy's serialized header map, owned as the host gave it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct HeaderMap {
     bytes: Vec<u8>,
-    /// (name start, name end, value start, value end) of each entry that could be read, in order.
-    entries: Vec<[usize; 4]>,
-    /// Every entry the block declares could be read.
-    whole: bool,
 }
 
 impl HeaderMap {
     /// Takes the bytes Envoy serialized (see the module's documentation).
     pub fn from_serialized(bytes: Vec<u8>) -> HeaderMap {
-        let (entries, whole) = index(&bytes);
-        HeaderMap { bytes, entries, whole }
+        HeaderMap { bytes }
     }
 
     /// The serialized form of `pairs`, as Envoy writes it: the fixture of tests and benchmarks.
     pub fn serialize(pairs: &[(&str, &[u8])]) -> HeaderMap {
-        HeaderMap::from_serialized(serialize(pairs.len(), pairs.iter().map(|(n, v)| (n.as_bytes(), *v))))
+        let size = 4 + pairs.iter().map(|(name, value)| 10 + name.len() + value.len()).sum::<usize>();
+        let mut bytes = Vec::with_capacity(size);
+        bytes.extend_from_slice(&u32_le(pairs.len()));
+        for (name, value) in pairs {
+            bytes.extend_from_slice(&u32_le(name.len()));
+            bytes.extend_from_slice(&u32_le(value.len()));
+        }
+        for (name, value) in pairs {
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.push(0);
+            bytes.extend_from_slice(value);
+            bytes.push(0);
+        }
+        HeaderMap { bytes }
     }
 
     /// The first value of `name` (lower case), as Envoy's own single-header read answers
@@ -43,26 +50,14 @@ impl HeaderMap {
         self.pairs().find(|(n, _)| *n == name.as_bytes()).map(|(_, value)| value)
     }
 
-    /// The serialized block of this map without the headers `drop` names and with `add` after
-    /// the rest, for Envoy to take in one host call (`proxy_set_header_map_pairs`) instead of a
-    /// call per header set or removed. `None` when this block is not whole (a truncated or
-    /// malformed block, or none at all): replacing the request's headers with what could be read
-    /// of it would lose the rest, so the caller then sets and removes header by header.
-    pub fn rewritten(&self, drop: impl Fn(&[u8]) -> bool, add: &[(&str, &str)]) -> Option<Vec<u8>> {
-        if !self.whole || self.entries.is_empty() {
-            return None;
-        }
-        let mut pairs: Vec<(&[u8], &[u8])> = Vec::with_capacity(self.entries.len() + add.len());
-        pairs.extend(self.pairs().filter(|(name, _)| !drop(name)));
-        pairs.extend(add.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
-        Some(serialize(pairs.len(), pairs.iter().copied()))
-    }
-
-    /// Every (name, value) that could be read, in Envoy's order.
-    pub fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone + '_ {
-        self.entries.iter().filter_map(|&[name, name_end, value, value_end]| {
-            Some((self.bytes.get(name..name_end)?, self.bytes.get(value..value_end)?))
-        })
+    /// Every (name, value) in Envoy's order; stops at the first entry the bytes do not hold.
+    pub fn pairs(&self) -> Pairs<'_> {
+        let count = read_u32(&self.bytes, 0).unwrap_or(0);
+        // Each entry takes at least 8 bytes of lengths and 2 NULs: a count the block cannot
+        // hold is malformed, and nothing is read from it.
+        let table_end = count.checked_mul(8).and_then(|t| t.checked_add(4));
+        let fits = table_end.is_some_and(|end| end <= self.bytes.len());
+        Pairs { bytes: &self.bytes, index: 0, count: if fits { count } else { 0 }, data: table_end.unwrap_or(0) }
     }
 }
 
@@ -72,56 +67,39 @@ impl RequestHeaders for HeaderMap {
     }
 }
 
-/// Where each entry of a serialized block lies, and whether every declared entry could be read.
-/// Reading stops at the first entry the bytes do not hold (a length past the end, a missing NUL).
-fn index(bytes: &[u8]) -> (Vec<[usize; 4]>, bool) {
-    let count = read_u32(bytes, 0).unwrap_or(0);
-    // Each entry takes 8 bytes of lengths: a count the block cannot hold is malformed, and
-    // nothing is read from it.
-    let Some(mut data) = count.checked_mul(8).and_then(|t| t.checked_add(4)).filter(|end| *end <= bytes.len()) else {
-        return (Vec::new(), false);
-    };
-    let mut entries = Vec::with_capacity(count);
-    for i in 0..count {
-        let lengths = 4 + i * 8;
-        let entry = read_u32(bytes, lengths).zip(read_u32(bytes, lengths + 4)).and_then(|(name_len, value_len)| {
-            let name_end = data.checked_add(name_len)?;
-            let value_end = name_end.checked_add(1)?.checked_add(value_len)?;
-            // Each is followed by a NUL: if not, the lengths do not describe these bytes.
-            (bytes.get(name_end) == Some(&0) && bytes.get(value_end) == Some(&0)).then_some([
-                data,
-                name_end,
-                name_end + 1,
-                value_end,
-            ])
-        });
-        match entry {
-            Some(entry) => {
-                data = entry[3] + 1;
-                entries.push(entry);
-            }
-            None => return (entries, false),
-        }
-    }
-    (entries, true)
+/// The entries of a [`HeaderMap`].
+pub struct Pairs<'a> {
+    bytes: &'a [u8],
+    index: usize,
+    count: usize,
+    /// Where the next entry's name starts.
+    data: usize,
 }
 
-/// Envoy's serialization of `count` pairs.
-fn serialize<'a>(count: usize, pairs: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone) -> Vec<u8> {
-    let size = 4 + pairs.clone().map(|(name, value)| 10 + name.len() + value.len()).sum::<usize>();
-    let mut bytes = Vec::with_capacity(size);
-    bytes.extend_from_slice(&u32_le(count));
-    for (name, value) in pairs.clone() {
-        bytes.extend_from_slice(&u32_le(name.len()));
-        bytes.extend_from_slice(&u32_le(value.len()));
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.index >= self.count {
+            return None;
+        }
+        let lengths = 4 + self.index * 8;
+        let name_len = read_u32(self.bytes, lengths)?;
+        let value_len = read_u32(self.bytes, lengths + 4)?;
+        let name_end = self.data.checked_add(name_len)?;
+        let value_start = name_end.checked_add(1)?;
+        let value_end = value_start.checked_add(value_len)?;
+        let name = self.bytes.get(self.data..name_end)?;
+        let value = self.bytes.get(value_start..value_end)?;
+        // Each is followed by a NUL: if not, the lengths do not describe these bytes.
+        if self.bytes.get(name_end) != Some(&0) || self.bytes.get(value_end) != Some(&0) {
+            self.count = 0;
+            return None;
+        }
+        self.index += 1;
+        self.data = value_end + 1;
+        Some((name, value))
     }
-    for (name, value) in pairs {
-        bytes.extend_from_slice(name);
-        bytes.push(0);
-        bytes.extend_from_slice(value);
-        bytes.push(0);
-    }
-    bytes
 }
 
 fn read_u32(bytes: &[u8], at: usize) -> Option<usize> {
@@ -208,44 +186,6 @@ mod tests {
             *count = 0xff;
         }
         assert_eq!(HeaderMap::from_serialized(bytes).get(":path"), None);
-    }
-
-    #[test]
-    fn rewritten_drops_the_named_headers_keeps_the_rest_in_order_and_adds_the_new_ones_last() {
-        let map = sample();
-        let drop = |name: &[u8]| name == b"authorization" || name == b"x-raw";
-        let block = map.rewritten(drop, &[("x-access-pass-tier", "1h"), ("x-access-pass-payer", "Buyer")]);
-        let rewritten = HeaderMap::from_serialized(block.unwrap_or_default());
-        let pairs: Vec<(&[u8], &[u8])> = rewritten.pairs().collect();
-        let expected: Vec<(&[u8], &[u8])> = vec![
-            (b":path", b"/api/data"),
-            (b":method", b"GET"),
-            (b"empty", b""),
-            (b"x-access-pass-tier", b"1h"),
-            (b"x-access-pass-payer", b"Buyer"),
-        ];
-        assert_eq!(pairs, expected);
-        // Exactly Envoy's serialization of those pairs.
-        let names: Vec<(&str, &[u8])> = vec![
-            (":path", b"/api/data"),
-            (":method", b"GET"),
-            ("empty", b""),
-            ("x-access-pass-tier", b"1h"),
-            ("x-access-pass-payer", b"Buyer"),
-        ];
-        assert_eq!(rewritten, HeaderMap::serialize(&names));
-    }
-
-    #[test]
-    fn a_block_that_is_not_whole_is_never_rewritten() {
-        let whole = sample().bytes;
-        for cut in 0..whole.len() {
-            let map = HeaderMap::from_serialized(whole.get(..cut).unwrap_or_default().to_vec());
-            assert_eq!(map.rewritten(|_| false, &[("a", "b")]), None, "cut at {cut}");
-        }
-        assert_eq!(HeaderMap::default().rewritten(|_| false, &[("a", "b")]), None);
-        assert_eq!(HeaderMap::serialize(&[]).rewritten(|_| false, &[("a", "b")]), None);
-        assert!(sample().rewritten(|_| false, &[]).is_some());
     }
 
     #[test]

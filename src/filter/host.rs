@@ -37,16 +37,10 @@ pub fn request_headers() -> HeaderMap {
     HeaderMap::from_serialized(raw::header_map_pairs(MapType::HttpRequestHeaders).unwrap_or_default())
 }
 
-/// Replaces the request's headers with `block` (Envoy's serialization, `HeaderMap::rewritten`)
-/// in one host call; `false` when Envoy refused (the caller then sets header by header).
-pub fn replace_request_headers(block: &[u8]) -> bool {
-    raw::set_header_map_pairs(MapType::HttpRequestHeaders, block)
-}
-
-/// The two host calls the SDK offers no safe form of. Its `hostcalls::get_map_bytes` decodes
-/// names as UTF-8 with `unwrap`, and both it and `set_map_bytes` panic on an unexpected status:
-/// either would trap the VM on input. These move the same serialized maps and leave their
-/// reading and writing to the core (`HeaderMap`), which handles bytes.
+/// The one host call the SDK offers no safe form of. Its `hostcalls::get_map_bytes` decodes
+/// names as UTF-8 with `unwrap` and panics on an unexpected status: either would trap the VM on
+/// input. This asks for the same serialized map and leaves its decoding to the core
+/// (`HeaderMap`), which reads bytes.
 #[allow(unsafe_code)]
 mod raw {
     use proxy_wasm::types::MapType;
@@ -59,8 +53,6 @@ mod raw {
         #[allow(clashing_extern_declarations)]
         fn proxy_get_header_map_pairs(map_type: u32, return_map_data: *mut *mut u8, return_map_size: *mut usize)
             -> u32;
-        #[allow(clashing_extern_declarations)]
-        fn proxy_set_header_map_pairs(map_type: u32, map_data: *const u8, map_size: usize) -> u32;
     }
 
     /// The serialized map, or `None` when the host answered anything but `Ok` with a block.
@@ -78,12 +70,6 @@ mod raw {
         }
         // SAFETY: see above.
         Some(unsafe { Vec::from_raw_parts(data, size, size) })
-    }
-
-    /// Replaces the map with `block`; whether the host answered `Ok`.
-    pub fn set_header_map_pairs(map_type: MapType, block: &[u8]) -> bool {
-        // SAFETY: the host only reads `block.len()` bytes at `block.as_ptr()`, valid for the call.
-        unsafe { proxy_set_header_map_pairs(map_type as u32, block.as_ptr(), block.len()) == 0 }
     }
 }
 

@@ -311,7 +311,13 @@ impl Request {
             worker.metrics.inc_reason("siwx_rejected", crate::siwx::Reason::NoEntitlement.as_str());
             return self.proceed(worker, path, otherwise);
         };
-        self.set_claim_headers(worker, &claim_headers, Some(crate::siwx::HEADER));
+        for (name, value) in &claim_headers {
+            host::set_request_header(name, value);
+        }
+        if !worker.config.forward_authorization {
+            host::remove_request_header("authorization");
+        }
+        host::remove_request_header(crate::siwx::HEADER);
         worker.metrics.inc(worker.metrics.siwx_accepted);
         self.answering = false;
         self.forwarded = true;
@@ -328,7 +334,12 @@ impl Request {
         match decision {
             Decision::Untouched => Action::Continue,
             Decision::Forward { claim_headers } => {
-                self.set_claim_headers(worker, &claim_headers, None);
+                for (name, value) in &claim_headers {
+                    host::set_request_header(name, value);
+                }
+                if !worker.config.forward_authorization {
+                    host::remove_request_header("authorization");
+                }
                 worker.metrics.inc(worker.metrics.passes_accepted);
                 self.forwarded = true;
                 Action::Continue
@@ -361,37 +372,6 @@ impl Request {
                 self.path = path;
                 self.with_fee_payer(worker, Then::Challenge)
             }
-        }
-    }
-}
-
-impl Request {
-    /// The request goes upstream as a pass says (docs/behaviour.md §8): the client's own copies of
-    /// the claim headers replaced by the pass's claims, `authorization` removed unless configured
-    /// otherwise, and `also_remove` (a sign-in's header) removed. One host call that replaces the
-    /// headers with the block read at the start, rewritten; header by header when that block was
-    /// not whole or Envoy refused it.
-    fn set_claim_headers(&self, worker: &Worker, claim_headers: &[(&str, String)], also_remove: Option<&str>) {
-        let config = &worker.config;
-        let dropped = |name: &[u8]| {
-            claim_headers.iter().any(|(claim, _)| claim.as_bytes() == name)
-                || (!config.forward_authorization && name == b"authorization")
-                || also_remove.is_some_and(|header| header.as_bytes() == name)
-        };
-        let added: Vec<(&str, &str)> = claim_headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
-        if let Some(block) = self.headers.rewritten(dropped, &added) {
-            if host::replace_request_headers(&block) {
-                return;
-            }
-        }
-        for (name, value) in claim_headers {
-            host::set_request_header(name, value);
-        }
-        if !config.forward_authorization {
-            host::remove_request_header("authorization");
-        }
-        if let Some(header) = also_remove {
-            host::remove_request_header(header);
         }
     }
 }

@@ -503,9 +503,9 @@ def test_duplicated_and_mixed_case_claim_headers_are_replaced_by_the_passs_own(e
 
 
 def test_every_other_header_of_a_forwarded_pass_reaches_the_upstream_as_sent_in_order(envoy, upstream, buyer):
-    # The filter replaces a forwarded request's headers in one host call (docs/security.md §6): every
-    # header it does not own must reach the upstream byte for byte, repeated ones each in their order,
-    # and a POST body intact.
+    # The filter reads a request's headers in one block (docs/security.md §6) and sets the claims:
+    # every header it does not own must reach the upstream byte for byte, repeated ones each in their
+    # order, and a POST body intact.
     token = hs256(pass_claims(buyer.address, tier="5m", duration=300), SECRET)
     sent = [
         (b"X-Trace", b"first"), (b"Cookie", b"a=1; b=2"), (b"X-Raw", b"\xff\xfe bytes \xc3\x28"),

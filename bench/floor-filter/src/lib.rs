@@ -8,8 +8,8 @@
 //!   host call.
 //! * `pass-hostcalls` (a diagnostic, not a product): the same host calls x402-access-pass makes for
 //!   a request with a valid cached pass (read `:path`, then every header in one call, the clock;
-//!   the headers replaced in one call, four claim headers added and `authorization` dropped; one
-//!   counter; two response headers), with none of its work in between. Floor → this is the cost of those calls; this → the filter is the
+//!   set four claim headers; remove `authorization`; one counter; two response headers), with none
+//!   of its work in between. Floor → this is the cost of those calls; this → the filter is the
 //!   filter's own work.
 //! * `challenge-hostcalls` (a diagnostic): the same host calls as the filter's challenge path
 //!   (`:path`, every header in one call, the clock, one counter) and then the same local reply,
@@ -102,66 +102,22 @@ fn get(name: &str) -> usize {
 
 /// Every request header in one host call, as the filter reads them (its src/filter/host.rs):
 /// the serialized block, not decoded.
-fn get_all() -> Vec<u8> {
+fn get_all() -> usize {
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        #[allow(clashing_extern_declarations)]
+        fn proxy_get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> u32;
+    }
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
     // SAFETY: as the SDK's get_map_bytes: on Ok the host allocated `size` bytes in this VM.
     if unsafe { proxy_get_header_map_pairs(MapType::HttpRequestHeaders as u32, &mut data, &mut size) } != 0
         || data.is_null()
     {
-        return Vec::new();
+        return 0;
     }
-    unsafe { Vec::from_raw_parts(data, size, size) }
+    unsafe { Vec::from_raw_parts(data, size, size) }.len()
 }
-
-/// The request's headers replaced in one host call, as the filter forwards a valid pass: the block
-/// read with `authorization` dropped and four claim headers added, serialized as Envoy reads it.
-fn replace_all(block: &[u8]) {
-    let mut pairs: Vec<(&[u8], &[u8])> = Vec::new();
-    if let Some(count) = block.get(..4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize) {
-        let mut data = 4 + count * 8;
-        for i in 0..count {
-            let at = 4 + i * 8;
-            let n = u32::from_le_bytes([block[at], block[at + 1], block[at + 2], block[at + 3]]) as usize;
-            let v = u32::from_le_bytes([block[at + 4], block[at + 5], block[at + 6], block[at + 7]]) as usize;
-            pairs.push((&block[data..data + n], &block[data + n + 1..data + n + 1 + v]));
-            data += n + v + 2;
-        }
-    }
-    pairs.retain(|(name, _)| *name != b"authorization");
-    for (name, value) in CLAIMS {
-        pairs.push((name.as_bytes(), value.as_bytes()));
-    }
-    let mut out = Vec::with_capacity(block.len() + 256);
-    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
-    for (name, value) in &pairs {
-        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    }
-    for (name, value) in &pairs {
-        out.extend_from_slice(name);
-        out.push(0);
-        out.extend_from_slice(value);
-        out.push(0);
-    }
-    // SAFETY: the host reads `out.len()` bytes at `out.as_ptr()` during the call.
-    unsafe { proxy_set_header_map_pairs(MapType::HttpRequestHeaders as u32, out.as_ptr(), out.len()) };
-}
-
-#[link(wasm_import_module = "env")]
-extern "C" {
-    #[allow(clashing_extern_declarations)]
-    fn proxy_get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> u32;
-    #[allow(clashing_extern_declarations)]
-    fn proxy_set_header_map_pairs(map_type: u32, data: *const u8, size: usize) -> u32;
-}
-
-const CLAIMS: [(&str, &str); 4] = [
-    ("x-access-pass-tier", "24h"),
-    ("x-access-pass-payer", "AKnL4NNf3DGWZJS6cPknBuEGnVsV4A4m5tgebLHaRSZ9"),
-    ("x-access-pass-expires", "1800086400"),
-    ("x-access-pass-network", "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"),
-];
 
 fn clock() {
     black_box(hostcalls::get_current_time().ok());
@@ -193,9 +149,17 @@ impl Context for PassHostcalls {}
 impl HttpContext for PassHostcalls {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         black_box(get(":path"));
-        let block = get_all();
+        black_box(get_all());
         clock();
-        replace_all(&block);
+        for (name, value) in [
+            ("x-access-pass-tier", "24h"),
+            ("x-access-pass-payer", "AKnL4NNf3DGWZJS6cPknBuEGnVsV4A4m5tgebLHaRSZ9"),
+            ("x-access-pass-expires", "1800086400"),
+            ("x-access-pass-network", "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1"),
+        ] {
+            let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value.as_bytes()));
+        }
+        let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, "authorization");
         count(self.counter);
         Action::Continue
     }
@@ -221,7 +185,7 @@ impl Context for ChallengeHostcalls {}
 impl HttpContext for ChallengeHostcalls {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         black_box(get(":path"));
-        black_box(get_all().len());
+        black_box(get_all());
         clock();
         count(self.counter);
         let headers: Vec<(&str, &str)> = self.reply.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
