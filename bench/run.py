@@ -675,6 +675,7 @@ class Bench:
         self._facilitator: harness.Facilitator | None = None
         self.siwx_headers = self.out / "siwx-headers.txt"
         self.etcd: Any = None  # a 3-member etcd cluster for the etcd ledger's rows (etcd_ledger)
+        self.etcd_root: pathlib.Path | None = None
         self.etcd_prefixes = 0
 
     def facilitator(self) -> harness.Facilitator:
@@ -1032,14 +1033,26 @@ class Bench:
             self.paid_with("paid_etcd", plugin_config(ledger=ledger), [etcd])
         finally:
             self.stop_etcd()
+        # A diagnostic, not a deployment: the same with etcd's data in memory (tmpfs), so that its
+        # commits cost what fast storage's fsync would. What remains is the filter's, Envoy's and
+        # etcd's own work per purchase, apart from this machine's disk.
+        shm = pathlib.Path("/dev/shm")
+        if shm.is_dir() and os.access(shm, os.W_OK):
+            try:
+                ledger, etcd = self.etcd_ledger(root=shm / f"x402-bench-etcd-{os.getpid()}")
+                self.paid_with("paid_etcd_tmpfs", plugin_config(ledger=ledger), [etcd])
+            finally:
+                self.stop_etcd()
 
     # ---- the etcd ledger's rows
 
-    def etcd_ledger(self) -> tuple[dict, dict]:
+    def etcd_ledger(self, root: pathlib.Path | None = None) -> tuple[dict, dict]:
         """The plugin's `ledger` block and Envoy's cluster for a 3-member etcd cluster on loopback,
-        started at the first call (docs/fleet.md); each call gets its own key prefix."""
+        started at the first call (docs/fleet.md), its data under `root` (default: the bench's
+        output); each call gets its own key prefix."""
         if self.etcd is None:
-            root = self.out / "etcd"
+            root = root or self.out / "etcd"
+            self.etcd_root = root
             shutil.rmtree(root, ignore_errors=True)
             root.mkdir(parents=True)
             self.log("starting a 3-member etcd cluster for the etcd ledger's rows")
@@ -1070,6 +1083,8 @@ class Bench:
             if self.etcd in STOPPABLE:
                 STOPPABLE.remove(self.etcd)
             self.etcd = None
+            if str(self.etcd_root).startswith("/dev/shm/"):
+                shutil.rmtree(self.etcd_root, ignore_errors=True)
 
     def paid_with(self, key: str, configuration: str, clusters: list[dict], evm_buyer: bool = False) -> None:
         """What the filter adds to a paid request (docs/behaviour.md §15: pay-and-serve, a fresh payment
@@ -1520,6 +1535,12 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
                                ("added_at_envoy_us", "**with the etcd ledger: added at Envoy**")):
                 if key in etcd:
                     w(f"| {label} | {fmt_ms(etcd[key]['p50'])} | {fmt_ms(etcd[key]['p99'])} |")
+        tmpfs = res.get("paid_etcd_tmpfs")
+        if tmpfs:
+            for key, label in (("added_us", "*etcd's data on tmpfs (a diagnostic): added* (client − facilitator)"),
+                               ("added_at_envoy_us", "*etcd's data on tmpfs (a diagnostic): added at Envoy*")):
+                if key in tmpfs:
+                    w(f"| {label} | {fmt_ms(tmpfs[key]['p50'])} | {fmt_ms(tmpfs[key]['p99'])} |")
         w("")
         if etcd:
             calls = etcd.get("ledger_calls_per_purchase")
@@ -1528,6 +1549,9 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
               "ledger is a 3-member etcd cluster on loopback (Debian's etcd 3.4, CPU 1): a new payment adds its "
               "claim, its pending pass, its settlement and the payer's entitlement, each one transaction once the "
               f"worker holds leases for them{per}.")
+            if tmpfs:
+                w(" The tmpfs rows are a diagnostic, not a deployment: the same cluster with its data in memory, so "
+                  "that each commit costs what fast storage's fsync would; the difference is this machine's disk.")
             w("")
 
     costs = cost_breakdown(res)
