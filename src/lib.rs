@@ -6,6 +6,7 @@
 //! The purchase flow, where money moves, is the core's `checkout` step machine over
 //! the `ledger` interface; the layer executes its steps.
 
+pub mod base58;
 pub mod catalogue;
 pub mod challenge;
 pub mod challenge_cache;

@@ -358,11 +358,7 @@ pub fn decode_pubkey(base58: &str) -> Option<Pubkey> {
     if base58.is_empty() || base58.len() > 44 {
         return None;
     }
-    let mut out = [0u8; 32];
-    match bs58::decode(base58).onto(&mut out[..]) {
-        Ok(32) => Some(out),
-        _ => None,
-    }
+    crate::base58::decode(base58.as_bytes())
 }
 
 /// Whether `base58` is a transaction id: the base58 of a 64-byte signature.
@@ -371,8 +367,7 @@ pub fn is_signature(base58: &str) -> bool {
     if base58.is_empty() || base58.len() > 88 {
         return false;
     }
-    let mut out = [0u8; 64];
-    matches!(bs58::decode(base58).onto(&mut out[..]), Ok(64))
+    crate::base58::decode::<64>(base58.as_bytes()).is_some()
 }
 
 /// Base58 (Bitcoin alphabet) of `bytes`: addresses and transaction ids.

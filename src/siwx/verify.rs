@@ -60,13 +60,5 @@ fn verify_evm(payload: &Payload) -> Result<String, Reason> {
 
 /// Base58 of exactly `N` bytes.
 fn decode<const N: usize>(text: &str) -> Option<[u8; N]> {
-    // Base58 of N bytes is at most ~1.37 N characters: longer input is refused before decoding.
-    if text.len() > N * 2 {
-        return None;
-    }
-    let mut out = [0u8; N];
-    match bs58::decode(text).onto(&mut out) {
-        Ok(n) if n == N => Some(out),
-        _ => None,
-    }
+    crate::base58::decode(text.as_bytes())
 }
