@@ -125,6 +125,13 @@ struct Engine {
     assumed: bool,
     /// A lease found gone was replaced already (once per operation).
     regranted: bool,
+    /// The first write of a purchase (a claim, a payment id) grants its own lease before it is
+    /// sent, even when this worker holds one for its span: when etcd has lost its quorum the
+    /// grant fails and the write is never proposed. A write proposed to a leader that has lost
+    /// its quorum times out (503 `ledger_unavailable`, nothing charged) yet may commit once the
+    /// quorum is back, and a claim committed so would answer the same payment sent again
+    /// "in progress" (409) until it turns stale (docs/fleet.md).
+    grant_first: bool,
     state: State,
 }
 
@@ -227,8 +234,8 @@ impl Engine {
             return self.commit(plan, None);
         }
         match self.memory.lease_for(plan.end, self.now) {
-            Some(id) => self.commit(plan, Some(id)),
-            None => self.grant(plan),
+            Some(id) if !self.grant_first => self.commit(plan, Some(id)),
+            _ => self.grant(plan),
         }
     }
 
@@ -277,6 +284,7 @@ impl<R: Record> Op<R> {
             attempts: 0,
             assumed: false,
             regranted: false,
+            grant_first: false,
             state: State::Done,
         };
         Op { record, engine, then: None }
@@ -295,6 +303,7 @@ impl<R: Record> Op<R> {
     pub fn create_first(settings: &Settings, key: Key, record: R, now_ms: u64) -> (Op<R>, Step<R::Output>) {
         let mut op = Op::new(settings, key, record, now_ms);
         op.engine.assumed = true;
+        op.engine.grant_first = true;
         let step = op.step(Event::Decide(None));
         (op, step)
     }

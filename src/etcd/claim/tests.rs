@@ -82,7 +82,9 @@ fn the_same_payment_again_is_in_progress_and_its_unused_lease_is_kept_for_the_ne
     assert_eq!(revoked(&done), 0, "a lease is never revoked");
     assert_eq!(etcd.keys.len(), before.len());
     assert_eq!(etcd.leases.len(), 2, "the record's, and the unused one, left to run out");
-    // With one memory (one worker), the lease granted for the first is reused.
+    // With one memory (one worker), a claim still grants its own lease first (a write refused
+    // while etcd has no quorum must never be proposed, record.rs `grant_first`); answered
+    // "in progress", it writes nothing.
     let settings = settings();
     let mut etcd = Etcd::new();
     etcd.now += 10; // not at the end of a lease's span
@@ -92,8 +94,27 @@ fn the_same_payment_again_is_in_progress_and_its_unused_lease_is_kept_for_the_ne
     etcd.calls.clear();
     let again = claim(&settings, key(), POLICY, etcd.now * 1_000);
     assert_eq!(drive(&mut etcd, again).result, Ok(Claim::InProgress));
-    assert_eq!(etcd.calls, [wire::TXN], "no lease asked for: one round trip");
-    assert_eq!(etcd.leases.len(), 1);
+    assert_eq!(etcd.calls, [wire::LEASE_GRANT, wire::TXN], "its own lease, then the create that lost");
+    assert_eq!(etcd.leases.len(), 2);
+}
+
+#[test]
+fn a_claim_is_never_sent_before_a_lease_grant_etcd_answered() {
+    // The worker holds a lease for the span, yet the claim asks for its own: if etcd has lost its
+    // quorum that grant fails and no create is ever proposed, so none can commit later and make
+    // the same payment "in progress" once the quorum is back.
+    let settings = settings();
+    let mut etcd = Etcd::new();
+    etcd.now += 10;
+    let first = claim(&settings, key(), POLICY, etcd.now * 1_000);
+    assert_eq!(drive(&mut etcd, first).result, Ok(Claim::Fresh));
+    etcd.calls.clear();
+    let other = keys::purchase(&settings, &"0f".repeat(32)).unwrap();
+    let (_op, step) = claim(&settings, other, POLICY, etcd.now * 1_000);
+    match step {
+        Step::Send(call) => assert_eq!(call.path, wire::LEASE_GRANT),
+        _ => panic!("a claim's first call is its lease grant"),
+    }
 }
 
 #[test]
