@@ -1512,35 +1512,32 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
         w("")
         w("| | p50 | p99 |")
         w("|---|---:|---:|")
-        for key, label in (("latency_us", "paid request, at the client"), ("facilitator_us", "facilitator's own time"),
-                           ("added_us", "**added** (client − facilitator)"),
-                           ("at_envoy_us", "paid request, at Envoy (first byte in to last byte out)"),
-                           ("added_at_envoy_us", "**added at Envoy** (Envoy − facilitator)"),
-                           ("valid_pass_same_client_us", "a valid pass, same client (reference)")):
-            if key in paid:
-                w(f"| {label} | {fmt_ms(paid[key]['p50'])} | {fmt_ms(paid[key]['p99'])} |")
+        def paid_rows(measured: dict, labels: tuple[tuple[str, str], ...]) -> None:
+            for key, label in labels:
+                if key in measured:
+                    w(f"| {label} | {fmt_ms(measured[key]['p50'])} | {fmt_ms(measured[key]['p99'])} |")
+
+        paid_rows(paid, (("latency_us", "paid request, at the client"), ("facilitator_us", "facilitator's own time"),
+                         ("added_us", "**added** (client − facilitator)"),
+                         ("at_envoy_us", "paid request, at Envoy (first byte in to last byte out)"),
+                         ("added_at_envoy_us", "**added at Envoy** (Envoy − facilitator)"),
+                         ("valid_pass_same_client_us", "a valid pass, same client (reference)")))
         on_base = res.get("paid_evm")
         if on_base:
-            for key, label in (("latency_us", "paid on Base Sepolia (EVM): at the client"),
-                               ("facilitator_us", "paid on Base Sepolia (EVM): facilitator's own time"),
-                               ("added_us", "**paid on Base Sepolia (EVM): added** (client − facilitator)"),
-                               ("added_at_envoy_us", "**paid on Base Sepolia (EVM): added at Envoy**")):
-                if key in on_base:
-                    w(f"| {label} | {fmt_ms(on_base[key]['p50'])} | {fmt_ms(on_base[key]['p99'])} |")
+            paid_rows(on_base, (("latency_us", "paid on Base Sepolia (EVM): at the client"),
+                                ("facilitator_us", "paid on Base Sepolia (EVM): facilitator's own time"),
+                                ("added_us", "**paid on Base Sepolia (EVM): added** (client − facilitator)"),
+                                ("added_at_envoy_us", "**paid on Base Sepolia (EVM): added at Envoy**")))
         etcd = res.get("paid_etcd")
         if etcd:
-            for key, label in (("latency_us", "with the etcd ledger: paid request, at the client"),
-                               ("facilitator_us", "with the etcd ledger: facilitator's own time"),
-                               ("added_us", "**with the etcd ledger: added** (client − facilitator)"),
-                               ("added_at_envoy_us", "**with the etcd ledger: added at Envoy**")):
-                if key in etcd:
-                    w(f"| {label} | {fmt_ms(etcd[key]['p50'])} | {fmt_ms(etcd[key]['p99'])} |")
+            paid_rows(etcd, (("latency_us", "with the etcd ledger: paid request, at the client"),
+                             ("facilitator_us", "with the etcd ledger: facilitator's own time"),
+                             ("added_us", "**with the etcd ledger: added** (client − facilitator)"),
+                             ("added_at_envoy_us", "**with the etcd ledger: added at Envoy**")))
         tmpfs = res.get("paid_etcd_tmpfs")
         if tmpfs:
-            for key, label in (("added_us", "*etcd's data on tmpfs (a diagnostic): added* (client − facilitator)"),
-                               ("added_at_envoy_us", "*etcd's data on tmpfs (a diagnostic): added at Envoy*")):
-                if key in tmpfs:
-                    w(f"| {label} | {fmt_ms(tmpfs[key]['p50'])} | {fmt_ms(tmpfs[key]['p99'])} |")
+            paid_rows(tmpfs, (("added_us", "*etcd's data on tmpfs (a diagnostic): added* (client − facilitator)"),
+                              ("added_at_envoy_us", "*etcd's data on tmpfs (a diagnostic): added at Envoy*")))
         w("")
         if etcd:
             calls = etcd.get("ledger_calls_per_purchase")
