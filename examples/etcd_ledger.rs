@@ -11,10 +11,14 @@
 //!   record HASH                      the record as etcd holds it, and its lease's time to live
 //!   entitle PAYER TIER IAT EXP NETWORK [LEEWAY]
 //!   entitlement PAYER
+//!   settle HASH ENTRY_JSON PAYER TIER IAT EXP NETWORK   a state and the payer's entitlement in
+//!                                    one transaction (the filter's `PutEntitled`, leeway 0)
 //!   bind ID PAYMENT REQUEST [TAKEOVER]   bind a payment id (PAYMENT, REQUEST: 64 hex) as the filter does
 //!   release ID PAYMENT               let the id go if PAYMENT holds it
 //!   race-claim HASH N                N claims of HASH at once, one thread each, member i % members
 //!   race-entitle PAYER NETWORK EXP,EXP,...   one store per EXP at once, as above
+//!   race-settle PAYER NETWORK EXP,EXP,...    one settlement of a payment of its own (HASH i is
+//!                                    `{i:02x}` then the payer's SHA-256, as 64 hex) per EXP at once
 //! ```
 //!
 //! A call goes to one member; a member that refuses the connection is skipped for the next
@@ -287,6 +291,21 @@ fn command(options: &Options, client: &mut Client, args: &[String]) -> Result<Va
                 None => Value::Null,
             })
         }
+        "settle" => {
+            let at = PurchaseKey { bucket: 0, key: arg(1)?.to_owned() };
+            let entry: Entry = serde_json::from_str(arg(2)?).map_err(|e| e.to_string())?;
+            let entitlement = entitlement::Entitlement {
+                tier: arg(4)?.to_owned(),
+                iat: number(5)?,
+                exp: number(6)?,
+                network: arg(7)?.to_owned(),
+            };
+            let op = LedgerOp::PutEntitled { at, entry: Box::new(entry), payer: arg(3)?.to_owned(), entitlement };
+            ledger_outcome(client, options, &op, |answer| match answer {
+                LedgerAnswer::Granted(_) => json!("done"),
+                other => json!(format!("{other:?}")),
+            })
+        }
         "bind" => {
             // The local ledger's identifier rules, as the filter runs them (etcd::ledger).
             let id = PurchaseKey { bucket: 0, key: format!("id:{}", arg(1)?) };
@@ -323,8 +342,29 @@ fn command(options: &Options, client: &mut Client, args: &[String]) -> Result<Va
                 command(options, client, &args)
             })?
         }
+        "race-settle" => {
+            let (payer, network) = (arg(1)?.to_owned(), arg(2)?.to_owned());
+            let exps: Vec<String> = arg(3)?.split(',').map(str::to_owned).collect();
+            let now = now_ms() / 1_000;
+            race(options, exps.len(), |options, client, i| {
+                let exp = exps.get(i).cloned().unwrap_or_default();
+                let hash = payment_of(&payer, i);
+                let receipt = json!({"token": format!("t{i}"), "payment_response": "p", "body": "{}"});
+                let entry = json!({"settled": {"at": now, "receipt": receipt}}).to_string();
+                let args = ["settle", &hash, &entry, &payer, "1h", &now.to_string(), &exp, &network].map(str::to_owned);
+                command(options, client, &args)
+            })?
+        }
         other => return Err(format!("unknown command {other}")),
     })
+}
+
+/// The payment hash `race-settle` uses for its `i`-th settlement to `payer`.
+fn payment_of(payer: &str, i: usize) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(payer.as_bytes());
+    let hex: String = digest.iter().skip(1).map(|b| format!("{b:02x}")).collect();
+    format!("{:02x}{hex}", i % 256)
 }
 
 /// `n` runs of `work` at once, run i on its own thread, starting at member i.

@@ -197,8 +197,6 @@ pub struct Checkout {
     serve: bool,
     id: Option<Identified>,
     state: State,
-    /// Once the money moved: the payer's entitlement, recorded after the outcome (§16.3).
-    entitle: Option<LedgerOp>,
 }
 
 /// A payment on a request that names no pass (no `tier`, no `duration`) is a paid request
@@ -279,7 +277,7 @@ impl Checkout {
         let serve = is_paid_request(config, path);
         let id =
             id.map(|id| Identified { at: PurchaseKey::of_identifier(&id), request: request_fingerprint(method, path) });
-        let mut checkout = Checkout { checked, challenge, body, at, serve, id, state: State::Claiming, entitle: None };
+        let mut checkout = Checkout { checked, challenge, body, at, serve, id, state: State::Claiming };
         let step = match checkout.id.is_some() {
             true => checkout.identify(None),
             false => Step::Ledger(LedgerOp::Claim(checkout.at.clone())),
@@ -334,9 +332,9 @@ impl Checkout {
                     self.state = State::Closing(finish, false);
                     Step::Ledger(op)
                 }
-                None => self.entitle_then_finish(finish),
+                None => self.finish(*finish),
             },
-            (State::Closing(finish, false), _) => self.entitle_then_finish(finish),
+            (State::Closing(finish, false), _) => self.finish(*finish),
             (state, _) => self.out_of_order(state),
         }
     }
@@ -558,10 +556,13 @@ impl Checkout {
             None => Answer::Local(receipt.response(self.checked.payment.wire)),
         };
         let finish = Finish { answer, counts, log: Some(self.outcome("settled", &detail)) };
+        // The settlement and the payer's entitlement (docs/behaviour.md §16.3), recorded together
+        // before the answer leaves, so that their next `SIGN-IN-WITH-X` finds it.
         let entitlement = Entitlement::of(&pass.claims);
         let payer = crate::entitlements::key_of(&pass.claims.payer);
-        self.entitle = Some(LedgerOp::Entitle { payer, entitlement });
-        self.close(finish, Some(Entry::Settled { at: now, receipt }))
+        self.state = State::Closing(Box::new(finish), false);
+        let entry = Box::new(Entry::Settled { at: now, receipt });
+        Step::Ledger(LedgerOp::PutEntitled { at: self.at.clone(), entry, payer, entitlement })
     }
 
     /// The same pass (tier, payer) issued now: a recovered pass is never shortened or expired.
@@ -584,18 +585,6 @@ impl Checkout {
             Some(entry) => LedgerOp::Put(at, Box::new(entry)),
             None => LedgerOp::Forget(at),
         })
-    }
-
-    /// The outcome is recorded; a payer whose money moved is entitled (docs/behaviour.md §16.3)
-    /// before the answer leaves, so their next `SIGN-IN-WITH-X` finds it.
-    fn entitle_then_finish(&mut self, finish: Box<Finish>) -> Step {
-        match self.entitle.take() {
-            Some(op) => {
-                self.state = State::Closing(finish, false);
-                Step::Ledger(op)
-            }
-            None => self.finish(*finish),
-        }
     }
 
     /// 503 `ledger_unavailable`: the ledger failed `when` (before any money moved).

@@ -52,6 +52,10 @@ pub enum LedgerOp {
     Look(PurchaseKey),
     /// The payer bought a pass: record what it entitles them to (docs/behaviour.md §16.3).
     Entitle { payer: String, entitlement: Entitlement },
+    /// `Put` and then `Entitle`, as one op: the purchase's new state (a settlement) and the
+    /// entitlement it gives its payer, both before the answer leaves. The local ledger runs the
+    /// two in turn; the etcd ledger writes both in one transaction (docs/fleet.md).
+    PutEntitled { at: PurchaseKey, entry: Box<Entry>, payer: String, entitlement: Entitlement },
     /// What this payer is entitled to, if anything.
     Entitlement(String),
 }
@@ -65,8 +69,18 @@ impl LedgerOp {
             LedgerOp::Put(_, entry) => {
                 matches!(**entry, Entry::Settled { .. } | Entry::Unknown { .. } | Entry::Spent { .. })
             }
-            LedgerOp::Entitle { .. } => true,
+            LedgerOp::Entitle { .. } | LedgerOp::PutEntitled { .. } => true,
             _ => false,
+        }
+    }
+
+    /// The entitlement this op records, if it records one: (payer, entitlement).
+    pub fn entitles(&self) -> Option<(&str, &Entitlement)> {
+        match self {
+            LedgerOp::Entitle { payer, entitlement } | LedgerOp::PutEntitled { payer, entitlement, .. } => {
+                Some((payer, entitlement))
+            }
+            _ => None,
         }
     }
 
@@ -86,6 +100,7 @@ impl LedgerOp {
             LedgerOp::ReleaseId { .. } => "release a payment identifier",
             LedgerOp::Look(_) => "read a payment identifier's first payment",
             LedgerOp::Entitle { .. } => "record an entitlement",
+            LedgerOp::PutEntitled { .. } => "record a settlement and its entitlement",
             LedgerOp::Entitlement(_) => "read an entitlement",
         }
     }
@@ -211,6 +226,12 @@ impl<S: SharedStore> Ledger for LocalLedger<'_, S> {
             LedgerOp::Entitle { payer, entitlement } => {
                 entitlements::grant(self.store, payer, entitlement, now).map(LedgerAnswer::Granted)
             }
+            // Exactly `Put` then `Entitle`: the entitlement is recorded whatever became of the
+            // put, and the answer is the entitlement's (the gauge of entitlements moves with it).
+            LedgerOp::PutEntitled { at, entry, payer, entitlement } => {
+                let _ = self.update(at.bucket, now, |b| b.set(&at.key, Entry::clone(entry)));
+                entitlements::grant(self.store, payer, entitlement, now).map(LedgerAnswer::Granted)
+            }
             LedgerOp::Entitlement(payer) => entitlements::lookup(self.store, payer).ok().map(LedgerAnswer::Entitled),
         };
         answer.unwrap_or(LedgerAnswer::Unavailable)
@@ -287,14 +308,21 @@ mod tests {
         let pass = || crate::etcd::sim::pass();
         let put = |entry: Entry| LedgerOp::Put(at("k"), Box::new(entry));
         let entitlement = Entitlement { tier: "1h".into(), iat: 1, exp: 2, network: "n".into() };
+        let settled = Box::new(Entry::Settled { at: 1, receipt: crate::etcd::sim::receipt() });
+        let both =
+            LedgerOp::PutEntitled { at: at("k"), entry: settled, payer: "p".into(), entitlement: entitlement.clone() };
+        assert_eq!(both.entitles(), Some(("p", &entitlement)));
+        assert_eq!(both.describe(), "record a settlement and its entitlement");
         for kept in [
             put(Entry::Settled { at: 1, receipt: crate::etcd::sim::receipt() }),
             put(Entry::Unknown { since: 1, pass: pass() }),
             put(Entry::Spent { at: 1 }),
             LedgerOp::Entitle { payer: "p".into(), entitlement },
+            both,
         ] {
             assert!(kept.records_money_moved(), "{kept:?}");
         }
+        assert_eq!(put(Entry::Spent { at: 1 }).entitles(), None);
         for dropped in [
             LedgerOp::Claim(at("k")),
             put(Entry::Pending { since: 1, pass: Some(pass()) }),
@@ -372,6 +400,48 @@ mod tests {
         assert_eq!(ledger.run(&ask, 102), LedgerAnswer::Entitled(Some(entitlement)));
         store.broken.set(true);
         assert_eq!(ledger.run(&ask, 103), LedgerAnswer::Unavailable);
+    }
+
+    #[test]
+    fn a_settlement_with_its_entitlement_is_the_put_then_the_entitle() {
+        let entitlement = Entitlement { tier: "1h".into(), iat: 100, exp: 3_700, network: "solana:x".into() };
+        let settled = Entry::Settled { at: 100, receipt: crate::etcd::sim::receipt() };
+        let both = |entitlement: &Entitlement| LedgerOp::PutEntitled {
+            at: at("k"),
+            entry: Box::new(settled.clone()),
+            payer: "Buyer".into(),
+            entitlement: entitlement.clone(),
+        };
+        // The same store after the two ops and after the one.
+        let apart = MemoryStore::default();
+        let together = MemoryStore::default();
+        create_buckets(&apart);
+        create_buckets(&together);
+        let (apart_ledger, together_ledger) =
+            (LocalLedger { store: &apart, policy: POLICY }, LocalLedger { store: &together, policy: POLICY });
+        assert_eq!(apart_ledger.run(&LedgerOp::Put(at("k"), Box::new(settled.clone())), 100), LedgerAnswer::Done);
+        let entitle = LedgerOp::Entitle { payer: "Buyer".into(), entitlement: entitlement.clone() };
+        assert_eq!(apart_ledger.run(&entitle, 100), LedgerAnswer::Granted(1));
+        assert_eq!(together_ledger.run(&both(&entitlement), 100), LedgerAnswer::Granted(1), "the entitlement's answer");
+        for ledger in [&apart_ledger, &together_ledger] {
+            assert_eq!(
+                ledger.run(&LedgerOp::Claim(at("k")), 101),
+                LedgerAnswer::Claimed(Claim::Replay(crate::etcd::sim::receipt()))
+            );
+            let ask = LedgerOp::Entitlement("Buyer".into());
+            assert_eq!(ledger.run(&ask, 101), LedgerAnswer::Entitled(Some(entitlement.clone())));
+        }
+        assert_eq!(together_ledger.run(&both(&entitlement), 102), LedgerAnswer::Granted(0), "held already");
+        // A store that fails: unavailable, as the entitle alone would be.
+        together.broken.set(true);
+        assert_eq!(together_ledger.run(&both(&entitlement), 103), LedgerAnswer::Unavailable);
+        // A put that loses every race still entitles the payer (as the two ops in turn would).
+        let busy = MemoryStore::default();
+        create_buckets(&busy);
+        let busy_ledger = LocalLedger { store: &busy, policy: POLICY };
+        busy.conflicts.set(MAX_ATTEMPTS);
+        assert_eq!(busy_ledger.run(&both(&entitlement), 100), LedgerAnswer::Granted(1));
+        assert_eq!(busy_ledger.run(&LedgerOp::Claim(at("k")), 101), LedgerAnswer::Claimed(Claim::Fresh));
     }
 
     #[test]

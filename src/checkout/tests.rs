@@ -429,6 +429,61 @@ fn a_pass_that_cannot_be_held_as_pending_is_never_settled() {
     assert_eq!(seller.entry(NOW), None, "forgotten: the payment may be sent again");
 }
 
+/// A ledger that records every op it runs.
+struct Recording<'a> {
+    inner: LocalLedger<'a, MemoryStore>,
+    ops: std::cell::RefCell<Vec<LedgerOp>>,
+}
+
+impl Ledger for Recording<'_> {
+    fn run(&self, op: &LedgerOp, now: u64) -> LedgerAnswer {
+        self.ops.borrow_mut().push(op.clone());
+        self.inner.run(op, now)
+    }
+}
+
+#[test]
+fn a_settlement_and_its_entitlement_are_one_ledger_op_then_the_answer() {
+    let seller = Seller::new();
+    let payer = payer_of(&seller);
+    let recording = Recording { inner: seller.ledger(), ops: Default::default() };
+    let run = drive(&recording, &seller.config, &header(), NOW, &[VERIFY_OK, SETTLE_OK]);
+    assert_eq!(run.finish.local().status, 200);
+    let ops = recording.ops.into_inner();
+    let [LedgerOp::Claim(_), LedgerOp::Put(_, pending), LedgerOp::PutEntitled { at, entry, payer: entitled, entitlement }] =
+        ops.as_slice()
+    else {
+        panic!("claim, pending pass, settlement with its entitlement: {ops:?}")
+    };
+    assert!(matches!(**pending, Entry::Pending { pass: Some(_), .. }));
+    assert_eq!(*at, PurchaseKey::of(&message_hash(&seller)));
+    assert!(matches!(**entry, Entry::Settled { at: NOW, .. }));
+    assert_eq!((entitled.as_str(), entitlement.exp), (payer.as_str(), NOW + 300));
+    assert!(ops[2].records_money_moved(), "kept and written again if the ledger cannot take it");
+    // Refused or unknown: no entitlement rides along.
+    for settle in [
+        (Endpoint::Settle, Reply::TimedOut),
+        (Endpoint::Settle, Reply::Ok(r#"{"success":false,"errorReason":"insufficient_funds","transaction":""}"#)),
+    ] {
+        let seller = Seller::with_deadline(0);
+        let recording = Recording { inner: seller.ledger(), ops: Default::default() };
+        drive(&recording, &seller.config, &header(), NOW, &[VERIFY_OK, settle]);
+        let ops = recording.ops.into_inner();
+        assert!(ops.iter().all(|op| op.entitles().is_none()), "{ops:?}");
+    }
+}
+
+#[test]
+fn a_settlement_the_ledger_cannot_record_still_answers_with_the_pass() {
+    let seller = Seller::new();
+    // 1 claim, 2 pending, 3 the settlement and its entitlement (fails).
+    let flaky = FlakyLedger { inner: seller.ledger(), ops: Cell::new(0), fail_at: 3 };
+    let run = drive(&flaky, &seller.config, &header(), NOW, &[VERIFY_OK, SETTLE_OK]);
+    assert_eq!(run.finish.local().status, 200);
+    assert!(run.finish.counts.contains(&Count::PurchasesSucceeded));
+    assert_eq!(flaky.ops.get(), 3, "nothing after it: the answer leaves");
+}
+
 #[test]
 fn losing_compare_and_swap_races_changes_nothing_for_the_buyer() {
     let seller = Seller::new();

@@ -57,22 +57,33 @@ pub struct Storing {
     leeway_seconds: u64,
 }
 
-impl Record for Storing {
-    type Output = Stored;
-
-    fn decide(&mut self, current: Option<&Kv>, now: u64) -> Decision<Stored> {
+impl Storing {
+    /// What storing this entitlement over `current` means: a write (giving `Stored`), or nothing
+    /// to write (`Kept`, `Expired`).
+    pub fn plan(&self, current: Option<&Kv>, now: u64) -> Result<Write<Stored>, Stored> {
         let end = self.entitlement.exp.saturating_add(self.leeway_seconds);
         if end <= now {
-            return Decision::Finish(Ok(Stored::Expired));
+            return Err(Stored::Expired);
         }
         // An unreadable record is written over.
         let held = current.and_then(|kv| Entitlement::from_record(kv, &self.payer));
         if held.as_ref().is_some_and(|held| held.exp >= self.entitlement.exp) {
-            return Decision::Finish(Ok(Stored::Kept));
+            return Err(Stored::Kept);
         }
         let current_end = held.map(|held| held.exp.saturating_add(self.leeway_seconds));
         let value = self.entitlement.record(&self.payer);
-        Decision::Write(Write::over(current, current_end, value, end, Stored::Stored))
+        Ok(Write::over(current, current_end, value, end, Stored::Stored))
+    }
+}
+
+impl Record for Storing {
+    type Output = Stored;
+
+    fn decide(&mut self, current: Option<&Kv>, now: u64) -> Decision<Stored> {
+        match self.plan(current, now) {
+            Ok(write) => Decision::Write(write),
+            Err(nothing) => Decision::Finish(Ok(nothing)),
+        }
     }
 }
 
@@ -85,11 +96,21 @@ pub fn store(
     leeway_seconds: u64,
     now_ms: u64,
 ) -> Option<(Op<Storing>, Step<Stored>)> {
-    let key = keys::entitlement(settings, payer).filter(|_| entitlement.is_well_formed())?;
-    let storing = Storing { payer: payer.to_owned(), entitlement, leeway_seconds };
+    let (key, storing) = storing(settings, payer, entitlement, leeway_seconds)?;
     // From what this worker knows of the payer's record, or as if they held none (a first
     // purchase): a wrong start is set right by the transaction, which then reads the record.
     Some(Op::known_first(settings, key, storing, now_ms, true))
+}
+
+/// The key of `payer`'s entitlement and the store of `entitlement` there; `None` as for [`store`].
+pub fn storing(
+    settings: &Settings,
+    payer: &str,
+    entitlement: Entitlement,
+    leeway_seconds: u64,
+) -> Option<(keys::Key, Storing)> {
+    let key = keys::entitlement(settings, payer).filter(|_| entitlement.is_well_formed())?;
+    Some((key, Storing { payer: payer.to_owned(), entitlement, leeway_seconds }))
 }
 
 /// A payer's entitlement being read.

@@ -11,6 +11,7 @@ use super::entitlement::{self, Reading, Storing};
 use super::forget::{self, Forget};
 use super::payment_id::{self, Binding, Looking, Releasing};
 use super::record::{Op, Record};
+use super::settle::{self, Settling};
 use super::{claim, keys, put, Finished, Reply, Settings, Step, Unavailable};
 
 /// One ledger operation between its calls.
@@ -22,6 +23,8 @@ pub enum Running {
     Release(Op<Releasing>),
     Look(Op<Looking>),
     Entitle(Op<Storing>),
+    /// A settlement and its entitlement, in one transaction.
+    Settle(Box<Settling>),
     Entitlement(Op<Reading>),
     /// Finished before its first call (a key no record can have).
     Over,
@@ -118,6 +121,24 @@ pub fn start(
                 None => refused(),
             }
         }
+        LedgerOp::PutEntitled { at, entry, payer, entitlement } => {
+            let entry = crate::replay::Entry::clone(entry);
+            let storing = entitlement::storing(settings, payer, Entitlement::clone(entitlement), leeway_seconds);
+            match (purchase(at), storing) {
+                (Some(key), Some(storing)) => {
+                    let (op, step) = settle::settle(settings, key, entry, policy, storing, now_ms);
+                    (Running::Settle(Box::new(op)), map(step, granted))
+                }
+                // No payer's key can hold this one (never a payer the payment checks let
+                // through): the settlement alone, as a put; nothing claims an entitlement.
+                (Some(key), None) => {
+                    log::error!("x402-access-pass: an entitlement no ledger key can hold was not recorded in etcd");
+                    let (op, step) = put::put(settings, key, entry, policy, now_ms);
+                    (Running::Put(op), map(step, |()| LedgerAnswer::Done))
+                }
+                (None, _) => refused(),
+            }
+        }
         LedgerOp::Entitlement(payer) => match entitlement::read(settings, payer, now_ms) {
             Some((op, step)) => (Running::Entitlement(op), map(step, LedgerAnswer::Entitled)),
             None => refused(),
@@ -145,6 +166,7 @@ impl Running {
             Running::Release(op) => reply(op, answer, now_ms, |()| LedgerAnswer::Done),
             Running::Look(op) => reply(op, answer, now_ms, LedgerAnswer::Looked),
             Running::Entitle(op) => reply(op, answer, now_ms, granted),
+            Running::Settle(op) => map(op.on_reply(answer, now_ms), granted),
             Running::Entitlement(op) => reply(op, answer, now_ms, LedgerAnswer::Entitled),
             // An answer nobody asked for (a host bug).
             Running::Over => Step::Finish(Finished { result: Err(Unavailable::Garbled), cleanup: Vec::new() }),

@@ -14,6 +14,7 @@
 //! - [`record`]: the engine of one record's read / lease / compare-and-put;
 //! - [`claim`], [`put`], [`forget`]: purchase records, as `replay::Bucket` decides them;
 //! - [`entitlement`]: payer → entitlement, the latest-expiring wins;
+//! - [`settle`]: a settlement and its payer's entitlement in one transaction;
 //! - [`payment_id`]: payment id → the purchase and the request it paid for, bound once;
 //! - [`ledger`]: the purchase flow's `LedgerOp`s as these operations, answered as the local
 //!   ledger answers them.
@@ -28,6 +29,7 @@ pub mod memory;
 pub mod payment_id;
 pub mod put;
 pub mod record;
+pub mod settle;
 pub mod wire;
 
 #[cfg(test)]

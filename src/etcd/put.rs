@@ -18,21 +18,32 @@ pub struct Putting {
     policy: Policy,
 }
 
-impl Record for Putting {
-    type Output = ();
+impl Putting {
+    pub fn new(entry: Entry, policy: Policy) -> Putting {
+        Putting { entry, policy }
+    }
 
-    fn decide(&mut self, current: Option<&Kv>, now: u64) -> Decision<()> {
+    /// The write of this state over `current`: a put always writes (last writer wins).
+    pub fn write(&self, current: Option<&Kv>, now: u64) -> Write<()> {
         let end = life::end(&self.entry, self.policy, now);
         // An unreadable record is written over; its life is unknown, so its lease is replaced.
         let current_end =
             current.and_then(|kv| record::decode_entry(&kv.value)).map(|entry| life::end(&entry, self.policy, now));
-        Decision::Write(Write::over(current, current_end, record::encode_entry(&self.entry), end, ()))
+        Write::over(current, current_end, record::encode_entry(&self.entry), end, ())
+    }
+}
+
+impl Record for Putting {
+    type Output = ();
+
+    fn decide(&mut self, current: Option<&Kv>, now: u64) -> Decision<()> {
+        Decision::Write(self.write(current, now))
     }
 }
 
 /// Records `entry` as the state of the purchase at `key`.
 pub fn put(settings: &Settings, key: Key, entry: Entry, policy: Policy, now_ms: u64) -> (Op<Putting>, Step<()>) {
-    Op::known_first(settings, key, Putting { entry, policy }, now_ms, false)
+    Op::known_first(settings, key, Putting::new(entry, policy), now_ms, false)
 }
 
 #[cfg(test)]

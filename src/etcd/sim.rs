@@ -183,17 +183,21 @@ impl Etcd {
                 (200, json!({"header": self.header()}))
             }
             "/v3/kv/txn" => {
-                let compare = &body["compare"][0];
-                let key = unb64(&compare["key"]);
-                let held = self.keys.get(&key);
-                assert_eq!(compare["result"], "EQUAL");
-                let holds = match compare["target"].as_str().unwrap() {
-                    "CREATE" => held.map_or(0, |s| s.create_revision) == int(&compare["create_revision"]),
-                    "MOD" => held.map_or(0, |s| s.mod_revision) == int(&compare["mod_revision"]),
-                    other => panic!("compare target {other}"),
-                };
-                if holds && body["success"][0].get("request_delete_range").is_some() {
-                    assert_eq!(unb64(&body["success"][0]["request_delete_range"]["key"]), key);
+                // Every compare must hold (one key each); then every put, all under one revision,
+                // or the single delete; else every read of the failure branch.
+                let holds = body["compare"].as_array().unwrap().iter().all(|compare| {
+                    let held = self.keys.get(&unb64(&compare["key"]));
+                    assert_eq!(compare["result"], "EQUAL");
+                    match compare["target"].as_str().unwrap() {
+                        "CREATE" => held.map_or(0, |s| s.create_revision) == int(&compare["create_revision"]),
+                        "MOD" => held.map_or(0, |s| s.mod_revision) == int(&compare["mod_revision"]),
+                        other => panic!("compare target {other}"),
+                    }
+                });
+                let success = body["success"].as_array().unwrap();
+                if holds && success.first().is_some_and(|op| op.get("request_delete_range").is_some()) {
+                    assert_eq!(success.len(), 1);
+                    let key = unb64(&success[0]["request_delete_range"]["key"]);
                     if self.keys.remove(&key).is_some() {
                         self.revision += 1;
                     }
@@ -203,30 +207,50 @@ impl Etcd {
                         json!({"header": self.header(), "succeeded": true, "responses": [{"response_delete_range": deleted}]}),
                     )
                 } else if holds {
-                    let put = &body["success"][0]["request_put"];
-                    assert_eq!(unb64(&put["key"]), key);
-                    let lease = if put["ignore_lease"] == json!(true) {
-                        match held {
-                            Some(s) => s.lease,
-                            None => return Etcd::error(404, "etcdserver: key not found"),
+                    // Checked first, as etcd does: a put refused leaves the whole txn unapplied.
+                    let mut writes = Vec::new();
+                    for op in success {
+                        let put = &op["request_put"];
+                        let key = unb64(&put["key"]);
+                        let held = self.keys.get(&key);
+                        let lease = if put["ignore_lease"] == json!(true) {
+                            match held {
+                                Some(s) => s.lease,
+                                None => return Etcd::error(404, "etcdserver: key not found"),
+                            }
+                        } else {
+                            int(&put["lease"])
+                        };
+                        if lease != 0 && !self.leases.contains_key(&lease) {
+                            return Etcd::error(404, "etcdserver: requested lease not found");
                         }
-                    } else {
-                        int(&put["lease"])
-                    };
-                    if lease != 0 && !self.leases.contains_key(&lease) {
-                        return Etcd::error(404, "etcdserver: requested lease not found");
+                        writes.push((key, unb64(&put["value"]), lease));
                     }
-                    self.put_raw(&key, &unb64(&put["value"]), lease);
-                    let header = self.header();
-                    (
-                        200,
-                        json!({"header": header, "succeeded": true,
-                        "responses": [{"response_put": {"header": {"revision": self.revision.to_string()}}}]}),
-                    )
+                    if !writes.is_empty() {
+                        self.revision += 1;
+                    }
+                    let revision = self.revision;
+                    for (key, value, lease) in writes {
+                        let create_revision = self.keys.get(&key).map_or(revision, |s| s.create_revision);
+                        self.keys.insert(key, Stored { value, create_revision, mod_revision: revision, lease });
+                    }
+                    let responses: Vec<Value> = success
+                        .iter()
+                        .map(|_| json!({"response_put": {"header": {"revision": revision.to_string()}}}))
+                        .collect();
+                    let mut answer = json!({"header": self.header(), "succeeded": true});
+                    if !responses.is_empty() {
+                        answer["responses"] = json!(responses);
+                    }
+                    (200, answer)
                 } else {
-                    let read = &body["failure"][0]["request_range"];
-                    let range = self.range_json(&unb64(&read["key"]));
-                    (200, json!({"header": self.header(), "responses": [{"response_range": range}]}))
+                    let responses: Vec<Value> = body["failure"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|op| json!({"response_range": self.range_json(&unb64(&op["request_range"]["key"]))}))
+                        .collect();
+                    (200, json!({"header": self.header(), "responses": responses}))
                 }
             }
             other => panic!("no such gateway path {other}"),

@@ -112,6 +112,47 @@ pub fn put_if(key: &[u8], expect: Expect, value: &[u8], lease: Lease) -> Vec<u8>
     txn(&key, &compare, &put)
 }
 
+/// One key's share of a transaction over several keys ([`all_if`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part<'a> {
+    pub key: &'a [u8],
+    pub expect: Expect,
+    /// What to put there when every compare holds; `None`: the key is only compared.
+    pub put: Option<(&'a [u8], Lease)>,
+}
+
+fn compare(key: &str, expect: Expect) -> String {
+    match expect {
+        Expect::Absent => format!(r#"{{"key":"{key}","result":"EQUAL","target":"CREATE","create_revision":"0"}}"#),
+        Expect::ModRevision(revision) => {
+            format!(r#"{{"key":"{key}","result":"EQUAL","target":"MOD","mod_revision":"{revision}"}}"#)
+        }
+    }
+}
+
+/// `/v3/kv/txn` over several keys, all or nothing: if every key is as its part expects, every
+/// put; otherwise read every key, in the order of `parts`, so that the next attempt starts from
+/// what won (answered by [`read_txn_all`]).
+pub fn all_if(parts: &[Part<'_>]) -> Vec<u8> {
+    let keys: Vec<String> = parts.iter().map(|part| b64(part.key)).collect();
+    let compares: Vec<String> = parts.iter().zip(&keys).map(|(part, key)| compare(key, part.expect)).collect();
+    let puts: Vec<String> = parts
+        .iter()
+        .zip(&keys)
+        .filter_map(|(part, key)| {
+            let (value, lease) = part.put?;
+            let lease = match lease {
+                Lease::Keep => r#""ignore_lease":true"#.to_owned(),
+                Lease::Attach(id) => format!(r#""lease":"{id}""#),
+            };
+            Some(format!(r#"{{"request_put":{{"key":"{key}","value":"{}",{lease}}}}}"#, b64(value)))
+        })
+        .collect();
+    let reads: Vec<String> = keys.iter().map(|key| format!(r#"{{"request_range":{{"key":"{key}"}}}}"#)).collect();
+    format!(r#"{{"compare":[{}],"success":[{}],"failure":[{}]}}"#, compares.join(","), puts.join(","), reads.join(","))
+        .into_bytes()
+}
+
 /// A transaction that deletes `key` if its `mod_revision` is still `revision`, else reads it
 /// (answered like [`put_if`]: committed, or lost with the key as it is now).
 pub fn delete_if(key: &[u8], revision: i64) -> Vec<u8> {
@@ -280,31 +321,34 @@ pub fn lease_gone(reply: Reply<'_>) -> bool {
     }
 }
 
+#[derive(Deserialize)]
+struct RawResponse<'a> {
+    #[serde(borrow, default)]
+    response_range: Option<RawRange<'a>>,
+    #[serde(default)]
+    response_put: Option<IgnoredAny>,
+    #[serde(default)]
+    response_delete_range: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct RawHeader<'a> {
+    #[serde(borrow, default)]
+    revision: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct RawTxn<'a> {
+    #[serde(borrow, default)]
+    header: Option<RawHeader<'a>>,
+    #[serde(default)]
+    succeeded: bool,
+    #[serde(borrow, default)]
+    responses: Vec<RawResponse<'a>>,
+}
+
 /// The answer to [`put_if`] of `key`.
 pub fn read_txn(reply: Reply<'_>, key: &[u8]) -> Result<Txn, Unavailable> {
-    #[derive(Deserialize)]
-    struct RawResponse<'a> {
-        #[serde(borrow, default)]
-        response_range: Option<RawRange<'a>>,
-        #[serde(default)]
-        response_put: Option<IgnoredAny>,
-        #[serde(default)]
-        response_delete_range: Option<IgnoredAny>,
-    }
-    #[derive(Deserialize)]
-    struct RawHeader<'a> {
-        #[serde(borrow, default)]
-        revision: Option<&'a str>,
-    }
-    #[derive(Deserialize)]
-    struct RawTxn<'a> {
-        #[serde(borrow, default)]
-        header: Option<RawHeader<'a>>,
-        #[serde(default)]
-        succeeded: bool,
-        #[serde(borrow, default)]
-        responses: Vec<RawResponse<'a>>,
-    }
     let raw: RawTxn<'_> = parse(body(reply)?)?;
     let revision = int(raw.header.and_then(|header| header.revision))?;
     let mut responses = raw.responses.into_iter();
@@ -326,6 +370,44 @@ pub fn read_txn(reply: Reply<'_>, key: &[u8]) -> Result<Txn, Unavailable> {
         ) => one_kv(range, key).map(Txn::Lost),
         _ => Err(Unavailable::Garbled),
     }
+}
+
+/// How a transaction over several keys went ([`all_if`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnAll {
+    /// Every put was made; `revision` is the store's revision after them (each written key's new
+    /// `mod_revision`; 0 when the answer did not say).
+    Committed { revision: i64 },
+    /// A compare failed: every key as it is now, in the order asked (`None`: absent).
+    Lost(Vec<Option<Kv>>),
+}
+
+/// The answer to [`all_if`] of `keys` (in the order of its parts), `puts` of them written.
+pub fn read_txn_all(reply: Reply<'_>, keys: &[&[u8]], puts: usize) -> Result<TxnAll, Unavailable> {
+    let raw: RawTxn<'_> = parse(body(reply)?)?;
+    let revision = int(raw.header.and_then(|header| header.revision))?;
+    if raw.succeeded {
+        let all_puts = raw.responses.iter().all(|r| {
+            matches!(r, RawResponse { response_put: Some(_), response_range: None, response_delete_range: None })
+        });
+        return match all_puts && raw.responses.len() == puts {
+            true => Ok(TxnAll::Committed { revision }),
+            false => Err(Unavailable::Garbled),
+        };
+    }
+    if raw.responses.len() != keys.len() {
+        return Err(Unavailable::Garbled);
+    }
+    let mut now = Vec::with_capacity(keys.len());
+    for (response, key) in raw.responses.into_iter().zip(keys) {
+        match response {
+            RawResponse { response_range: Some(range), response_put: None, response_delete_range: None } => {
+                now.push(one_kv(range, key)?)
+            }
+            _ => return Err(Unavailable::Garbled),
+        }
+    }
+    Ok(TxnAll::Lost(now))
 }
 
 #[cfg(test)]

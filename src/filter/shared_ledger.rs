@@ -133,10 +133,8 @@ impl LedgerCall {
                     problem.reason()
                 );
                 let local = store::local_ledger(worker.replay_policy()).run(&op, host::now_seconds());
-                if let LedgerAnswer::Granted(_) = local {
-                    if let LedgerOp::Entitle { payer, entitlement } = &op {
-                        worker.entitlements.borrow_mut().insert(payer, entitlement.clone(), host::now_seconds());
-                    }
+                if let (LedgerAnswer::Granted(_), Some((payer, entitlement))) = (&local, op.entitles()) {
+                    worker.entitlements.borrow_mut().insert(payer, entitlement.clone(), host::now_seconds());
                 }
                 keep_for_later(worker, op, false);
                 // The money moved: the buyer's answer stands (the flow treats this as recorded).
@@ -151,9 +149,13 @@ impl LedgerCall {
 fn remember_entitlement(worker: &Worker, op: &LedgerOp, answer: &LedgerAnswer) {
     let now = host::now_seconds();
     match (op, answer) {
-        (LedgerOp::Entitlement(payer), LedgerAnswer::Entitled(Some(entitlement)))
-        | (LedgerOp::Entitle { payer, entitlement }, LedgerAnswer::Granted(_)) => {
+        (LedgerOp::Entitlement(payer), LedgerAnswer::Entitled(Some(entitlement))) => {
             worker.entitlements.borrow_mut().insert(payer, entitlement.clone(), now);
+        }
+        (op, LedgerAnswer::Granted(_)) => {
+            if let Some((payer, entitlement)) = op.entitles() {
+                worker.entitlements.borrow_mut().insert(payer, entitlement.clone(), now);
+            }
         }
         _ => {}
     }

@@ -138,6 +138,46 @@ def test_entitlement_latest_exp_wins_under_concurrent_puts(cluster):
     assert wait_until(lambda: cluster.ledger("entitlement", who)["result"] is None, timeout=10)
 
 
+def race_settle_payment(who: str, i: int) -> str:
+    """The payment hash the executor's `race-settle` uses for its i-th settlement to `who`."""
+    import hashlib
+    return f"{i:02x}" + hashlib.sha256(who.encode()).hexdigest()[2:]
+
+
+def test_a_settlement_and_its_entitlement_commit_together_and_the_latest_expiring_wins(cluster):
+    """The settlement and the payer's entitlement in one transaction over two keys (src/etcd/settle.rs),
+    as etcd 3.4 answers it: both written under leases as long as each lives, and concurrent settlements
+    to one payer through three members each written, the latest-expiring entitlement kept."""
+    now = int(time.time())
+    key, who = payment(), payer()
+    assert cluster.ledger("claim", key)["result"] == "fresh"
+    receipt = {"token": "t", "payment_response": "eyJzdWNjZXNzIjp0cnVlfQ==", "body": "{}"}
+    settled = {"settled": {"at": now, "receipt": receipt}}
+    assert cluster.ledger("settle", key, json.dumps(settled), who, "1h", str(now), str(now + 3_600), NETWORK,
+                          first=1)["result"] == "done"
+    record = cluster.ledger("record", key, first=2)
+    assert record["result"] == settled
+    assert lives(record["granted_ttl"], WINDOW + SPENT_RETENTION), record
+    held = cluster.ledger("entitlement", who)["result"]
+    assert held == {"tier": "1h", "iat": now, "exp": now + 3_600, "network": NETWORK}
+    # An earlier pass with another settlement: the settlement is written, the entitlement kept.
+    other = payment()
+    assert cluster.ledger("settle", other, json.dumps(settled), who, "1h", str(now), str(now + 600), NETWORK,
+                          first=2)["result"] == "done"
+    assert cluster.ledger("record", other)["result"] == settled
+    assert cluster.ledger("entitlement", who, first=1)["result"]["exp"] == now + 3_600
+    for _ in range(3):
+        who = payer()
+        exps = [now + s for s in (3_600, 86_400, 600, 7_200, 1_800, 43_200)]
+        secrets.SystemRandom().shuffle(exps)
+        results = cluster.ledger("race-settle", who, NETWORK, ",".join(map(str, exps)))["results"]
+        assert all(r.get("result") == "done" for r in results), results
+        held = cluster.ledger("entitlement", who, first=2)["result"]
+        assert (held["exp"], held["network"]) == (max(exps), NETWORK), held
+        for i in range(len(exps)):
+            assert list(cluster.ledger("record", race_settle_payment(who, i))["result"]) == ["settled"]
+
+
 def test_a_payment_id_is_bound_once_and_let_go_only_by_its_payment(cluster):
     ident = "pay_" + secrets.token_hex(12)
     first, second, request = payment(), payment(), payment()

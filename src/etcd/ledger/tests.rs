@@ -42,6 +42,12 @@ fn entitlement(exp: u64) -> Entitlement {
     Entitlement { tier: "1h".into(), iat: exp - 3_600, exp, network: "solana:devnet".into() }
 }
 
+/// A settlement of payment `hex` at `at` and its payer's entitlement until `exp`, as one op.
+fn settled_entitled(hex: &str, at: u64, payer: &str, exp: u64) -> LedgerOp {
+    let entry = Box::new(Entry::Settled { at, receipt: receipt() });
+    LedgerOp::PutEntitled { at: payment(hex), entry, payer: payer.into(), entitlement: entitlement(exp) }
+}
+
 /// How the ops of the script are spread over workers (each with its own memory of etcd).
 #[derive(Debug, Clone, Copy)]
 enum Workers {
@@ -183,16 +189,20 @@ fn same_answers(workers: Workers) -> usize {
         // entitlement; the same payment again replays.
         (1, LedgerOp::Claim(payment("ff"))),
         (0, LedgerOp::Put(payment("ff"), Box::new(Entry::Pending { since: 1_000_733, pass: Some(pass()) }))),
-        (0, LedgerOp::Put(payment("ff"), Box::new(settled(1_000_733)))),
-        (0, LedgerOp::Entitle { payer: "Payer2".into(), entitlement: entitlement(1_004_333) }),
+        (0, settled_entitled("ff", 1_000_733, "Payer2", 1_004_333)),
         (0, LedgerOp::Claim(payment("ff"))),
         (2, LedgerOp::Claim(payment("0a"))),
         (0, LedgerOp::Put(payment("0a"), Box::new(Entry::Pending { since: 1_000_735, pass: Some(pass()) }))),
         (0, LedgerOp::Put(payment("0a"), Box::new(Entry::Unknown { since: 1_000_735, pass: pass() }))),
         (0, LedgerOp::Claim(payment("0a"))),
-        (0, LedgerOp::Put(payment("0a"), Box::new(settled(1_000_735)))),
-        (0, LedgerOp::Entitle { payer: "Payer2".into(), entitlement: entitlement(1_004_335) }),
+        (0, settled_entitled("0a", 1_000_735, "Payer2", 1_004_335)),
         (0, LedgerOp::Entitle { payer: "Payer2".into(), entitlement: entitlement(1_004_000) }),
+        // An earlier entitlement with a settlement: kept; a new payer's: stored.
+        (0, settled_entitled("0b", 1_000_735, "Payer2", 1_004_001)),
+        (0, LedgerOp::Entitlement("Payer2".into())),
+        (0, settled_entitled("0c", 1_000_735, "Payer3", 1_001_000)),
+        (0, LedgerOp::Entitlement("Payer3".into())),
+        (0, LedgerOp::Claim(payment("0b"))),
         (0, LedgerOp::Entitlement("Payer2".into())),
         (0, LedgerOp::Claim(payment("0a"))),
         (0, LedgerOp::Forget(payment("0a"))),
@@ -229,6 +239,25 @@ fn keys_no_record_can_have_are_refused_before_any_call() {
     ] {
         assert_eq!(on_etcd(&mut etcd, &settings(), &op), LedgerAnswer::Unavailable, "{op:?}");
     }
+    assert!(etcd.calls.is_empty());
+}
+
+#[test]
+fn a_settlement_whose_entitlement_no_key_can_hold_is_written_alone() {
+    let mut etcd = Etcd::new();
+    let settings = settings();
+    let mut op = settled_entitled("aa", etcd.now, "pay/er", etcd.now + 3_600);
+    assert_eq!(on_etcd(&mut etcd, &settings, &op), LedgerAnswer::Done, "not Granted: nothing to cache");
+    assert_eq!(etcd.keys.len(), 1, "the settlement only");
+    let key = keys::purchase(&settings, &"aa".repeat(32)).unwrap();
+    let held = crate::etcd::record::decode_entry(&etcd.keys[key.as_bytes()].value);
+    assert!(matches!(held, Some(Entry::Settled { .. })));
+    // A payment key no record can have: refused before any call.
+    if let LedgerOp::PutEntitled { at, .. } = &mut op {
+        at.key = "not-hex".into();
+    }
+    etcd.calls.clear();
+    assert_eq!(on_etcd(&mut etcd, &settings, &op), LedgerAnswer::Unavailable);
     assert!(etcd.calls.is_empty());
 }
 

@@ -210,3 +210,58 @@ fn a_conditional_delete_is_a_txn_that_reads_the_key_when_it_lost() {
     let deleted = r#"{"header":{"revision":"9"},"succeeded":true,"responses":[{"response_delete_range":{"header":{"revision":"9"},"deleted":"1"}}]}"#;
     assert_eq!(read_txn(ok(deleted), KEY), Ok(Txn::Committed { revision: 9 }));
 }
+
+#[test]
+fn a_transaction_over_several_keys_compares_all_puts_the_written_and_reads_all_when_it_lost() {
+    const OTHER: &[u8] = b"/p/e";
+    let parts = [
+        Part { key: KEY, expect: Expect::ModRevision(7), put: Some((b"hello", Lease::Keep)) },
+        Part { key: OTHER, expect: Expect::Absent, put: Some((b"bye", Lease::Attach(9))) },
+    ];
+    assert_eq!(
+        json_of(&all_if(&parts)),
+        json!({
+            "compare": [
+                {"key": "L3Avaw==", "result": "EQUAL", "target": "MOD", "mod_revision": "7"},
+                {"key": "L3AvZQ==", "result": "EQUAL", "target": "CREATE", "create_revision": "0"},
+            ],
+            "success": [
+                {"request_put": {"key": "L3Avaw==", "value": "aGVsbG8=", "ignore_lease": true}},
+                {"request_put": {"key": "L3AvZQ==", "value": "Ynll", "lease": "9"}},
+            ],
+            "failure": [{"request_range": {"key": "L3Avaw=="}}, {"request_range": {"key": "L3AvZQ=="}}],
+        })
+    );
+    // A key only compared is read too when a compare fails, never written.
+    let compared = [parts[0], Part { key: OTHER, expect: Expect::ModRevision(3), put: None }];
+    let body = json_of(&all_if(&compared));
+    assert_eq!(body["compare"].as_array().unwrap().len(), 2);
+    assert_eq!(body["success"].as_array().unwrap().len(), 1);
+    assert_eq!(body["failure"].as_array().unwrap().len(), 2);
+    // One key: the same transaction as `put_if`'s.
+    let one = [Part { key: KEY, expect: Expect::Absent, put: Some((b"hello", Lease::Attach(7))) }];
+    assert_eq!(json_of(&all_if(&one)), json_of(&put_if(KEY, Expect::Absent, b"hello", Lease::Attach(7))));
+
+    let keys: [&[u8]; 2] = [KEY, OTHER];
+    let two_puts = r#"{"header":{"revision":"12"},"succeeded":true,"responses":[{"response_put":{"header":{"revision":"12"}}},{"response_put":{"header":{"revision":"12"}}}]}"#;
+    assert_eq!(read_txn_all(ok(two_puts), &keys, 2), Ok(TxnAll::Committed { revision: 12 }));
+    assert_eq!(read_txn_all(ok(TXN_COMMITTED), &keys, 1), Ok(TxnAll::Committed { revision: 2 }));
+    let lost = r#"{"header":{"revision":"3"},"responses":[{"response_range":{"header":{"revision":"3"},"kvs":[{"key":"L3Avaw==","create_revision":"2","mod_revision":"3","version":"2","value":"aGVsbG8=","lease":"4111120491374213383"}],"count":"1"}},{"response_range":{"header":{"revision":"3"}}}]}"#;
+    assert_eq!(read_txn_all(ok(lost), &keys, 2), Ok(TxnAll::Lost(vec![Some(hello()), None])));
+    // Anything else is garbled: a put missing or one too many, a read missing, about another key,
+    // a put where a read should be; and every refusal is unavailable.
+    for (answer, puts) in [(TXN_COMMITTED, 2), (two_puts, 1), (TXN_LOST, 2), (TXN_LOST_ABSENT, 2), (two_puts, 0)] {
+        assert_eq!(read_txn_all(ok(answer), &keys, puts), Err(Unavailable::Garbled), "{answer}");
+    }
+    let swapped = [OTHER, KEY];
+    assert_eq!(read_txn_all(ok(lost), &swapped, 2), Err(Unavailable::Garbled));
+    let mixed = r#"{"header":{"revision":"3"},"responses":[{"response_put":{}},{"response_range":{}}]}"#;
+    assert_eq!(read_txn_all(ok(mixed), &keys, 2), Err(Unavailable::Garbled));
+    let half =
+        r#"{"header":{"revision":"3"},"succeeded":true,"responses":[{"response_put":{}},{"response_range":{}}]}"#;
+    assert_eq!(read_txn_all(ok(half), &keys, 2), Err(Unavailable::Garbled));
+    assert_eq!(read_txn_all(ok(NO_LEASE), &keys, 2), Err(Unavailable::Garbled));
+    let refused = Reply::Response { status: 404, body: NO_LEASE.as_bytes() };
+    assert_eq!(read_txn_all(refused, &keys, 2), Err(Unavailable::Status(404)));
+    assert_eq!(read_txn_all(Reply::TimedOut, &keys, 2), Err(Unavailable::TimedOut));
+}
