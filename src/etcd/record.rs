@@ -125,13 +125,17 @@ struct Engine {
     assumed: bool,
     /// A lease found gone was replaced already (once per operation).
     regranted: bool,
-    /// The first write of a purchase (a claim, a payment id) grants its own lease before it is
-    /// sent, even when this worker holds one for its span: when etcd has lost its quorum the
-    /// grant fails and the write is never proposed. A write proposed to a leader that has lost
-    /// its quorum times out (503 `ledger_unavailable`, nothing charged) yet may commit once the
+    /// The first write of a purchase (a claim, a payment id) is never sent before etcd answered
+    /// a call of this operation through its quorum: a lease grant (a raft entry, committed by a
+    /// quorum) or a linearizable read of the key (a ReadIndex, which the leader answers only
+    /// once a quorum has confirmed it still leads). When etcd has lost its quorum that call
+    /// fails and the write is never proposed. A write proposed to a leader that has lost its
+    /// quorum times out (503 `ledger_unavailable`, nothing charged) yet may commit once the
     /// quorum is back, and a claim committed so would answer the same payment sent again
-    /// "in progress" (409) until it turns stale (docs/fleet.md).
-    grant_first: bool,
+    /// "in progress" (409) until it turns stale (docs/fleet.md). A worker that holds a lease for
+    /// the write's span reads the key (cheaper: no raft entry, no fsync) and decides on what is
+    /// there; one that holds none grants one, as it must anyway.
+    prove_quorum: bool,
     state: State,
 }
 
@@ -152,6 +156,7 @@ impl Engine {
         match std::mem::replace(&mut self.state, State::Done) {
             State::Reading => match wire::read_range(reply, self.key.as_bytes()) {
                 Ok(current) => {
+                    self.prove_quorum = false;
                     self.learn(current.clone());
                     Event::Decide(current)
                 }
@@ -159,6 +164,7 @@ impl Engine {
             },
             State::Granting(plan, ends) => match wire::read_lease_grant(reply) {
                 Ok(id) => {
+                    self.prove_quorum = false;
                     self.memory.granted(ends, id, self.now);
                     self.commit(plan, Some(id))
                 }
@@ -230,12 +236,23 @@ impl Engine {
             log::error!("x402-access-pass: a ledger record of {} bytes is too large to write", plan.value.len());
             return Event::Failed(Unavailable::BadRecord);
         }
+        if self.prove_quorum {
+            return match self.memory.lease_for(plan.end, self.now) {
+                // Read the key first, and decide again on what etcd holds: the decision in hand
+                // was made on a guess.
+                Some(_) => {
+                    self.assumed = false;
+                    self.read()
+                }
+                None => self.grant(plan),
+            };
+        }
         if plan.keep_lease {
             return self.commit(plan, None);
         }
         match self.memory.lease_for(plan.end, self.now) {
-            Some(id) if !self.grant_first => self.commit(plan, Some(id)),
-            _ => self.grant(plan),
+            Some(id) => self.commit(plan, Some(id)),
+            None => self.grant(plan),
         }
     }
 
@@ -284,7 +301,7 @@ impl<R: Record> Op<R> {
             attempts: 0,
             assumed: false,
             regranted: false,
-            grant_first: false,
+            prove_quorum: false,
             state: State::Done,
         };
         Op { record, engine, then: None }
@@ -298,12 +315,15 @@ impl<R: Record> Op<R> {
         (op, step)
     }
 
-    /// Starts as if the key were absent: a create that loses its compare reads the key in the
-    /// same transaction. One round trip fewer for records that are usually new.
+    /// The first write of a purchase (`prove_quorum`): starts as if the key were absent, and
+    /// grants the write's lease first, then creates the key (a create that loses its compare
+    /// reads the key in the same transaction); when this worker holds a lease for the span, reads
+    /// the key first instead and writes under that lease. Two round trips either way, the first
+    /// one proving etcd's quorum before anything is proposed.
     pub fn create_first(settings: &Settings, key: Key, record: R, now_ms: u64) -> (Op<R>, Step<R::Output>) {
         let mut op = Op::new(settings, key, record, now_ms);
         op.engine.assumed = true;
-        op.engine.grant_first = true;
+        op.engine.prove_quorum = true;
         let step = op.step(Event::Decide(None));
         (op, step)
     }

@@ -82,9 +82,9 @@ fn the_same_payment_again_is_in_progress_and_its_unused_lease_is_kept_for_the_ne
     assert_eq!(revoked(&done), 0, "a lease is never revoked");
     assert_eq!(etcd.keys.len(), before.len());
     assert_eq!(etcd.leases.len(), 2, "the record's, and the unused one, left to run out");
-    // With one memory (one worker), a claim still grants its own lease first (a write refused
-    // while etcd has no quorum must never be proposed, record.rs `grant_first`); answered
-    // "in progress", it writes nothing.
+    // With one memory (one worker) holding a lease for the span, a claim reads the key first
+    // (its proof of etcd's quorum, record.rs `prove_quorum`) and, answered "in progress", writes
+    // nothing: one round trip, no lease.
     let settings = settings();
     let mut etcd = Etcd::new();
     etcd.now += 10; // not at the end of a lease's span
@@ -94,26 +94,50 @@ fn the_same_payment_again_is_in_progress_and_its_unused_lease_is_kept_for_the_ne
     etcd.calls.clear();
     let again = claim(&settings, key(), POLICY, etcd.now * 1_000);
     assert_eq!(drive(&mut etcd, again).result, Ok(Claim::InProgress));
-    assert_eq!(etcd.calls, [wire::LEASE_GRANT, wire::TXN], "its own lease, then the create that lost");
-    assert_eq!(etcd.leases.len(), 2);
+    assert_eq!(etcd.calls, [wire::RANGE], "read, and nothing to write");
+    assert_eq!(etcd.leases.len(), 1);
+}
+
+/// The first call of a claim by a worker whose memory is `settings`'s.
+fn first_call(etcd: &Etcd, settings: &Settings, hex: &str) -> &'static str {
+    let other = keys::purchase(settings, &hex.repeat(32)).unwrap();
+    match claim(settings, other, POLICY, etcd.now * 1_000).1 {
+        Step::Send(call) => call.path,
+        Step::Finish(done) => panic!("a claim makes a call first: {done:?}"),
+    }
 }
 
 #[test]
-fn a_claim_is_never_sent_before_a_lease_grant_etcd_answered() {
-    // The worker holds a lease for the span, yet the claim asks for its own: if etcd has lost its
-    // quorum that grant fails and no create is ever proposed, so none can commit later and make
-    // the same payment "in progress" once the quorum is back.
+fn a_claim_is_never_sent_before_etcd_answered_a_call_through_its_quorum() {
+    // A create proposed to a leader that has lost its quorum may commit once the quorum is back
+    // and make the same payment "in progress": before it, etcd must have answered a lease grant
+    // (committed by a quorum) or a linearizable read (confirmed by a quorum). A lease held from
+    // an earlier claim proves nothing about now.
     let settings = settings();
     let mut etcd = Etcd::new();
     etcd.now += 10;
+    assert_eq!(first_call(&etcd, &settings, "0e"), wire::LEASE_GRANT, "no lease held: its grant");
     let first = claim(&settings, key(), POLICY, etcd.now * 1_000);
     assert_eq!(drive(&mut etcd, first).result, Ok(Claim::Fresh));
+    assert_eq!(first_call(&etcd, &settings, "0f"), wire::RANGE, "a lease held: the key read first");
+    // The read, then the create under the lease held: two round trips, no lease granted.
     etcd.calls.clear();
     let other = keys::purchase(&settings, &"0f".repeat(32)).unwrap();
-    let (_op, step) = claim(&settings, other, POLICY, etcd.now * 1_000);
-    match step {
-        Step::Send(call) => assert_eq!(call.path, wire::LEASE_GRANT),
-        _ => panic!("a claim's first call is its lease grant"),
+    let started = claim(&settings, other.clone(), POLICY, etcd.now * 1_000);
+    let done = drive(&mut etcd, started);
+    assert_eq!(done.result, Ok(Claim::Fresh));
+    assert_eq!(etcd.calls, [wire::RANGE, wire::TXN]);
+    assert_eq!(etcd.leases.len(), 1, "the one held");
+    assert_eq!(etcd.lease_of(other.as_bytes()).unwrap().0, etcd.lease_of(key().as_bytes()).unwrap().0);
+    // etcd without a quorum: the read (or the grant) fails, and no create is ever sent.
+    for reply in [Reply::TimedOut, Reply::Response { status: 503, body: b"{}" }, Reply::Failed] {
+        for memory in [settings.clone(), self::settings()] {
+            let (mut op, step) =
+                claim(&memory, keys::purchase(&memory, &"0d".repeat(32)).unwrap(), POLICY, etcd.now * 1_000);
+            assert!(matches!(step, Step::Send(_)));
+            let done = finished(op.on_reply(reply, etcd.now * 1_000));
+            assert!(done.result.is_err(), "{done:?}");
+        }
     }
 }
 

@@ -83,14 +83,15 @@ fn a_worker_writes_each_state_in_one_transaction_from_the_revision_it_wrote_and_
     purchase(&mut etcd, &settings, &key());
     // No read: each write compares the revision of the one before it.
     assert_eq!(etcd.calls, [wire::LEASE_GRANT, wire::TXN, wire::LEASE_GRANT, wire::TXN, wire::LEASE_GRANT, wire::TXN]);
-    // The next purchase a few seconds later on this worker: the states after its claim use the
-    // leases already granted; the claim grants its own first (record.rs `grant_first`).
+    // The next purchase a few seconds later on this worker: every state uses the leases already
+    // granted; the claim reads its key first (its proof of etcd's quorum, record.rs
+    // `prove_quorum`).
     etcd.advance(2);
     etcd.calls.clear();
     let other = keys::purchase(&settings, &"0e".repeat(32)).unwrap();
     purchase(&mut etcd, &settings, &other);
-    assert_eq!(etcd.calls, [wire::LEASE_GRANT, wire::TXN, wire::TXN, wire::TXN]);
-    assert_eq!(etcd.leases.len(), 4, "one lease per claim, one per span shared by the other states");
+    assert_eq!(etcd.calls, [wire::RANGE, wire::TXN, wire::TXN, wire::TXN]);
+    assert_eq!(etcd.leases.len(), 3, "one lease per span, shared");
     for key in [key(), other.clone()] {
         let left = etcd.lease_of(key.as_bytes()).unwrap().1;
         assert!(left >= POLICY.replay_window_seconds + SPENT_RETENTION_SECONDS - 2);
@@ -140,10 +141,10 @@ fn a_lease_etcd_no_longer_has_is_granted_again_once() {
     etcd.advance(1);
     let other = keys::purchase(&settings, &"0e".repeat(32)).unwrap();
     purchase(&mut etcd, &settings, &other);
-    // The claim grants its own lease first; the two states after it find theirs gone.
+    // The claim reads its key first; then it and the two states after it find their leases gone.
     let refused_then_granted = [wire::TXN, wire::LEASE_GRANT, wire::TXN];
-    let mut expected = vec![wire::LEASE_GRANT, wire::TXN];
-    expected.extend(refused_then_granted.repeat(2));
+    let mut expected = vec![wire::RANGE];
+    expected.extend(refused_then_granted.repeat(3));
     assert_eq!(etcd.calls, expected);
     assert_eq!(etcd.leases.len(), 3);
     // Refused twice in one write: unavailable (etcd is not keeping leases).
