@@ -87,29 +87,10 @@ pub fn lease_revoke(id: i64) -> Vec<u8> {
     format!(r#"{{"ID":"{id}"}}"#).into_bytes()
 }
 
-/// A transaction on `key` (base64): if `compare` holds, `success` (one request); otherwise read
-/// the key, so that the next attempt starts from what won.
-fn txn(key: &str, compare: &str, success: &str) -> Vec<u8> {
-    format!(
-        r#"{{"compare":[{{"key":"{key}","result":"EQUAL",{compare}}}],"success":[{success}],"failure":[{{"request_range":{{"key":"{key}"}}}}]}}"#
-    )
-    .into_bytes()
-}
-
 /// `/v3/kv/txn`: put `value` at `key` if `expect` holds; otherwise read the key, so that the
 /// next attempt starts from what won.
 pub fn put_if(key: &[u8], expect: Expect, value: &[u8], lease: Lease) -> Vec<u8> {
-    let key = b64(key);
-    let compare = match expect {
-        Expect::Absent => r#""target":"CREATE","create_revision":"0""#.to_owned(),
-        Expect::ModRevision(revision) => format!(r#""target":"MOD","mod_revision":"{revision}""#),
-    };
-    let lease = match lease {
-        Lease::Keep => r#""ignore_lease":true"#.to_owned(),
-        Lease::Attach(id) => format!(r#""lease":"{id}""#),
-    };
-    let put = format!(r#"{{"request_put":{{"key":"{key}","value":"{}",{lease}}}}}"#, b64(value));
-    txn(&key, &compare, &put)
+    all_if(&[Part { key, expect, put: Some((value, lease)) }])
 }
 
 /// One key's share of a transaction over several keys ([`all_if`]).
@@ -121,44 +102,54 @@ pub struct Part<'a> {
     pub put: Option<(&'a [u8], Lease)>,
 }
 
-fn compare(key: &str, expect: Expect) -> String {
-    match expect {
-        Expect::Absent => format!(r#"{{"key":"{key}","result":"EQUAL","target":"CREATE","create_revision":"0"}}"#),
-        Expect::ModRevision(revision) => {
-            format!(r#"{{"key":"{key}","result":"EQUAL","target":"MOD","mod_revision":"{revision}"}}"#)
-        }
+/// A transaction: `compares` (`{"key":K,"result":"EQUAL",` then each one's own fields), then, if
+/// every one holds, `success`, else a read of every key compared, in order.
+fn txn(compares: &[(String, String)], success: &str) -> Vec<u8> {
+    let mut body = String::from(r#"{"compare":["#);
+    for (i, (key, compare)) in compares.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        body.push_str(&format!(r#"{comma}{{"key":"{key}","result":"EQUAL",{compare}}}"#));
     }
+    body.push_str(&format!(r#"],"success":[{success}],"failure":["#));
+    for (i, (key, _)) in compares.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        body.push_str(&format!(r#"{comma}{{"request_range":{{"key":"{key}"}}}}"#));
+    }
+    body.push_str("]}");
+    body.into_bytes()
 }
 
 /// `/v3/kv/txn` over several keys, all or nothing: if every key is as its part expects, every
 /// put; otherwise read every key, in the order of `parts`, so that the next attempt starts from
 /// what won (answered by [`read_txn_all`]).
 pub fn all_if(parts: &[Part<'_>]) -> Vec<u8> {
-    let keys: Vec<String> = parts.iter().map(|part| b64(part.key)).collect();
-    let compares: Vec<String> = parts.iter().zip(&keys).map(|(part, key)| compare(key, part.expect)).collect();
-    let puts: Vec<String> = parts
-        .iter()
-        .zip(&keys)
-        .filter_map(|(part, key)| {
-            let (value, lease) = part.put?;
+    let mut compares = Vec::with_capacity(parts.len());
+    let mut puts = String::new();
+    for part in parts {
+        let key = b64(part.key);
+        if let Some((value, lease)) = part.put {
             let lease = match lease {
                 Lease::Keep => r#""ignore_lease":true"#.to_owned(),
                 Lease::Attach(id) => format!(r#""lease":"{id}""#),
             };
-            Some(format!(r#"{{"request_put":{{"key":"{key}","value":"{}",{lease}}}}}"#, b64(value)))
-        })
-        .collect();
-    let reads: Vec<String> = keys.iter().map(|key| format!(r#"{{"request_range":{{"key":"{key}"}}}}"#)).collect();
-    format!(r#"{{"compare":[{}],"success":[{}],"failure":[{}]}}"#, compares.join(","), puts.join(","), reads.join(","))
-        .into_bytes()
+            let comma = if puts.is_empty() { "" } else { "," };
+            puts.push_str(&format!(r#"{comma}{{"request_put":{{"key":"{key}","value":"{}",{lease}}}}}"#, b64(value)));
+        }
+        let compare = match part.expect {
+            Expect::Absent => r#""target":"CREATE","create_revision":"0""#.to_owned(),
+            Expect::ModRevision(revision) => format!(r#""target":"MOD","mod_revision":"{revision}""#),
+        };
+        compares.push((key, compare));
+    }
+    txn(&compares, &puts)
 }
 
 /// A transaction that deletes `key` if its `mod_revision` is still `revision`, else reads it
 /// (answered like [`put_if`]: committed, or lost with the key as it is now).
 pub fn delete_if(key: &[u8], revision: i64) -> Vec<u8> {
     let key = b64(key);
-    let compare = format!(r#""target":"MOD","mod_revision":"{revision}""#);
-    txn(&key, &compare, &format!(r#"{{"request_delete_range":{{"key":"{key}"}}}}"#))
+    let delete = format!(r#"{{"request_delete_range":{{"key":"{key}"}}}}"#);
+    txn(&[(key, format!(r#""target":"MOD","mod_revision":"{revision}""#))], &delete)
 }
 
 /// The body of a 2xx answer, bounded; anything else is unavailable.
@@ -347,29 +338,12 @@ struct RawTxn<'a> {
     responses: Vec<RawResponse<'a>>,
 }
 
-/// The answer to [`put_if`] of `key`.
+/// The answer to [`put_if`] (or [`delete_if`]) of `key`.
 pub fn read_txn(reply: Reply<'_>, key: &[u8]) -> Result<Txn, Unavailable> {
-    let raw: RawTxn<'_> = parse(body(reply)?)?;
-    let revision = int(raw.header.and_then(|header| header.revision))?;
-    let mut responses = raw.responses.into_iter();
-    match (raw.succeeded, responses.next(), responses.next()) {
-        (
-            true,
-            Some(RawResponse { response_put: Some(_), response_range: None, response_delete_range: None }),
-            None,
-        )
-        | (
-            true,
-            Some(RawResponse { response_delete_range: Some(_), response_range: None, response_put: None }),
-            None,
-        ) => Ok(Txn::Committed { revision }),
-        (
-            false,
-            Some(RawResponse { response_range: Some(range), response_put: None, response_delete_range: None }),
-            None,
-        ) => one_kv(range, key).map(Txn::Lost),
-        _ => Err(Unavailable::Garbled),
-    }
+    Ok(match read_txn_all(reply, &[key], 1)? {
+        TxnAll::Committed { revision } => Txn::Committed { revision },
+        TxnAll::Lost(now) => Txn::Lost(now.into_iter().next().flatten()),
+    })
 }
 
 /// How a transaction over several keys went ([`all_if`]).
@@ -382,15 +356,19 @@ pub enum TxnAll {
     Lost(Vec<Option<Kv>>),
 }
 
-/// The answer to [`all_if`] of `keys` (in the order of its parts), `puts` of them written.
+/// The answer to [`all_if`] of `keys` (in the order of its parts), `puts` of them written (a
+/// [`delete_if`]'s delete counts as one).
 pub fn read_txn_all(reply: Reply<'_>, keys: &[&[u8]], puts: usize) -> Result<TxnAll, Unavailable> {
     let raw: RawTxn<'_> = parse(body(reply)?)?;
     let revision = int(raw.header.and_then(|header| header.revision))?;
     if raw.succeeded {
-        let all_puts = raw.responses.iter().all(|r| {
-            matches!(r, RawResponse { response_put: Some(_), response_range: None, response_delete_range: None })
+        let all_written = raw.responses.iter().all(|r| match r {
+            RawResponse { response_range: None, response_put, response_delete_range } => {
+                response_put.is_some() != response_delete_range.is_some()
+            }
+            _ => false,
         });
-        return match all_puts && raw.responses.len() == puts {
+        return match all_written && raw.responses.len() == puts {
             true => Ok(TxnAll::Committed { revision }),
             false => Err(Unavailable::Garbled),
         };
