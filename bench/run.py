@@ -1543,9 +1543,10 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
             calls = etcd.get("ledger_calls_per_purchase")
             per = f" ({calls} calls to etcd per purchase, measured)" if calls is not None else ""
             w("With the etcd ledger (`ledger.kind = etcd`, docs/fleet.md), the same requests go to an Envoy whose "
-              "ledger is a 3-member etcd cluster on loopback (Debian's etcd 3.4, CPU 1): a new payment adds its "
-              "claim, its pending pass, its settlement and the payer's entitlement, each one transaction once the "
-              f"worker holds leases for them{per}.")
+              "ledger is a 3-member etcd cluster on loopback (Debian's etcd 3.4, CPU 1): a new payment adds a read "
+              "of its key that proves etcd's quorum, then three transactions: its claim, its pending pass, and its "
+              "settlement with the payer's entitlement, once the worker holds leases for them"
+              f"{per}.")
             if tmpfs:
                 w(" The tmpfs rows are a diagnostic, not a deployment: the same cluster with its data in memory, so "
                   "that each commit costs what fast storage's fsync would; the difference is this machine's disk.")
