@@ -129,6 +129,19 @@ fn a_claim_is_never_sent_before_etcd_answered_a_call_through_its_quorum() {
     assert_eq!(etcd.calls, [wire::RANGE, wire::TXN]);
     assert_eq!(etcd.leases.len(), 1, "the one held");
     assert_eq!(etcd.lease_of(other.as_bytes()).unwrap().0, etcd.lease_of(key().as_bytes()).unwrap().0);
+    // Read absent, then created by another replica before this create: the create loses, and
+    // the claim is decided on what won (in progress), under no new lease.
+    let raced = keys::purchase(&settings, &"0c".repeat(32)).unwrap();
+    let now_ms = etcd.now * 1_000;
+    let (mut op, step) = claim(&settings, raced.clone(), POLICY, now_ms);
+    let step = answer(&mut etcd, &mut op, step, now_ms);
+    let Step::Send(create) = &step else { panic!("the create") };
+    assert_eq!(create.path, wire::TXN);
+    let pending = record::encode_entry(&Entry::Pending { since: etcd.now, pass: None });
+    etcd.put_raw(raced.as_bytes(), &pending, 0);
+    let done = finished(answer(&mut etcd, &mut op, step, now_ms));
+    assert_eq!(done.result, Ok(Claim::InProgress));
+    assert_eq!(etcd.leases.len(), 1);
     // etcd without a quorum: the read (or the grant) fails, and no create is ever sent.
     for reply in [Reply::TimedOut, Reply::Response { status: 503, body: b"{}" }, Reply::Failed] {
         for memory in [settings.clone(), self::settings()] {

@@ -184,6 +184,20 @@ fn an_entitlement_already_over_is_left_out_and_the_settlement_still_written() {
     assert_eq!(txn["compare"].as_array().unwrap().len(), 1, "the payer's key is not in it");
     assert_eq!(entitlement(&etcd), None);
     assert_eq!(held(&etcd, &key()), Some(settled(now)));
+    // The record changed by another replica since: only it is read again, and written over.
+    etcd.put_raw(key().as_bytes(), &record::encode_entry(&Entry::Unknown { since: now, pass: pass() }), 0);
+    etcd.calls.clear();
+    let mut bodies = Vec::new();
+    let done = drive_with(&mut etcd, start(now, &settings, &key(), now - LEEWAY), |_, call| {
+        bodies.push(call.body.clone());
+        None
+    });
+    assert_eq!(done.result, Ok(Stored::Expired));
+    assert_eq!(etcd.calls, [wire::TXN, wire::TXN]);
+    let lost: serde_json::Value = serde_json::from_slice(&bodies[0]).unwrap();
+    assert_eq!(lost["failure"].as_array().unwrap().len(), 1);
+    assert_eq!(held(&etcd, &key()), Some(settled(now)));
+    assert_eq!(entitlement(&etcd), None);
 }
 
 #[test]
