@@ -3,12 +3,15 @@
 //! etcd holds, and written with a compare on the record's revision, so two replicas can never
 //! both start the same payment.
 //!
-//! A new payment is the common case, so the claim starts as a create (a lease as long as a
-//! fresh pending lives, then a transaction comparing `create_revision == 0`): two round trips.
-//! When the record exists, the same transaction reads it and `Bucket::claim` decides: in
-//! progress, replay and duplicate write nothing; a stale pending is taken over, a pass in doubt
-//! is recovered, a settlement past its window turns spent, each by a transaction comparing
-//! `mod_revision` with what was read.
+//! A claim is never proposed before etcd answered a call of it through its quorum
+//! (`record::Op::create_first`, docs/fleet.md). A worker that holds a lease for a fresh
+//! pending's span reads the key first (a linearizable read) and decides on it; one that holds
+//! none starts as a create (a lease as long as a fresh pending lives, then a transaction
+//! comparing `create_revision == 0`), and when the record exists the same transaction reads it.
+//! Two round trips for a new payment either way. On the record read, `Bucket::claim` decides:
+//! in progress, replay and duplicate write nothing; a stale pending is taken over, a pass in
+//! doubt is recovered, a settlement past its window turns spent, each by a transaction
+//! comparing `mod_revision` with what was read.
 
 use crate::replay::{Claim, Policy};
 
