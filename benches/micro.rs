@@ -220,19 +220,34 @@ fn main() {
         .flatten()
         .unwrap_or_else(|| fail("siwx settings", "refused"));
     let network = &hs.networks;
-    if let Err(e) = x402_access_pass::siwx::check(&settings, network, 0, siwx_header.as_bytes(), siwx_now) {
+    let mut signers = x402_access_pass::siwx::SignerKeys::default();
+    if let Err(e) = x402_access_pass::siwx::check(&settings, network, &mut signers, 0, siwx_header.as_bytes(), siwx_now)
+    {
         fail("SIGN-IN-WITH-X", format!("{e:?}"));
     }
     let payload =
         x402_access_pass::siwx::header::parse(siwx_header.as_bytes()).unwrap_or_else(|| fail("siwx", "parse"));
-    run("siwx_verify", "siwx::verify::verify: the Ed25519 check of one sign-in", &mut || {
-        usize::from(x402_access_pass::siwx::verify::verify(network, black_box(&payload)).is_ok())
-    });
-    run("siwx_check", "siwx::check: a whole SIGN-IN-WITH-X (parse, validate, Ed25519)", &mut || {
-        usize::from(
-            x402_access_pass::siwx::check(&settings, network, 0, black_box(siwx_header.as_bytes()), siwx_now).is_ok(),
-        )
-    });
+    run(
+        "siwx_verify_first",
+        "siwx::verify::verify: the Ed25519 check of a wallet's first sign-in (key decoded)",
+        &mut || {
+            let mut first = x402_access_pass::siwx::SignerKeys::new(1);
+            usize::from(x402_access_pass::siwx::verify::verify(network, &mut first, black_box(&payload)).is_ok())
+        },
+    );
+    run(
+        "siwx_verify",
+        "siwx::verify::verify: the Ed25519 check of a sign-in, the wallet's key kept decoded",
+        &mut || usize::from(x402_access_pass::siwx::verify::verify(network, &mut signers, black_box(&payload)).is_ok()),
+    );
+    run(
+        "siwx_check",
+        "siwx::check: a whole SIGN-IN-WITH-X (parse, validate, Ed25519), the key kept decoded",
+        &mut || {
+            let raw = black_box(siwx_header.as_bytes());
+            usize::from(x402_access_pass::siwx::check(&settings, network, &mut signers, 0, raw, siwx_now).is_ok())
+        },
+    );
 
     // EVM (docs/behaviour.md §21): the local checks of the official client's Base Sepolia payment
     // (tests/vectors/evm/exact.json) at its own clock, and an EIP-191 sign-in (siwe.json).
@@ -281,7 +296,9 @@ fn main() {
     )
     .unwrap_or_else(|e| fail("Base config", e));
     let siwe_now = 1_796_605_200_000;
-    if let Err(e) = x402_access_pass::siwx::check(&siwe_settings, &base.networks, 0, siwe_header.as_bytes(), siwe_now) {
+    if let Err(e) =
+        x402_access_pass::siwx::check(&siwe_settings, &base.networks, &mut signers, 0, siwe_header.as_bytes(), siwe_now)
+    {
         fail("EVM SIGN-IN-WITH-X", format!("{e:?}"));
     }
     run(
@@ -289,7 +306,9 @@ fn main() {
         "siwx::check: a whole EIP-191 SIGN-IN-WITH-X (parse, validate, SIWE text, recovery)",
         &mut || {
             let raw = black_box(siwe_header.as_bytes());
-            usize::from(x402_access_pass::siwx::check(&siwe_settings, &base.networks, 0, raw, siwe_now).is_ok())
+            usize::from(
+                x402_access_pass::siwx::check(&siwe_settings, &base.networks, &mut signers, 0, raw, siwe_now).is_ok(),
+            )
         },
     );
 

@@ -11,11 +11,18 @@ use std::hint::black_box;
 use x402_access_pass::config::Config;
 use x402_access_pass::decision::{self, Decision};
 use x402_access_pass::header_map::HeaderMap;
+use x402_access_pass::siwx::SignerKeys;
 use x402_access_pass::token::{self, PassCache, PassClaims};
 
 #[inline(never)]
-fn request_with_valid_pass(config: &Config, cache: &mut PassCache, now: u64, headers: &HeaderMap) -> usize {
-    match decision::decide(config, cache, now * 1_000, b"/api/data?page=2", headers) {
+fn request_with_valid_pass(
+    config: &Config,
+    cache: &mut PassCache,
+    signers: &mut SignerKeys,
+    now: u64,
+    headers: &HeaderMap,
+) -> usize {
+    match decision::decide(config, cache, signers, now * 1_000, b"/api/data?page=2", headers) {
         Decision::Forward { claim_headers } => claim_headers.len(),
         _ => 0,
     }
@@ -61,11 +68,12 @@ fn main() {
         ("x-forwarded-proto", b"http"),
         ("x-request-id", b"6a1c3f2e-9a1b-4c55-8f7d-0b9e2d1c4a77"),
     ]);
-    let mut cache = PassCache::new(1_024);
+    let (mut cache, mut signers) = (PassCache::new(1_024), SignerKeys::new(1));
     // The first request verifies and caches; the measured ones are cache hits.
-    let mut forwarded = request_with_valid_pass(&config, &mut cache, now, &headers);
+    let mut forwarded = request_with_valid_pass(&config, &mut cache, &mut signers, now, &headers);
     for _ in 0..iterations {
-        forwarded += request_with_valid_pass(&config, &mut cache, black_box(now + 1), black_box(&headers));
+        forwarded +=
+            request_with_valid_pass(&config, &mut cache, &mut signers, black_box(now + 1), black_box(&headers));
     }
     println!("{iterations} requests, {forwarded} claim headers set");
 }

@@ -16,6 +16,7 @@ use x402_access_pass::decision::{self, Decision};
 use x402_access_pass::entitlements::{self, Entitlement};
 use x402_access_pass::header_map::HeaderMap;
 use x402_access_pass::ledger::{SharedStore, Write};
+use x402_access_pass::siwx::SignerKeys;
 use x402_access_pass::token::PassCache;
 
 /// The golden SIWX vectors made by `@x402/extensions` 2.27.0: the "valid" case is the measured header.
@@ -51,11 +52,13 @@ impl SharedStore for LocalStore {
 fn request_with_sign_in(
     config: &Config,
     cache: &mut PassCache,
+    signers: &mut SignerKeys,
     store: &LocalStore,
     now_ms: u64,
     headers: &HeaderMap,
 ) -> usize {
-    let Decision::SignIn { outcome: Ok(payer), .. } = decision::decide(config, cache, now_ms, b"/api/data", headers)
+    let Decision::SignIn { outcome: Ok(payer), .. } =
+        decision::decide(config, cache, signers, now_ms, b"/api/data", headers)
     else {
         return 0;
     };
@@ -93,10 +96,13 @@ fn sign_in(iterations: u64) {
         ("sign-in-with-x", &header),
         ("x-forwarded-proto", b"https"),
     ]);
-    let mut cache = PassCache::new(16);
+    // The worker's decoded keys: the wallet's first sign-in decodes its key, the others find it
+    // (src/siwx/signers.rs), as when a buyer signs in on every request.
+    let (mut cache, mut signers) = (PassCache::new(16), SignerKeys::default());
     let mut forwarded = 0;
     for _ in 0..=iterations {
-        forwarded += request_with_sign_in(&config, &mut cache, &store, black_box(now_ms), black_box(&headers));
+        forwarded +=
+            request_with_sign_in(&config, &mut cache, &mut signers, &store, black_box(now_ms), black_box(&headers));
     }
     if forwarded == 0 {
         eprintln!("the sign-in was not honoured");

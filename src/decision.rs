@@ -7,7 +7,7 @@ use crate::config::{Claim, Config};
 use crate::entitlements::Entitlement;
 use crate::payment::Wire;
 use crate::response::Response;
-use crate::siwx;
+use crate::siwx::{self, SignerKeys};
 use crate::token::{self, PassCache, PassClaims, Rejection};
 
 /// Request headers as raw bytes (the filter reads them from Envoy in one host call,
@@ -38,10 +38,12 @@ pub enum Decision<'a> {
     SignIn { outcome: Result<String, siwx::Reason>, otherwise: Box<Decision<'a>> },
 }
 
-/// `now_ms`: the clock in milliseconds (a signed-in message is timed to the millisecond).
+/// `now_ms`: the clock in milliseconds (a signed-in message is timed to the millisecond);
+/// `cache` and `signers`: the worker's verified passes and decoded signer keys.
 pub fn decide<'a>(
     config: &'a Config,
     cache: &mut PassCache,
+    signers: &mut SignerKeys,
     now_ms: u64,
     path: &[u8],
     headers: &dyn RequestHeaders,
@@ -68,7 +70,7 @@ pub fn decide<'a>(
     match (&config.siwx, config.siwx.as_ref().and_then(|_| headers.header(siwx::HEADER))) {
         (Some(settings), Some(raw)) => {
             let leeway = config.verify_policy.leeway_seconds;
-            let outcome = siwx::check(settings, &config.networks, leeway, raw, now_ms);
+            let outcome = siwx::check(settings, &config.networks, signers, leeway, raw, now_ms);
             Decision::SignIn { outcome, otherwise: Box::new(otherwise) }
         }
         _ => otherwise,
@@ -180,7 +182,7 @@ mod tests {
     }
 
     fn run<'a>(c: &'a Config, path: &str, h: &Headers) -> Decision<'a> {
-        decide(c, &mut PassCache::new(16), 1_000_000, path.as_bytes(), h)
+        decide(c, &mut PassCache::new(16), &mut SignerKeys::new(4), 1_000_000, path.as_bytes(), h)
     }
 
     #[test]
@@ -285,10 +287,11 @@ mod tests {
         let (siwx, now_ms, payer) = vector("valid");
         let auth = format!("Bearer {}", valid_token(&c, now_ms / 1_000));
         let h = headers(&[(":method", b"GET"), ("authorization", auth.as_bytes()), ("sign-in-with-x", &siwx)]);
-        let decided = decide(&c, &mut PassCache::new(16), now_ms, b"/api/data", &h);
+        let decided = decide(&c, &mut PassCache::new(16), &mut SignerKeys::new(4), now_ms, b"/api/data", &h);
         assert!(matches!(decided, Decision::Forward { .. }), "{decided:?}");
         let h = headers(&[(":method", b"GET"), ("sign-in-with-x", &siwx), ("payment-signature", b"x")]);
-        let Decision::SignIn { outcome, otherwise } = decide(&c, &mut PassCache::new(16), now_ms, b"/api/data", &h)
+        let Decision::SignIn { outcome, otherwise } =
+            decide(&c, &mut PassCache::new(16), &mut SignerKeys::new(4), now_ms, b"/api/data", &h)
         else {
             panic!("not a sign-in")
         };
@@ -302,7 +305,7 @@ mod tests {
         let (siwx, now_ms, _) = vector("signed-for-another-site");
         for (raw, reason) in [(&siwx[..], siwx::Reason::Domain), (b"\xff\xfe", siwx::Reason::Malformed)] {
             let h = headers(&[(":method", b"GET"), ("sign-in-with-x", raw)]);
-            let decided = decide(&c, &mut PassCache::new(16), now_ms, b"/api/data", &h);
+            let decided = decide(&c, &mut PassCache::new(16), &mut SignerKeys::new(4), now_ms, b"/api/data", &h);
             assert_eq!(
                 decided,
                 Decision::SignIn { outcome: Err(reason), otherwise: Box::new(Decision::Challenge { rejected: None }) }
@@ -312,7 +315,7 @@ mod tests {
         let (siwx, now_ms, _) = vector("valid");
         let h = headers(&[(":method", b"GET"), ("sign-in-with-x", &siwx)]);
         assert_eq!(
-            decide(&config(), &mut PassCache::new(16), now_ms, b"/api/data", &h),
+            decide(&config(), &mut PassCache::new(16), &mut SignerKeys::new(4), now_ms, b"/api/data", &h),
             Decision::Challenge { rejected: None }
         );
     }

@@ -32,6 +32,11 @@ impl PublicKey {
         Some(Self { bytes: *bytes, minus_a: -point })
     }
 
+    /// The key's encoding.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
     /// Whether `signature` (`R || S`) is this key's signature of `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
         let Some((r_bytes, s_bytes)) = signature.split_first_chunk::<32>() else {

@@ -138,6 +138,7 @@ mod tests {
         let honoured = x402_access_pass::siwx::check(
             s,
             crate::siwx::networks(),
+            &mut x402_access_pass::siwx::SignerKeys::new(4),
             crate::siwx::LEEWAY,
             valid.as_bytes(),
             crate::siwx::NOW_MS,

@@ -17,6 +17,7 @@ use x402_access_pass::config::Config;
 use x402_access_pass::decision::{self, Decision, RequestHeaders};
 use x402_access_pass::header_map::HeaderMap;
 use x402_access_pass::payment::Wire;
+use x402_access_pass::siwx::SignerKeys;
 use x402_access_pass::token::PassCache;
 
 use crate::{fixed_config, NOW};
@@ -60,7 +61,7 @@ fn run_block(map: HeaderMap) {
     let _ = map.pairs().count();
     let path = map.get(":path").unwrap_or(b"/api/data").to_vec();
     let mut cache = PassCache::new(8);
-    let decision = decision::decide(config(), &mut cache, NOW * 1_000, &path, &map);
+    let decision = decision::decide(config(), &mut cache, &mut SignerKeys::new(4), NOW * 1_000, &path, &map);
     match decision {
         Decision::Purchase { payment, wire, .. } => {
             let header = match wire {

@@ -84,7 +84,11 @@ fn signed(k: u8, json: &[u8]) {
 
 /// Runs the check and asserts what an honoured sign-in implies; the payer when honoured.
 fn check(raw: &[u8]) -> Option<String> {
-    let outcome = siwx::check(settings(), networks(), LEEWAY, raw, NOW_MS);
+    let mut signers = siwx::SignerKeys::new(4);
+    let outcome = siwx::check(settings(), networks(), &mut signers, LEEWAY, raw, NOW_MS);
+    // Again, with the key kept decoded if it verified (src/siwx/signers.rs): the same verdict.
+    let again = siwx::check(settings(), networks(), &mut signers, LEEWAY, raw, NOW_MS);
+    assert_eq!(outcome, again, "a decoded key changed the verdict");
     let payload = header::parse(raw);
     if let Some(p) = &payload {
         let text = message::format(p);

@@ -445,8 +445,8 @@ impl HttpContext for Request {
             self.origin = self.headers.get("origin").map(<[u8]>::to_vec);
         }
         let decision = {
-            let mut cache = worker.cache.borrow_mut();
-            decision::decide(&worker.config, &mut cache, host::now_millis(), &path, &self.headers)
+            let (mut cache, mut signers) = (worker.cache.borrow_mut(), worker.signers.borrow_mut());
+            decision::decide(&worker.config, &mut cache, &mut signers, host::now_millis(), &path, &self.headers)
         };
         self.head = self.headers.get(":method") == Some(b"HEAD");
         match decision {

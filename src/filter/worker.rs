@@ -1,5 +1,5 @@
 //! What every request of one worker shares: the configuration, the facilitator's fee
-//! payer, the caches of verified passes and finished challenges, the metrics, and the
+//! payer, the caches of verified passes, signer keys and finished challenges, the metrics, and the
 //! purchases in flight. The root context (`root`) builds it in `on_configure`; requests
 //! (`request`) and purchases (`flows`) only read it.
 
@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::entitlement_cache::EntitlementCache;
 use crate::facilitator::{self, CalloutResult};
 use crate::replay::Policy;
+use crate::siwx::SignerKeys;
 use crate::token::PassCache;
 
 use super::flows::Flows;
@@ -30,6 +31,8 @@ pub struct Worker {
     /// than each asking a facilitator that is down.
     pub fee_payer_failed_at_ms: Cell<u64>,
     pub cache: RefCell<PassCache>,
+    /// Decoded keys of the Solana wallets that signed in lately (src/siwx/signers.rs).
+    pub signers: RefCell<SignerKeys>,
     /// Finished 402s of recent URLs (src/challenge_cache.rs).
     pub challenges: RefCell<ChallengeCache>,
     pub metrics: Metrics,
@@ -54,6 +57,7 @@ impl Worker {
             fee_payer: RefCell::new(fee_payer),
             fee_payer_failed_at_ms: Cell::new(0),
             cache: RefCell::new(PassCache::new(PASS_CACHE_CAPACITY)),
+            signers: RefCell::new(SignerKeys::default()),
             challenges: RefCell::new(ChallengeCache::new(challenge_cache::DEFAULT_SLOTS)),
             metrics,
             flows: Flows::default(),

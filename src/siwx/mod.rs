@@ -5,7 +5,8 @@
 //! One job per file: `settings` (the `siwx` configuration and the seller's origins), `declare`
 //! (the `sign-in-with-x` member of a 402's `extensions`), `header` (the `SIGN-IN-WITH-X` header,
 //! read as bytes), `message` (the exact text the wallet signed), `validate` (domain, uri and
-//! times, bound to the configured origins), `verify` (the chain and the Ed25519 signature) and
+//! times, bound to the configured origins), `verify` (the chain and the Ed25519 signature),
+//! `signers` (the decoded keys of wallets that signed in lately) and
 //! `time` (ISO-8601 instants). [`check`] runs them in the package's order; any failure is one
 //! [`Reason`], and the request then carries nothing (the challenge or the payment follows).
 
@@ -13,12 +14,14 @@ pub mod declare;
 pub mod header;
 pub mod message;
 pub mod settings;
+pub mod signers;
 pub mod time;
 pub mod validate;
 pub mod verify;
 
 pub use header::Payload;
 pub use settings::{Origin, Settings};
+pub use signers::SignerKeys;
 
 /// The request header, as Envoy names it (lower case).
 pub const HEADER: &str = "sign-in-with-x";
@@ -66,17 +69,18 @@ impl Reason {
 /// Reads, validates and verifies one `SIGN-IN-WITH-X` header value at `now_ms`; the address of
 /// the wallet that signed it (lower-case hex on an EVM network, docs/behaviour.md §21), or why
 /// not. `networks` are the configured networks, `leeway_seconds` the clock skew allowed
-/// (`leewaySeconds`).
+/// (`leewaySeconds`), `signers` the worker's decoded keys (`signers`).
 pub fn check(
     settings: &Settings,
     networks: &[crate::networks::Network],
+    signers: &mut SignerKeys,
     leeway_seconds: u64,
     raw: &[u8],
     now_ms: u64,
 ) -> Result<String, Reason> {
     let payload = header::parse(raw).ok_or(Reason::Malformed)?;
     validate::validate(settings, leeway_seconds, &payload, now_ms)?;
-    verify::verify(networks, &payload)
+    verify::verify(networks, signers, &payload)
 }
 
 #[cfg(test)]

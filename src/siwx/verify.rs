@@ -11,11 +11,15 @@
 //! entitlements know it: base58 on Solana, lower-case `0x` hex on EVM.
 
 use super::header::Payload;
+use super::signers::SignerKeys;
 use super::{message, Reason};
+use crate::ed25519::PublicKey;
 use crate::evm::siwe::{self, SiweFields};
 use crate::networks::Network;
 
-pub fn verify(networks: &[Network], payload: &Payload) -> Result<String, Reason> {
+/// `signers`: the keys of wallets that signed in lately, decoded (src/siwx/signers.rs); a key
+/// that verifies is kept there.
+pub fn verify(networks: &[Network], signers: &mut SignerKeys, payload: &Payload) -> Result<String, Reason> {
     if !networks.iter().any(|n| n.network == payload.chain_id) {
         return Err(Reason::Chain);
     }
@@ -26,11 +30,16 @@ pub fn verify(networks: &[Network], payload: &Payload) -> Result<String, Reason>
         return Err(Reason::Chain);
     }
     let signature = decode::<64>(&payload.signature).ok_or(Reason::Signature)?;
-    let key = decode::<32>(&payload.address).ok_or(Reason::Signature)?;
+    let bytes = decode::<32>(&payload.address).ok_or(Reason::Signature)?;
     // Refuses non-canonical and small-order keys (crate::ed25519).
-    if !crate::ed25519::verify(&key, message::format(payload).as_bytes(), &signature) {
+    let key = match signers.get(&bytes) {
+        Some(key) => *key,
+        None => PublicKey::decode(&bytes).ok_or(Reason::Signature)?,
+    };
+    if !key.verify(message::format(payload).as_bytes(), &signature) {
         return Err(Reason::Signature);
     }
+    signers.remember(key);
     Ok(payload.address.clone())
 }
 
