@@ -3,7 +3,7 @@
 #
 #   make build             the filter (wasm32-wasip1) and the test facilitator
 #   make wasm              the filter alone: target/wasm32-wasip1/release/x402_access_pass.wasm
-#                          (cargo, then Binaryen's wasm-opt -O3 from npm: tools/wasm-opt.sh)
+#                          (cargo, then Binaryen's wasm-opt -Oz from npm: tools/wasm-opt.sh)
 #   make facilitator       the test facilitator alone: target/tools/x402-test-facilitator
 #   make test              help-check, lint, unit, integration, then every suite of mk/*.mk (CI: .ci/run)
 #   make unit              cargo test --workspace (native)
