@@ -13,6 +13,7 @@
 //! not of small order (classic Ed25519 accepts the identity key with `R = identity, S = 0` for
 //! any message), and the cofactored equation `8(S·B − k·A − R) = 0`.
 
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use sha2::{Digest, Sha512};
@@ -69,10 +70,63 @@ pub fn verify(public: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
 /// The public key of a 32-byte seed (RFC 8032), or `None` for the all-zero seed (refused as a
 /// key, as before).
 pub fn public_of_seed(seed: &[u8; 32]) -> Option<[u8; 32]> {
-    if seed.iter().all(|&b| b == 0) {
-        return None;
+    SigningKey::from_seed(seed).map(|key| key.public)
+}
+
+/// A signing key expanded from its 32-byte seed (RFC 8032 §5.1.5), for EdDSA passes.
+///
+/// Signed here rather than by ed25519-dalek, whose signing multiplies by the basepoint through
+/// curve25519-dalek's 30 KB table of basepoint multiples once its precomputed tables are on (they
+/// are, for verification's 8 KB table: Cargo.toml). Both products below are curve25519-dalek's
+/// constant-time variable-base multiplication, the one ed25519-dalek itself used without tables,
+/// so a secret scalar never picks a branch or an address. Signatures are RFC 8032's, byte for
+/// byte (the tests compare them with its vectors and with ed25519-compact's).
+pub struct SigningKey {
+    scalar: Scalar,
+    prefix: [u8; 32],
+    public: [u8; 32],
+}
+
+impl SigningKey {
+    /// The key of `seed`, or `None` for the all-zero seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Option<Self> {
+        if seed.iter().all(|&b| b == 0) {
+            return None;
+        }
+        let hash: [u8; 64] = Sha512::digest(seed).into();
+        let (secret, prefix) = hash.split_first_chunk::<32>()?;
+        let mut secret = *secret;
+        // Clamped: a multiple of the cofactor, with the highest bit (254) set.
+        let [first, .., last] = &mut secret;
+        *first &= 248;
+        *last &= 127;
+        *last |= 64;
+        let scalar = Scalar::from_bytes_mod_order(secret);
+        let public = (ED25519_BASEPOINT_POINT * scalar).compress().to_bytes();
+        Some(Self { scalar, prefix: <[u8; 32]>::try_from(prefix).ok()?, public })
     }
-    Some(ed25519_dalek::SigningKey::from_bytes(seed).verifying_key().to_bytes())
+
+    /// The key's public half.
+    pub fn public(&self) -> &[u8; 32] {
+        &self.public
+    }
+
+    /// `R || S`: the deterministic signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        let r = Scalar::from_bytes_mod_order_wide(
+            &Sha512::new().chain_update(self.prefix).chain_update(message).finalize().into(),
+        );
+        let big_r = (ED25519_BASEPOINT_POINT * r).compress().to_bytes();
+        let k = Scalar::from_bytes_mod_order_wide(
+            &Sha512::new().chain_update(big_r).chain_update(self.public).chain_update(message).finalize().into(),
+        );
+        let s = k * self.scalar + r;
+        let mut signature = [0u8; 64];
+        let (left, right) = signature.split_at_mut(32);
+        left.copy_from_slice(&big_r);
+        right.copy_from_slice(s.as_bytes());
+        signature
+    }
 }
 
 /// A point from its encoding: canonical (`y` below 2^255 − 19), on the curve, not of small order.
@@ -114,6 +168,49 @@ mod tests {
         }
         assert_eq!(public_of_seed(&[7; 32]), Some(*kp.pk));
         assert_eq!(public_of_seed(&[0; 32]), None);
+    }
+
+    fn unhex<const N: usize>(hex: &str) -> [u8; N] {
+        let bytes: Vec<u8> =
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        bytes.try_into().unwrap()
+    }
+
+    #[test]
+    fn signs_as_rfc_8032_section_7_1() {
+        // TEST 1 (empty message) and TEST 2 (one byte).
+        for (seed, public, message, signature) in [
+            (
+                "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+                "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+                &b""[..],
+                "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+            ),
+            (
+                "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+                "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+                &[0x72][..],
+                "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+            ),
+        ] {
+            let key = SigningKey::from_seed(&unhex::<32>(seed)).unwrap();
+            assert_eq!(key.public(), &unhex::<32>(public));
+            assert_eq!(key.sign(message), unhex::<64>(signature));
+            assert!(verify(key.public(), message, &key.sign(message)));
+        }
+    }
+
+    #[test]
+    fn signs_what_ed25519_compact_signs_for_any_seed_and_message() {
+        for n in 1..=40u8 {
+            let seed = [n.wrapping_mul(37) ^ 0x5a; 32];
+            let message: Vec<u8> = (0..n as usize * 13).map(|i| (i as u8).wrapping_mul(n)).collect();
+            let oracle = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(seed));
+            let key = SigningKey::from_seed(&seed).unwrap();
+            assert_eq!(key.public(), &*oracle.pk, "seed {n}");
+            assert_eq!(key.sign(&message), *oracle.sk.sign(&message, None), "seed {n}");
+        }
+        assert!(SigningKey::from_seed(&[0; 32]).is_none());
     }
 
     #[test]

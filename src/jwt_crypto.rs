@@ -1,5 +1,5 @@
 //! The signature backend jsonwebtoken uses for passes: HS256 (RustCrypto `hmac` + `sha2`)
-//! and EdDSA (`ed25519-dalek` signs; [`crate::ed25519`], which checks Solana signatures, verifies).
+//! and EdDSA ([`crate::ed25519`] signs, and verifies as it checks Solana signatures).
 //!
 //! Why not jsonwebtoken's `rust_crypto` feature: its provider builds a signer or verifier for
 //! every JWS algorithm from one table, so RSA, P-256, P-384 and their big-integer arithmetic
@@ -95,7 +95,7 @@ impl JwtVerifier for Hs256 {
 }
 
 /// Ed25519 private key from the ring's PKCS#8 v1 DER (prefix + 32-byte seed).
-struct EdDsaSigner(ed25519_dalek::SigningKey);
+struct EdDsaSigner(crate::ed25519::SigningKey);
 
 impl EdDsaSigner {
     fn from_pkcs8(der: &[u8]) -> Result<Self, Error> {
@@ -103,17 +103,14 @@ impl EdDsaSigner {
             .strip_prefix(&ED25519_PKCS8_PREFIX[..])
             .and_then(|seed| <[u8; 32]>::try_from(seed).ok())
             .ok_or(ErrorKind::InvalidEddsaKey)?;
-        if seed.iter().all(|&b| b == 0) {
-            return Err(ErrorKind::InvalidEddsaKey.into());
-        }
-        Ok(Self(ed25519_dalek::SigningKey::from_bytes(&seed)))
+        crate::ed25519::SigningKey::from_seed(&seed).map(Self).ok_or_else(|| ErrorKind::InvalidEddsaKey.into())
     }
 }
 
 impl Signer<Vec<u8>> for EdDsaSigner {
     fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, signature::Error> {
         // No noise: deterministic RFC 8032 signatures, as every other Ed25519 signer.
-        Ok(ed25519_dalek::Signer::sign(&self.0, msg).to_bytes().to_vec())
+        Ok(self.0.sign(msg).to_vec())
     }
 }
 
