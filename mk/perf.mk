@@ -16,6 +16,7 @@
 #                         wasm-opt -Oz instead of -O3 (tools/wasm-opt.sh): 647,983 bytes on 2026-12-07 with
 #                         the etcd settlement transaction; 610,591 with the filter's crate at opt-level "z"
 #                         too, not taken: the valid-pass core 2,325 -> 2,634 native instructions (+906 in V8).
+#                         655,338 with verification's table of basepoint multiples (Cargo.toml, src/ed25519.rs).
 WASM_SIZE_LIMIT ?= 700000
 
 .PHONY: hot-path-check wasm-size-check
