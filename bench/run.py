@@ -18,6 +18,15 @@ native micro-benchmarks (`cargo bench --bench micro`), the hot path's instructio
 Processes are started through tests/integration/harness.py (Process, Envoy.wait_ready, stats) on
 127.0.0.1 with ephemeral ports, and are all stopped on exit, whatever happened (finally + signals).
 Outputs go to target/bench/ (logs, configs, wrk outputs); only the full run writes bench/results.*.
+
+Two builds of the filter, side by side (a change measured before it lands), e.g.:
+
+    git stash && make wasm && cp target/wasm32-wasip1/release/x402_access_pass.wasm /tmp/before.wasm && git stash pop
+    make wasm && .venv/bin/python bench/run.py --rows floor,ours_hs256,ours_challenge,ours_siwx \
+        --compare before=/tmp/before.wasm --rounds 8 --duration 4 --skip micro,callgrind,memory,paid \
+        --output /tmp/ab/results.md
+
+Each row of this filter runs again with the other module (rows `before:<key>`) in the same rounds.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -622,6 +631,42 @@ def machine() -> dict:
 # --------------------------------------------------------------------------- rows
 
 
+def signs_in(target: str) -> bool:
+    """Whether an Envoy target serves the SIWX rows (its own, or another module's: --compare)."""
+    return target.split("@", 1)[0] in ("siwx", "siwx_etcd")
+
+
+def compared(variants: dict[str, Any], rows: list["Row"], spec: str) -> tuple[dict[str, Any], list["Row"]]:
+    """--compare NAME=MODULE,...: each row whose Envoy runs this filter runs again, interleaved in
+    the same rounds, with each other module in its place (target `<target>@NAME`, row `NAME:<key>`):
+    two builds measured side by side on the same machine at the same time."""
+    ours = json.dumps(str(WASM))[1:-1]
+    extra_variants: dict[str, Any] = {}
+    extra_rows: list[Row] = []
+    for item in filter(None, spec.split(",")):
+        name, _, module = item.partition("=")
+        module_path = pathlib.Path(module).resolve()
+        if not name or not module_path.is_file():
+            raise SystemExit(f"--compare {item!r}: NAME=MODULE.wasm, and the module must exist")
+        swap = json.dumps(str(module_path))[1:-1]
+
+        def moved(config: Any, swap: str = swap) -> Any:
+            return json.loads(json.dumps(config).replace(ours, swap))
+
+        for row in rows:
+            config = variants.get(row.target)
+            target = f"{row.target}@{name}"
+            if callable(config) and signs_in(row.target):  # built once the others run (the SIWX targets)
+                extra_variants[target] = lambda started, config=config, moved=moved: moved(config(started))
+            elif isinstance(config, dict) and ours in json.dumps(config):
+                extra_variants[target] = moved(config)
+            else:
+                continue
+            extra_rows.append(replace(row, key=f"{name}:{row.key}", label=f"{row.label} [{name}]", target=target,
+                                      runs=[], diagnostic=True))
+    return {**variants, **extra_variants}, rows + extra_rows
+
+
 @dataclass
 class Row:
     key: str
@@ -858,6 +903,8 @@ class Bench:
             variants = {k: v for k, v in variants.items() if k in needed}
         # A row whose target cannot run here (the etcd ledger's, without etcd) is left out.
         rows = [r for r in rows if r.target in variants]
+        if self.args.compare:
+            variants, rows = compared(variants, rows, self.args.compare)
         return variants, rows
 
     def start_targets(self, variants: dict[str, Any]) -> dict[str, Any]:
@@ -893,7 +940,7 @@ class Bench:
             lines.append(siwx_client.encode(siwx_client.payload(info, harness.NETWORK, buyer.keypair)))
         self.siwx_headers.write_text("\n".join(lines) + "\n")
         for row in rows:
-            if row.target in ("siwx", "siwx_etcd"):
+            if signs_in(row.target):
                 row.probe_headers = {"SIGN-IN-WITH-X": lines[0]}
 
     def probe(self, row: Row, target: Any) -> None:
@@ -904,7 +951,7 @@ class Bench:
         if row.target.startswith("ours") and row.expect == 200 and row.path.startswith("/api/data"):
             if "access-control-expose-headers" not in r.headers:
                 raise RuntimeError(f"{row.key}: a forwarded pass lacks the filter's CORS headers: {r!r}")
-        if row.target in ("siwx", "siwx_etcd"):
+        if signs_in(row.target):
             # Without the header the same request is the challenge: the 200 is the sign-in's.
             r = harness.http_request("127.0.0.1", port, "GET", row.path, {}, timeout=10)
             if r.status != 402:
@@ -963,7 +1010,7 @@ class Bench:
     def throughput(self) -> None:
         variants, rows = self.targets()
         started = self.start_targets(variants)
-        signing_in = [started[name] for name in ("siwx", "siwx_etcd") if name in started]
+        signing_in = [envoy for name, envoy in started.items() if signs_in(name)]
         if signing_in:
             self.prepare_siwx(signing_in, rows)
         for row in rows:
@@ -1661,6 +1708,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="wait up to this many seconds for a quiet machine before measuring (default 0)")
     p.add_argument("--node-modules", default=str(REPO / "tests/interop"),
                    help="folder whose node_modules has @dexterai/x402 and express (default tests/interop)")
+    p.add_argument("--compare", default="",
+                   help="NAME=MODULE.wasm,...: run every row of this filter again with each other build of it, "
+                        "interleaved in the same rounds (rows NAME:<key>, diagnostics): an A/B of two builds")
     p.add_argument("--output", help="results markdown (default bench/results.md; quick: target/bench/quick/results.md)")
     args = p.parse_args(argv)
     q = args.quick
