@@ -12,6 +12,7 @@
 //! - [`keys`]: where each record lives under the prefix;
 //! - [`life`]: how long a purchase record lives (its lease), the local ledger's own rule;
 //! - [`record`]: the engine of one record's read / lease / compare-and-put;
+//! - [`context`]: what every operation keeps between calls (clock, deadline, retries, memory);
 //! - [`claim`], [`put`], [`forget`]: purchase records, as `replay::Bucket` decides them;
 //! - [`entitlement`]: payer → entitlement, the latest-expiring wins;
 //! - [`settle`]: a settlement and its payer's entitlement in one transaction;
@@ -20,6 +21,7 @@
 //!   ledger answers them.
 
 pub mod claim;
+pub mod context;
 pub mod entitlement;
 pub mod forget;
 pub mod keys;

@@ -13,10 +13,10 @@
 
 use crate::replay::{Bucket, Entry, Policy};
 
+use super::context::{Context, Plan};
 use super::keys::Key;
-use super::memory::{self, Memory};
 use super::wire::{self, Expect, Kv, Lease, Txn};
-use super::{life, Call, Finished, Reply, Settings, Step, Unavailable, LONGEST_LEASE_SECONDS, MAX_ATTEMPTS};
+use super::{life, Call, Finished, Reply, Settings, Step, Unavailable};
 
 /// One kind of record: what to do with the key as etcd holds it.
 pub trait Record {
@@ -47,16 +47,7 @@ impl<T> Remove<T> {
 
 /// A conditional write, and the result it gives once committed.
 pub struct Write<T> {
-    pub expect: Expect,
-    pub value: Vec<u8>,
-    /// When the new record's life ends (Unix seconds): its lease ends then, or a little later.
-    pub end: u64,
-    /// The key's current lease already ends then: keep it.
-    pub keep_lease: bool,
-    /// The lease of the record this write replaces (0: none): the one kept with `keep_lease`.
-    pub replaces: i64,
-    /// The record's `create_revision` (0: none yet).
-    pub created: i64,
+    pub plan: Plan,
     pub then: T,
 }
 
@@ -64,37 +55,27 @@ impl<T> Write<T> {
     /// Writes `value` over `current` (or creates it when absent). `current_end` is when the
     /// current record's life ends, when it can be read.
     pub fn over(current: Option<&Kv>, current_end: Option<u64>, value: Vec<u8>, end: u64, then: T) -> Write<T> {
-        match current {
-            None => Write { expect: Expect::Absent, value, end, keep_lease: false, replaces: 0, created: 0, then },
-            Some(kv) => Write {
+        let plan = match current {
+            None => Plan { expect: Expect::Absent, value, end, keep_lease: false, replaces: 0, created: 0 },
+            Some(kv) => Plan {
                 expect: Expect::ModRevision(kv.mod_revision),
                 value,
                 end,
                 keep_lease: kv.lease != 0 && current_end == Some(end),
                 replaces: kv.lease,
                 created: kv.create_revision,
-                then,
             },
-        }
+        };
+        Write { plan, then }
     }
-}
-
-/// A write without its result: what the engine needs, the same for every kind of record.
-struct Plan {
-    expect: Expect,
-    value: Vec<u8>,
-    end: u64,
-    keep_lease: bool,
-    replaces: i64,
-    created: i64,
 }
 
 enum State {
     Reading,
     /// A lease for the write, ending at `.1`.
     Granting(Plan, u64),
-    /// The write and the lease it attaches (`None`: the key keeps its own).
-    Committing(Plan, Option<i64>),
+    /// The write and the lease it puts the key under.
+    Committing(Plan, Lease),
     /// A conditional delete.
     Removing,
     Done,
@@ -114,17 +95,8 @@ enum Event {
 /// so it is compiled once however many kinds of record there are.
 struct Engine {
     key: Key,
-    memory: Memory,
-    /// The clock of the whole operation, in seconds (records hold seconds).
-    now: u64,
-    /// The clock of the answer being handled: what is left of the deadline.
-    now_ms: u64,
-    deadline_ms: u64,
-    attempts: usize,
-    /// The decision in hand was made on a guess or on memory, not on what etcd answered.
-    assumed: bool,
-    /// A lease found gone was replaced already (once per operation).
-    regranted: bool,
+    /// The clock, the deadline, the lost compares and the memory (`context`).
+    op: Context,
     /// The first write of a purchase (a claim, a payment id) is never sent before etcd answered
     /// a call of this operation through its quorum: a lease grant (a raft entry, committed by a
     /// quorum) or a linearizable read of the key (a ReadIndex, which the leader answers only
@@ -149,7 +121,7 @@ pub struct Op<R: Record> {
 
 impl Engine {
     fn learn(&self, kv: Option<Kv>) {
-        self.memory.learn(self.key.as_bytes(), kv);
+        self.op.memory.learn(self.key.as_bytes(), kv);
     }
 
     fn on_reply(&mut self, reply: Reply<'_>) -> Event {
@@ -165,27 +137,19 @@ impl Engine {
             State::Granting(plan, ends) => match wire::read_lease_grant(reply) {
                 Ok(id) => {
                     self.prove_quorum = false;
-                    self.memory.granted(ends, id, self.now);
-                    self.commit(plan, Some(id))
+                    self.op.memory.granted(ends, id, self.op.now);
+                    self.commit(plan, Lease::Attach(id))
                 }
                 Err(problem) => Event::Failed(problem),
             },
-            State::Committing(plan, Some(id)) if !self.regranted && wire::lease_gone(reply) => {
+            State::Committing(plan, Lease::Attach(id)) if self.op.regrant(wire::lease_gone(reply)) => {
                 // The shared lease ran out or etcd lost it (restarted): nothing was written.
-                self.memory.gone(id);
-                self.regranted = true;
+                self.op.memory.gone(id);
                 self.grant(plan)
             }
             State::Committing(plan, lease) => match wire::read_txn(reply, self.key.as_bytes()) {
                 Ok(Txn::Committed { revision }) => {
-                    let created = if plan.created == 0 { revision } else { plan.created };
-                    let kv = Kv {
-                        value: plan.value,
-                        create_revision: created,
-                        mod_revision: revision,
-                        lease: lease.unwrap_or(plan.replaces),
-                    };
-                    self.learn((revision > 0).then_some(kv));
+                    self.learn(plan.written(revision, lease));
                     Event::Committed
                 }
                 Ok(Txn::Lost(current)) => self.lost(current),
@@ -215,18 +179,10 @@ impl Engine {
     /// bounded number of times.
     fn lost(&mut self, current: Option<Kv>) -> Event {
         self.learn(current.clone());
-        if std::mem::replace(&mut self.assumed, false) {
-            return Event::Decide(current);
+        match self.op.lost() {
+            Ok(()) => Event::Decide(current),
+            Err(problem) => Event::Failed(problem),
         }
-        self.attempts += 1;
-        if self.attempts >= MAX_ATTEMPTS {
-            return Event::Failed(Unavailable::Busy);
-        }
-        Event::Decide(current)
-    }
-
-    fn read(&mut self) -> Event {
-        self.send(wire::RANGE, wire::range(self.key.as_bytes()), State::Reading)
     }
 
     /// Writes `plan`: under the key's own lease, a lease this worker holds for the same span,
@@ -237,73 +193,60 @@ impl Engine {
             return Event::Failed(Unavailable::BadRecord);
         }
         if self.prove_quorum {
-            return match self.memory.lease_for(plan.end, self.now) {
+            return match self.op.memory.lease_for(plan.end, self.op.now) {
                 // Read the key first, and decide again on what etcd holds: the decision in hand
                 // was made on a guess.
                 Some(_) => {
-                    self.assumed = false;
+                    self.op.assumed = false;
                     self.read()
                 }
                 None => self.grant(plan),
             };
         }
         if plan.keep_lease {
-            return self.commit(plan, None);
+            return self.commit(plan, Lease::Keep);
         }
-        match self.memory.lease_for(plan.end, self.now) {
-            Some(id) => self.commit(plan, Some(id)),
+        match self.op.memory.lease_for(plan.end, self.op.now) {
+            Some(id) => self.commit(plan, Lease::Attach(id)),
             None => self.grant(plan),
         }
     }
 
     fn grant(&mut self, plan: Plan) -> Event {
-        // Never past the longest lease: what the memory says it ends is when it ends.
-        let ends = memory::lease_end(plan.end, self.now).min(self.now.saturating_add(LONGEST_LEASE_SECONDS));
-        let body = wire::lease_grant(life::ttl(ends, self.now));
-        self.send(wire::LEASE_GRANT, body, State::Granting(plan, ends))
+        let (call, ends) = self.op.grant(plan.end);
+        self.send(call, State::Granting(plan, ends))
     }
 
-    fn commit(&mut self, plan: Plan, lease: Option<i64>) -> Event {
-        let attach = match lease {
-            Some(id) => Lease::Attach(id),
-            None => Lease::Keep,
-        };
-        let body = wire::put_if(self.key.as_bytes(), plan.expect, &plan.value, attach);
-        self.send(wire::TXN, body, State::Committing(plan, lease))
+    fn commit(&mut self, plan: Plan, lease: Lease) -> Event {
+        let body = wire::put_if(self.key.as_bytes(), plan.expect, &plan.value, lease);
+        self.send(Call { path: wire::TXN, body, timeout_ms: 0 }, State::Committing(plan, lease))
     }
 
     fn remove(&mut self, mod_revision: i64) -> Event {
         let body = wire::delete_if(self.key.as_bytes(), mod_revision);
-        self.send(wire::TXN, body, State::Removing)
+        self.send(Call { path: wire::TXN, body, timeout_ms: 0 }, State::Removing)
+    }
+
+    fn read(&mut self) -> Event {
+        let call = Call { path: wire::RANGE, body: wire::range(self.key.as_bytes()), timeout_ms: 0 };
+        self.send(call, State::Reading)
     }
 
     /// A call that still has time (then waiting in `state`), or `Deadline`.
-    fn send(&mut self, path: &'static str, body: Vec<u8>, state: State) -> Event {
-        let now_ms = self.now_ms;
-        match self.deadline_ms.saturating_sub(now_ms) {
-            0 => Event::Failed(Unavailable::Deadline),
-            timeout_ms => {
+    fn send(&mut self, call: Call, state: State) -> Event {
+        match self.op.timed(call) {
+            Ok(call) => {
                 self.state = state;
-                Event::Send(Call { path, body, timeout_ms })
+                Event::Send(call)
             }
+            Err(problem) => Event::Failed(problem),
         }
     }
 }
 
 impl<R: Record> Op<R> {
     fn new(settings: &Settings, key: Key, record: R, now_ms: u64) -> Op<R> {
-        let engine = Engine {
-            key,
-            memory: settings.memory().clone(),
-            now: now_ms / 1_000,
-            now_ms,
-            deadline_ms: now_ms.saturating_add(settings.timeout_ms()),
-            attempts: 0,
-            assumed: false,
-            regranted: false,
-            prove_quorum: false,
-            state: State::Done,
-        };
+        let engine = Engine { key, op: Context::new(settings, now_ms), prove_quorum: false, state: State::Done };
         Op { record, engine, then: None }
     }
 
@@ -322,7 +265,7 @@ impl<R: Record> Op<R> {
     /// one proving etcd's quorum before anything is proposed.
     pub fn create_first(settings: &Settings, key: Key, record: R, now_ms: u64) -> (Op<R>, Step<R::Output>) {
         let mut op = Op::new(settings, key, record, now_ms);
-        op.engine.assumed = true;
+        op.engine.op.assumed = true;
         op.engine.prove_quorum = true;
         let step = op.step(Event::Decide(None));
         (op, step)
@@ -341,11 +284,11 @@ impl<R: Record> Op<R> {
         let mut op = Op::new(settings, key, record, now_ms);
         let event = match settings.memory().known(op.engine.key.as_bytes()) {
             Some(kv) => {
-                op.engine.assumed = true;
+                op.engine.op.assumed = true;
                 Event::Decide(Some(kv))
             }
             None if or_create => {
-                op.engine.assumed = true;
+                op.engine.op.assumed = true;
                 Event::Decide(None)
             }
             None => op.engine.read(),
@@ -360,7 +303,7 @@ impl<R: Record> Op<R> {
 
     /// The answer to the last [`Step::Send`].
     pub fn on_reply(&mut self, reply: Reply<'_>, now_ms: u64) -> Step<R::Output> {
-        self.engine.now_ms = now_ms;
+        self.engine.op.answered(now_ms);
         let event = self.engine.on_reply(reply);
         self.step(event)
     }
@@ -371,22 +314,14 @@ impl<R: Record> Op<R> {
         loop {
             event = match event {
                 Event::Send(call) => return Step::Send(call),
-                Event::Decide(current) => match self.record.decide(current.as_ref(), self.engine.now) {
+                Event::Decide(current) => match self.record.decide(current.as_ref(), self.engine.op.now) {
                     // Nothing to write on a guess or on memory: read what etcd holds and decide
                     // on that (a hint never ends an operation).
-                    Decision::Finish(_) if std::mem::replace(&mut self.engine.assumed, false) => self.engine.read(),
+                    Decision::Finish(_) if std::mem::replace(&mut self.engine.op.assumed, false) => self.engine.read(),
                     Decision::Finish(result) => return self.finish(result),
                     Decision::Write(write) => {
                         self.then = Some(write.then);
-                        let plan = Plan {
-                            expect: write.expect,
-                            value: write.value,
-                            end: write.end,
-                            keep_lease: write.keep_lease,
-                            replaces: write.replaces,
-                            created: write.created,
-                        };
-                        self.engine.write(plan)
+                        self.engine.write(write.plan)
                     }
                     Decision::Remove(remove) => {
                         self.then = Some(remove.then);

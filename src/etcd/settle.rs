@@ -16,49 +16,24 @@
 
 use crate::replay::{Entry, Policy};
 
+use super::context::{self, Context};
 use super::entitlement::{Stored, Storing};
 use super::keys::Key;
-use super::memory::{self, Memory};
 use super::put::Putting;
 use super::record::Write;
 use super::wire::{self, Expect, Kv, Lease, Part, TxnAll};
-use super::{life, Finished, Reply, Settings, Step, Unavailable, LONGEST_LEASE_SECONDS, MAX_ATTEMPTS};
+use super::{Call, Finished, Reply, Settings, Step, Unavailable};
 
 /// One key's write in the transaction.
 struct Put {
-    expect: Expect,
-    value: Vec<u8>,
-    end: u64,
-    replaces: i64,
-    created: i64,
+    plan: context::Plan,
     /// Known so far: the key's own (`Keep`: its life does not change), or one granted for it.
     lease: Option<Lease>,
 }
 
 impl Put {
     fn of<T>(write: Write<T>) -> Put {
-        Put {
-            expect: write.expect,
-            end: write.end,
-            replaces: write.replaces,
-            created: write.created,
-            lease: write.keep_lease.then_some(Lease::Keep),
-            value: write.value,
-        }
-    }
-
-    /// The key once this put committed at `revision` under `lease`.
-    fn written(&self, revision: i64, lease: Lease) -> Option<Kv> {
-        let kv = Kv {
-            value: self.value.clone(),
-            create_revision: if self.created == 0 { revision } else { self.created },
-            mod_revision: revision,
-            lease: match lease {
-                Lease::Attach(id) => id,
-                Lease::Keep => self.replaces,
-            },
-        };
-        (revision > 0).then_some(kv)
+        Put { lease: write.plan.keep_lease.then_some(Lease::Keep), plan: write.plan }
     }
 }
 
@@ -72,7 +47,8 @@ enum Share {
     Nothing,
 }
 
-struct Plan {
+/// Both writes of the transaction, and what it gives once committed.
+struct Writes {
     record: Put,
     share: Share,
     result: Stored,
@@ -87,9 +63,9 @@ enum Which {
 
 enum State {
     /// A lease for `Which`, ending at `.2`.
-    Granting(Plan, Which, u64),
+    Granting(Writes, Which, u64),
     /// The transaction, with the leases of the record and of the entitlement (if written).
-    Committing(Plan, Lease, Option<Lease>),
+    Committing(Writes, Lease, Option<Lease>),
     Done,
 }
 
@@ -99,16 +75,8 @@ pub struct Settling {
     payer_key: Key,
     putting: Putting,
     storing: Storing,
-    memory: Memory,
-    /// The clock of the whole operation, in seconds.
-    now: u64,
-    now_ms: u64,
-    deadline_ms: u64,
-    attempts: usize,
-    /// The decision in hand was made on memory or a guess, not on what etcd answered.
-    assumed: bool,
-    /// A lease found gone was replaced already (once per operation).
-    regranted: bool,
+    /// The clock, the deadline, the lost compares and the memory (`context`).
+    op: Context,
     state: State,
 }
 
@@ -122,35 +90,30 @@ pub fn settle(
     (payer_key, storing): (Key, Storing),
     now_ms: u64,
 ) -> (Settling, Step<Stored>) {
-    let memory = settings.memory().clone();
-    let record = memory.known(record_key.as_bytes());
-    let payer = memory.known(payer_key.as_bytes());
-    let mut op = Settling {
+    let mut context = Context::new(settings, now_ms);
+    context.assumed = true;
+    let record = context.memory.known(record_key.as_bytes());
+    let payer = context.memory.known(payer_key.as_bytes());
+    let mut settling = Settling {
         record_key,
         payer_key,
         putting: Putting::new(entry, policy),
         storing,
-        memory,
-        now: now_ms / 1_000,
-        now_ms,
-        deadline_ms: now_ms.saturating_add(settings.timeout_ms()),
-        attempts: 0,
-        assumed: true,
-        regranted: false,
+        op: context,
         state: State::Done,
     };
-    let step = op.decide(record.as_ref(), payer.as_ref());
-    (op, step)
+    let step = settling.decide(record.as_ref(), payer.as_ref());
+    (settling, step)
 }
 
 impl Settling {
     /// The answer to the last [`Step::Send`].
     pub fn on_reply(&mut self, reply: Reply<'_>, now_ms: u64) -> Step<Stored> {
-        self.now_ms = now_ms;
+        self.op.answered(now_ms);
         match std::mem::replace(&mut self.state, State::Done) {
             State::Granting(mut plan, which, ends) => match wire::read_lease_grant(reply) {
                 Ok(id) => {
-                    self.memory.granted(ends, id, self.now);
+                    self.op.memory.granted(ends, id, self.op.now);
                     match (which, &mut plan.share) {
                         (Which::Record, _) => plan.record.lease = Some(Lease::Attach(id)),
                         (Which::Entitlement, Share::Put(put)) => put.lease = Some(Lease::Attach(id)),
@@ -161,13 +124,12 @@ impl Settling {
                 }
                 Err(problem) => self.finish(Err(problem)),
             },
-            State::Committing(mut plan, record, share) if !self.regranted && wire::lease_gone(reply) => {
+            State::Committing(mut plan, record, share) if self.op.regrant(wire::lease_gone(reply)) => {
                 // A lease ran out or etcd lost it: the whole transaction was refused. Every lease
                 // it named is forgotten and asked for again, once.
-                self.regranted = true;
                 for lease in [Some(record), share].into_iter().flatten() {
                     if let Lease::Attach(id) = lease {
-                        self.memory.gone(id);
+                        self.op.memory.gone(id);
                     }
                 }
                 let keep = |lease: Option<Lease>| lease.filter(|lease| *lease == Lease::Keep);
@@ -184,26 +146,27 @@ impl Settling {
                 let puts = if matches!(plan.share, Share::Put(_)) { 2 } else { 1 };
                 match wire::read_txn_all(reply, keys, puts) {
                     Ok(TxnAll::Committed { revision }) => {
-                        self.memory.learn(self.record_key.as_bytes(), plan.record.written(revision, record));
-                        if let (Share::Put(put), Some(lease)) = (&plan.share, share) {
-                            self.memory.learn(self.payer_key.as_bytes(), put.written(revision, lease));
+                        let Writes { record: put, share: payer, result } = plan;
+                        self.op.memory.learn(self.record_key.as_bytes(), put.plan.written(revision, record));
+                        if let (Share::Put(put), Some(lease)) = (payer, share) {
+                            self.op.memory.learn(self.payer_key.as_bytes(), put.plan.written(revision, lease));
                         }
-                        self.finish(Ok(plan.result))
+                        self.finish(Ok(result))
                     }
                     Ok(TxnAll::Lost(now)) => {
                         let mut now = now.into_iter();
                         let record = now.next().flatten();
                         let payer = now.next().flatten();
-                        self.memory.learn(self.record_key.as_bytes(), record.clone());
+                        self.op.memory.learn(self.record_key.as_bytes(), record.clone());
                         if compared {
-                            self.memory.learn(self.payer_key.as_bytes(), payer.clone());
+                            self.op.memory.learn(self.payer_key.as_bytes(), payer.clone());
                         }
                         self.lost(record, payer)
                     }
                     Err(problem) => {
                         // It may have committed: what this worker knew of both keys is void.
-                        self.memory.learn(self.record_key.as_bytes(), None);
-                        self.memory.learn(self.payer_key.as_bytes(), None);
+                        self.op.memory.learn(self.record_key.as_bytes(), None);
+                        self.op.memory.learn(self.payer_key.as_bytes(), None);
                         self.finish(Err(problem))
                     }
                 }
@@ -216,47 +179,45 @@ impl Settling {
     /// Another writer changed a key (or the start was wrong): decide again on what etcd holds,
     /// a bounded number of times.
     fn lost(&mut self, record: Option<Kv>, payer: Option<Kv>) -> Step<Stored> {
-        if !std::mem::replace(&mut self.assumed, false) {
-            self.attempts += 1;
-            if self.attempts >= MAX_ATTEMPTS {
-                return self.finish(Err(Unavailable::Busy));
-            }
+        match self.op.lost() {
+            Ok(()) => self.decide(record.as_ref(), payer.as_ref()),
+            Err(problem) => self.finish(Err(problem)),
         }
-        self.decide(record.as_ref(), payer.as_ref())
     }
 
     /// Both writes over the keys as they are (or are taken to be).
     fn decide(&mut self, record: Option<&Kv>, payer: Option<&Kv>) -> Step<Stored> {
-        let put = Put::of(self.putting.write(record, self.now));
-        let (share, result) = match (self.storing.plan(payer, self.now), payer) {
+        let put = Put::of(self.putting.write(record, self.op.now));
+        let (share, result) = match (self.storing.plan(payer, self.op.now), payer) {
             (Ok(write), _) => (Share::Put(Put::of(write)), Stored::Stored),
             (Err(Stored::Kept), Some(held)) => (Share::Compare(held.mod_revision), Stored::Kept),
             (Err(other), _) => (Share::Nothing, other),
         };
         let largest = match &share {
-            Share::Put(entitlement) => put.value.len().max(entitlement.value.len()),
-            _ => put.value.len(),
+            Share::Put(entitlement) => put.plan.value.len().max(entitlement.plan.value.len()),
+            _ => put.plan.value.len(),
         };
         if largest > wire::MAX_VALUE_BYTES {
             log::error!("x402-access-pass: a ledger record of {largest} bytes is too large to write");
             return self.finish(Err(Unavailable::BadRecord));
         }
-        self.proceed(Plan { record: put, share, result })
+        self.proceed(Writes { record: put, share, result })
     }
 
     /// Commits once every put has its lease: its key's own, one this worker holds for its span,
     /// or a new one (granted one at a time).
-    fn proceed(&mut self, plan: Plan) -> Step<Stored> {
-        let held = |put: &Put| put.lease.or_else(|| self.memory.lease_for(put.end, self.now).map(Lease::Attach));
+    fn proceed(&mut self, plan: Writes) -> Step<Stored> {
+        let held =
+            |put: &Put| put.lease.or_else(|| self.op.memory.lease_for(put.plan.end, self.op.now).map(Lease::Attach));
         let Some(record) = held(&plan.record) else {
-            let end = plan.record.end;
+            let end = plan.record.plan.end;
             return self.grant(plan, Which::Record, end);
         };
         let share = match &plan.share {
             Share::Put(put) => match held(put) {
                 Some(lease) => Some(lease),
                 None => {
-                    let end = put.end;
+                    let end = put.plan.end;
                     return self.grant(plan, Which::Entitlement, end);
                 }
             },
@@ -265,22 +226,24 @@ impl Settling {
         self.commit(plan, record, share)
     }
 
-    fn grant(&mut self, plan: Plan, which: Which, end: u64) -> Step<Stored> {
-        // Never past the longest lease: what the memory says it ends is when it ends.
-        let ends = memory::lease_end(end, self.now).min(self.now.saturating_add(LONGEST_LEASE_SECONDS));
-        let body = wire::lease_grant(life::ttl(ends, self.now));
-        self.send(wire::LEASE_GRANT, body, State::Granting(plan, which, ends))
+    fn grant(&mut self, plan: Writes, which: Which, end: u64) -> Step<Stored> {
+        let (call, ends) = self.op.grant(end);
+        self.send(call, State::Granting(plan, which, ends))
     }
 
-    fn commit(&mut self, plan: Plan, record: Lease, share: Option<Lease>) -> Step<Stored> {
+    fn commit(&mut self, plan: Writes, record: Lease, share: Option<Lease>) -> Step<Stored> {
         let mut parts = vec![Part {
             key: self.record_key.as_bytes(),
-            expect: plan.record.expect,
-            put: Some((&plan.record.value, record)),
+            expect: plan.record.plan.expect,
+            put: Some((&plan.record.plan.value, record)),
         }];
         match (&plan.share, share) {
             (Share::Put(put), Some(lease)) => {
-                parts.push(Part { key: self.payer_key.as_bytes(), expect: put.expect, put: Some((&put.value, lease)) })
+                parts.push(Part {
+                    key: self.payer_key.as_bytes(),
+                    expect: put.plan.expect,
+                    put: Some((&put.plan.value, lease)),
+                });
             }
             (Share::Compare(revision), _) => {
                 parts.push(Part { key: self.payer_key.as_bytes(), expect: Expect::ModRevision(*revision), put: None })
@@ -288,17 +251,17 @@ impl Settling {
             _ => {}
         }
         let body = wire::all_if(&parts);
-        self.send(wire::TXN, body, State::Committing(plan, record, share))
+        self.send(Call { path: wire::TXN, body, timeout_ms: 0 }, State::Committing(plan, record, share))
     }
 
     /// A call that still has time (then waiting in `state`), or `Deadline`.
-    fn send(&mut self, path: &'static str, body: Vec<u8>, state: State) -> Step<Stored> {
-        match self.deadline_ms.saturating_sub(self.now_ms) {
-            0 => self.finish(Err(Unavailable::Deadline)),
-            timeout_ms => {
+    fn send(&mut self, call: Call, state: State) -> Step<Stored> {
+        match self.op.timed(call) {
+            Ok(call) => {
                 self.state = state;
-                Step::Send(super::Call { path, body, timeout_ms })
+                Step::Send(call)
             }
+            Err(problem) => self.finish(Err(problem)),
         }
     }
 

@@ -2,7 +2,7 @@ use super::*;
 use crate::entitlements::{Book, Entitlement};
 use crate::etcd::entitlement::storing;
 use crate::etcd::sim::{lives, pass, receipt, Etcd, POLICY};
-use crate::etcd::{keys, put, record, Finished};
+use crate::etcd::{keys, put, record, Finished, MAX_ATTEMPTS};
 use crate::replay::{Claim, SPENT_RETENTION_SECONDS};
 
 const PAYER: &str = "GyGKxMyg1p9SsHfm15MkNUu1u9TN2JtTspcdmrtGUdse";
