@@ -69,9 +69,6 @@ pub struct Request {
     forwarded: bool,
     /// The filter answers this request itself: nothing of it may go upstream.
     answering: bool,
-    /// `Origin`, read in the request phase (Envoy refuses request-header reads
-    /// once the request went upstream) and only when origins are a list.
-    origin: Option<Vec<u8>>,
     /// A `HEAD` request: the filter's answers carry no body.
     head: bool,
     waiting: Waiting,
@@ -89,7 +86,6 @@ impl Request {
             headers: HeaderMap::default(),
             forwarded: false,
             answering: false,
-            origin: None,
             head: false,
             waiting: Waiting::Nothing,
             paid: None,
@@ -99,8 +95,18 @@ impl Request {
     /// Sends a local answer with the CORS headers of a protected request (without its body to
     /// a `HEAD`). By reference: remembered challenges are sent as they are.
     fn respond(&self, worker: &Worker, answer: &Response) {
-        let cors = response::cors_headers(&worker.config, self.origin.as_deref());
+        let cors = response::cors_headers(&worker.config, self.origin(worker));
         host::send_with(answer, &cors, self.head);
+    }
+
+    /// `Origin`, when the allowed origins are a list (with `*` it changes nothing), as read in the
+    /// request phase with the other headers (Envoy refuses request-header reads once the request
+    /// went upstream).
+    fn origin(&self, worker: &Worker) -> Option<&[u8]> {
+        match worker.config.allowed_origins {
+            AllowedOrigins::List(_) => self.headers.get("origin"),
+            AllowedOrigins::Any => None,
+        }
     }
 
     /// `resource.url` of this request's challenge.
@@ -196,7 +202,7 @@ impl Request {
                 let flow = Flow {
                     context_id: self.context_id,
                     checkout: Box::new(checkout),
-                    origin: self.origin.clone(),
+                    origin: self.origin(worker).map(<[u8]>::to_vec),
                     head: self.head,
                     inline: true,
                     paid: Rc::clone(self.paid.get_or_insert_with(PaidSlot::default)),
@@ -346,7 +352,7 @@ impl Request {
             }
             Decision::Preflight => {
                 worker.metrics.inc(worker.metrics.preflights_answered);
-                host::send(&response::preflight(&worker.config, self.origin.as_deref()));
+                host::send(&response::preflight(&worker.config, self.origin(worker)));
                 Action::Pause
             }
             Decision::Purchase { payment, wire, rejected } => {
@@ -441,9 +447,6 @@ impl HttpContext for Request {
         self.answering = true;
         // One host call for every header the decisions below may look at (src/header_map.rs).
         self.headers = host::request_headers();
-        if let AllowedOrigins::List(_) = worker.config.allowed_origins {
-            self.origin = self.headers.get("origin").map(<[u8]>::to_vec);
-        }
         let decision = {
             let (mut cache, mut signers) = (worker.cache.borrow_mut(), worker.signers.borrow_mut());
             decision::decide(&worker.config, &mut cache, &mut signers, host::now_millis(), &path, &self.headers)
@@ -472,7 +475,7 @@ impl HttpContext for Request {
         let paid = paid.as_ref().and_then(|headers| headers.as_ref());
         if self.forwarded || paid.is_some() {
             if let Some(worker) = &self.worker {
-                for (name, value) in response::cors_headers(&worker.config, self.origin.as_deref()) {
+                for (name, value) in response::cors_headers(&worker.config, self.origin(worker)) {
                     if name == "vary" {
                         // The upstream may vary on its own headers too: add to its Vary, never replace it.
                         let vary = response::vary_with_origin(host::response_header("vary").as_deref());
