@@ -6,6 +6,9 @@
 #                      filter / with a minimal wasm filter / with jwt_authn / with this filter, and the
 #                      Express reference, each driven by wrk (10 s x 3 interleaved rounds); 1,000,000
 #                      distinct passes for memory; cargo bench; the hot path under callgrind; the wasm's size.
+#                      The build the last full run measured (bench/previous.sh: the last commit that
+#                      changed bench/results.json, built once into target/bench/previous/) runs beside
+#                      this one for the no-regression target; BENCH_PREVIOUS=no leaves it out.
 #   make bench-quick   the same in short (under 2 minutes once built), to target/bench/quick/results.*:
 #                      2 s x 2 rounds, 60,000 passes. bench/results.* are left alone.
 #   make bench-micro   only the native micro-benchmarks (cargo bench --bench micro)
@@ -19,6 +22,7 @@
 
 BENCH_QUIET_WAIT   ?= 300
 BENCH_ARGS         ?=
+BENCH_PREVIOUS     ?= yes
 BENCH_FLOOR_DIR    := bench/floor-filter
 BENCH_TARGET       := target/bench
 # The test suite's Node packages (the pinned @dexterai/x402 2.0.0 and express), for the Express row.
@@ -56,7 +60,9 @@ bench-build: bench-build-quick
 	CARGO_PROFILE_RELEASE_STRIP=false cargo build -q --release --example hot_path
 
 bench: wasm venv wrk bench-node bench-build facilitator
-	$(VENV)/bin/python bench/run.py --quiet-wait $(BENCH_QUIET_WAIT) $(BENCH_ARGS)
+	@previous=; if [ "$(BENCH_PREVIOUS)" = yes ]; then previous=$$(bench/previous.sh); fi; \
+	echo "$(VENV)/bin/python bench/run.py --quiet-wait $(BENCH_QUIET_WAIT) $${previous:+--previous $$previous} $(BENCH_ARGS)"; \
+	$(VENV)/bin/python bench/run.py --quiet-wait $(BENCH_QUIET_WAIT) $${previous:+--previous $$previous} $(BENCH_ARGS)
 
 bench-quick: wasm venv wrk bench-node bench-build-quick facilitator
 	$(VENV)/bin/python bench/run.py --quick $(BENCH_ARGS)
