@@ -1026,38 +1026,66 @@ class Bench:
         self.log(f"warm-up: {self.args.warmup:g}s per row")
         for row in rows:
             self.one_run(row, started[row.target], self.args.warmup, "warmup")
+        # The last full run's build (--previous) has its own phase below, not the table's rounds.
+        previous = {row.key.split(":", 1)[1]: row for row in rows if row.key.startswith(f"{PREVIOUS}:")}
+        table = [row for row in rows if not row.key.startswith(f"{PREVIOUS}:")]
         for rnd in range(self.args.rounds):
-            shift = rnd % len(rows)
-            order = rows[shift:] + rows[:shift]
-            for row in order:
-                for attempt in range(1, self.args.retries + 2):
-                    run = self.one_run(row, started[row.target], self.args.duration, f"r{rnd + 1}-{attempt}")
-                    busy = run.get("cpu_utilisation", 1.0)
-                    if busy >= self.args.min_busy or attempt > self.args.retries:
-                        break
-                    # The server was not saturated: another process shared its core (or wrk's). Not a fair
-                    # run: wait for the others to go idle (bounded), then run it again.
-                    budget = max(0.0, self.pause_budget - self.paused)
-                    idle, waited = wait_others_idle(min(budget, 180.0))
-                    self.paused += waited
-                    self.log(f"round {rnd + 1}/{self.args.rounds} {row.key}: the server was only {busy:.0%} busy "
-                             f"(a core was shared); " + (f"others idle after {waited:.0f}s" if idle else
-                                                         f"others still busy after {waited:.0f}s") + ": run again")
-                run["attempts"] = attempt
-                run["disturbed"] = busy < self.args.min_busy
-                row.runs.append(run)
-                self.log(f"round {rnd + 1}/{self.args.rounds} {row.key:<26} {run['rps']:>10,.0f} req/s  "
-                         f"p50 {fmt_ms(run['p50_us']):>8}  p99 {fmt_ms(run['p99_us']):>8}  "
-                         f"server CPU {run.get('cpu_us_per_request', 0):5.1f} µs/req ({run.get('cpu_utilisation', 0):.0%})")
+            shift = rnd % len(table)
+            for row in table[shift:] + table[:shift]:
+                row.runs.append(self.counted_run(row, started[row.target], self.args.duration,
+                                                 f"round {rnd + 1}/{self.args.rounds}", f"r{rnd + 1}"))
             busy = foreign_busy(1.0)
             if busy:
                 self.results.setdefault("busy_during_run", []).extend(busy)
+        if previous:
+            self.no_regression(table, previous, started)
         for target in started.values():
             target.stop()
             STOPPABLE.remove(target)
         self.stop_etcd()
         self.results["rows"] = [self.summarise(row) for row in rows]
         self.results["paused_seconds"] = round(self.paused)
+
+    def counted_run(self, row: Row, target: Any, seconds: float, what: str, tag: str) -> dict:
+        """One timed run of `row`, run again (at most --retries times) when its server did not keep its
+        core busy: another process shared the core (or wrk's), which is not a fair run."""
+        for attempt in range(1, self.args.retries + 2):
+            run = self.one_run(row, target, seconds, f"{tag}-{attempt}")
+            busy = run.get("cpu_utilisation", 1.0)
+            if busy >= self.args.min_busy or attempt > self.args.retries:
+                break
+            budget = max(0.0, self.pause_budget - self.paused)
+            idle, waited = wait_others_idle(min(budget, 180.0))
+            self.paused += waited
+            self.log(f"{what} {row.key}: the server was only {busy:.0%} busy (a core was shared); " +
+                     (f"others idle after {waited:.0f}s" if idle else f"others still busy after {waited:.0f}s") +
+                     ": run again")
+        run["attempts"] = attempt
+        run["disturbed"] = busy < self.args.min_busy
+        self.log(f"{what} {row.key:<26} {run['rps']:>10,.0f} req/s  "
+                 f"p50 {fmt_ms(run['p50_us']):>8}  p99 {fmt_ms(run['p99_us']):>8}  "
+                 f"server CPU {run.get('cpu_us_per_request', 0):5.1f} µs/req ({run.get('cpu_utilisation', 0):.0%})")
+        return run
+
+    def no_regression(self, table: list[Row], previous: dict[str, Row], started: dict[str, Any]) -> None:
+        """This build against the last full run's (--previous), row by row: --previous-rounds pairs of
+        runs of --previous-duration seconds, the two runs of a pair back to back (which goes first
+        alternates), so whatever the machine does weighs on both alike. This machine's speed moves by
+        5-10 % between two runs a minute apart; the median of ten pairs' ratios is steady to about 1 %."""
+        ours = {row.key: row for row in table}
+        pairs: dict[str, list[dict]] = {key: [] for key in previous if key in ours}
+        for rnd in range(self.args.previous_rounds):
+            what = f"no-regression pair {rnd + 1}/{self.args.previous_rounds}"
+            for key in pairs:
+                first, second = (ours[key], previous[key]) if rnd % 2 == 0 else (previous[key], ours[key])
+                runs = {row.key: self.counted_run(row, started[row.target], self.args.previous_duration, what,
+                                                  f"p{rnd + 1}") for row in (first, second)}
+                previous[key].runs.append(runs[previous[key].key])
+                pairs[key].append({"ours": runs[key], PREVIOUS: runs[previous[key].key]})
+        self.results["no_regression"] = {
+            key: {"ratios": [p["ours"]["rps"] / p[PREVIOUS]["rps"] for p in runs if p[PREVIOUS]["rps"]],
+                  "pairs": runs}
+            for key, runs in pairs.items()}
 
     def summarise(self, row: Row) -> dict:
         return {"key": row.key, "label": row.label, "diagnostic": row.diagnostic, "path": row.path,
@@ -1383,11 +1411,10 @@ class Bench:
         # the median of each round's ratio, the two runs next to each other. Failing that, against
         # the last run's own figures, which include however much the machine drifted since.
         built = self.results.get("previous_build", {})
-        compared = {k: paired_ratio(rows[k], rows[f"{PREVIOUS}:{k}"]) for k in PREVIOUS_COMPARED
-                    if k in rows and f"{PREVIOUS}:{k}" in rows}
+        compared = {k: median(v["ratios"]) for k, v in self.results.get("no_regression", {}).items() if v["ratios"]}
         if compared:
             name = (f"issues 12 and 16: no row slower than the last full run's build ({built.get('commit', '?')[:10]}, "
-                    "run interleaved with this one) by more than 3 %")
+                    f"{self.args.previous_rounds} pairs of runs back to back) by more than 3 %")
         else:
             previous = previous_rows()
             compared = {k: rows[k]["rps"] / previous[k] for k in rows if previous.get(k) and k in PREVIOUS_COMPARED}
@@ -1425,11 +1452,6 @@ def git_commit() -> str:
 
 # The row-name prefix of the last full run's build when it runs beside this one (`--previous`).
 PREVIOUS = "previous"
-
-
-def paired_ratio(row: dict, other: dict) -> float:
-    """The median, over rounds, of `row`'s requests/s over `other`'s in the same round."""
-    return median([a["rps"] / b["rps"] for a, b in zip(row["runs"], other["runs"]) if b["rps"]])
 
 
 def previous_rows() -> dict[str, float]:
@@ -1500,7 +1522,8 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
     res["settings"] = {"threads": args.threads, "connections": args.connections, "duration_s": args.duration,
                        "rounds": args.rounds, "warmup_s": args.warmup, "envoy_cpu": ENVOY_CPU,
                        "driver_cpu": DRIVER_CPU, "envoy_concurrency": 1, "memory_passes": args.memory_passes,
-                       "min_busy": args.min_busy, "retries": args.retries}
+                       "min_busy": args.min_busy, "retries": args.retries,
+                       "previous_rounds": args.previous_rounds, "previous_duration_s": args.previous_duration}
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(res, indent=1, ensure_ascii=False) + "\n")
 
@@ -1576,9 +1599,14 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
         built = res.get("previous_build")
         if built:
             w(f"Rows marked [{PREVIOUS}] are the build the last full run measured (commit {built['commit'][:10]}, "
-              "bench/previous.sh), each run right after this build's own row in every round: the no-regression "
-              "target compares the two round by round (the median of the rounds' ratios), so what the machine "
-              "does between two runs weighs on both builds alike.")
+              f"bench/previous.sh), run after the rounds above in {s.get('previous_rounds', '?')} pairs of "
+              f"{s.get('previous_duration_s', '?')} s runs with this build's own row, back to back (their figures "
+              "are those runs'); the no-regression target is the median of each row's pairs' ratios:")
+            w("")
+            w("| row | this build ÷ previous, median | each pair |")
+            w("|---|---:|---|")
+            for key, v in res.get("no_regression", {}).items():
+                w(f"| {key} | {median(v['ratios']):.3f} | {' '.join(f'{x:.3f}' for x in v['ratios'])} |")
             w("")
 
     verdicts = res["verdicts"]
@@ -1759,8 +1787,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="NAME=MODULE.wasm,...: run every row of this filter again with each other build of it, "
                         "interleaved in the same rounds (rows NAME:<key>, diagnostics): an A/B of two builds")
     p.add_argument("--previous", default="",
-                   help="MODULE.wasm of the build the last full run measured (bench/previous.sh): the rows the "
-                        "no-regression target compares run with it too, each next to its own, in the same rounds")
+                   help="MODULE.wasm of the build the last full run measured (bench/previous.sh): after the "
+                        "rounds, each row the no-regression target compares runs in pairs with it, back to back")
+    p.add_argument("--previous-rounds", type=int, default=10, help="pairs of runs per compared row (default 10)")
+    p.add_argument("--previous-duration", type=float, default=5,
+                   help="seconds of each run of a pair (default 5)")
     p.add_argument("--output", help="results markdown (default bench/results.md; quick: target/bench/quick/results.md)")
     args = p.parse_args(argv)
     q = args.quick

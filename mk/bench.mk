@@ -1,14 +1,15 @@
 # Benchmarks: line rate against the alternatives, and the core's micro-benchmarks (bench/run.py).
 # Not part of `make test`: timings need a quiet machine.
 #
-#   make bench         the full run (~10 minutes once built), written to bench/results.md and .json:
+#   make bench         the full run (~45 minutes once built), written to bench/results.md and .json:
 #                      waits up to BENCH_QUIET_WAIT seconds for a quiet machine, then Envoy without
 #                      filter / with a minimal wasm filter / with jwt_authn / with this filter, and the
 #                      Express reference, each driven by wrk (10 s x 3 interleaved rounds); 1,000,000
 #                      distinct passes for memory; cargo bench; the hot path under callgrind; the wasm's size.
-#                      The build the last full run measured (bench/previous.sh: the last commit that
-#                      changed bench/results.json, built once into target/bench/previous/) runs beside
-#                      this one for the no-regression target; BENCH_PREVIOUS=no leaves it out.
+#                      Then the no-regression target: the build the last full run measured
+#                      (bench/previous.sh: the last commit that changed bench/results.json, built once into
+#                      target/bench/previous/) and this one, row by row, 10 pairs of 5 s runs back to back
+#                      (~20 minutes more); BENCH_PREVIOUS=no leaves it out.
 #   make bench-quick   the same in short (under 2 minutes once built), to target/bench/quick/results.*:
 #                      2 s x 2 rounds, 60,000 passes. bench/results.* are left alone.
 #   make bench-micro   only the native micro-benchmarks (cargo bench --bench micro)
