@@ -67,20 +67,17 @@ impl Context {
     /// The lease grant for a record whose life ends at `end` (a short span this worker's other
     /// records ending then share, never past the longest lease: what the memory says a lease
     /// ends is when it ends), and when that lease ends.
-    pub fn grant(&self, end: u64) -> (Call, u64) {
+    pub fn grant(&self, end: u64) -> Result<(Call, u64), Unavailable> {
         let ends = memory::lease_end(end, self.now).min(self.now.saturating_add(LONGEST_LEASE_SECONDS));
-        let body = wire::lease_grant(life::ttl(ends, self.now));
-        (Call { path: wire::LEASE_GRANT, body, timeout_ms: 0 }, ends)
+        let call = self.call(wire::LEASE_GRANT, wire::lease_grant(life::ttl(ends, self.now)))?;
+        Ok((call, ends))
     }
 
-    /// `call` with what is left of the operation's time, or `Deadline` when nothing is.
-    pub fn timed(&self, mut call: Call) -> Result<Call, Unavailable> {
+    /// A call with what is left of the operation's time, or `Deadline` when nothing is.
+    pub fn call(&self, path: &'static str, body: Vec<u8>) -> Result<Call, Unavailable> {
         match self.deadline_ms.saturating_sub(self.now_ms) {
             0 => Err(Unavailable::Deadline),
-            timeout_ms => {
-                call.timeout_ms = timeout_ms;
-                Ok(call)
-            }
+            timeout_ms => Ok(Call { path, body, timeout_ms }),
         }
     }
 }
@@ -101,6 +98,16 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether `values` fit in etcd's records (`wire::MAX_VALUE_BYTES`); one log line when not.
+    pub fn writable<'a>(values: impl IntoIterator<Item = &'a Plan>) -> Result<(), Unavailable> {
+        let largest = values.into_iter().map(|plan| plan.value.len()).max().unwrap_or(0);
+        if largest > wire::MAX_VALUE_BYTES {
+            log::error!("x402-access-pass: a ledger record of {largest} bytes is too large to write");
+            return Err(Unavailable::BadRecord);
+        }
+        Ok(())
+    }
+
     /// The key once this write committed at `revision` under `lease` (`None`: a revision of 0,
     /// which etcd never gives a write, so nothing is known).
     pub fn written(self, revision: i64, lease: Lease) -> Option<Kv> {

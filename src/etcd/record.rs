@@ -96,7 +96,7 @@ enum Event {
 struct Engine {
     key: Key,
     /// The clock, the deadline, the lost compares and the memory (`context`).
-    op: Context,
+    context: Context,
     /// The first write of a purchase (a claim, a payment id) is never sent before etcd answered
     /// a call of this operation through its quorum: a lease grant (a raft entry, committed by a
     /// quorum) or a linearizable read of the key (a ReadIndex, which the leader answers only
@@ -121,7 +121,7 @@ pub struct Op<R: Record> {
 
 impl Engine {
     fn learn(&self, kv: Option<Kv>) {
-        self.op.memory.learn(self.key.as_bytes(), kv);
+        self.context.memory.learn(self.key.as_bytes(), kv);
     }
 
     fn on_reply(&mut self, reply: Reply<'_>) -> Event {
@@ -137,14 +137,14 @@ impl Engine {
             State::Granting(plan, ends) => match wire::read_lease_grant(reply) {
                 Ok(id) => {
                     self.prove_quorum = false;
-                    self.op.memory.granted(ends, id, self.op.now);
+                    self.context.memory.granted(ends, id, self.context.now);
                     self.commit(plan, Lease::Attach(id))
                 }
                 Err(problem) => Event::Failed(problem),
             },
-            State::Committing(plan, Lease::Attach(id)) if self.op.regrant(wire::lease_gone(reply)) => {
+            State::Committing(plan, Lease::Attach(id)) if self.context.regrant(wire::lease_gone(reply)) => {
                 // The shared lease ran out or etcd lost it (restarted): nothing was written.
-                self.op.memory.gone(id);
+                self.context.memory.gone(id);
                 self.grant(plan)
             }
             State::Committing(plan, lease) => match wire::read_txn(reply, self.key.as_bytes()) {
@@ -179,7 +179,7 @@ impl Engine {
     /// bounded number of times.
     fn lost(&mut self, current: Option<Kv>) -> Event {
         self.learn(current.clone());
-        match self.op.lost() {
+        match self.context.lost() {
             Ok(()) => Event::Decide(current),
             Err(problem) => Event::Failed(problem),
         }
@@ -188,16 +188,15 @@ impl Engine {
     /// Writes `plan`: under the key's own lease, a lease this worker holds for the same span,
     /// or a new one.
     fn write(&mut self, plan: Plan) -> Event {
-        if plan.value.len() > wire::MAX_VALUE_BYTES {
-            log::error!("x402-access-pass: a ledger record of {} bytes is too large to write", plan.value.len());
-            return Event::Failed(Unavailable::BadRecord);
+        if let Err(problem) = Plan::writable([&plan]) {
+            return Event::Failed(problem);
         }
         if self.prove_quorum {
-            return match self.op.memory.lease_for(plan.end, self.op.now) {
+            return match self.context.memory.lease_for(plan.end, self.context.now) {
                 // Read the key first, and decide again on what etcd holds: the decision in hand
                 // was made on a guess.
                 Some(_) => {
-                    self.op.assumed = false;
+                    self.context.assumed = false;
                     self.read()
                 }
                 None => self.grant(plan),
@@ -206,36 +205,36 @@ impl Engine {
         if plan.keep_lease {
             return self.commit(plan, Lease::Keep);
         }
-        match self.op.memory.lease_for(plan.end, self.op.now) {
+        match self.context.memory.lease_for(plan.end, self.context.now) {
             Some(id) => self.commit(plan, Lease::Attach(id)),
             None => self.grant(plan),
         }
     }
 
     fn grant(&mut self, plan: Plan) -> Event {
-        let (call, ends) = self.op.grant(plan.end);
-        self.send(call, State::Granting(plan, ends))
+        let granting = self.context.grant(plan.end).map(|(call, ends)| (call, State::Granting(plan, ends)));
+        self.send(granting)
     }
 
     fn commit(&mut self, plan: Plan, lease: Lease) -> Event {
         let body = wire::put_if(self.key.as_bytes(), plan.expect, &plan.value, lease);
-        self.send(Call { path: wire::TXN, body, timeout_ms: 0 }, State::Committing(plan, lease))
+        self.send(self.context.call(wire::TXN, body).map(|call| (call, State::Committing(plan, lease))))
     }
 
     fn remove(&mut self, mod_revision: i64) -> Event {
         let body = wire::delete_if(self.key.as_bytes(), mod_revision);
-        self.send(Call { path: wire::TXN, body, timeout_ms: 0 }, State::Removing)
+        self.send(self.context.call(wire::TXN, body).map(|call| (call, State::Removing)))
     }
 
     fn read(&mut self) -> Event {
-        let call = Call { path: wire::RANGE, body: wire::range(self.key.as_bytes()), timeout_ms: 0 };
-        self.send(call, State::Reading)
+        let body = wire::range(self.key.as_bytes());
+        self.send(self.context.call(wire::RANGE, body).map(|call| (call, State::Reading)))
     }
 
-    /// A call that still has time (then waiting in `state`), or `Deadline`.
-    fn send(&mut self, call: Call, state: State) -> Event {
-        match self.op.timed(call) {
-            Ok(call) => {
+    /// The call, then waiting in its state; or why it could not leave (`Deadline`).
+    fn send(&mut self, call: Result<(Call, State), Unavailable>) -> Event {
+        match call {
+            Ok((call, state)) => {
                 self.state = state;
                 Event::Send(call)
             }
@@ -246,7 +245,7 @@ impl Engine {
 
 impl<R: Record> Op<R> {
     fn new(settings: &Settings, key: Key, record: R, now_ms: u64) -> Op<R> {
-        let engine = Engine { key, op: Context::new(settings, now_ms), prove_quorum: false, state: State::Done };
+        let engine = Engine { key, context: Context::new(settings, now_ms), prove_quorum: false, state: State::Done };
         Op { record, engine, then: None }
     }
 
@@ -265,7 +264,7 @@ impl<R: Record> Op<R> {
     /// one proving etcd's quorum before anything is proposed.
     pub fn create_first(settings: &Settings, key: Key, record: R, now_ms: u64) -> (Op<R>, Step<R::Output>) {
         let mut op = Op::new(settings, key, record, now_ms);
-        op.engine.op.assumed = true;
+        op.engine.context.assumed = true;
         op.engine.prove_quorum = true;
         let step = op.step(Event::Decide(None));
         (op, step)
@@ -284,11 +283,11 @@ impl<R: Record> Op<R> {
         let mut op = Op::new(settings, key, record, now_ms);
         let event = match settings.memory().known(op.engine.key.as_bytes()) {
             Some(kv) => {
-                op.engine.op.assumed = true;
+                op.engine.context.assumed = true;
                 Event::Decide(Some(kv))
             }
             None if or_create => {
-                op.engine.op.assumed = true;
+                op.engine.context.assumed = true;
                 Event::Decide(None)
             }
             None => op.engine.read(),
@@ -303,7 +302,7 @@ impl<R: Record> Op<R> {
 
     /// The answer to the last [`Step::Send`].
     pub fn on_reply(&mut self, reply: Reply<'_>, now_ms: u64) -> Step<R::Output> {
-        self.engine.op.answered(now_ms);
+        self.engine.context.answered(now_ms);
         let event = self.engine.on_reply(reply);
         self.step(event)
     }
@@ -314,10 +313,12 @@ impl<R: Record> Op<R> {
         loop {
             event = match event {
                 Event::Send(call) => return Step::Send(call),
-                Event::Decide(current) => match self.record.decide(current.as_ref(), self.engine.op.now) {
+                Event::Decide(current) => match self.record.decide(current.as_ref(), self.engine.context.now) {
                     // Nothing to write on a guess or on memory: read what etcd holds and decide
                     // on that (a hint never ends an operation).
-                    Decision::Finish(_) if std::mem::replace(&mut self.engine.op.assumed, false) => self.engine.read(),
+                    Decision::Finish(_) if std::mem::replace(&mut self.engine.context.assumed, false) => {
+                        self.engine.read()
+                    }
                     Decision::Finish(result) => return self.finish(result),
                     Decision::Write(write) => {
                         self.then = Some(write.then);

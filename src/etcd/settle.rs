@@ -76,7 +76,7 @@ pub struct Settling {
     putting: Putting,
     storing: Storing,
     /// The clock, the deadline, the lost compares and the memory (`context`).
-    op: Context,
+    context: Context,
     state: State,
 }
 
@@ -94,14 +94,8 @@ pub fn settle(
     context.assumed = true;
     let record = context.memory.known(record_key.as_bytes());
     let payer = context.memory.known(payer_key.as_bytes());
-    let mut settling = Settling {
-        record_key,
-        payer_key,
-        putting: Putting::new(entry, policy),
-        storing,
-        op: context,
-        state: State::Done,
-    };
+    let mut settling =
+        Settling { record_key, payer_key, putting: Putting::new(entry, policy), storing, context, state: State::Done };
     let step = settling.decide(record.as_ref(), payer.as_ref());
     (settling, step)
 }
@@ -109,11 +103,11 @@ pub fn settle(
 impl Settling {
     /// The answer to the last [`Step::Send`].
     pub fn on_reply(&mut self, reply: Reply<'_>, now_ms: u64) -> Step<Stored> {
-        self.op.answered(now_ms);
+        self.context.answered(now_ms);
         match std::mem::replace(&mut self.state, State::Done) {
             State::Granting(mut plan, which, ends) => match wire::read_lease_grant(reply) {
                 Ok(id) => {
-                    self.op.memory.granted(ends, id, self.op.now);
+                    self.context.memory.granted(ends, id, self.context.now);
                     match (which, &mut plan.share) {
                         (Which::Record, _) => plan.record.lease = Some(Lease::Attach(id)),
                         (Which::Entitlement, Share::Put(put)) => put.lease = Some(Lease::Attach(id)),
@@ -124,12 +118,12 @@ impl Settling {
                 }
                 Err(problem) => self.finish(Err(problem)),
             },
-            State::Committing(mut plan, record, share) if self.op.regrant(wire::lease_gone(reply)) => {
+            State::Committing(mut plan, record, share) if self.context.regrant(wire::lease_gone(reply)) => {
                 // A lease ran out or etcd lost it: the whole transaction was refused. Every lease
                 // it named is forgotten and asked for again, once.
                 for lease in [Some(record), share].into_iter().flatten() {
                     if let Lease::Attach(id) = lease {
-                        self.op.memory.gone(id);
+                        self.context.memory.gone(id);
                     }
                 }
                 let keep = |lease: Option<Lease>| lease.filter(|lease| *lease == Lease::Keep);
@@ -147,9 +141,9 @@ impl Settling {
                 match wire::read_txn_all(reply, keys, puts) {
                     Ok(TxnAll::Committed { revision }) => {
                         let Writes { record: put, share: payer, result } = plan;
-                        self.op.memory.learn(self.record_key.as_bytes(), put.plan.written(revision, record));
+                        self.context.memory.learn(self.record_key.as_bytes(), put.plan.written(revision, record));
                         if let (Share::Put(put), Some(lease)) = (payer, share) {
-                            self.op.memory.learn(self.payer_key.as_bytes(), put.plan.written(revision, lease));
+                            self.context.memory.learn(self.payer_key.as_bytes(), put.plan.written(revision, lease));
                         }
                         self.finish(Ok(result))
                     }
@@ -157,16 +151,16 @@ impl Settling {
                         let mut now = now.into_iter();
                         let record = now.next().flatten();
                         let payer = now.next().flatten();
-                        self.op.memory.learn(self.record_key.as_bytes(), record.clone());
+                        self.context.memory.learn(self.record_key.as_bytes(), record.clone());
                         if compared {
-                            self.op.memory.learn(self.payer_key.as_bytes(), payer.clone());
+                            self.context.memory.learn(self.payer_key.as_bytes(), payer.clone());
                         }
                         self.lost(record, payer)
                     }
                     Err(problem) => {
                         // It may have committed: what this worker knew of both keys is void.
-                        self.op.memory.learn(self.record_key.as_bytes(), None);
-                        self.op.memory.learn(self.payer_key.as_bytes(), None);
+                        self.context.memory.learn(self.record_key.as_bytes(), None);
+                        self.context.memory.learn(self.payer_key.as_bytes(), None);
                         self.finish(Err(problem))
                     }
                 }
@@ -179,7 +173,7 @@ impl Settling {
     /// Another writer changed a key (or the start was wrong): decide again on what etcd holds,
     /// a bounded number of times.
     fn lost(&mut self, record: Option<Kv>, payer: Option<Kv>) -> Step<Stored> {
-        match self.op.lost() {
+        match self.context.lost() {
             Ok(()) => self.decide(record.as_ref(), payer.as_ref()),
             Err(problem) => self.finish(Err(problem)),
         }
@@ -187,19 +181,18 @@ impl Settling {
 
     /// Both writes over the keys as they are (or are taken to be).
     fn decide(&mut self, record: Option<&Kv>, payer: Option<&Kv>) -> Step<Stored> {
-        let put = Put::of(self.putting.write(record, self.op.now));
-        let (share, result) = match (self.storing.plan(payer, self.op.now), payer) {
+        let put = Put::of(self.putting.write(record, self.context.now));
+        let (share, result) = match (self.storing.plan(payer, self.context.now), payer) {
             (Ok(write), _) => (Share::Put(Put::of(write)), Stored::Stored),
             (Err(Stored::Kept), Some(held)) => (Share::Compare(held.mod_revision), Stored::Kept),
             (Err(other), _) => (Share::Nothing, other),
         };
-        let largest = match &share {
-            Share::Put(entitlement) => put.plan.value.len().max(entitlement.plan.value.len()),
-            _ => put.plan.value.len(),
+        let entitlement = match &share {
+            Share::Put(entitlement) => Some(&entitlement.plan),
+            _ => None,
         };
-        if largest > wire::MAX_VALUE_BYTES {
-            log::error!("x402-access-pass: a ledger record of {largest} bytes is too large to write");
-            return self.finish(Err(Unavailable::BadRecord));
+        if let Err(problem) = context::Plan::writable([Some(&put.plan), entitlement].into_iter().flatten()) {
+            return self.finish(Err(problem));
         }
         self.proceed(Writes { record: put, share, result })
     }
@@ -207,8 +200,9 @@ impl Settling {
     /// Commits once every put has its lease: its key's own, one this worker holds for its span,
     /// or a new one (granted one at a time).
     fn proceed(&mut self, plan: Writes) -> Step<Stored> {
-        let held =
-            |put: &Put| put.lease.or_else(|| self.op.memory.lease_for(put.plan.end, self.op.now).map(Lease::Attach));
+        let held = |put: &Put| {
+            put.lease.or_else(|| self.context.memory.lease_for(put.plan.end, self.context.now).map(Lease::Attach))
+        };
         let Some(record) = held(&plan.record) else {
             let end = plan.record.plan.end;
             return self.grant(plan, Which::Record, end);
@@ -227,8 +221,8 @@ impl Settling {
     }
 
     fn grant(&mut self, plan: Writes, which: Which, end: u64) -> Step<Stored> {
-        let (call, ends) = self.op.grant(end);
-        self.send(call, State::Granting(plan, which, ends))
+        let granting = self.context.grant(end).map(|(call, ends)| (call, State::Granting(plan, which, ends)));
+        self.send(granting)
     }
 
     fn commit(&mut self, plan: Writes, record: Lease, share: Option<Lease>) -> Step<Stored> {
@@ -251,13 +245,13 @@ impl Settling {
             _ => {}
         }
         let body = wire::all_if(&parts);
-        self.send(Call { path: wire::TXN, body, timeout_ms: 0 }, State::Committing(plan, record, share))
+        self.send(self.context.call(wire::TXN, body).map(|call| (call, State::Committing(plan, record, share))))
     }
 
-    /// A call that still has time (then waiting in `state`), or `Deadline`.
-    fn send(&mut self, call: Call, state: State) -> Step<Stored> {
-        match self.op.timed(call) {
-            Ok(call) => {
+    /// The call, then waiting in its state; or why it could not leave (`Deadline`).
+    fn send(&mut self, call: Result<(Call, State), Unavailable>) -> Step<Stored> {
+        match call {
+            Ok((call, state)) => {
                 self.state = state;
                 Step::Send(call)
             }
