@@ -1407,9 +1407,9 @@ class Bench:
                     "paid_etcd", 5000)
         if wasm:
             add("issue 12: wasm ≤ 640 KB", wasm["bytes"], wasm["bytes"] <= 640_000, f"{wasm['bytes']:,} bytes")
-        # Against the build the last full run measured, run interleaved in this run (`--previous`):
-        # the median of each round's ratio, the two runs next to each other. Failing that, against
-        # the last run's own figures, which include however much the machine drifted since.
+        # Against the build the last full run measured (`--previous`, `no_regression`): the median of
+        # its pairs' ratios, the two runs of a pair back to back. Failing that, against the last run's
+        # own figures, which include however much the machine drifted since.
         built = self.results.get("previous_build", {})
         compared = {k: median(v["ratios"]) for k, v in self.results.get("no_regression", {}).items() if v["ratios"]}
         if compared:
@@ -1826,6 +1826,7 @@ def main(argv: list[str] | None = None) -> int:
         b.results["machine"] = machine()
         b.results["commit"] = git_commit()
         if args.previous:
+            # bench/previous.sh builds it in a folder named by its commit.
             b.results["previous_build"] = {"commit": pathlib.Path(args.previous).resolve().parent.name,
                                            "module": args.previous}
         b.size()

@@ -62,8 +62,7 @@ bench-build: bench-build-quick
 
 bench: wasm venv wrk bench-node bench-build facilitator
 	@previous=; if [ "$(BENCH_PREVIOUS)" = yes ]; then previous=$$(bench/previous.sh); fi; \
-	echo "$(VENV)/bin/python bench/run.py --quiet-wait $(BENCH_QUIET_WAIT) $${previous:+--previous $$previous} $(BENCH_ARGS)"; \
-	$(VENV)/bin/python bench/run.py --quiet-wait $(BENCH_QUIET_WAIT) $${previous:+--previous $$previous} $(BENCH_ARGS)
+	set -x; $(VENV)/bin/python bench/run.py --quiet-wait $(BENCH_QUIET_WAIT) $${previous:+--previous $$previous} $(BENCH_ARGS)
 
 bench-quick: wasm venv wrk bench-node bench-build-quick facilitator
 	$(VENV)/bin/python bench/run.py --quick $(BENCH_ARGS)
