@@ -698,6 +698,14 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def quartiles(values: list[float]) -> tuple[float, float]:
+    """The first and third quartiles (statistics.quantiles, n=4), or NaNs with fewer than two values."""
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return q1, q3
+
+
 def fmt_ms(us: float) -> str:
     return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} µs"
 
@@ -1071,7 +1079,9 @@ class Bench:
         """This build against the last full run's (--previous), row by row: --previous-rounds pairs of
         runs of --previous-duration seconds, the two runs of a pair back to back (which goes first
         alternates), so whatever the machine does weighs on both alike. This machine's speed moves by
-        5-10 % between two runs a minute apart; the median of ten pairs' ratios is steady to about 1 %."""
+        5-10 % between two runs a minute apart; on a quiet machine the median of ten pairs' ratios is
+        steady to about 1 %, on a noisy one it moved by up to 6 % between two runs of the same builds
+        (the quartiles in the report show which it was)."""
         ours = {row.key: row for row in table}
         pairs: dict[str, list[dict]] = {key: [] for key in previous if key in ours}
         for rnd in range(self.args.previous_rounds):
@@ -1603,10 +1613,15 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
               f"{s.get('previous_duration_s', '?')} s runs with this build's own row, back to back (their figures "
               "are those runs'); the no-regression target is the median of each row's pairs' ratios:")
             w("")
-            w("| row | this build ÷ previous, median | each pair |")
-            w("|---|---:|---|")
+            w("| row | this build ÷ previous, median | quartiles | each pair |")
+            w("|---|---:|---:|---|")
             for key, v in res.get("no_regression", {}).items():
-                w(f"| {key} | {median(v['ratios']):.3f} | {' '.join(f'{x:.3f}' for x in v['ratios'])} |")
+                low, high = quartiles(v["ratios"])
+                w(f"| {key} | {median(v['ratios']):.3f} | {low:.3f}–{high:.3f} | "
+                  f"{' '.join(f'{x:.3f}' for x in v['ratios'])} |")
+            w("")
+            w("Quartiles far apart (more than a few %) say the machine was noisy: a median outside 0.97 "
+              "then calls for pairs on a quieter machine before it is read as a regression.")
             w("")
 
     verdicts = res["verdicts"]
