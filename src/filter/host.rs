@@ -26,13 +26,9 @@ pub fn now_seconds() -> u64 {
     now_millis() / 1_000
 }
 
-pub fn request_header(name: &str) -> Option<Vec<u8>> {
-    hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok().flatten()
-}
-
 /// Every request header in one host call (src/header_map.rs says why). Empty when Envoy has
-/// none to give (a failed call reads as no headers: the request is then challenged, never
-/// trapped).
+/// none to give: a failed call reads as no headers, never a trap (Envoy always has a request's
+/// headers, `:path` among them, in the request-header phase).
 pub fn request_headers() -> HeaderMap {
     HeaderMap::from_serialized(raw::header_map_pairs(MapType::HttpRequestHeaders).unwrap_or_default())
 }

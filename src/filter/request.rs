@@ -439,14 +439,17 @@ impl HttpContext for Request {
             host::send(&Response::error(503, "Access pass filter not configured", "filter_misconfigured", None));
             return Action::Pause;
         };
-        let Some(path) = host::request_header(":path") else { return Action::Continue };
-        // Unprotected and bypassed paths cost one host call: no clock, no other header.
+        // One host call for every header the decisions below may look at, `:path` among them
+        // (src/header_map.rs): a bypassed path costs this one call, no clock, no other read. A
+        // separate `:path` read first made protected requests pay two (10 pairs of runs, 22:30:
+        // a valid pass +3–6 %, a challenge +13–17 %, a bypassed path −1–4 %).
+        let headers = host::request_headers();
+        let Some(path) = headers.get(":path").map(<[u8]>::to_vec) else { return Action::Continue };
         if !worker.config.applies_to(&path) {
             return Action::Continue;
         }
         self.answering = true;
-        // One host call for every header the decisions below may look at (src/header_map.rs).
-        self.headers = host::request_headers();
+        self.headers = headers;
         let decision = {
             let (mut cache, mut signers) = (worker.cache.borrow_mut(), worker.signers.borrow_mut());
             decision::decide(&worker.config, &mut cache, &mut signers, host::now_millis(), &path, &self.headers)

@@ -7,12 +7,12 @@
 //!   for any wasm filter: Envoy's per-request wasm plumbing (the context, the callbacks) and one
 //!   host call.
 //! * `pass-hostcalls` (a diagnostic, not a product): the same host calls x402-access-pass makes for
-//!   a request with a valid cached pass (read `:path`, then every header in one call, the clock;
+//!   a request with a valid cached pass (every header in one call, `:path` among them, the clock;
 //!   set four claim headers; remove `authorization`; one counter; two response headers), with none
 //!   of its work in between. Floor → this is the cost of those calls; this → the filter is the
 //!   filter's own work.
 //! * `challenge-hostcalls` (a diagnostic): the same host calls as the filter's challenge path
-//!   (`:path`, every header in one call, the clock, one counter) and then the same local reply,
+//!   (every header in one call, the clock, one counter) and then the same local reply,
 //!   given after the mode line: a status line, `name: value` header lines, an empty line, the body.
 
 use std::hint::black_box;
@@ -148,7 +148,6 @@ impl Context for PassHostcalls {}
 
 impl HttpContext for PassHostcalls {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        black_box(get(":path"));
         black_box(get_all());
         clock();
         for (name, value) in [
@@ -184,7 +183,6 @@ impl Context for ChallengeHostcalls {}
 
 impl HttpContext for ChallengeHostcalls {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        black_box(get(":path"));
         black_box(get_all());
         clock();
         count(self.counter);
