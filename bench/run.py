@@ -80,6 +80,10 @@ EXPRESS = HERE / "express/server.mjs"
 
 ENVOY_CPU = 0
 DRIVER_CPU = 1
+# Host calls the filter makes per request (src/filter/request.rs), which the floor filter's diagnostics
+# repeat (bench/floor-filter): a valid pass, a challenge; the floor itself makes 1.
+PASS_HOSTCALLS = 10
+CHALLENGE_HOSTCALLS = 4
 BODY = "ok\n"
 # The Ed25519 seed of the EdDSA rows (0x07 * 32), base64 as the plugin config takes it.
 ED_SEED = bytes([7]) * 32
@@ -866,7 +870,7 @@ class Bench:
         rows = [
             Row("no_filter", "Envoy, no filter (the physical limit)", "none", "/api/data", hs, 200, None),
             Row("floor", "Envoy + minimal wasm filter (reads one header)", "floor", "/api/data", hs, 200, None),
-            Row("floor_pass_hostcalls", "floor + the 10 host calls of a valid pass", "pass_hostcalls", "/api/data",
+            Row("floor_pass_hostcalls", f"floor + the {PASS_HOSTCALLS} host calls of a valid pass", "pass_hostcalls", "/api/data",
                 hs, 200, None, {"wasmcustom.bench_floor.requests": "all"}, diagnostic=True),
             Row("jwt_authn", "Envoy jwt_authn, HS256 (default)", "jwt", "/api/data", hs, 200, (401,), jwt_ok),
             Row("jwt_authn_cache", "Envoy jwt_authn, HS256, jwt_cache_config", "jwt_cache", "/api/data", hs, 200, (401,),
@@ -875,7 +879,7 @@ class Bench:
             Row("ours_eddsa", "x402-access-pass, valid EdDSA pass", "ours_eddsa", "/api/data", ed, 200, (402,), ours_ok),
             Row("ours_challenge", "x402-access-pass, challenge (no pass: 402)", "ours_hs256", "/api/data", {}, 402,
                 None, {ours + "challenges_issued": "all", ours + "passes_accepted": "none"}),
-            Row("floor_challenge_hostcalls", "floor + the 4 host calls of a challenge, same 402", "challenge_hostcalls",
+            Row("floor_challenge_hostcalls", f"floor + the {CHALLENGE_HOSTCALLS} host calls of a challenge, same 402", "challenge_hostcalls",
                 "/api/data", {}, 402, None, {"wasmcustom.bench_floor.requests": "all"}, diagnostic=True),
             Row("ours_bypass", "x402-access-pass, bypassed path", "ours_hs256", "/api/public/data", hs, 200, None,
                 {ours + "passes_accepted": "none", ours + "challenges_issued": "none"}),
@@ -1493,7 +1497,7 @@ def cost_breakdown(res: dict) -> dict | None:
     # (step, row, the row it is measured against): each shown when both rows ran.
     differences = [
         ("a wasm filter at all (floor − no filter)", floor, none_),
-        ("9 more host calls (valid-pass host calls − floor)", hc, floor),
+        (f"{PASS_HOSTCALLS - 1} more host calls (valid-pass host calls − floor)", hc, floor),
         ("the filter's own work, valid cached pass (filter − its host calls)", ours, hc),
         ("EdDSA instead of HS256, cached (EdDSA − HS256)", ed, ours),
         ("challenge host calls and the 2.4 KB local 402 (its diagnostic − floor)", chc, floor),
@@ -1508,8 +1512,8 @@ def cost_breakdown(res: dict) -> dict | None:
     if floor is not None and ours is not None:
         budget = floor / 0.95 - floor
         notes.append(f"0.95× the floor leaves a filter {budget:.2f} µs per request over the floor; the filter takes "
-                     f"{ours - floor:.2f} µs" + (f", of which {hc - floor:.2f} µs are its 9 extra host calls "
-                                                  f"(~{(hc - floor) / 10:.2f} µs each) and {ours - hc:.2f} µs its own work"
+                     f"{ours - floor:.2f} µs" + (f", of which {hc - floor:.2f} µs are its {PASS_HOSTCALLS - 1} extra "
+                                                  f"host calls (~{(hc - floor) / (PASS_HOSTCALLS - 1):.2f} µs each) and {ours - hc:.2f} µs its own work"
                                                   if hc is not None else "") + ".")
     if jwt is not None and ours is not None:
         notes.append(f"1.4× jwt_authn needs at most {jwt / 1.4:.2f} µs per request; the filter takes {ours:.2f} µs, "
@@ -1602,8 +1606,9 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
         w("Rows in italics are diagnostics, not alternatives: the floor filter's crate (bench/floor-filter) "
           "making exactly the host calls the filter makes on that path (reads, clock, header writes, counter; for "
           "the challenge, the same 402 replayed), with none of the filter's own work in between. Host calls per "
-          "request: floor 1; x402-access-pass with a valid pass 10 (every header in one read, `:path` among them, "
-          "clock, 4 claim headers set, `authorization` removed, 1 counter, 2 CORS response headers); challenge 4 "
+          f"request: floor 1; x402-access-pass with a valid pass {PASS_HOSTCALLS} (every header in one read, `:path` "
+          "among them, clock, 4 claim headers set, `authorization` removed, 1 counter, 2 CORS response headers); "
+          f"challenge {CHALLENGE_HOSTCALLS} "
           "(every header in one read, clock, 1 counter, the local reply); bypassed path 1 (every header in one "
           "read).")
         w("")

@@ -2,8 +2,8 @@
 //! `proxy_get_header_map_pairs`), read where they lie.
 //!
 //! Reading headers one by one costs a host call each (~0.4 µs in V8 plus Envoy's own lookup
-//! and an allocation in the VM): a challenge read nine, a valid pass three (`:path` among
-//! them). One call returns them all, `:path` included, serialized as
+//! and an allocation in the VM): besides `:path`, a challenge read eight and a valid pass
+//! two. One call returns them all, `:path` included, serialized as
 //!
 //! ```text
 //! count: u32 LE | count × (name length: u32 LE, value length: u32 LE) | count × (name NUL value NUL)
