@@ -13,6 +13,8 @@
 #   make bench-quick   the same in short (under 2 minutes once built), to target/bench/quick/results.*:
 #                      2 s x 2 rounds, 60,000 passes. bench/results.* are left alone.
 #   make bench-micro   only the native micro-benchmarks (cargo bench --bench micro)
+#   make etcd-calls    one etcd call's time at the client against etcd's own gRPC handling of it:
+#                      what the etcd ledger pays its JSON gateway (bench/etcd_calls.py, docs/fleet.md; ~1 min)
 #   make bench-build   everything `make bench` runs, built before any timing
 #   make bench-build-quick  the same for `make bench-quick` (no unstripped wasm, no callgrind example)
 #   make bench-node    the Express row's Node packages (npm ci in tests/interop), when npm is there
@@ -29,7 +31,7 @@ BENCH_TARGET       := target/bench
 # The test suite's Node packages (the pinned @dexterai/x402 2.0.0 and express), for the Express row.
 BENCH_NODE_STAMP   := tests/interop/node_modules/.x402-ci
 
-.PHONY: bench bench-quick bench-micro bench-build bench-build-quick bench-node wrk
+.PHONY: bench bench-quick bench-micro bench-build bench-build-quick bench-node wrk etcd-calls
 
 # Debian's wrk, installed when absent (root, or passwordless sudo).
 wrk:
@@ -69,3 +71,6 @@ bench-quick: wasm venv wrk bench-node bench-build-quick facilitator
 
 bench-micro:
 	cargo bench --bench micro
+
+etcd-calls: venv etcd
+	$(VENV)/bin/python bench/etcd_calls.py

@@ -33,9 +33,10 @@ def free_ports(n: int) -> list[int]:
 
 
 class Member:
-    def __init__(self, name: str, client: int, peer: int, data: pathlib.Path, initial_cluster: str, token: str):
+    def __init__(self, name: str, client: int, peer: int, data: pathlib.Path, initial_cluster: str, token: str,
+                 extra_args: tuple[str, ...] = ()):
         self.name, self.client, self.peer, self.data = name, client, peer, data
-        self.initial_cluster, self.token = initial_cluster, token
+        self.initial_cluster, self.token, self.extra_args = initial_cluster, token, extra_args
         self.proc: subprocess.Popen | None = None
         self.log = data.parent / f"{name}.log"
 
@@ -55,6 +56,7 @@ class Member:
             "--initial-cluster-state", "new",
             # Quick elections: a lost member or quorum shows within a second.
             "--heartbeat-interval", "50", "--election-timeout", "500",
+            *self.extra_args,
         ]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -76,12 +78,13 @@ class Member:
 
 
 class Cluster:
-    def __init__(self, root: pathlib.Path, size: int = 3):
+    def __init__(self, root: pathlib.Path, size: int = 3, extra_args: tuple[str, ...] = ()):
         ports = free_ports(2 * size)
         names = [f"m{i}" for i in range(size)]
         initial = ",".join(f"{n}=http://127.0.0.1:{ports[2 * i + 1]}" for i, n in enumerate(names))
         token = f"x402-ledger-{os.getpid()}-{time.time_ns()}"
-        self.members = [Member(n, ports[2 * i], ports[2 * i + 1], root / n, initial, token) for i, n in enumerate(names)]
+        self.members = [Member(n, ports[2 * i], ports[2 * i + 1], root / n, initial, token, extra_args)
+                        for i, n in enumerate(names)]
 
     @property
     def endpoints(self) -> str:
