@@ -1779,7 +1779,8 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
     md_path.write_text("\n".join(L))
 
 
-def main(argv: list[str] | None = None) -> int:
+def argument_parser() -> argparse.ArgumentParser:
+    """bench/run.py's options (bench/envoy_instructions.py builds its Bench from them too)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="short runs (make bench-quick): 2 s × 2 rounds, 60,000 passes")
     p.add_argument("--duration", type=int, help="whole seconds per wrk run (default 10, quick 2)")
@@ -1814,7 +1815,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--previous-duration", type=float, default=5,
                    help="seconds of each run of a pair (default 5)")
     p.add_argument("--output", help="results markdown (default bench/results.md; quick: target/bench/quick/results.md)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argument_parser().parse_args(argv)
     q = args.quick
     args.duration = args.duration or (2 if q else 10)
     args.rounds = args.rounds or (2 if q else 3)

@@ -13,6 +13,9 @@
 #   make bench-quick   the same in short (under 2 minutes once built), to target/bench/quick/results.*:
 #                      2 s x 2 rounds, 60,000 passes. bench/results.* are left alone.
 #   make bench-micro   only the native micro-benchmarks (cargo bench --bench micro)
+#   make envoy-instructions  Envoy's own instructions per request, row by row, under callgrind: the
+#                      repeatable measure of a configuration or a build (bench/envoy_instructions.py;
+#                      ~10 s a row; EI_ARGS='--rows floor,fast_eddsa --compare before=/tmp/b.wasm')
 #   make etcd-calls    one etcd call's time at the client against etcd's own gRPC handling of it:
 #                      what the etcd ledger pays its JSON gateway (bench/etcd_calls.py, docs/fleet.md; ~1 min)
 #   make bench-build   everything `make bench` runs, built before any timing
@@ -31,7 +34,7 @@ BENCH_TARGET       := target/bench
 # The test suite's Node packages (the pinned @dexterai/x402 2.0.0 and express), for the Express row.
 BENCH_NODE_STAMP   := tests/interop/node_modules/.x402-ci
 
-.PHONY: bench bench-quick bench-micro bench-build bench-build-quick bench-node wrk etcd-calls
+.PHONY: bench bench-quick bench-micro bench-build bench-build-quick bench-node wrk etcd-calls envoy-instructions
 
 # Debian's wrk, installed when absent (root, or passwordless sudo).
 wrk:
@@ -71,6 +74,11 @@ bench-quick: wasm venv wrk bench-node bench-build-quick facilitator
 
 bench-micro:
 	cargo bench --bench micro
+
+EI_ARGS ?=
+envoy-instructions: wasm venv bench-build-quick
+	@command -v valgrind >/dev/null 2>&1 || { echo "installing Debian's valgrind"; apt-get install -y -qq valgrind >/dev/null; }
+	$(VENV)/bin/python bench/envoy_instructions.py $(EI_ARGS)
 
 etcd-calls: venv etcd
 	$(VENV)/bin/python bench/etcd_calls.py

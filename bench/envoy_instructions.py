@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Envoy's own instructions per request, row by row, counted by callgrind.
+
+`make bench` measures requests per second, which a busy machine moves by 10 % between two runs of
+the same module; instructions do not move. This runs Envoy (`--concurrency 1`) under
+`valgrind --tool=callgrind` with one of bench/run.py's configurations, sends warm-up requests with
+instrumentation off, turns it on (`callgrind_control --instr=on`), sends the measured requests one
+at a time on one keep-alive connection, and divides what callgrind counted by their number. User
+space only: the kernel's share of a request is not in the count, nor is this client's.
+
+    .venv/bin/python bench/envoy_instructions.py [--rows no_filter,floor,ours_hs256,...] [--requests 300]
+    .venv/bin/python bench/envoy_instructions.py --rows ours_hs256 --compare before=/tmp/before.wasm
+    .venv/bin/python bench/envoy_instructions.py --fast-path-parts   (the fast path's parts, priced)
+    make envoy-instructions                 (EI_ARGS='...' passes the options)
+
+Rows are bench/run.py's (`--list` prints them); those whose configuration needs a running
+facilitator or another Envoy (the captured challenge, Sign-In-With-X) are not offered. Each count
+is repeatable for the same binaries to a fraction of a percent (V8's garbage collector and
+Envoy's timers add a little), so two builds or two configurations compare in one run of each."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import http.client
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import run as bench  # noqa: E402  (bench/run.py: the configurations and rows of `make bench`)
+
+DEFAULT_ROWS = ("no_filter", "floor", "floor_pass_hostcalls", "jwt_authn_cache", "ours_hs256", "ours_eddsa",
+                "ours_challenge", "ours_bypass", "fast_eddsa", "fast_hs256_sole", "fast_hs256", "fast_challenge")
+
+
+class CallgrindEnvoy(bench.BenchEnvoy):
+    """A BenchEnvoy run under callgrind, instrumentation off until asked."""
+
+    def __init__(self, name: str, config: dict, out_dir: pathlib.Path):
+        super().__init__(name, config, out_dir)
+        self.callgrind_out = out_dir / f"{name}.callgrind"
+
+    def start(self, wait_ready: bool = True, timeout: float = 600.0) -> "CallgrindEnvoy":
+        self.render()
+        self.admin_file = self.out_dir / f"{self.name}.admin"
+        self.admin_file.unlink(missing_ok=True)
+        self.callgrind_out.unlink(missing_ok=True)
+        self.proc = bench.harness.Process(f"envoy-{self.name}", [
+            "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={self.callgrind_out}",
+            bench.harness.ENVOY_BIN, "-c", self.config_path,
+            "--concurrency", "1", "--use-dynamic-base-id",
+            "--admin-address-path", self.admin_file, "-l", "warning",
+            "--drain-time-s", "1", "--parent-shutdown-time-s", "2",
+        ], self.out_dir / f"envoy-{self.name}.log")
+        if wait_ready:
+            self.wait_ready(timeout)
+        return self
+
+
+def control(pid: int, *args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True, timeout=120)
+
+
+def send(port: int, path: str, headers: dict[str, str], count: int, expect: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for _ in range(count):
+        conn.request("GET", path, headers=headers)
+        answer = conn.getresponse()
+        answer.read()
+        if answer.status != expect:
+            raise RuntimeError(f"{path}: expected {expect}, got {answer.status}")
+    conn.close()
+
+
+def dumped(prefix: pathlib.Path, reason: str, timeout: float = 60.0) -> int:
+    """The instructions of callgrind's dump made with `--dump=<reason>` (it writes one file per dump,
+    `<out>.<n>`, whose header names the trigger)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for f in prefix.parent.glob(prefix.name + ".*"):
+            text = f.read_text(errors="replace")
+            if re.search(rf"^desc: Trigger: .*\b{re.escape(reason)}$", text, re.M):
+                # `summary:` can be 0 in a dump asked for by callgrind_control; `totals:` is the sum.
+                counts = [int(n) for n in re.findall(r"^(?:summary|totals): (\d+)", text, re.M)]
+                if counts:
+                    return max(counts)
+        time.sleep(0.2)
+    raise RuntimeError(f"no callgrind dump {reason!r} next to {prefix}")
+
+
+def measure(row: "bench.Row", config: dict, out: pathlib.Path, warmup: int, requests: int) -> int:
+    envoy = CallgrindEnvoy(f"ei-{row.key.replace(':', '-')}", config, out)
+    bench.STOPPABLE.append(envoy)
+    try:
+        envoy.start()
+        send(envoy.port, row.path, row.headers, warmup, row.expect)
+        control(envoy.proc.pid, "--zero")
+        control(envoy.proc.pid, "--instr=on")
+        send(envoy.port, row.path, row.headers, requests, row.expect)
+        control(envoy.proc.pid, "--instr=off")
+        control(envoy.proc.pid, "--dump=measured")
+        return dumped(envoy.callgrind_out, "measured") // requests
+    finally:
+        envoy.stop()
+        if envoy in bench.STOPPABLE:
+            bench.STOPPABLE.remove(envoy)
+
+
+def fast_path_parts(config: dict) -> dict[str, dict]:
+    """The fast path's configuration (tools/fastpath.py) taken apart, to price each part: as built;
+    without the RBAC counter in its chain; the counter alone; the composite filter with nothing to
+    run on the fast path (its matcher inverted: the wasm filter for the rest, nothing for a pass);
+    `jwt_authn` alone, as the fast path configures it, with no composite filter after it."""
+    def http_filters(c: dict) -> list[dict]:
+        return c["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+
+    def composite(c: dict) -> dict:
+        return next(f for f in http_filters(c) if f["name"] == "x402_fast_path")["typed_config"]["xds_matcher"]
+
+    def chain(c: dict) -> list[dict]:
+        action = composite(c)["matcher_list"]["matchers"][0]["on_match"]["action"]["typed_config"]
+        return action["filter_chain"]["typed_config"]
+
+    def is_rbac(f: dict) -> bool:
+        return f["typed_config"]["@type"].endswith("rbac.v3.RBAC")
+
+    parts = {"as built": copy.deepcopy(config)}
+    parts["without the RBAC counter"] = copy.deepcopy(config)
+    chain(parts["without the RBAC counter"])[:] = [f for f in chain(config) if not is_rbac(f)]
+    parts["the RBAC counter alone in its chain"] = copy.deepcopy(config)
+    chain(parts["the RBAC counter alone in its chain"])[:] = [f for f in chain(config) if is_rbac(f)]
+    nothing = copy.deepcopy(config)
+    matcher = composite(nothing)
+    first = matcher["matcher_list"]["matchers"][0]
+    first["predicate"] = {"not_matcher": first["predicate"]}
+    first["on_match"] = matcher.pop("on_no_match")
+    parts["the composite filter, nothing run for a pass"] = nothing
+    alone = copy.deepcopy(config)
+    http_filters(alone)[:] = [f for f in http_filters(alone) if f["name"] != "x402_fast_path"]
+    parts["jwt_authn alone, as the fast path configures it"] = alone
+    return parts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", default=",".join(DEFAULT_ROWS), help="bench/run.py row keys, comma-separated")
+    parser.add_argument("--requests", type=int, default=300, help="measured requests per row")
+    parser.add_argument("--warmup", type=int, default=200, help="requests before counting starts")
+    parser.add_argument("--compare", default="", help="NAME=MODULE.wasm,...: each row of this filter again with "
+                        "that module (row NAME:<key>), as bench/run.py --compare does")
+    parser.add_argument("--list", action="store_true", help="print the rows this can measure and exit")
+    parser.add_argument("--fast-path-parts", action="store_true",
+                        help="price each part of the fast path (fast_eddsa's configuration taken apart) and exit")
+    args = parser.parse_args(argv)
+
+    b = bench.Bench(bench.argument_parser().parse_args(["--quick", "--compare", args.compare]))
+    variants, rows = b.targets()
+    measurable = {r.key: r for r in rows
+                  if r.target in variants and r.target != "express" and not callable(variants[r.target])}
+    if args.list:
+        for key, r in measurable.items():
+            print(f"{key:24s} {r.label}")
+        return 0
+    out = bench.OUT / "instructions"
+    out.mkdir(parents=True, exist_ok=True)
+    if args.fast_path_parts:
+        row = measurable["fast_eddsa"]
+        print(f"The fast path's parts, valid EdDSA pass ({args.requests} requests after {args.warmup})")
+        for name, config in fast_path_parts(variants[row.target]).items():
+            print(f"{measure(row, config, out, args.warmup, args.requests):>10,}  {name}", flush=True)
+        return 0
+    wanted = [k for k in args.rows.split(",") if k]
+    # Each row of this filter again with every compared module, right after it.
+    names = [item.partition("=")[0] for item in args.compare.split(",") if item]
+    wanted = [k for key in wanted for k in [key, *(f"{n}:{key}" for n in names)] if k in measurable or k == key]
+    unknown = [k for k in wanted if k not in measurable]
+    if unknown:
+        parser.error(f"not a measurable row: {', '.join(unknown)} (--list)")
+    print(f"Envoy's instructions per request under callgrind ({args.requests} requests after {args.warmup}; "
+          "--concurrency 1; user space)")
+    for key in wanted:
+        r = measurable[key]
+        count = measure(r, variants[r.target], out, args.warmup, args.requests)
+        print(f"{key:24s} {count:>10,}  {r.label}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    finally:
+        bench.stop_all()
