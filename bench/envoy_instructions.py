@@ -1,12 +1,9 @@
 #!/usr/bin/env python3
-"""Envoy's own instructions per request, row by row, counted by callgrind.
+"""Envoy's own instructions per request, row by row, counted by callgrind (bench/envoy_callgrind.py).
 
 `make bench` measures requests per second, which a busy machine moves by 10 % between two runs of
-the same module; instructions do not move. This runs Envoy (`--concurrency 1`) under
-`valgrind --tool=callgrind` with one of bench/run.py's configurations, sends warm-up requests with
-instrumentation off, turns it on (`callgrind_control --instr=on`), sends the measured requests one
-at a time on one keep-alive connection, and divides what callgrind counted by their number. User
-space only: the kernel's share of a request is not in the count, nor is this client's.
+the same module; instructions do not move: the same module counted twice differs by less than
+0.1 %, so two builds or two configurations compare in one run of each, on a busy machine too.
 
     .venv/bin/python bench/envoy_instructions.py [--rows no_filter,floor,ours_hs256,...] [--requests 300]
     .venv/bin/python bench/envoy_instructions.py --rows ours_hs256 --compare before=/tmp/before.wasm
@@ -14,101 +11,28 @@ space only: the kernel's share of a request is not in the count, nor is this cli
     make envoy-instructions                 (EI_ARGS='...' passes the options)
 
 Rows are bench/run.py's (`--list` prints them); those whose configuration needs a running
-facilitator or another Envoy (the captured challenge, Sign-In-With-X) are not offered. Each count
-is repeatable for the same binaries to a fraction of a percent (V8's garbage collector and
-Envoy's timers add a little), so two builds or two configurations compare in one run of each."""
+facilitator or another Envoy (the captured challenge, Sign-In-With-X) are not offered."""
 
 from __future__ import annotations
 
 import argparse
 import copy
-import http.client
 import pathlib
-import re
-import subprocess
 import sys
-import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import run as bench  # noqa: E402  (bench/run.py: the configurations and rows of `make bench`)
+import envoy_callgrind  # noqa: E402  (bench/envoy_callgrind.py: Envoy under callgrind)
 
 DEFAULT_ROWS = ("no_filter", "floor", "floor_pass_hostcalls", "jwt_authn_cache", "ours_hs256", "ours_eddsa",
                 "ours_challenge", "ours_bypass", "fast_eddsa", "fast_hs256_sole", "fast_hs256", "fast_challenge")
 
 
-class CallgrindEnvoy(bench.BenchEnvoy):
-    """A BenchEnvoy run under callgrind, instrumentation off until asked."""
-
-    def __init__(self, name: str, config: dict, out_dir: pathlib.Path):
-        super().__init__(name, config, out_dir)
-        self.callgrind_out = out_dir / f"{name}.callgrind"
-
-    def start(self, wait_ready: bool = True, timeout: float = 600.0) -> "CallgrindEnvoy":
-        self.render()
-        self.admin_file = self.out_dir / f"{self.name}.admin"
-        self.admin_file.unlink(missing_ok=True)
-        self.callgrind_out.unlink(missing_ok=True)
-        self.proc = bench.harness.Process(f"envoy-{self.name}", [
-            "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={self.callgrind_out}",
-            bench.harness.ENVOY_BIN, "-c", self.config_path,
-            "--concurrency", "1", "--use-dynamic-base-id",
-            "--admin-address-path", self.admin_file, "-l", "warning",
-            "--drain-time-s", "1", "--parent-shutdown-time-s", "2",
-        ], self.out_dir / f"envoy-{self.name}.log")
-        if wait_ready:
-            self.wait_ready(timeout)
-        return self
-
-
-def control(pid: int, *args: str) -> None:
-    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True, timeout=120)
-
-
-def send(port: int, path: str, headers: dict[str, str], count: int, expect: int) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    for _ in range(count):
-        conn.request("GET", path, headers=headers)
-        answer = conn.getresponse()
-        answer.read()
-        if answer.status != expect:
-            raise RuntimeError(f"{path}: expected {expect}, got {answer.status}")
-    conn.close()
-
-
-def dumped(prefix: pathlib.Path, reason: str, timeout: float = 60.0) -> int:
-    """The instructions of callgrind's dump made with `--dump=<reason>` (it writes one file per dump,
-    `<out>.<n>`, whose header names the trigger)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for f in prefix.parent.glob(prefix.name + ".*"):
-            text = f.read_text(errors="replace")
-            if re.search(rf"^desc: Trigger: .*\b{re.escape(reason)}$", text, re.M):
-                # `summary:` can be 0 in a dump asked for by callgrind_control; `totals:` is the sum.
-                counts = [int(n) for n in re.findall(r"^(?:summary|totals): (\d+)", text, re.M)]
-                if counts:
-                    return max(counts)
-        time.sleep(0.2)
-    raise RuntimeError(f"no callgrind dump {reason!r} next to {prefix}")
-
-
 def measure(row: "bench.Row", config: dict, out: pathlib.Path, warmup: int, requests: int) -> int:
-    envoy = CallgrindEnvoy(f"ei-{row.key.replace(':', '-')}", config, out)
-    bench.STOPPABLE.append(envoy)
-    try:
-        envoy.start()
-        send(envoy.port, row.path, row.headers, warmup, row.expect)
-        control(envoy.proc.pid, "--zero")
-        control(envoy.proc.pid, "--instr=on")
-        send(envoy.port, row.path, row.headers, requests, row.expect)
-        control(envoy.proc.pid, "--instr=off")
-        control(envoy.proc.pid, "--dump=measured")
-        return dumped(envoy.callgrind_out, "measured") // requests
-    finally:
-        envoy.stop()
-        if envoy in bench.STOPPABLE:
-            bench.STOPPABLE.remove(envoy)
+    return envoy_callgrind.instructions_per_request(f"ei-{row.key.replace(':', '-')}", config, out, row.path,
+                                                    row.headers, row.expect, warmup, requests)
 
 
 def fast_path_parts(config: dict) -> dict[str, dict]:
@@ -147,6 +71,8 @@ def fast_path_parts(config: dict) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if not envoy_callgrind.available():
+        raise SystemExit("valgrind (callgrind_control) is missing: apt-get install valgrind")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default=",".join(DEFAULT_ROWS), help="bench/run.py row keys, comma-separated")
     parser.add_argument("--requests", type=int, default=300, help="measured requests per row")

@@ -62,6 +62,7 @@ import siwx as siwx_client  # noqa: E402  (tests/integration/siwx.py: SIGN-IN-WI
 import evm  # noqa: E402  (tests/integration/evm.py: an EVM buyer as the official client signs)
 import cluster as ledger_cluster  # noqa: E402  (tests/ledger/cluster.py: a 3-member etcd cluster on loopback)
 import wasm_size  # noqa: E402  (bench/wasm_size.py)
+import envoy_callgrind  # noqa: E402  (bench/envoy_callgrind.py: Envoy's instructions per request under callgrind)
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
@@ -1051,10 +1052,13 @@ class Bench:
                 self.results.setdefault("busy_during_run", []).extend(busy)
         if previous:
             self.no_regression(table, previous, started)
+        configs = {name: t.bootstrap for name, t in started.items() if isinstance(t, BenchEnvoy)}
         for target in started.values():
             target.stop()
             STOPPABLE.remove(target)
         self.stop_etcd()
+        if previous:
+            self.no_regression_instructions(table, previous, configs)
         self.results["rows"] = [self.summarise(row) for row in rows]
         self.results["paused_seconds"] = round(self.paused)
 
@@ -1100,6 +1104,29 @@ class Bench:
             key: {"ratios": [p["ours"]["rps"] / p[PREVIOUS]["rps"] for p in runs if p[PREVIOUS]["rps"]],
                   "pairs": runs}
             for key, runs in pairs.items()}
+
+    def no_regression_instructions(self, table: list[Row], previous: dict[str, Row], configs: dict[str, dict]) -> None:
+        """The same comparison in Envoy's instructions per request (bench/envoy_callgrind.py): each
+        compared row once with this build and once with the previous one, under callgrind. Unlike
+        requests per second, this does not move with the machine (the same module twice: within
+        0.1 %); it leaves out the kernel's share of a request, the same for both builds. Rows sent
+        with a wrk script (a fresh signature per request) are not counted."""
+        if "callgrind" in self.args.skip.split(",") or not envoy_callgrind.available():
+            self.log("no-regression in instructions: skipped (valgrind missing, or --skip callgrind)")
+            return
+        ours = {row.key: row for row in table}
+        counted: dict[str, dict[str, int]] = {}
+        for key, before in previous.items():
+            row = ours.get(key)
+            if row is None or row.script is not None or row.target not in configs or before.target not in configs:
+                continue
+            counts = {}
+            for name, r in (("ours", row), (PREVIOUS, before)):
+                counts[name] = envoy_callgrind.instructions_per_request(
+                    f"instr-{name}-{key}", configs[r.target], self.out / "instructions", r.path, r.headers, r.expect)
+            self.log(f"no-regression in instructions: {key} {counts['ours']:,} (previous {counts[PREVIOUS]:,})")
+            counted[key] = counts
+        self.results["no_regression_instructions"] = counted
 
     def summarise(self, row: Row) -> dict:
         return {"key": row.key, "label": row.label, "diagnostic": row.diagnostic, "path": row.path,
@@ -1438,6 +1465,15 @@ class Bench:
             worst = min(compared, key=compared.get)
             add(name, compared[worst], compared[worst] >= 0.97,
                 ", ".join(f"{k} {v:.3f}×" for k, v in sorted(compared.items())) + f" (worst: {worst})")
+        # The same, in Envoy's instructions per request (this build's ÷ the previous build's), which
+        # the machine's noise does not move.
+        counted = self.results.get("no_regression_instructions", {})
+        grown = {k: v["ours"] / v[PREVIOUS] for k, v in counted.items() if v.get(PREVIOUS)}
+        if grown:
+            worst = max(grown, key=grown.get)
+            add(f"issues 12 and 16: no row's Envoy instructions per request more than 3 % above the last full "
+                f"run's build's (callgrind, {built.get('commit', '?')[:10]})", grown[worst], grown[worst] <= 1.03,
+                ", ".join(f"{k} {v:.3f}×" for k, v in sorted(grown.items())) + f" (worst: {worst})")
         mem = self.results.get("memory")
         if mem:
             add(f"memory bounded over {mem['passes']:,} distinct passes", mem["growth_after_first_chunk_bytes"],
@@ -1619,15 +1655,23 @@ def write_report(b: Bench, md_path: pathlib.Path, json_path: pathlib.Path) -> No
               f"{s.get('previous_duration_s', '?')} s runs with this build's own row, back to back (their figures "
               "are those runs'); the no-regression target is the median of each row's pairs' ratios:")
             w("")
-            w("| row | this build ÷ previous, median | quartiles | each pair |")
-            w("|---|---:|---:|---|")
+            counted = res.get("no_regression_instructions", {})
+            w("| row | this build ÷ previous, median | quartiles | each pair | Envoy instructions / request, "
+              "this build (previous) |")
+            w("|---|---:|---:|---|---:|")
             for key, v in res.get("no_regression", {}).items():
                 low, high = quartiles(v["ratios"])
+                n = counted.get(key)
+                instructions = f"{n['ours']:,} ({n[PREVIOUS]:,}): {n['ours'] / n[PREVIOUS]:.3f}×" if n else "–"
                 w(f"| {key} | {median(v['ratios']):.3f} | {low:.3f}–{high:.3f} | "
-                  f"{' '.join(f'{x:.3f}' for x in v['ratios'])} |")
+                  f"{' '.join(f'{x:.3f}' for x in v['ratios'])} | {instructions} |")
             w("")
             w("Quartiles far apart (more than a few %) say the machine was noisy: a median outside 0.97 "
-              "then calls for pairs on a quieter machine before it is read as a regression.")
+              "then calls for pairs on a quieter machine before it is read as a regression. The fast path's "
+              "valid-pass rows never create the wasm filter, so between two builds they measure the machine "
+              "alone. The instructions (bench/envoy_callgrind.py: Envoy under callgrind, 300 requests after "
+              "200, the same module twice within 0.1 %) do not move with the machine; they leave out the "
+              "kernel's share of a request, the same for both builds.")
             w("")
 
     verdicts = res["verdicts"]
@@ -1831,6 +1875,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(filter(None, args.skip.split(",")))
     if q:
         skip.add("callgrind")
+    args.skip = ",".join(sorted(skip))  # what the Bench reads (no_regression_instructions)
     md = pathlib.Path(args.output) if args.output else (OUT / "quick/results.md" if q else HERE / "results.md")
     js = md.with_suffix(".json")
 

@@ -9,7 +9,9 @@
 #                      Then the no-regression target: the build the last full run measured
 #                      (bench/previous.sh: the last commit that changed bench/results.json, built once into
 #                      target/bench/previous/) and this one, row by row, 10 pairs of 5 s runs back to back
-#                      (~20 minutes more); BENCH_PREVIOUS=no leaves it out.
+#                      (~20 minutes more), and each compared row's Envoy instructions per request with
+#                      both builds under callgrind (bench/envoy_callgrind.py, ~3 minutes), which the
+#                      machine's noise does not move; BENCH_PREVIOUS=no leaves both out.
 #   make bench-quick   the same in short (under 2 minutes once built), to target/bench/quick/results.*:
 #                      2 s x 2 rounds, 60,000 passes. bench/results.* are left alone.
 #   make bench-micro   only the native micro-benchmarks (cargo bench --bench micro)
