@@ -10,8 +10,8 @@ the same module; instructions do not move: the same module counted twice differs
     .venv/bin/python bench/envoy_instructions.py --fast-path-parts   (the fast path's parts, priced)
     make envoy-instructions                 (EI_ARGS='...' passes the options)
 
-Rows are bench/run.py's (`--list` prints them); those whose configuration needs a running
-facilitator or another Envoy (the captured challenge, Sign-In-With-X) are not offered."""
+Rows are bench/run.py's (`--list` prints them); the Sign-In-With-X rows, which need a facilitator
+and a fresh signature per request, are not offered."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ import run as bench  # noqa: E402  (bench/run.py: the configurations and rows of
 import envoy_callgrind  # noqa: E402  (bench/envoy_callgrind.py: Envoy under callgrind)
 
 DEFAULT_ROWS = ("no_filter", "floor", "floor_pass_hostcalls", "jwt_authn_cache", "ours_hs256", "ours_eddsa",
-                "ours_challenge", "ours_bypass", "fast_eddsa", "fast_hs256_sole", "fast_hs256", "fast_challenge")
+                "floor_challenge_hostcalls", "ours_challenge", "ours_bypass", "fast_eddsa", "fast_hs256_sole",
+                "fast_hs256", "fast_challenge")
 
 
 def measure(row: "bench.Row", config: dict, out: pathlib.Path, warmup: int, requests: int) -> int:
@@ -86,6 +87,17 @@ def main(argv: list[str] | None = None) -> int:
 
     b = bench.Bench(bench.argument_parser().parse_args(["--quick", "--compare", args.compare]))
     variants, rows = b.targets()
+    # The floor filter replaying the filter's own 402 needs that 402 first: taken from the filter
+    # in an Envoy run as make bench runs it, then stopped. Sign-In-With-X rows need a facilitator
+    # and a fresh signature per request: not offered.
+    if any(callable(variants.get(r.target)) and r.key == "floor_challenge_hostcalls" for r in rows):
+        source = bench.BenchEnvoy("ei-challenge-source", variants["ours_hs256"], bench.OUT / "instructions")
+        bench.STOPPABLE.append(source)
+        try:
+            variants["challenge_hostcalls"] = variants["challenge_hostcalls"]({"ours_hs256": source.start()})
+        finally:
+            source.stop()
+            bench.STOPPABLE.remove(source)
     measurable = {r.key: r for r in rows
                   if r.target in variants and r.target != "express" and not callable(variants[r.target])}
     if args.list:
