@@ -11,7 +11,14 @@
 //! A challenge that declares Sign-In-With-X carries a nonce and an `issuedAt` that must be at
 //! most 10 s old when sent (docs/behaviour.md §16.5): it is remembered for `DECLARING_TTL_MS`
 //! only, and asked for with the clock.
+//!
+//! Its headers are remembered as Envoy takes them too (the block of proxy-wasm's local reply,
+//! with the request's CORS headers after the challenge's own): the SDK's `send_http_response`
+//! would otherwise collect and serialize the same ~1.7 KB for every 402. The CORS headers depend
+//! on the request's `Origin` when the allowed origins are a list, so the block is built again
+//! whenever they differ from the ones it was built with.
 
+use crate::header_map::HeaderMap;
 use crate::response::Response;
 
 /// Slots of a worker's memo: a few hundred KB at most (an entry is ~5 KB).
@@ -26,6 +33,18 @@ struct Entry {
     /// Built at a time, for `DECLARING_TTL_MS`: served again only before this instant.
     expires_ms: Option<u64>,
     response: Response,
+    /// The extra headers `headers` was built with, and the response's headers followed by them,
+    /// serialized.
+    extra: Vec<(&'static str, String)>,
+    headers: Vec<u8>,
+}
+
+/// A remembered challenge, and its headers (the challenge's own, then the extra ones asked
+/// for) serialized as Envoy reads a local reply's (src/header_map.rs).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Remembered<'a> {
+    pub response: &'a Response,
+    pub headers: &'a [u8],
 }
 
 pub struct ChallengeCache {
@@ -38,17 +57,18 @@ impl ChallengeCache {
     }
 
     /// The challenge for this URL, fee payer and flavour, built by `build` when it is not
-    /// remembered. `build` returning `None` (nothing to offer) is not remembered. `now_ms` is
-    /// given for a challenge that depends on the time (it declares Sign-In-With-X): then it is
-    /// remembered for `DECLARING_TTL_MS` only.
+    /// remembered, with its headers and `extra` serialized. `build` returning `None` (nothing to
+    /// offer) is not remembered. `now_ms` is given for a challenge that depends on the time (it
+    /// declares Sign-In-With-X): then it is remembered for `DECLARING_TTL_MS` only.
     pub fn get_or_build(
         &mut self,
         url: &str,
         fee_payer: &str,
         html: bool,
         now_ms: Option<u64>,
+        extra: &[(&'static str, &str)],
         build: impl FnOnce() -> Option<Response>,
-    ) -> Option<&Response> {
+    ) -> Option<Remembered<'_>> {
         let index = slot_of(url, html, self.slots.len());
         let slot = self.slots.get_mut(index)?;
         let fresh = |e: &Entry| match (e.expires_ms, now_ms) {
@@ -60,10 +80,37 @@ impl ChallengeCache {
         if !hit {
             let expires_ms = now_ms.map(|now| now.saturating_add(DECLARING_TTL_MS));
             let response = build()?;
-            *slot = Some(Entry { url: url.to_owned(), fee_payer: fee_payer.to_owned(), html, expires_ms, response });
+            let entry = Entry {
+                url: url.to_owned(),
+                fee_payer: fee_payer.to_owned(),
+                html,
+                expires_ms,
+                headers: serialize(&response, extra),
+                extra: extra.iter().map(|(name, value)| (*name, (*value).to_owned())).collect(),
+                response,
+            };
+            *slot = Some(entry);
         }
-        slot.as_ref().map(|e| &e.response)
+        let entry = slot.as_mut()?;
+        let same_extra = entry.extra.len() == extra.len()
+            && entry.extra.iter().zip(extra).all(|((n, v), (name, value))| n == name && v == value);
+        if !same_extra {
+            entry.headers = serialize(&entry.response, extra);
+            entry.extra = extra.iter().map(|(name, value)| (*name, (*value).to_owned())).collect();
+        }
+        Some(Remembered { response: &entry.response, headers: &entry.headers })
     }
+}
+
+/// The response's headers, then `extra`, as one serialized block.
+fn serialize(response: &Response, extra: &[(&'static str, &str)]) -> Vec<u8> {
+    let pairs: Vec<(&str, &[u8])> = response
+        .headers
+        .iter()
+        .map(|(name, value)| (*name, value.as_bytes()))
+        .chain(extra.iter().map(|(name, value)| (*name, value.as_bytes())))
+        .collect();
+    HeaderMap::serialize(&pairs).into_bytes()
 }
 
 /// FNV-1a of the URL and the flavour: cheap, and clients cannot make it slower than a miss.
@@ -91,11 +138,11 @@ mod tests {
         let mut cache = ChallengeCache::new(8);
         let builds = Cell::new(0);
         for _ in 0..3 {
-            let r = cache.get_or_build("http://h/api", "FP", false, None, || {
+            let r = cache.get_or_build("http://h/api", "FP", false, None, &[], || {
                 builds.set(builds.get() + 1);
                 Some(response("a"))
             });
-            assert_eq!(r, Some(&response("a")));
+            assert_eq!(r.map(|r| r.response), Some(&response("a")));
         }
         assert_eq!(builds.get(), 1);
     }
@@ -104,7 +151,7 @@ mod tests {
     fn url_flavour_and_fee_payer_each_make_a_different_challenge() {
         let mut cache = ChallengeCache::new(1);
         let got = |cache: &mut ChallengeCache, url: &str, fp: &str, html: bool, tag: &str| {
-            cache.get_or_build(url, fp, html, None, || Some(response(tag))).cloned()
+            cache.get_or_build(url, fp, html, None, &[], || Some(response(tag))).map(|r| r.response.clone())
         };
         assert_eq!(got(&mut cache, "http://h/a", "FP", false, "1"), Some(response("1")));
         // One slot: each differing request replaces it, never answers with the other one.
@@ -117,8 +164,9 @@ mod tests {
     #[test]
     fn nothing_to_offer_is_not_remembered() {
         let mut cache = ChallengeCache::new(4);
-        assert_eq!(cache.get_or_build("http://h/a", "FP", false, None, || None), None);
-        assert_eq!(cache.get_or_build("http://h/a", "FP", false, None, || Some(response("x"))), Some(&response("x")));
+        assert_eq!(cache.get_or_build("http://h/a", "FP", false, None, &[], || None), None);
+        let built = cache.get_or_build("http://h/a", "FP", false, None, &[], || Some(response("x")));
+        assert_eq!(built.map(|r| r.response), Some(&response("x")));
     }
 
     #[test]
@@ -126,7 +174,7 @@ mod tests {
         let mut cache = ChallengeCache::new(4);
         for i in 0..1_000 {
             let url = format!("http://h/a?{i}");
-            assert!(cache.get_or_build(&url, "FP", false, None, || Some(response(&url))).is_some());
+            assert!(cache.get_or_build(&url, "FP", false, None, &[], || Some(response(&url))).is_some());
         }
         assert_eq!(cache.slots.len(), 4);
         assert!(cache.slots.iter().flatten().count() <= 4);
@@ -136,14 +184,44 @@ mod tests {
     fn a_challenge_built_at_a_time_is_served_for_a_few_seconds_only() {
         let mut cache = ChallengeCache::new(4);
         let at = |cache: &mut ChallengeCache, now: u64, tag: &str| {
-            cache.get_or_build("http://h/a", "FP", false, Some(now), || Some(response(tag))).cloned()
+            cache
+                .get_or_build("http://h/a", "FP", false, Some(now), &[], || Some(response(tag)))
+                .map(|r| r.response.clone())
         };
         assert_eq!(at(&mut cache, 1_000, "first"), Some(response("first")));
         assert_eq!(at(&mut cache, 1_000 + DECLARING_TTL_MS - 1, "second"), Some(response("first")));
         assert_eq!(at(&mut cache, 1_000 + DECLARING_TTL_MS, "third"), Some(response("third")));
         // Never mixed with the timeless flavour of the same request.
-        let timeless = cache.get_or_build("http://h/a", "FP", false, None, || Some(response("timeless"))).cloned();
+        let timeless = cache
+            .get_or_build("http://h/a", "FP", false, None, &[], || Some(response("timeless")))
+            .map(|r| r.response.clone());
         assert_eq!(timeless, Some(response("timeless")));
         const { assert!(DECLARING_TTL_MS <= 10_000, "issuedAt must stay within 10 s of sending") };
+    }
+
+    #[test]
+    fn the_headers_are_remembered_serialized_with_the_extra_ones_after_them() {
+        let mut cache = ChallengeCache::new(4);
+        let builds = Cell::new(0);
+        let mut send = |origin: &str| {
+            let extra = [("access-control-allow-origin", origin), ("vary", "Origin")];
+            let r = cache.get_or_build("http://h/a", "FP", false, None, &extra, || {
+                builds.set(builds.get() + 1);
+                Some(response("a"))
+            });
+            r.map(|r| r.headers.to_vec())
+        };
+        let block = |origin: &[u8]| {
+            HeaderMap::serialize(&[("x-tag", b"a"), ("access-control-allow-origin", origin), ("vary", b"Origin")])
+                .into_bytes()
+        };
+        assert_eq!(send("https://a.example"), Some(block(b"https://a.example")));
+        assert_eq!(send("https://a.example"), Some(block(b"https://a.example")));
+        // Another request's Origin: the same challenge, its headers serialized again with that one.
+        assert_eq!(send("https://b.example"), Some(block(b"https://b.example")));
+        assert_eq!(builds.get(), 1);
+        let read: Vec<(Vec<u8>, Vec<u8>)> =
+            HeaderMap::from_serialized(block(b"*")).pairs().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
+        assert_eq!(read.len(), 3, "the block reads back as the three headers");
     }
 }

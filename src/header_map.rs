@@ -44,6 +44,11 @@ impl HeaderMap {
         HeaderMap { bytes }
     }
 
+    /// The serialized bytes (what a local reply hands Envoy: src/challenge_cache.rs).
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// The first value of `name` (lower case), as Envoy's own single-header read answers
     /// (it returns the first of repeated headers too).
     pub fn get(&self, name: &str) -> Option<&[u8]> {

@@ -67,6 +67,48 @@ mod raw {
         // SAFETY: see above.
         Some(unsafe { Vec::from_raw_parts(data, size, size) })
     }
+
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        // The ABI's signature (proxy-wasm 0.2.1), as the SDK declares it for its
+        // `send_http_response`; the status is read as a plain number.
+        #[allow(clashing_extern_declarations)]
+        fn proxy_send_local_response(
+            status_code: u32,
+            status_code_details_data: *const u8,
+            status_code_details_size: usize,
+            body_data: *const u8,
+            body_size: usize,
+            headers_data: *const u8,
+            headers_size: usize,
+            grpc_status: i32,
+        ) -> u32;
+    }
+
+    /// The SDK's `send_http_response` with the headers already serialized (a remembered
+    /// challenge's: src/challenge_cache.rs). The host's status, when not `Ok` (0).
+    pub fn send_local_response(status: u32, headers: &[u8], body: Option<&[u8]>) -> Result<(), u32> {
+        // SAFETY: every pointer and size describes a live slice that outlives the call, which
+        // only reads them (Envoy copies the reply); a null pointer with size 0 is "no body", as
+        // the SDK passes it; -1 is "not gRPC".
+        let status = unsafe {
+            proxy_send_local_response(
+                status,
+                std::ptr::null(),
+                0,
+                body.map_or(std::ptr::null(), <[u8]>::as_ptr),
+                body.map_or(0, <[u8]>::len),
+                headers.as_ptr(),
+                headers.len(),
+                -1,
+            )
+        };
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(status)
+        }
+    }
 }
 
 pub fn set_request_header(name: &str, value: &str) {
@@ -97,6 +139,15 @@ pub fn send_with(response: &Response, extra: &[(&str, &str)], head: bool) {
     let body = (!head && !response.body.is_empty()).then_some(response.body.as_slice());
     if let Err(status) = hostcalls::send_http_response(response.status, headers, body) {
         log::warn!("x402-access-pass: could not send a local response: {status:?}");
+    }
+}
+
+/// Sends a remembered challenge: `headers` is its serialized block (its own headers, then the
+/// request's CORS headers); `head` drops the body.
+pub fn send_remembered(response: &Response, headers: &[u8], head: bool) {
+    let body = (!head && !response.body.is_empty()).then_some(response.body.as_slice());
+    if let Err(status) = raw::send_local_response(response.status, headers, body) {
+        log::warn!("x402-access-pass: could not send a local response: status {status}");
     }
 }
 

@@ -163,12 +163,14 @@ impl Request {
                 // A challenge that declares Sign-In-With-X is remembered for a few seconds only.
                 let declares = worker.config.siwx.as_ref().is_some_and(|s| s.origin_of(&url).is_some());
                 let now_ms = declares.then(host::now_millis);
+                let cors = response::cors_headers(&worker.config, self.origin(worker));
                 let mut challenges = worker.challenges.borrow_mut();
                 let build = || Some(self.challenge(worker, fee_payer, url.clone())?.response(&worker.config, html));
-                match challenges.get_or_build(&url, fee_payer, html, now_ms, build) {
-                    Some(answer) => {
+                match challenges.get_or_build(&url, fee_payer, html, now_ms, &cors, build) {
+                    Some(remembered) => {
                         worker.metrics.inc(worker.metrics.challenges_issued);
-                        self.respond(worker, answer);
+                        // As `respond` sends it, its headers serialized once (src/challenge_cache.rs).
+                        host::send_remembered(remembered.response, remembered.headers, self.head);
                         Action::Pause
                     }
                     None => {
