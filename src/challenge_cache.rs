@@ -21,7 +21,8 @@
 use crate::header_map::HeaderMap;
 use crate::response::Response;
 
-/// Slots of a worker's memo: a few hundred KB at most (an entry is ~5 KB).
+/// Slots of a worker's memo: a few hundred KB at most (an entry is ~7 KB: the challenge, and
+/// its headers serialized).
 pub const DEFAULT_SLOTS: usize = 64;
 /// How long a challenge built at a known time (one that declares Sign-In-With-X) is served again.
 pub const DECLARING_TTL_MS: u64 = 5_000;

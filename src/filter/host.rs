@@ -33,10 +33,12 @@ pub fn request_headers() -> HeaderMap {
     HeaderMap::from_serialized(raw::header_map_pairs(MapType::HttpRequestHeaders).unwrap_or_default())
 }
 
-/// The one host call the SDK offers no safe form of. Its `hostcalls::get_map_bytes` decodes
-/// names as UTF-8 with `unwrap` and panics on an unexpected status: either would trap the VM on
-/// input. This asks for the same serialized map and leaves its decoding to the core
-/// (`HeaderMap`), which reads bytes.
+/// The two host calls the SDK offers no form of we can use. Its `hostcalls::get_map_bytes`
+/// decodes names as UTF-8 with `unwrap` and panics on an unexpected status: either would trap the
+/// VM on input; this asks for the same serialized map and leaves its decoding to the core
+/// (`HeaderMap`), which reads bytes. Its `send_http_response` takes the headers as a list and
+/// serializes them on every call; a remembered challenge's are serialized already
+/// (src/challenge_cache.rs).
 #[allow(unsafe_code)]
 mod raw {
     use proxy_wasm::types::MapType;
