@@ -43,11 +43,16 @@ impl fmt::Debug for PassCache {
     }
 }
 
-/// Set selector of a token: the first 8 characters of its signature segment (48
-/// bits of a MAC or signature), mixed so that every bit reaches the low bits a
-/// modulo keeps.
+/// Set selector of a token: its last 8 characters, the end of its signature
+/// segment (44 bits of an Ed25519 signature, 46 of an HMAC, in base64url), mixed so
+/// that every bit reaches the low bits a modulo keeps. Taken from the end, with no
+/// search for the segment's dot: this runs for every request with a pass, and the
+/// search was a tenth of a cached pass's own work natively (bench/callgrind.sh:
+/// 2,634 → 2,370 instructions). Which set
+/// a token maps to decides nothing but where it is looked for: a hit is the whole
+/// token equal, and only verified passes are stored.
 fn selector(token: &[u8]) -> u64 {
-    let start = token.iter().rposition(|&b| b == b'.').map_or(0, |dot| dot + 1);
+    let start = token.len().saturating_sub(8);
     let mut bytes = [0u8; 8];
     for (out, b) in bytes.iter_mut().zip(token.iter().skip(start)) {
         *out = *b;
