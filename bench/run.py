@@ -1121,9 +1121,15 @@ class Bench:
             if row is None or row.script is not None or row.target not in configs or before.target not in configs:
                 continue
             counts = {}
-            for name, r in (("ours", row), (PREVIOUS, before)):
-                counts[name] = envoy_callgrind.instructions_per_request(
-                    f"instr-{name}-{key}", configs[r.target], self.out / "instructions", r.path, r.headers, r.expect)
+            try:
+                for name, r in (("ours", row), (PREVIOUS, before)):
+                    counts[name] = envoy_callgrind.instructions_per_request(
+                        f"instr-{name}-{key}", configs[r.target], self.out / "instructions", r.path, r.headers,
+                        r.expect)
+            except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                # The rest of the run's figures stand without this row's count.
+                self.problem(f"no-regression in instructions: {key} could not be counted: {exc}")
+                continue
             self.log(f"no-regression in instructions: {key} {counts['ours']:,} (previous {counts[PREVIOUS]:,})")
             counted[key] = counts
         self.results["no_regression_instructions"] = counted
