@@ -18,7 +18,6 @@
 //! on the request's `Origin` when the allowed origins are a list, so the block is built again
 //! whenever they differ from the ones it was built with.
 
-use crate::header_map::HeaderMap;
 use crate::response::Response;
 
 /// Slots of a worker's memo: a few hundred KB at most (an entry is ~7 KB: the challenge, and
@@ -86,8 +85,8 @@ impl ChallengeCache {
                 fee_payer: fee_payer.to_owned(),
                 html,
                 expires_ms,
-                headers: serialize(&response, extra),
-                extra: extra.iter().map(|(name, value)| (*name, (*value).to_owned())).collect(),
+                headers: response.serialized_headers(extra),
+                extra: owned(extra),
                 response,
             };
             *slot = Some(entry);
@@ -96,22 +95,15 @@ impl ChallengeCache {
         let same_extra = entry.extra.len() == extra.len()
             && entry.extra.iter().zip(extra).all(|((n, v), (name, value))| n == name && v == value);
         if !same_extra {
-            entry.headers = serialize(&entry.response, extra);
-            entry.extra = extra.iter().map(|(name, value)| (*name, (*value).to_owned())).collect();
+            entry.headers = entry.response.serialized_headers(extra);
+            entry.extra = owned(extra);
         }
         Some(Remembered { response: &entry.response, headers: &entry.headers })
     }
 }
 
-/// The response's headers, then `extra`, as one serialized block.
-fn serialize(response: &Response, extra: &[(&'static str, &str)]) -> Vec<u8> {
-    let pairs: Vec<(&str, &[u8])> = response
-        .headers
-        .iter()
-        .map(|(name, value)| (*name, value.as_bytes()))
-        .chain(extra.iter().map(|(name, value)| (*name, value.as_bytes())))
-        .collect();
-    HeaderMap::serialize(&pairs).into_bytes()
+fn owned(extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    extra.iter().map(|(name, value)| (*name, (*value).to_owned())).collect()
 }
 
 /// FNV-1a of the URL and the flavour: cheap, and clients cannot make it slower than a miss.
@@ -128,6 +120,7 @@ fn slot_of(url: &str, html: bool, slots: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::header_map::HeaderMap;
     use std::cell::Cell;
 
     fn response(tag: &str) -> Response {

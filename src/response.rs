@@ -1,7 +1,8 @@
 //! A response the filter answers itself, as plain data; the proxy-wasm layer
-//! hands it to `send_http_response` unchanged.
+//! hands it to Envoy's local reply unchanged, its headers serialized here.
 
 use crate::config::Config;
+use crate::header_map::HeaderMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
@@ -23,6 +24,19 @@ pub const ALLOW_METHODS: &str = "GET, POST, HEAD, OPTIONS";
 const PREFLIGHT_MAX_AGE: &str = "600";
 
 impl Response {
+    /// Its headers, then `extra`, serialized as proxy-wasm hands a local reply's to Envoy
+    /// (src/header_map.rs): what the filter sends, built once for a remembered challenge
+    /// (src/challenge_cache.rs), per answer for the rest.
+    pub fn serialized_headers(&self, extra: &[(&str, &str)]) -> Vec<u8> {
+        let pairs: Vec<(&str, &[u8])> = self
+            .headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_bytes()))
+            .chain(extra.iter().map(|(name, value)| (*name, value.as_bytes())))
+            .collect();
+        HeaderMap::serialize(&pairs).into_bytes()
+    }
+
     #[cfg(test)]
     pub fn json(status: u32, body: &serde_json::Value) -> Response {
         Response {

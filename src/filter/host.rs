@@ -37,8 +37,8 @@ pub fn request_headers() -> HeaderMap {
 /// decodes names as UTF-8 with `unwrap` and panics on an unexpected status: either would trap the
 /// VM on input; this asks for the same serialized map and leaves its decoding to the core
 /// (`HeaderMap`), which reads bytes. Its `send_http_response` takes the headers as a list and
-/// serializes them on every call; a remembered challenge's are serialized already
-/// (src/challenge_cache.rs).
+/// serializes them on every call, where a remembered challenge's are serialized already
+/// (src/challenge_cache.rs): every local reply goes through this one instead.
 #[allow(unsafe_code)]
 mod raw {
     use proxy_wasm::types::MapType;
@@ -87,8 +87,8 @@ mod raw {
         ) -> u32;
     }
 
-    /// The SDK's `send_http_response` with the headers already serialized (a remembered
-    /// challenge's: src/challenge_cache.rs). The host's status, when not `Ok` (0).
+    /// The SDK's `send_http_response` with the headers already serialized
+    /// (`Response::serialized_headers`). The host's status, when not `Ok` (0).
     pub fn send_local_response(status: u32, headers: &[u8], body: Option<&[u8]>) -> Result<(), u32> {
         // SAFETY: every pointer and size describes a live slice that outlives the call, which
         // only reads them (Envoy copies the reply); a null pointer with size 0 is "no body", as
@@ -134,19 +134,15 @@ pub fn send(response: &Response) {
 }
 
 /// Sends `response` with `extra` headers after its own; `head` drops the body (a `HEAD`
-/// request). Takes the response by reference: remembered challenges are sent as they are.
+/// request).
 pub fn send_with(response: &Response, extra: &[(&str, &str)], head: bool) {
-    let headers: Vec<(&str, &str)> =
-        response.headers.iter().map(|(n, v)| (*n, v.as_str())).chain(extra.iter().copied()).collect();
-    let body = (!head && !response.body.is_empty()).then_some(response.body.as_slice());
-    if let Err(status) = hostcalls::send_http_response(response.status, headers, body) {
-        log::warn!("x402-access-pass: could not send a local response: {status:?}");
-    }
+    send_serialized(response, &response.serialized_headers(extra), head);
 }
 
-/// Sends a remembered challenge: `headers` is its serialized block (its own headers, then the
-/// request's CORS headers); `head` drops the body.
-pub fn send_remembered(response: &Response, headers: &[u8], head: bool) {
+/// Sends `response` with `headers`, its headers (and any extra ones) already serialized
+/// (`Response::serialized_headers`; a remembered challenge keeps them: src/challenge_cache.rs);
+/// `head` drops the body.
+pub fn send_serialized(response: &Response, headers: &[u8], head: bool) {
     let body = (!head && !response.body.is_empty()).then_some(response.body.as_slice());
     if let Err(status) = raw::send_local_response(response.status, headers, body) {
         log::warn!("x402-access-pass: could not send a local response: status {status}");

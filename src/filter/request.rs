@@ -170,7 +170,7 @@ impl Request {
                     Some(remembered) => {
                         worker.metrics.inc(worker.metrics.challenges_issued);
                         // As `respond` sends it, its headers serialized once (src/challenge_cache.rs).
-                        host::send_remembered(remembered.response, remembered.headers, self.head);
+                        host::send_serialized(remembered.response, remembered.headers, self.head);
                         Action::Pause
                     }
                     None => {
