@@ -87,19 +87,12 @@ def main(argv: list[str] | None = None) -> int:
 
     b = bench.Bench(bench.argument_parser().parse_args(["--quick", "--compare", args.compare]))
     variants, rows = b.targets()
-    # The floor filter replaying the filter's own 402 needs that 402 first: taken from the filter
-    # in an Envoy run as make bench runs it, then stopped. Sign-In-With-X rows need a facilitator
-    # and a fresh signature per request: not offered.
-    if any(callable(variants.get(r.target)) and r.key == "floor_challenge_hostcalls" for r in rows):
-        source = bench.BenchEnvoy("ei-challenge-source", variants["ours_hs256"], bench.OUT / "instructions")
-        bench.STOPPABLE.append(source)
-        try:
-            variants["challenge_hostcalls"] = variants["challenge_hostcalls"]({"ours_hs256": source.start()})
-        finally:
-            source.stop()
-            bench.STOPPABLE.remove(source)
-    measurable = {r.key: r for r in rows
-                  if r.target in variants and r.target != "express" and not callable(variants[r.target])}
+    # The floor filter replaying the filter's own 402 (target `challenge_hostcalls`) needs that 402
+    # first: taken, when that row is wanted, from the filter in an Envoy run as make bench runs it,
+    # then stopped. Sign-In-With-X rows need a facilitator and a fresh signature per request: not
+    # offered.
+    measurable = {r.key: r for r in rows if r.target in variants and r.target != "express"
+                  and (not callable(variants[r.target]) or r.target == "challenge_hostcalls")}
     if args.list:
         for key, r in measurable.items():
             print(f"{key:24s} {r.label}")
@@ -112,13 +105,21 @@ def main(argv: list[str] | None = None) -> int:
         for name, config in fast_path_parts(variants[row.target]).items():
             print(f"{measure(row, config, out, args.warmup, args.requests):>10,}  {name}", flush=True)
         return 0
-    wanted = [k for k in args.rows.split(",") if k]
     # Each row of this filter again with every compared module, right after it.
     names = [item.partition("=")[0] for item in args.compare.split(",") if item]
-    wanted = [k for key in wanted for k in [key, *(f"{n}:{key}" for n in names)] if k in measurable or k == key]
+    wanted = [k for key in args.rows.split(",") if key for k in [key, *(f"{n}:{key}" for n in names)]
+              if k in measurable or k == key]
     unknown = [k for k in wanted if k not in measurable]
     if unknown:
         parser.error(f"not a measurable row: {', '.join(unknown)} (--list)")
+    if any(callable(variants[measurable[k].target]) for k in wanted):
+        source = bench.BenchEnvoy("ei-challenge-source", variants["ours_hs256"], out)
+        bench.STOPPABLE.append(source)
+        try:
+            variants["challenge_hostcalls"] = variants["challenge_hostcalls"]({"ours_hs256": source.start()})
+        finally:
+            source.stop()
+            bench.STOPPABLE.remove(source)
     print(f"Envoy's instructions per request under callgrind ({args.requests} requests after {args.warmup}; "
           "--concurrency 1; user space)")
     for key in wanted:
